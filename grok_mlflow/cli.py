@@ -1,0 +1,58 @@
+"""Command line: ``grok-mlflow train --width 200 --steps 1000 ...`` (also ``python -m grok_mlflow``).
+
+Every ``Settings`` field is an option of the same name (``--train_size`` or ``--train-size``).
+A bad value prints one line naming the setting and exits with status 2 before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from .settings import Settings, SettingsError
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser("train", help="train one network and track it in MLflow",
+                            description="Train one network and record it in MLflow.")
+    for f in fields(Settings):
+        flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        choices = f.metadata["choices"]
+        parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(),
+                            help=f.metadata["help"] + (f" ({', '.join(choices)})" if choices else "")
+                            + f" [default: {Settings().to_params()[f.name]}]")
+    parser.add_argument("--experiment", default=None,
+                        help="MLflow experiment for a new run (default: grok_mlflow)")
+    parser.add_argument("--run-name", default=None, help="MLflow run name")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="grok-mlflow",
+                                     description="Watch deep networks grok, in MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    sub.add_parser("mlproject", help="print the MLproject file generated from the settings")
+    args = parser.parse_args(argv)
+    if args.command == "mlproject":
+        from .settings import render_mlproject
+        print(render_mlproject(), end="")
+    if args.command == "train":
+        values = {f.name: getattr(args, f.name) for f in fields(Settings)
+                  if getattr(args, f.name) is not None}
+        try:
+            settings = Settings.from_strings(values)
+            from .training import check_settings, train
+            check_settings(settings)
+        except SettingsError as err:
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
+        train(settings, experiment=args.experiment, run_name=args.run_name,
+              progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

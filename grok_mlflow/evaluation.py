@@ -1,0 +1,56 @@
+"""Losses and clean accuracy: pure functions of (model, inputs) returning tensors.
+
+Example:
+    >>> acc, loss = accuracy_and_loss(net, x, y, "cross_entropy")   # 0-dim tensors
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._modes import evaluating
+from .settings import SettingsError
+
+__all__ = ["LOSSES", "accuracy_and_loss", "loss_function"]
+
+
+def _mse_one_hot(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean squared error against one-hot targets (Omnigrok's MNIST setup), mean over elements."""
+    return F.mse_loss(logits, F.one_hot(labels, logits.shape[-1]).to(logits.dtype))
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "cross_entropy": F.cross_entropy,
+    "mse": _mse_one_hot,
+}
+
+
+def loss_function(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The loss called ``name``; an unknown name lists the valid ones."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise SettingsError(f"loss: unknown value {name!r}; valid: " + ", ".join(LOSSES)) from None
+
+
+def accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy",
+                      batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+    """Clean accuracy in [0, 1] and mean loss over (x, y), in eval mode, batched.
+
+    The model's train/eval modes are restored afterwards. Returns two float64 0-dim tensors on
+    the model's device (no host sync).
+    """
+    fn = loss_function(loss)
+    correct = torch.zeros((), dtype=torch.float64, device=x.device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    with evaluating(model), torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            logits = model(xb)
+            correct += (logits.argmax(dim=1) == yb).sum()
+            total_loss += fn(logits, yb).double() * len(xb)
+    return correct / len(x), total_loss / len(x)

@@ -1,0 +1,100 @@
+"""Adversarial robustness: accuracy under l-inf PGD (torchattacks), at several budgets.
+
+The paper reads "delayed robustness" off this curve over training (sec. 1, fig. 1-3).
+Inputs and budgets are in [0, 1] pixel units (e.g. eps = 8/255); a dataset's normalisation is
+the model's first module, so the attack works in pixel space.
+
+Side effects of torchattacks' ``PGD.__call__`` (3.3): it switches the model to eval mode for the
+attack, draws the random start from the *global* RNG and clamps to [0, 1]. Here the RNG is forked
+and seeded (so the result is deterministic and training randomness is untouched) and every
+submodule's train/eval flag is restored afterwards. Parameter ``.grad`` is never written (the
+attack differentiates with respect to the inputs only).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torchattacks
+from torch import Tensor, nn
+
+from ._modes import evaluating
+
+__all__ = ["pgd_attack", "robust_accuracy"]
+
+
+def _check(eps: Sequence[float], steps: int, n: int) -> None:
+    for e in eps:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (0 <= e <= 1):
+            raise ValueError(f"eps must be in [0, 1] (pixel units), got {e!r}")
+    if not eps:
+        raise ValueError("eps: give at least one budget")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if n == 0:
+        raise ValueError("robust_accuracy needs at least one sample, got an empty x")
+
+
+def pgd_attack(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int = 10,
+               alpha: float | None = None, random_start: bool = True) -> Tensor:
+    """l-inf PGD adversarial examples from torchattacks (one batch, model's device).
+
+    Args:
+        x: (B, *input_shape) in [0, 1].   y: (B,) int64 labels.
+        eps: budget in [0, 1] pixel units.   steps: PGD iterations (>= 1).
+        alpha: step size; default 2.5 * eps / steps (Madry et al.).
+        random_start: start from a uniform point of the eps-ball (global RNG: seed it first).
+    Returns:
+        (B, *input_shape) adversarial inputs with |x_adv - x|_inf <= eps and values in [0, 1].
+    """
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+    return attack(x, y)
+
+
+def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence[float],
+                    steps: int = 10, alpha: float | None = None, random_start: bool = True,
+                    seed: int = 0, batch_size: int | None = None) -> dict[float, Tensor]:
+    """Accuracy of ``model`` on l-inf PGD adversarial examples of (x, y), per budget.
+
+    Args:
+        model: a classifier returning logits; runs in eval mode (modes restored afterwards).
+        x: (N, *input_shape) inputs in [0, 1], N >= 1 (moved to the model's device).
+        y: (N,) int64 labels.
+        eps: one budget or a list, each in [0, 1] pixel units (0 gives the clean accuracy).
+        steps: PGD iterations (>= 1).
+        alpha: step size in pixel units; default 2.5 * eps / steps for each eps.
+        random_start: start each attack at a uniform point of the eps-ball.
+        seed: seeds the random start; the global RNG state is saved and restored.
+        batch_size: samples per attack batch (bounds memory); default all at once up to 1,024.
+    Returns:
+        {eps: accuracy} with accuracies as float64 0-dim tensors in [0, 1].
+    Raises:
+        ValueError: eps outside [0, 1], steps < 1, or empty x.
+
+    Example:
+        >>> acc = robust_accuracy(net, x_test[:500], y_test[:500], eps=[0.05, 0.1], steps=10)
+        >>> {e: round(float(a), 3) for e, a in acc.items()}
+    """
+    budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
+    _check(budgets, steps, len(x))
+    device = next(model.parameters()).device
+    x, y = x.to(device), y.to(device)
+    batch_size = batch_size or min(len(x), 1024)
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    result: dict[float, Tensor] = {}
+    # enable_grad: the attack differentiates w.r.t. the inputs even inside a caller's no_grad
+    with evaluating(model), torch.random.fork_rng(devices=rng_devices), torch.enable_grad():
+        torch.manual_seed(seed)
+        for e in budgets:
+            correct = torch.zeros((), dtype=torch.float64, device=device)
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                adv = pgd_attack(model, xb, yb, eps=e, steps=steps, alpha=alpha,
+                                 random_start=random_start)
+                with torch.no_grad():
+                    correct += (model(adv).argmax(dim=1) == yb).sum()
+            result[e] = correct / len(x)
+    return result

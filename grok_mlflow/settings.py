@@ -1,0 +1,219 @@
+"""Settings of a training run: one frozen dataclass, mapped 1:1 onto the MLproject's parameters.
+
+Every field carries its documentation (unit, range) in ``metadata["help"]``; the CLI, the MLproject
+file and the README's settings table are all derived from the fields, and a test checks that the
+committed ``MLproject`` matches ``render_mlproject()``. Validation lives in ``Settings.__post_init__``
+and raises ``SettingsError`` with one line naming the field.
+
+Example:
+    >>> s = Settings(steps=500, width=64)
+    >>> dataclasses.replace(s, lr=3e-4).lr
+    0.0003
+    >>> Settings.from_strings({"steps": "100", "adv_eps": "0.1,0.2"}).adv_eps
+    (0.1, 0.2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+__all__ = ["Settings", "SettingsError", "render_mlproject", "settings_table"]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message is one line that names the setting."""
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+# Valid names live here (not in the registries) so that validation needs no heavy import;
+# tests check that they equal the keys of the registries in data/models/training.
+DATASET_NAMES = ("digits",)
+MODEL_NAMES = ("mlp",)
+ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
+LOSS_NAMES = ("cross_entropy", "mse")
+OPTIMIZER_NAMES = ("adam", "adamw")
+DEVICE_NAMES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that defines a run. Field order is the MLproject's parameter order."""
+
+    # --- data ---
+    dataset: str = _f("digits", "dataset name; digits is embedded (sklearn, 8x8, offline)",
+                      DATASET_NAMES)
+    data_root: str = _f("data", "directory where downloadable datasets are read/stored")
+    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, < dataset size)")
+    # --- model ---
+    model: str = _f("mlp", "architecture name", MODEL_NAMES)
+    depth: int = _f(4, "hidden layers (>= 1)")
+    width: int = _f(200, "units per hidden layer (>= 1)")
+    activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
+    init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
+    # --- optimisation ---
+    optimizer: str = _f("adam", "adam (L2 in the gradient, as the paper) or adamw (decoupled)",
+                        OPTIMIZER_NAMES)
+    lr: float = _f(1e-3, "learning rate (> 0)")
+    weight_decay: float = _f(0.01, "weight decay (>= 0)")
+    batch_size: int = _f(200, "minibatch size (>= 1, <= train_size)")
+    steps: int = _f(20000, "optimisation steps (>= 1)")
+    loss: str = _f("cross_entropy", "cross_entropy, or mse on one-hot targets (Omnigrok)",
+                   LOSS_NAMES)
+    seed: int = _f(0, "seed of data split, init, batches and measures (>= 0)")
+    device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES)
+    # --- measurement schedule ---
+    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
+    eval_every: int = _f(0, "also measure every N steps (0 = off)")
+    # --- local complexity ---
+    lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
+                                      "comma-separated for several (> 0)")
+    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
+    lc_samples: int = _f(1000, "points per LC set: train, test, random (>= 1; at most the set)")
+    # --- adversarial robustness ---
+    adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets in pixel units [0, 1], "
+                                    "comma-separated; empty = dataset default")
+    adv_steps: int = _f(10, "PGD steps (>= 1)")
+    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1; at most the test set)")
+    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _base_type(f)
+            if kind is tuple:
+                if not isinstance(value, tuple) or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                    raise SettingsError(f"{f.name}: expected a list of numbers, got {value!r}")
+                object.__setattr__(self, f.name, tuple(float(v) for v in value))
+            elif kind is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise SettingsError(f"{f.name}: expected a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise SettingsError(f"{f.name}: expected a finite number, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise SettingsError(f"{f.name}: expected an integer, got {value!r}")
+            elif kind is str and not isinstance(value, str):
+                raise SettingsError(f"{f.name}: expected a string, got {value!r}")
+            choices = f.metadata["choices"]
+            if choices and value not in choices:
+                raise SettingsError(f"{f.name}: unknown value {value!r}; valid: "
+                                    + ", ".join(choices))
+        for name in ("train_size", "depth", "width", "batch_size", "steps", "lc_directions",
+                     "lc_samples", "adv_steps", "adv_samples"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+        for name in ("seed", "eval_every", "adv_points"):
+            _require(self, name, getattr(self, name) >= 0, ">= 0")
+        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
+        for name in ("lr", "init_scale"):
+            _require(self, name, getattr(self, name) > 0, "> 0")
+        _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        _require(self, "batch_size", self.batch_size <= self.train_size,
+                 f"<= train_size ({self.train_size})")
+        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
+                 "one or more radii, each > 0")
+        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], base: "Settings | None" = None) -> "Settings":
+        """Settings from string values (CLI, MLproject ``-P``), over ``base`` (default: defaults).
+
+        Unknown names raise ``SettingsError`` listing the valid ones.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
+                                + ", ".join(known))
+        parsed = {name: _parse(known[name], text) for name, text in values.items()}
+        return dataclasses.replace(base or cls(), **parsed)
+
+    def to_params(self) -> dict[str, str]:
+        """Every setting as a string, the way MLflow stores params (and ``from_strings`` reads)."""
+        return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
+
+
+def _require(s: Settings, name: str, ok: bool, rule: str) -> None:
+    if not ok:
+        raise SettingsError(f"{name}: must be {rule}, got {_format(getattr(s, name))!r}")
+
+
+def _base_type(f: dataclasses.Field) -> type:
+    hint = typing.get_type_hints(Settings)[f.name]
+    return typing.get_origin(hint) or hint
+
+
+def _parse(f: dataclasses.Field, text: str) -> Any:
+    kind = _base_type(f)
+    if not isinstance(text, str):
+        return text  # already typed (e.g. from a YAML file); __post_init__ checks it
+    try:
+        if kind is tuple:
+            return tuple(float(t) for t in text.replace(" ", "").split(",") if t)
+        if kind is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise SettingsError(f"{f.name}: cannot read {text!r} as "
+                            f"{'a list of numbers' if kind is tuple else kind.__name__}") from None
+    return text
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_format(v) for v in value)
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:g}"
+    return str(value)
+
+
+_MLPROJECT_TYPES = {str: "string", int: "int", float: "float", tuple: "string"}
+
+
+def mlproject_parameters() -> dict[str, dict[str, Any]]:
+    """The ``main`` entry point's parameters: {name: {type, default}}, in field order."""
+    defaults = Settings()
+    return {f.name: {"type": _MLPROJECT_TYPES[_base_type(f)],
+                     "default": _format(getattr(defaults, f.name))} for f in fields(Settings)}
+
+
+def render_mlproject() -> str:
+    """The text of the project's ``MLproject`` file, generated from ``Settings``."""
+    lines = [
+        "# Generated from grok_mlflow/settings.py by `grok-mlflow mlproject > MLproject`: edit the",
+        "# Settings dataclass, not this file (tests/test_settings.py checks they match).",
+        "name: grok_mlflow",
+        "conda_env: conda.yaml",
+        "entry_points:",
+        "  main:",
+        "    parameters:",
+    ]
+    for name, spec in mlproject_parameters().items():
+        default = spec["default"]
+        lines.append(f"      {name}: {{type: {spec['type']}, default: \"{default}\"}}")
+    args = " ".join(f"--{name} {{{name}}}" for name in mlproject_parameters())
+    lines.append(f"    command: \"python -m grok_mlflow train {args}\"")
+    return "\n".join(lines) + "\n"
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting with its default and valid values (for the README)."""
+    rows = ["| setting | default | meaning and valid values |", "|---|---|---|"]
+    defaults = Settings()
+    for f in fields(Settings):
+        choices = f.metadata["choices"]
+        extra = " (" + " \\| ".join(choices) + ")" if choices else ""
+        rows.append(f"| `{f.name}` | `{_format(getattr(defaults, f.name))}` | "
+                    f"{f.metadata['help']}{extra} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,367 @@
+"""The MLflow side: the only module that talks to MLflow.
+
+``GrokTracker`` is what a researcher adds to a training loop::
+
+    with GrokTracker(model, train=(x_tr, y_tr), test=(x_te, y_te), settings=settings) as tracker:
+        for step in range(1, settings.steps + 1):
+            ...optimizer step...
+            tracker.step(step, loss=loss)   # measures and logs only what is due at this step
+
+It continues the active MLflow run (or the one ``mlflow run`` hands over in ``MLFLOW_RUN_ID``) or
+starts one, logs every setting as a param and ``config.json``, measures on a log-spaced schedule,
+writes metrics in batches (MLflow caps a batch at 1,000) and always flushes: on normal exit, on an
+exception and on Ctrl-C every measured point reaches the store.
+
+Metric keys (steps are optimisation steps; step 0 is the network at initialisation):
+
+==============================  =========================================================
+``loss/train``, ``loss/test``   mean loss over the training set / test set
+``acc/train``, ``acc/test``     clean accuracy in [0, 1]
+``lc/{set}``                    mean local complexity over the fixed points of ``set``
+                                (train, test, random); ``.../ci_low``, ``.../ci_high``: 99% CI;
+                                ``.../layer_{i}``: mean LC of nonlinearity i (1-based, see
+                                ``config.json`` -> ``lc_layers`` for module names).
+                                With several ``lc_radius`` values: ``lc_r{radius}/{set}``.
+``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (pixel units)
+==============================  =========================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import sys
+import time
+from importlib import metadata
+from typing import Any, Mapping
+
+import mlflow
+import mlflow.pytorch
+import torch
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+from torch import Tensor, nn
+
+from .complexity import local_complexity
+from .data import dataset_spec
+from .evaluation import accuracy_and_loss
+from .plugin import package_version
+from .robustness import robust_accuracy
+from .schedule import log_schedule
+from .settings import Settings
+
+__all__ = ["DEFAULT_EXPERIMENT", "GrokTracker", "MetricBuffer",
+           "lc_prefix", "run_name_for"]
+
+DEFAULT_EXPERIMENT = "grok_mlflow"
+MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
+LC_SETS = ("train", "test", "random")
+
+
+class MetricBuffer:
+    """Collects metrics and writes them with ``MlflowClient.log_batch`` in chunks of <= 1,000.
+
+    ``add`` takes numbers or 0-dim tensors (all tensors of one call are moved to the host together,
+    one sync); anything else raises ``TypeError`` instead of vanishing. ``flush`` writes
+    everything buffered; it is also called when ``flush_every_s`` has passed since the last write,
+    so long runs show up live in the UI.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 30.0):
+        self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
+        self.pending: list[Metric] = []
+        self.written = 0
+        self._last_flush = time.monotonic()
+
+    def add(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
+        """Buffer ``metrics`` at ``step``; returns them as Python floats."""
+        keys = list(metrics)
+        tensors = [k for k in keys if isinstance(metrics[k], Tensor)]
+        values: dict[str, float] = {}
+        if tensors:
+            host = torch.stack([metrics[k].detach().reshape(()).double().cpu() for k in tensors])
+            values.update(zip(tensors, host.tolist()))
+        for key in keys:
+            if key in values:
+                continue
+            value = metrics[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"metric {key!r} must be a number or a 0-dim tensor, "
+                                f"got {type(value).__name__}")
+            values[key] = float(value)
+        now = int(time.time() * 1000)
+        self.pending.extend(Metric(key, values[key], now, int(step)) for key in keys)
+        if time.monotonic() - self._last_flush > self.flush_every_s:
+            self.flush()
+        return {k: values[k] for k in keys}
+
+    def flush(self) -> None:
+        """Write every buffered metric (chunks of 1,000); buffered points survive a failed write."""
+        while self.pending:
+            chunk = self.pending[:MAX_BATCH]
+            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+            del self.pending[:len(chunk)]
+            self.written += len(chunk)
+        self._last_flush = time.monotonic()
+
+
+def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
+    """``lc`` for a single configured radius, else ``lc_r{radius}`` (e.g. ``lc_r0.05``)."""
+    return "lc" if len(radii) == 1 else f"lc_r{radius:g}"
+
+
+def run_name_for(settings: Settings) -> str:
+    """A run name that says what defines the run, e.g. ``digits_mlp_w200_d4_wd0.01_s0``."""
+    return (f"{settings.dataset}_{settings.model}_w{settings.width}_d{settings.depth}"
+            f"_wd{settings.weight_decay:g}_s{settings.seed}")
+
+
+class GrokTracker:
+    """Measure local complexity, accuracy and PGD robustness on a schedule; log them to MLflow.
+
+    Args:
+        model: the network being trained (measured on its own device, in eval mode; its modes,
+            gradients and the global RNG are left as they were).
+        train: (x, y) training tensors, x in the model's input units ([0, 1] pixels).
+        test: (x, y) test tensors.
+        settings: a ``Settings``; the schedule (``steps``, ``eval_points``, ``eval_every``,
+            ``adv_points``), LC (``lc_radius``, ``lc_directions``, ``lc_samples``), PGD
+            (``adv_eps``, ``adv_steps``, ``adv_samples``), ``loss`` and ``seed`` are used, and all
+            fields are logged as params.
+        domain: (low, high) box of the inputs, where LC's random points are drawn uniformly.
+        run_name: name when a new run is started (default from the settings).
+        experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME`` or
+            ``grok_mlflow``).
+        log_model: log the trained model with ``mlflow.pytorch`` on a clean exit.
+        progress: show a progress bar on stderr.
+
+    Entering the context measures step 0 (the network before training); leaving it measures the
+    last step seen if it was not measured, flushes, logs ``history.csv`` and the model, and ends
+    the run if the tracker started it (FINISHED, FAILED on an exception, KILLED on Ctrl-C).
+
+    Attributes:
+        run_id: the MLflow run.
+        history: {step: {key: value}} of everything measured.
+    """
+
+    def __init__(self, model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                 settings: Settings | None = None, *, domain: tuple[float, float] = (0.0, 1.0),
+                 run_name: str | None = None, experiment: str | None = None,
+                 log_model: bool = True, progress: bool = True,
+                 extra_config: Mapping[str, Any] | None = None):
+        self.model = model
+        self.settings = settings or Settings()
+        self.x_train, self.y_train = train
+        self.x_test, self.y_test = test
+        self.domain = domain
+        self.run_name = run_name or run_name_for(self.settings)
+        self.experiment = experiment
+        self.log_model = log_model
+        self.progress = progress
+        self.extra_config = dict(extra_config or {})
+        s = self.settings
+        # step 0 (initialisation) is measured on entering the context
+        self.schedule = log_schedule(s.steps, s.eval_points, s.eval_every)
+        self.adv_schedule = (set(log_schedule(s.steps, s.adv_points)) if s.adv_points and
+                             self.adv_eps else set())
+        self._due = set(self.schedule)
+        self.history: dict[int, dict[str, float]] = {}
+        self.run_id: str | None = None
+        self._owns_run = False
+        self._last_step: int | None = None
+        self._bar = None
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def adv_eps(self) -> tuple[float, ...]:
+        if self.settings.adv_eps:
+            return self.settings.adv_eps
+        try:
+            return dataset_spec(self.settings.dataset).default_adv_eps
+        except ValueError:
+            return (0.05, 0.1, 0.2)
+
+    def _probe_sets(self) -> None:
+        """Fixed, seeded point sets: the same points at every step, so curves are comparable."""
+        s = self.settings
+        device = next(self.model.parameters()).device
+        gen = torch.Generator().manual_seed(s.seed + 1)
+
+        def subset(x: Tensor, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
+            idx = torch.randperm(len(x), generator=gen)[:min(k, len(x))].to(x.device)
+            return x[idx].to(device), y[idx].to(device)
+
+        self.lc_points = {"train": subset(self.x_train, self.y_train, s.lc_samples)[0],
+                          "test": subset(self.x_test, self.y_test, s.lc_samples)[0]}
+        low, high = self.domain
+        shape = (min(s.lc_samples, len(self.x_test)), *self.x_train.shape[1:])
+        self.lc_points["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(
+            device=device, dtype=self.x_train.dtype)
+        self.adv_x, self.adv_y = subset(self.x_test, self.y_test, s.adv_samples)
+
+    def __enter__(self) -> "GrokTracker":
+        self._probe_sets()
+        if mlflow.active_run() is None:
+            if not os.environ.get("MLFLOW_RUN_ID"):
+                experiment = (self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+                              or (None if os.environ.get("MLFLOW_EXPERIMENT_ID") else
+                                  DEFAULT_EXPERIMENT))
+                if experiment:
+                    mlflow.set_experiment(experiment)
+            mlflow.start_run(run_name=self.run_name)
+            self._owns_run = True
+        run = mlflow.active_run()
+        self.run_id = run.info.run_id
+        self.client = MlflowClient()
+        self.buffer = MetricBuffer(self.client, self.run_id)
+        try:
+            self._log_setup(run)
+        except BaseException:
+            self._end(RunStatus.FAILED)
+            raise
+        try:
+            self.measure(0)  # the network at initialisation, before the first step
+        except BaseException:
+            self._end(RunStatus.FAILED)
+            raise
+        if self.progress:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.settings.steps, unit="step", dynamic_ncols=True,
+                             desc=self.run_name)
+        return self
+
+    def _log_setup(self, run) -> None:
+        existing = self.client.get_run(self.run_id).data.params
+        params = [Param(k, v) for k, v in self.settings.to_params().items() if k not in existing]
+        tags = {"seed": str(self.settings.seed), "mlflow.runName": self.run_name}
+        self.client.log_batch(self.run_id, params=params, synchronous=True)
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+        probe = local_complexity(self.model, self.lc_points["train"][:1],
+                                 radius=self.settings.lc_radius[0],
+                                 n_directions=self.settings.lc_directions)
+        self.lc_layers = probe.layer_names
+        config = {"settings": dataclasses.asdict(self.settings),
+                  "grok_mlflow_version": package_version(),
+                  "torch_version": torch.__version__,
+                  "device": str(next(self.model.parameters()).device),
+                  "input_shape": list(self.x_train.shape[1:]),
+                  "n_train": len(self.x_train), "n_test": len(self.x_test),
+                  "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(self.lc_layers)},
+                  "adv_eps": list(self.adv_eps),
+                  "schedule": {"eval_steps": self.schedule,
+                               "adv_steps": sorted(self.adv_schedule)},
+                  **self.extra_config}
+        self.client.log_dict(self.run_id, config, "config.json")
+
+    # ------------------------------------------------------------------ per step
+    def step(self, step: int, loss: Tensor | float | None = None) -> dict[str, float] | None:
+        """Call once per optimisation step; measures and logs when ``step`` is due.
+
+        Between due steps this is a set lookup and a progress-bar tick (no host sync).
+
+        Args:
+            step: the optimisation step just taken (0 = before training).
+            loss: the minibatch loss, shown on the progress bar at measured steps.
+        Returns:
+            The metrics measured at this step, or None when nothing was due.
+        """
+        if self._bar is not None and step > 0:
+            self._bar.update(step - (self._last_step or 0))
+        self._last_step = step
+        if step not in self._due:
+            return None
+        values = self.measure(step)
+        if self._bar is not None:
+            shown = {k: values[k] for k in ("acc/train", "acc/test", "lc/train") if k in values}
+            if loss is not None:
+                shown["loss"] = float(loss.detach() if isinstance(loss, Tensor) else loss)
+            self._bar.set_postfix({k.replace("/", "_"): f"{v:.3g}" for k, v in shown.items()},
+                                  refresh=False)
+        return values
+
+    def measure(self, step: int, adversarial: bool | None = None) -> dict[str, float]:
+        """Measure at ``step`` now, whatever the schedule, and buffer the metrics.
+
+        Args:
+            adversarial: run PGD too; default when ``step`` is on the PGD schedule.
+        """
+        s = self.settings
+        model = self.model
+        metrics: dict[str, Tensor] = {}
+        for split, (x, y) in (("train", (self.x_train, self.y_train)),
+                              ("test", (self.x_test, self.y_test))):
+            acc, loss = accuracy_and_loss(model, x, y, s.loss)
+            metrics[f"acc/{split}"], metrics[f"loss/{split}"] = acc, loss
+        for set_name, points in self.lc_points.items():
+            by_radius = local_complexity(model, points, radius=list(s.lc_radius),
+                                         n_directions=s.lc_directions, seed=s.seed)
+            for radius, lc in by_radius.items():
+                key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
+                metrics[key] = lc.mean()
+                metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
+                for i, layer_mean in enumerate(lc.layer_mean(), start=1):
+                    metrics[f"{key}/layer_{i}"] = layer_mean
+        if adversarial is None:
+            adversarial = step in self.adv_schedule
+        if adversarial and self.adv_eps:
+            for eps, acc in robust_accuracy(model, self.adv_x, self.adv_y, eps=list(self.adv_eps),
+                                            steps=s.adv_steps, seed=s.seed).items():
+                metrics[f"adv/acc/eps_{eps:g}"] = acc
+        values = self.buffer.add(metrics, step)
+        self.history.setdefault(step, {}).update(values)
+        return values
+
+    # ------------------------------------------------------------------ teardown
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        status = (RunStatus.FINISHED if exc_type is None else
+                  RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED)
+        if self._bar is not None:
+            self._bar.close()
+        try:
+            if exc_type is None and self._last_step is not None and (
+                    self._last_step not in self.history):
+                # the loop stopped before settings.steps: its last step is measured all the same
+                self.measure(self._last_step, adversarial=bool(self.adv_schedule))
+        finally:
+            self._end(status, clean=exc_type is None)
+        return False
+
+    def _end(self, status: int, clean: bool = False) -> None:
+        """Flush metrics, write the history, log the model (clean exit), end an owned run."""
+        try:
+            self.buffer.flush()
+            if self.history:
+                self.client.log_text(self.run_id, history_csv(self.history), "history.csv")
+            if clean and self.log_model:
+                # pt2 (MLflow 3's default format) traces the model on an example input
+                example = self.x_train[:2].detach().cpu().numpy()
+                mlflow.pytorch.log_model(self.model, name="model", input_example=example)
+            if clean:
+                print(f"\nRun {self.run_id} recorded. To look at it:\n"
+                      f"  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}",
+                      file=sys.stderr)
+        finally:
+            if self._owns_run:
+                mlflow.end_run(RunStatus.to_string(status))
+
+
+def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:
+    """The measured history as CSV text: one row per step, one column per metric key."""
+    keys = sorted({k for row in history.values() for k in row})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["step", *keys])
+    for step in sorted(history):
+        row = history[step]
+        writer.writerow([step, *(_csv_value(row.get(k)) for k in keys)])
+    return out.getvalue()
+
+
+def _csv_value(value: float | None) -> str:
+    if value is None:
+        return ""
+    return repr(value) if math.isfinite(value) else str(value)

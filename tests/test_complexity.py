@@ -1,0 +1,287 @@
+"""Local complexity against cases with exact answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from grok_mlflow.complexity import (NONLINEARITIES, _plan_for, local_complexity,
+                                    register_nonlinearity, sample_directions)
+
+
+def mlp(dims, act=nn.ReLU, bias=True, dtype=torch.float64):
+    layers = [nn.Flatten()]
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b, bias=bias))
+        if i < len(dims) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers).to(dtype)
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, so LC takes the plain path."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        if x.sum() > float("-inf"):
+            return self.inner(x)
+        return x
+
+
+def first_layer_closed_form(linear: nn.Linear, x, directions, radius):
+    """|w.x + b| <= r * max_p |w.v_p|: the hyperplane meets the cross-polytope."""
+    centre = x.flatten(1) @ linear.weight.T + linear.bias           # (N, H)
+    reach = radius * (directions @ linear.weight.T).abs().amax(0)   # (H,)
+    return (centre.abs() <= reach).sum(1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("radius", [0.01, 0.1, 1.0])
+def test_first_layer_equals_closed_form(seed, radius):
+    torch.manual_seed(seed)
+    net = mlp([30, 64, 32, 5])
+    x = torch.rand(200, 30, dtype=torch.float64)
+    lc = local_complexity(net, x, radius=radius, n_directions=7, seed=seed)
+    directions = sample_directions(30, 7, seed=seed, dtype=torch.float64)
+    expected = first_layer_closed_form(net[1], x, directions, radius)
+    assert torch.equal(lc.per_layer[:, 0], expected)
+    assert 0 < expected.sum() < 200 * 64 or radius == 1.0  # a non-trivial case
+
+
+def test_first_layer_closed_form_on_the_plain_path_too():
+    torch.manual_seed(1)
+    net = mlp([30, 64, 5])
+    x = torch.rand(100, 30, dtype=torch.float64)
+    wrapped = Untraceable(net)
+    assert _plan_for(wrapped).head is None and _plan_for(net).head is not None
+    lc = local_complexity(wrapped, x, radius=0.1, n_directions=5)
+    expected = first_layer_closed_form(net[1], x, sample_directions(30, 5, dtype=torch.float64), 0.1)
+    assert torch.equal(lc.per_layer[:, 0], expected)
+
+
+@pytest.mark.parametrize("n_directions", [1, 2, 25])
+def test_linear_net_with_zero_biases_counts_every_neuron_at_the_origin(n_directions):
+    # LeakyReLU(1) is the identity: a linear net whose every hyperplane passes through the origin.
+    net = mlp([40, 50, 30, 20, 10], act=lambda: nn.LeakyReLU(1.0), bias=False)
+    lc = local_complexity(net, torch.zeros(3, 40, dtype=torch.float64), radius=1e-3,
+                          n_directions=n_directions)
+    assert lc.per_layer.tolist() == [[50, 30, 20]] * 3
+
+
+def test_zero_bias_relu_net_counts_every_first_layer_neuron_at_the_origin():
+    net = mlp([20, 64, 64, 10], bias=False)
+    lc = local_complexity(net, torch.zeros(4, 20, dtype=torch.float64), radius=0.5, n_directions=5)
+    assert lc.per_layer[:, 0].tolist() == [64] * 4
+
+
+def test_radius_to_zero_gives_zero():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    x = torch.rand(100, 30, dtype=torch.float64)
+    counts = [local_complexity(net, x, radius=r).total.sum().item() for r in (1.0, 1e-3, 1e-12)]
+    assert counts[0] > counts[1] > counts[2] == 0
+
+
+def test_nested_direction_sets_never_decrease_lc():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    x = torch.rand(100, 30, dtype=torch.float64)
+    all_dirs = sample_directions(30, 20, seed=3, dtype=torch.float64)
+    previous = None
+    for p in (1, 2, 5, 10, 20):
+        lc = local_complexity(net, x, radius=0.05, directions=all_dirs[:p]).per_layer
+        if previous is not None:
+            assert (lc >= previous).all()
+        previous = lc
+    assert previous.sum() > 0
+
+
+def test_chunking_and_batch_order_give_identical_counts():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    x = torch.rand(50, 30, dtype=torch.float64)
+    whole = local_complexity(net, x, radius=0.1).per_layer
+    for max_vertices in (1, 50, 170, 10_000):
+        assert torch.equal(local_complexity(net, x, radius=0.1,
+                                            max_batch_vertices=max_vertices).per_layer, whole)
+    order = torch.randperm(50)
+    assert torch.equal(local_complexity(net, x[order], radius=0.1).per_layer, whole[order])
+
+
+def test_fast_path_equals_materialised_vertices():
+    torch.manual_seed(0)
+    net = mlp([64, 100, 100, 100, 10])
+    x = torch.rand(80, 1, 8, 8, dtype=torch.float64)
+    fast = local_complexity(net, x, radius=[0.02, 0.2])
+    plain = local_complexity(Untraceable(net), x, radius=[0.02, 0.2])
+    for r in (0.02, 0.2):
+        assert torch.equal(fast[r].per_layer, plain[r].per_layer)
+        assert fast[r].per_layer.sum() > 0
+
+
+def test_several_radii_equal_separate_calls_with_the_same_directions():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    x = torch.rand(40, 30, dtype=torch.float64)
+    both = local_complexity(net, x, radius=[0.05, 0.5], seed=7)
+    for r in (0.05, 0.5):
+        assert torch.equal(both[r].per_layer, local_complexity(net, x, radius=r, seed=7).per_layer)
+
+
+def test_directions_are_orthonormal_and_seeded():
+    v = sample_directions(64, 25, seed=4)
+    assert torch.allclose(v @ v.T, torch.eye(25), atol=1e-5)
+    assert torch.equal(v, sample_directions(64, 25, seed=4))
+    assert not torch.equal(v, sample_directions(64, 25, seed=5))
+
+
+def test_per_point_directions_are_deterministic_and_chunk_independent():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    x = torch.rand(20, 30, dtype=torch.float64)
+    a = local_complexity(net, x, radius=0.1, per_point=True, n_directions=4).per_layer
+    b = local_complexity(net, x, radius=0.1, per_point=True, n_directions=4,
+                         max_batch_vertices=24).per_layer
+    assert torch.equal(a, b)
+    # explicit per-point directions give the same counts as the equivalent shared ones
+    shared = sample_directions(30, 4, seed=2, dtype=torch.float64)
+    per_point = shared.expand(20, 4, 30)
+    assert torch.equal(local_complexity(net, x, radius=0.1, directions=per_point).per_layer,
+                       local_complexity(net, x, radius=0.1, directions=shared).per_layer)
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, act=nn.ReLU):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1), act(), nn.AvgPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 2 * 2, 16), act(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_conv_first_layer_counts_every_channel_and_pixel():
+    # A conv with zero bias at the origin: every (channel, y, x) neuron's hyperplane passes
+    # through the centre, so every one is cut.
+    net = SmallCNN().double()
+    with torch.no_grad():
+        net.features[0].bias.zero_()
+    lc = local_complexity(net, torch.zeros(2, 3, 8, 8, dtype=torch.float64), radius=0.1,
+                          n_directions=3)
+    assert lc.per_layer[:, 0].tolist() == [8 * 8 * 8] * 2
+    assert lc.per_layer.shape == (2, 3)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.GELU, nn.LeakyReLU])
+def test_cnn_fast_path_equals_plain_path(act):
+    torch.manual_seed(0)
+    net = SmallCNN(act).double()
+    x = torch.rand(6, 3, 8, 8, dtype=torch.float64)
+    assert _plan_for(net).head is not None
+    fast = local_complexity(net, x, radius=0.05, n_directions=6)
+    plain = local_complexity(Untraceable(net), x, radius=0.05, n_directions=6)
+    assert torch.equal(fast.per_layer, plain.per_layer) and fast.per_layer.sum() > 0
+    assert fast.layer_names == ["features.1", "features.4", "head.2"]
+
+
+def test_resnet_counts_a_reused_relu_as_two_layers():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10).double()
+    lc = local_complexity(net, torch.rand(2, 3, 32, 32, dtype=torch.float64), radius=0.005,
+                          n_directions=3)
+    # stem relu + 8 basic blocks x 2 calls of the block's one relu
+    assert len(lc.layer_names) == 17
+    assert lc.layer_names[:3] == ["relu", "layer1.0.relu", "layer1.0.relu#2"]
+    plain = local_complexity(Untraceable(net), torch.rand(2, 3, 32, 32, dtype=torch.float64),
+                             radius=0.005, n_directions=3)
+    assert plain.layer_names == ["inner." + name for name in lc.layer_names]
+
+
+def test_a_users_own_module_and_a_registered_activation():
+    class Abs(nn.Module):
+        def forward(self, x):
+            return x.abs()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.act, self.b = nn.Linear(10, 16, bias=False), Abs(), nn.Linear(16, 2)
+
+        def forward(self, x):
+            return self.b(self.act(self.a(x)) * 2.0)
+
+    net = Net().double()
+    with pytest.raises(ValueError, match="no recognised nonlinearity"):
+        local_complexity(net, torch.zeros(2, 10, dtype=torch.float64), radius=0.1,
+                         n_directions=3)
+    register_nonlinearity(Abs)
+    try:
+        lc = local_complexity(net, torch.zeros(2, 10, dtype=torch.float64), radius=0.1,
+                         n_directions=3)
+        assert lc.per_layer.tolist() == [[16], [16]]
+    finally:
+        import grok_mlflow.complexity as c
+        c.NONLINEARITIES = NONLINEARITIES
+
+
+def test_model_state_gradients_and_global_rng_are_left_alone():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 20), nn.BatchNorm1d(20), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Linear(20, 3))
+    net.train()
+    net[1].eval()  # a mixed-mode model
+    loss = net(torch.rand(8, 10)).sum()
+    loss.backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    x = torch.rand(5, 10)
+    state = torch.get_rng_state()
+    local_complexity(net, x, radius=0.1, n_directions=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert net.training and not net[1].training and net[3].training
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_mean_and_confidence_interval():
+    torch.manual_seed(0)
+    net = mlp([30, 64, 64, 5])
+    lc = local_complexity(net, torch.rand(300, 30, dtype=torch.float64), radius=0.2)
+    total = lc.total.double()
+    low, high = lc.confidence_interval(0.99)
+    half = 2.5758293035489 * total.std() / math.sqrt(300)
+    assert torch.isclose(lc.mean(), total.mean())
+    assert torch.isclose(high - lc.mean(), half) and torch.isclose(lc.mean() - low, half)
+    assert lc.layer_mean().shape == (2,) and torch.isclose(lc.layer_mean().sum(), lc.mean())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(radius=0.0), "radius must be a finite number > 0"),
+    (dict(radius=-1.0), "radius must be a finite number > 0"),
+    (dict(radius=float("nan")), "radius must be a finite number > 0"),
+    (dict(radius=0.1, n_directions=31), r"n_directions must be in \[1, input dimension 30\]"),
+    (dict(radius=0.1, directions=torch.zeros(3, 29)), r"directions must be \(P, 30\)"),
+])
+def test_bad_arguments_raise_value_error(kwargs, message):
+    net = mlp([30, 8, 2], dtype=torch.float32)
+    with pytest.raises(ValueError, match=message):
+        local_complexity(net, torch.rand(4, 30), **kwargs)
+
+
+def test_input_the_model_rejects_is_a_clear_value_error():
+    net = mlp([30, 8, 2], dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"rejected input of shape \(20,\)"):
+        local_complexity(net, torch.rand(4, 20), radius=0.1, n_directions=3)
+
+
+def test_model_without_nonlinearity_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="no recognised nonlinearity"):
+        local_complexity(nn.Linear(5, 2), torch.rand(4, 5), radius=0.1, n_directions=2)

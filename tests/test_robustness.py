@@ -1,0 +1,108 @@
+"""PGD robustness: exact cases, agreement with torchattacks, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchattacks
+from torch import nn
+
+from grok_mlflow.evaluation import accuracy_and_loss
+from grok_mlflow.robustness import pgd_attack, robust_accuracy
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small MLP trained on sklearn digits to ~95% test accuracy (a few seconds on CPU)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
+    y = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(300):
+        idx = torch.randint(0, 1200, (128,))
+        loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net, x[1200:1500], y[1200:1500]
+
+
+def test_eps_zero_is_exactly_clean_accuracy(trained):
+    net, x, y = trained
+    clean, _ = accuracy_and_loss(net, x, y)
+    assert clean > 0.9
+    assert robust_accuracy(net, x, y, eps=0.0)[0.0] == clean
+
+
+def test_perturbations_stay_in_the_ball_and_the_pixel_box(trained):
+    net, x, y = trained
+    for eps in (0.01, 0.1, 0.3):
+        adv = pgd_attack(net, x, y, eps=eps, steps=5)
+        assert (adv - x).abs().max() <= eps + 1e-6
+        assert adv.min() >= 0 and adv.max() <= 1
+        assert (adv - x).abs().max() > eps / 2   # it does move
+
+
+def test_without_random_start_equals_torchattacks_pgd(trained):
+    net, x, y = trained
+    eps, steps = 0.1, 7
+    attack = torchattacks.PGD(net, eps=eps, alpha=2.5 * eps / steps, steps=steps,
+                              random_start=False)
+    net.eval()
+    adv = attack(x, y)
+    with torch.no_grad():
+        expected = (net(adv).argmax(1) == y).double().mean()
+    got = robust_accuracy(net, x, y, eps=eps, steps=steps, random_start=False)[eps]
+    assert got == expected
+
+
+def test_accuracy_does_not_increase_with_eps(trained):
+    net, x, y = trained
+    eps = [0.0, 0.02, 0.05, 0.1, 0.2]
+    acc = robust_accuracy(net, x, y, eps=eps)
+    values = [float(acc[e]) for e in eps]
+    assert values == sorted(values, reverse=True)
+    assert values[0] > values[-1]
+
+
+def test_deterministic_batched_and_side_effect_free(trained):
+    net, x, y = trained
+    net.train()
+    grads = [p.grad.clone() for p in net.parameters()]
+    state = torch.get_rng_state()
+    a = robust_accuracy(net, x, y, eps=[0.05, 0.1], seed=3)
+    b = robust_accuracy(net, x, y, eps=[0.05, 0.1], seed=3, batch_size=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert net.training
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
+    assert a == b
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(eps=-0.1), r"eps must be in \[0, 1\]"),
+    (dict(eps=1.5), r"eps must be in \[0, 1\]"),
+    (dict(eps=[0.1, 2.0]), r"eps must be in \[0, 1\]"),
+    (dict(eps=0.1, steps=0), "steps must be an integer >= 1"),
+])
+def test_bad_input_raises_value_error(trained, kwargs, message):
+    net, x, y = trained
+    with pytest.raises(ValueError, match=message):
+        robust_accuracy(net, x, y, **kwargs)
+
+
+def test_works_inside_a_no_grad_block(trained):
+    net, x, y = trained
+    with torch.no_grad():
+        inside = robust_accuracy(net, x, y, eps=0.1)
+    assert inside == robust_accuracy(net, x, y, eps=0.1)
+    assert inside[0.1] < accuracy_and_loss(net, x, y)[0]
+
+
+def test_empty_subset_raises_value_error(trained):
+    net, x, y = trained
+    with pytest.raises(ValueError, match="at least one sample"):
+        robust_accuracy(net, x[:0], y[:0], eps=0.1)

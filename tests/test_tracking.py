@@ -1,0 +1,189 @@
+"""The tracker and the entry points, against a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from grok_mlflow import GrokTracker, Settings, train
+from grok_mlflow.cli import main
+from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracking import MetricBuffer
+
+from conftest import REPO, subprocess_env
+
+TINY = dict(steps=30, depth=2, width=16, eval_points=4, lc_samples=40, lc_directions=5,
+            adv_samples=40, adv_points=2, adv_steps=3, train_size=300, batch_size=50)
+BASE_KEYS = {"acc/train", "acc/test", "loss/train", "loss/test",
+             "lc/train", "lc/test", "lc/random", "lc/train/ci_low", "lc/train/ci_high",
+             "lc/train/layer_1", "lc/train/layer_2", "adv/acc/eps_0.05", "adv/acc/eps_0.1",
+             "adv/acc/eps_0.2"}
+
+
+def only_run(client: MlflowClient):
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_schedule_is_log_spaced_with_init_interval_and_last_step():
+    steps = log_schedule(10_000, points=20, every=2500)
+    assert steps[0] == 0 and steps[-1] == 10_000
+    assert {2500, 5000, 7500} <= set(steps)
+    gaps = [b - a for a, b in zip(steps[1:], steps[2:])]
+    assert gaps[0] < gaps[-2]                     # dense early, sparse late
+    assert log_schedule(7, points=100) == list(range(8))
+
+
+def test_train_records_a_finished_run_with_every_metric(tracking_uri):
+    result = train(Settings(**TINY), progress=False)
+    client = MlflowClient()
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert BASE_KEYS <= set(run.data.metrics)
+    assert run.data.params["width"] == "16" and run.data.params["lc_radius"] == "0.05"
+    assert run.data.tags["mlflow.runName"] == "digits_mlp_w16_d2_wd0.01_s0"
+    assert run.data.tags["grok_mlflow.version"]            # the run-context plugin
+    schedule = log_schedule(30, 4)
+    history = client.get_metric_history(result.run_id, "lc/train")
+    assert [m.step for m in history] == schedule            # every scheduled point, once
+    adv_steps = [m.step for m in client.get_metric_history(result.run_id, "adv/acc/eps_0.1")]
+    assert adv_steps == log_schedule(30, 2)
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.json", "history.csv"} <= artifacts
+    config = json.loads(open(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="config.json")).read())
+    assert config["lc_layers"] == {"layer_1": "hidden1.act", "layer_2": "hidden2.act"}
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id='{result.run_id}'",
+                                         output_format="list")
+    assert len(models) == 1
+    loaded = mlflow.pytorch.load_model(models[0].model_uri)
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.allclose(loaded(x), result.model.cpu()(x))
+
+
+def test_same_seed_same_numbers(tracking_uri):
+    a = train(Settings(**TINY), progress=False).metrics
+    b = train(Settings(**TINY), progress=False).metrics
+    assert a == b and a["acc/train"] > 0.15   # learning (chance is 0.1), reproducibly
+
+
+def user_loop(model, settings, fail_at=None, exc=RuntimeError):
+    x, y = torch.rand(100, 1, 8, 8), torch.randint(0, 10, (100,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with GrokTracker(model, train=(x, y), test=(x[:50], y[:50]), settings=settings,
+                     progress=False, log_model=False) as tracker:
+        for step in range(1, settings.steps + 1):
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step == fail_at:
+                raise exc("boom")
+            tracker.step(step, loss=loss)
+    return tracker
+
+
+def small_net():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+@pytest.mark.parametrize("exc, status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
+def test_an_exception_in_the_loop_ends_the_run_and_keeps_every_measured_point(exc, status):
+    settings = Settings(steps=100, eval_points=10, lc_samples=20, lc_directions=4, adv_points=0,
+                        train_size=100, batch_size=50)
+    with pytest.raises(exc):
+        user_loop(small_net(), settings, fail_at=60, exc=exc)
+    run = only_run(MlflowClient())
+    assert run.info.status == status
+    measured = [s for s in log_schedule(100, 10) if s < 60]
+    history = MlflowClient().get_metric_history(run.info.run_id, "lc/train")
+    assert [m.step for m in history] == measured
+
+
+def test_a_loop_inside_the_users_own_run_leaves_that_run_open():
+    settings = Settings(steps=5, eval_points=2, lc_samples=10, lc_directions=3, adv_points=0,
+                        train_size=100, batch_size=50)
+    with mlflow.start_run() as run:
+        tracker = user_loop(small_net(), settings)
+        assert tracker.run_id == run.info.run_id
+        assert mlflow.active_run().info.run_id == run.info.run_id
+    assert MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_a_loop_that_stops_early_still_measures_its_last_step():
+    settings = Settings(steps=1000, eval_points=3, lc_samples=10, lc_directions=3, adv_points=0,
+                        train_size=100, batch_size=50)
+    x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    with GrokTracker(small_net(), (x, y), (x, y), settings, progress=False,
+                     log_model=False) as tracker:
+        for step in range(1, 38):
+            tracker.step(step)
+    assert max(tracker.history) == 37
+
+
+def test_metric_buffer_writes_more_than_one_batch_and_refuses_non_numbers():
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("buffer"))
+    buffer = MetricBuffer(client, run.info.run_id)
+    for step in range(5):
+        buffer.add({f"m/{i}": torch.tensor(float(i * step)) for i in range(500)}, step)
+    with pytest.raises(TypeError, match="metric 'bad' must be a number"):
+        buffer.add({"bad": "high"}, 0)
+    buffer.flush()
+    assert buffer.written == 2500
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "m/7")] == \
+        [0.0, 7.0, 14.0, 21.0, 28.0]
+
+
+def test_cli_bad_input_is_one_line_exit_2_and_no_run(capsys):
+    assert main(["train", "--width", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "grok-mlflow: error: width: must be >= 1, got '0'"
+    assert main(["train", "--model", "vit"]) == 2
+    assert "model: unknown value 'vit'; valid: mlp" in capsys.readouterr().err
+    client = MlflowClient()
+    assert not [r for e in client.search_experiments()
+                for r in client.search_runs([e.experiment_id])]
+
+
+def mlflow_run(tmp_path, tracking_uri, *params: str):
+    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local"]
+    for p in params:
+        args += ["-P", p]
+    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
+
+
+def test_mlflow_run_main_entry_point(tmp_path, tracking_uri):
+    params = [f"{k}={v}" for k, v in TINY.items()] + ["lc_radius=0.02,0.1"]
+    done = mlflow_run(tmp_path, tracking_uri, *params)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"mlflow ui --backend-store-uri {tracking_uri}" in done.stderr
+    run = only_run(MlflowClient())
+    assert run.info.status == "FINISHED"
+    keys = set(run.data.metrics)
+    assert {"acc/train", "acc/test", "loss/train", "loss/test", "lc_r0.02/train",
+            "lc_r0.1/random", "lc_r0.1/test/layer_2", "adv/acc/eps_0.1"} <= keys
+    assert run.data.params["steps"] == "30" and run.data.params["optimizer"] == "adam"
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id='{run.info.run_id}'",
+                                         output_format="list")
+    assert len(models) == 1
+
+
+def test_mlflow_run_with_bad_input_fails_with_one_clear_line(tmp_path, tracking_uri):
+    done = mlflow_run(tmp_path, tracking_uri, "activation=swish")
+    assert done.returncode != 0
+    assert ("grok-mlflow: error: activation: unknown value 'swish'; valid: relu, gelu, leaky_relu"
+            in done.stderr)
+    assert "Traceback" not in done.stderr.split("grok-mlflow: error")[0][-2000:]
+    assert only_run(MlflowClient()).info.status == "FAILED"
