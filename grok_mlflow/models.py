@@ -55,8 +55,33 @@ def build_mlp(settings: Settings, input_shape: tuple[int, ...], num_classes: int
     return nn.Sequential(layers)
 
 
+def build_cnn(settings: Settings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CNN: ``depth`` 3x3 conv layers (padding 1) with ``width`` channels, then 2 linear layers.
+
+    The paper's CIFAR CNN has 5 conv + 2 linear layers with width 32 (app. B, fig. 14, 21).
+    Every second conv has stride 2 (32x32 -> 16 -> 8 for depth 5); no pooling, so every
+    spatial reduction is learned. Then flatten -> Linear(4 * width) -> activation -> Linear(classes).
+    """
+    channels, height, width = input_shape
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for i in range(1, settings.depth + 1):
+        stride = 2 if i % 2 == 0 else 1
+        layers[f"conv{i}"] = nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(channels, settings.width, 3, stride=stride, padding=1),
+            act=activation(settings.activation)))
+        channels = settings.width
+        height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Sequential(OrderedDict(
+        linear=nn.Linear(channels * height * width, 4 * settings.width),
+        act=activation(settings.activation)))
+    layers["head"] = nn.Linear(4 * settings.width, num_classes)
+    return nn.Sequential(layers)
+
+
 MODELS: dict[str, Callable[[Settings, tuple[int, ...], int], nn.Module]] = {
     "mlp": build_mlp,
+    "cnn": build_cnn,
 }
 
 

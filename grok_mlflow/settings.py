@@ -35,7 +35,7 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
 DATASET_NAMES = ("digits",)
-MODEL_NAMES = ("mlp",)
+MODEL_NAMES = ("mlp", "cnn")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
 OPTIMIZER_NAMES = ("adam", "adamw")
@@ -53,8 +53,8 @@ class Settings:
     train_size: int = _f(1000, "training samples, a seeded subset (>= 1, < dataset size)")
     # --- model ---
     model: str = _f("mlp", "architecture name", MODEL_NAMES)
-    depth: int = _f(4, "hidden layers (>= 1)")
-    width: int = _f(200, "units per hidden layer (>= 1)")
+    depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn (>= 1)")
+    width: int = _f(200, "units per hidden layer (mlp), channels per conv layer (cnn) (>= 1)")
     activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
     init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
     # --- optimisation ---

@@ -23,7 +23,13 @@ Metric keys (steps are optimisation steps; step 0 is the network at initialisati
                                 ``config.json`` -> ``lc_layers`` for module names).
                                 With several ``lc_radius`` values: ``lc_r{radius}/{set}``.
 ``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (pixel units)
+``grok/*``                      grokking phase steps at the end of the run, also as tags
+                                (see ``grok_mlflow.phases``; absent when a phase did not happen)
 ==============================  =========================================================
+
+Artifacts: ``config.json`` (settings, layer names, schedule), ``history.csv`` (every measured
+value), ``figures/grokking.png`` (paper-style curves; both refreshed every ``artifact_every_s``
+during long runs) and the model (``mlflow.pytorch``, on a clean exit).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from .complexity import local_complexity
 from .data import dataset_spec
 from .evaluation import accuracy_and_loss
 from .plugin import package_version
+from .phases import PHASE_KEYS, detect_phases
 from .robustness import robust_accuracy
 from .schedule import log_schedule
 from .settings import Settings
@@ -137,6 +144,8 @@ class GrokTracker:
             ``grok_mlflow``).
         log_model: log the trained model with ``mlflow.pytorch`` on a clean exit.
         progress: show a progress bar on stderr.
+        artifact_every_s: during long runs, refresh ``history.csv`` and the figure this often
+            (seconds of wall time, checked at measured steps).
 
     Entering the context measures step 0 (the network before training); leaving it measures the
     last step seen if it was not measured, flushes, logs ``history.csv`` and the model, and ends
@@ -150,7 +159,7 @@ class GrokTracker:
     def __init__(self, model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                  settings: Settings | None = None, *, domain: tuple[float, float] = (0.0, 1.0),
                  run_name: str | None = None, experiment: str | None = None,
-                 log_model: bool = True, progress: bool = True,
+                 log_model: bool = True, progress: bool = True, artifact_every_s: float = 300.0,
                  extra_config: Mapping[str, Any] | None = None):
         self.model = model
         self.settings = settings or Settings()
@@ -162,6 +171,8 @@ class GrokTracker:
         self.log_model = log_model
         self.progress = progress
         self.extra_config = dict(extra_config or {})
+        self.artifact_every_s = artifact_every_s
+        self.phases: dict[str, int] = {}
         s = self.settings
         # step 0 (initialisation) is measured on entering the context
         self.schedule = log_schedule(s.steps, s.eval_points, s.eval_every)
@@ -173,6 +184,7 @@ class GrokTracker:
         self._owns_run = False
         self._last_step: int | None = None
         self._bar = None
+        self._artifacts_written = time.monotonic()
 
     # ------------------------------------------------------------------ setup
     @property
@@ -313,7 +325,28 @@ class GrokTracker:
                 metrics[f"adv/acc/eps_{eps:g}"] = acc
         values = self.buffer.add(metrics, step)
         self.history.setdefault(step, {}).update(values)
+        if time.monotonic() - self._artifacts_written > self.artifact_every_s:
+            self._write_artifacts()
         return values
+
+    def _write_artifacts(self) -> None:
+        """history.csv and the figure (refreshed during long runs, final at the end)."""
+        from .plots import grokking_figure
+
+        self.buffer.flush()
+        self.client.log_text(self.run_id, history_csv(self.history), "history.csv")
+        fig = grokking_figure(self.history, self.phases, title=self.run_name)
+        try:
+            self.client.log_figure(self.run_id, fig, "figures/grokking.png")
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+        self._artifacts_written = time.monotonic()
+
+    def detect_phases(self) -> dict[str, int]:
+        """Grokking phases of the history so far (see ``grok_mlflow.phases``)."""
+        lc_key = f"{lc_prefix(self.settings.lc_radius[0], self.settings.lc_radius)}/train"
+        return detect_phases(self.history, lc_key=lc_key)
 
     # ------------------------------------------------------------------ teardown
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -334,8 +367,17 @@ class GrokTracker:
         """Flush metrics, write the history, log the model (clean exit), end an owned run."""
         try:
             self.buffer.flush()
+            if clean and self.history:
+                self.phases = self.detect_phases()
+                final_step = max(self.history)
+                if self.phases:
+                    self.buffer.add(self.phases, final_step)
+                    self.buffer.flush()
+                for key in PHASE_KEYS:
+                    if key in self.phases:
+                        self.client.set_tag(self.run_id, key, str(self.phases[key]))
             if self.history:
-                self.client.log_text(self.run_id, history_csv(self.history), "history.csv")
+                self._write_artifacts()
             if clean and self.log_model:
                 # pt2 (MLflow 3's default format) traces the model on an example input
                 example = self.x_train[:2].detach().cpu().numpy()

@@ -188,9 +188,33 @@ def test_cnn_fast_path_equals_plain_path(act):
     x = torch.rand(6, 3, 8, 8, dtype=torch.float64)
     assert _plan_for(net).head is not None
     fast = local_complexity(net, x, radius=0.05, n_directions=6)
+    assert _plan_for(net).channels_last is True
+    per_point = local_complexity(net, x, radius=0.05, n_directions=6, per_point=True)
+    per_point_plain = local_complexity(Untraceable(net), x, radius=0.05, n_directions=6,
+                                       per_point=True)
+    assert torch.equal(per_point.per_layer, per_point_plain.per_layer)
     plain = local_complexity(Untraceable(net), x, radius=0.05, n_directions=6)
     assert torch.equal(fast.per_layer, plain.per_layer) and fast.per_layer.sum() > 0
     assert fast.layer_names == ["features.1", "features.4", "head.2"]
+
+
+def test_cnn_whose_code_needs_nchw_strides_still_works():
+    class ViewCNN(nn.Module):  # .view() refuses channels-last tensors
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Linear(256, 2)
+
+        def forward(self, x):
+            h = self.act(self.conv(x))
+            return self.fc(h.view(h.size(0), -1))
+
+    torch.manual_seed(0)
+    net = ViewCNN().double()
+    x = torch.rand(5, 3, 8, 8, dtype=torch.float64)
+    fast = local_complexity(net, x, radius=0.05, n_directions=4)
+    assert _plan_for(net).channels_last is False
+    plain = local_complexity(Untraceable(net), x, radius=0.05, n_directions=4)
+    assert torch.equal(fast.per_layer, plain.per_layer) and fast.per_layer.sum() > 0
 
 
 def test_resnet_counts_a_reused_relu_as_two_layers():

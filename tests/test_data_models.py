@@ -50,8 +50,9 @@ def test_every_model_builds_runs_and_exposes_its_nonlinearities(name, activation
     net = build_model(s, (1, 8, 8), 10)
     assert net(torch.rand(5, 1, 8, 8)).shape == (5, 10)
     lc = local_complexity(net, torch.rand(4, 1, 8, 8), radius=0.1, n_directions=5)
-    assert len(lc.layer_names) == s.depth
-    assert lc.layer_names == [f"hidden{i}.act" for i in range(1, 4)]
+    expected = {"mlp": [f"hidden{i}.act" for i in range(1, 4)],
+                "cnn": [f"conv{i}.act" for i in range(1, 4)] + ["fc.act"]}[name]
+    assert lc.layer_names == expected
 
 
 def test_mlp_shape_follows_the_paper():
@@ -59,6 +60,16 @@ def test_mlp_shape_follows_the_paper():
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
         (784, 200), (200, 200), (200, 200), (200, 200), (200, 10)]
+
+
+def test_cnn_shape_follows_the_paper():
+    net = build_model(Settings(model="cnn", depth=5, width=32), (3, 32, 32), 10)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) == 5 and len(linears) == 2
+    assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1]
+    assert linears[0].in_features == 32 * 8 * 8
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_init_scale_multiplies_every_parameter():

@@ -57,7 +57,9 @@ def test_train_records_a_finished_run_with_every_metric(tracking_uri):
     adv_steps = [m.step for m in client.get_metric_history(result.run_id, "adv/acc/eps_0.1")]
     assert adv_steps == log_schedule(30, 2)
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"config.json", "history.csv"} <= artifacts
+    assert {"config.json", "history.csv", "figures"} <= artifacts
+    assert [a.path for a in client.list_artifacts(result.run_id, "figures")] == [
+        "figures/grokking.png"]
     config = json.loads(open(mlflow.artifacts.download_artifacts(
         run_id=result.run_id, artifact_path="config.json")).read())
     assert config["lc_layers"] == {"layer_1": "hidden1.act", "layer_2": "hidden2.act"}
@@ -187,3 +189,19 @@ def test_mlflow_run_with_bad_input_fails_with_one_clear_line(tmp_path, tracking_
             in done.stderr)
     assert "Traceback" not in done.stderr.split("grok-mlflow: error")[0][-2000:]
     assert only_run(MlflowClient()).info.status == "FAILED"
+
+
+def test_a_real_short_run_logs_its_phases_as_metrics_and_tags():
+    settings = Settings(steps=1500, eval_points=30, lc_samples=200, lc_directions=10,
+                        adv_points=0)
+    result = train(settings, progress=False)
+    run = MlflowClient().get_run(result.run_id)
+    phases = {k: int(v) for k, v in run.data.metrics.items() if k.startswith("grok/")}
+    # digits: the MLP fits the training set within 1,500 steps, and train LC first falls
+    # from its initial value, then rises (the first two phases of the paper)
+    assert {"grok/interpolation_step", "grok/lc_first_min_step",
+            "grok/generalization_step"} <= set(phases)
+    assert phases["grok/lc_first_min_step"] < phases.get("grok/lc_peak_step", 10**9)
+    assert all(run.data.tags[k] == str(v) for k, v in phases.items())
+    history = MlflowClient().get_metric_history(result.run_id, "grok/interpolation_step")
+    assert [m.step for m in history] == [1500]

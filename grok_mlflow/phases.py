@@ -1,0 +1,148 @@
+"""Grokking phases detected on measured curves (beyond the paper; its sec. 3 names the phases).
+
+The paper describes three LC phases (first descent, ascent, second descent or "region migration")
+and delayed robustness. ``detect_phases`` turns a run's history into step numbers that make runs
+comparable in the MLflow UI's table and parallel-coordinates plot:
+
+=================================  ====================================================================
+``grok/interpolation_step``        first step with training accuracy >= ``interpolation_acc`` (0.99)
+``grok/lc_first_min_step``         end of the first descent: first local minimum of smoothed train LC
+                                   that the curve then rises from by >= ``rel_tol`` of its range
+``grok/lc_peak_step``              ascent peak: maximum of smoothed train LC after the first minimum
+``grok/migration_onset_step``      start of the second descent: first step after the peak where smoothed
+                                   train LC is below the peak by >= ``rel_tol`` of the ascent height
+``grok/generalization_step``       first step with smoothed test accuracy >= 95% of its final value
+``grok/robustness_onset_step``     start of the late rise of adversarial accuracy (mean over eps): after
+                                   interpolation, the last step within ``adv_rise``/5 of its minimum
+                                   before it rises by >= ``adv_rise`` above that minimum
+``grok/delay_steps``               robustness onset - interpolation
+=================================  ====================================================================
+
+A phase that does not happen is absent from the result, never zero. Smoothing is a centred moving
+average over ``window`` consecutive measurements (the schedule is log-spaced, so this is a window
+of constant width on the paper's log-step axis).
+
+Example:
+    >>> phases = detect_phases(tracker.history)
+    >>> phases.get("grok/delay_steps")        # None when robustness never rose
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["PHASE_KEYS", "detect_phases", "smooth"]
+
+PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
+              "grok/migration_onset_step", "grok/generalization_step",
+              "grok/robustness_onset_step", "grok/delay_steps")
+
+
+def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
+    """Centred moving average; the window shrinks at the ends (no padding, no phase shift)."""
+    v = np.asarray(values, dtype=float)
+    if window <= 1 or len(v) < 3:
+        return v.copy()
+    half = window // 2
+    cumsum = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(len(v))
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(v))
+    return (cumsum[hi] - cumsum[lo]) / (hi - lo)
+
+
+def _series(history: Mapping[int, Mapping[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.array([s for s in sorted(history) if key in history[s] and
+                      np.isfinite(history[s][key])], dtype=np.int64)
+    return steps, np.array([history[s][key] for s in steps], dtype=float)
+
+
+def _first(steps: np.ndarray, mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(steps[hits[0]]) if len(hits) else None
+
+
+def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5,
+              rel_tol: float = 0.05) -> dict[str, int]:
+    """First minimum, ascent peak and migration onset of one LC curve (see module docstring)."""
+    out: dict[str, int] = {}
+    if len(lc) < 3:
+        return out
+    s = smooth(lc, window)
+    tol = rel_tol * max(float(s.max() - s.min()), 1e-12)
+    # first descent ends at the first local minimum that the curve later rises from by tol
+    first_min = None
+    running_min_idx = 0
+    for i in range(1, len(s)):
+        if s[i] < s[running_min_idx]:
+            running_min_idx = i
+        elif s[i] - s[running_min_idx] >= tol:
+            first_min = running_min_idx
+            break
+    if first_min is None:
+        return out
+    out["grok/lc_first_min_step"] = int(steps[first_min])
+    peak = first_min + int(np.argmax(s[first_min:]))
+    if peak == first_min:
+        return out
+    out["grok/lc_peak_step"] = int(steps[peak])
+    height = s[peak] - s[first_min]
+    onset = _first(steps[peak:], s[peak:] <= s[peak] - rel_tol * max(height, 1e-12))
+    if onset is not None:
+        out["grok/migration_onset_step"] = onset
+    return out
+
+
+def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
+                  adv_keys: Sequence[str] | None = None, window: int = 5, rel_tol: float = 0.05,
+                  interpolation_acc: float = 0.99, generalization_frac: float = 0.95,
+                  adv_rise: float = 0.05) -> dict[str, int]:
+    """Phase steps of a run from its ``{step: {metric: value}}`` history.
+
+    Args:
+        history: measured values per step (``GrokTracker.history``).
+        lc_key: the LC curve to read the LC phases from (train LC at the first radius).
+        adv_keys: adversarial-accuracy keys to average (default: every ``adv/acc/eps_*``).
+        window: smoothing window in measurements (odd, >= 1).
+        rel_tol: fraction of a curve's range that counts as a real rise or fall (not noise).
+        interpolation_acc: training accuracy that counts as fitting the data.
+        generalization_frac: fraction of the final test accuracy that counts as generalised.
+        adv_rise: absolute rise of adversarial accuracy that counts as the late rise.
+    Returns:
+        {phase key: step}; phases that did not happen are absent.
+    """
+    out: dict[str, int] = {}
+    steps, acc = _series(history, "acc/train")
+    interpolation = _first(steps, acc >= interpolation_acc) if len(acc) else None
+    if interpolation is not None:
+        out["grok/interpolation_step"] = interpolation
+    out.update(lc_phases(*_series(history, lc_key), window=window, rel_tol=rel_tol))
+    steps_te, acc_te = _series(history, "acc/test")
+    if len(acc_te):
+        smoothed = smooth(acc_te, window)
+        generalization = _first(steps_te, smoothed >= generalization_frac * smoothed[-1])
+        if generalization is not None and smoothed[-1] > 0:
+            out["grok/generalization_step"] = generalization
+    if adv_keys is None:
+        adv_keys = sorted({k for row in history.values() for k in row if k.startswith("adv/acc/")})
+    if adv_keys and interpolation is not None:
+        common = sorted(set.intersection(*(set(_series(history, k)[0]) for k in adv_keys)))
+        if len(common) >= 3:
+            adv_steps = np.array(common)
+            adv = np.mean([[history[s][k] for s in common] for k in adv_keys], axis=0)
+            s = smooth(adv, min(window, 3))
+            after = np.flatnonzero(adv_steps >= interpolation)
+            if len(after):
+                start = after[0]
+                low = start + int(np.argmin(s[start:]))
+                floor = s[low]
+                rise = np.flatnonzero(s[low:] >= floor + adv_rise)
+                if len(rise):
+                    rise_idx = low + rise[0]
+                    # the onset: where the curve last leaves its floor before the rise
+                    on_floor = np.flatnonzero(s[start:rise_idx] <= floor + 0.2 * adv_rise)
+                    onset = int(adv_steps[start + on_floor[-1]])
+                    out["grok/robustness_onset_step"] = onset
+                    out["grok/delay_steps"] = onset - interpolation
+    return out

@@ -1,0 +1,95 @@
+"""Figures in the paper's style, from a run's history (matplotlib, no display needed).
+
+Colours follow the paper (app. B): training green, test orange, random points blue; adversarial
+accuracies in shades of red. Steps are on a symmetric-log axis so that step 0 (initialisation)
+is shown next to the paper's log-spaced steps.
+
+Example:
+    >>> fig = grokking_figure(tracker.history, phases=detect_phases(tracker.history))
+    >>> fig.savefig("grokking.png")
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402 - figures are files here, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["COLORS", "grokking_figure"]
+
+COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
+_PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
+                "grok/lc_peak_step": ("LC peak", "tab:purple"),
+                "grok/migration_onset_step": ("migration onset", "tab:brown"),
+                "grok/robustness_onset_step": ("robustness onset", "tab:red")}
+
+
+def _curve(history: Mapping[int, Mapping[str, float]], key: str):
+    steps = [s for s in sorted(history) if key in history[s]]
+    return np.array(steps), np.array([history[s][key] for s in steps])
+
+
+def grokking_figure(history: Mapping[int, Mapping[str, float]],
+                    phases: Mapping[str, int] | None = None, title: str = "") -> Figure:
+    """LC around train/test/random points with 99% CI bands (one panel per radius), above clean
+    and adversarial accuracy; detected phases as vertical lines.
+
+    Args:
+        history: {step: {metric key: value}} as recorded by ``GrokTracker``.
+        phases: ``detect_phases`` output (optional).
+        title: figure title (e.g. the run name).
+    """
+    keys = {k for row in history.values() for k in row}
+    prefixes = sorted({k.split("/")[0] for k in keys if k.startswith("lc") and k.endswith("/train")},
+                      key=lambda p: float(p[4:]) if p.startswith("lc_r") else 0.0)
+    fig, axes = plt.subplots(len(prefixes) + 1, 1, figsize=(7, 2.6 * (len(prefixes) + 1)),
+                             sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    for ax, prefix in zip(axes, prefixes):
+        for split, color in COLORS.items():
+            steps, mean = _curve(history, f"{prefix}/{split}")
+            if not len(steps):
+                continue
+            ax.plot(steps, mean, color=color, label=split)
+            _, low = _curve(history, f"{prefix}/{split}/ci_low")
+            _, high = _curve(history, f"{prefix}/{split}/ci_high")
+            if len(low) == len(steps) and len(high) == len(steps):
+                ax.fill_between(steps, low, high, color=color, alpha=0.25, linewidth=0)
+        radius = prefix[4:] if prefix.startswith("lc_r") else ""
+        ax.set_ylabel("local complexity" + (f"\nr = {radius}" if radius else ""))
+        ax.legend(loc="best", fontsize=8, frameon=False)
+    ax = axes[-1]
+    for split, color in (("train", COLORS["train"]), ("test", COLORS["test"])):
+        steps, acc = _curve(history, f"acc/{split}")
+        ax.plot(steps, acc, color=color, label=f"{split} accuracy")
+    adv = sorted((k for k in keys if k.startswith("adv/acc/eps_")), key=lambda k: float(k[12:]))
+    shades = plt.cm.Reds(np.linspace(0.45, 0.95, max(len(adv), 1)))
+    for key, shade in zip(adv, shades):
+        steps, acc = _curve(history, key)
+        ax.plot(steps, acc, color=shade, marker=".", label=f"adversarial, eps={key[12:]}")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("optimisation step")
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.grid(alpha=0.3)
+        for key, (label, color) in _PHASE_STYLE.items():
+            if phases and key in phases:
+                ax.axvline(phases[key], color=color, linestyle="--", linewidth=1,
+                           label=None)
+    if phases:
+        handles = [plt.Line2D([], [], color=c, linestyle="--", label=lab)
+                   for k, (lab, c) in _PHASE_STYLE.items() if k in phases]
+        if handles:
+            axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles,
+                           fontsize=8, frameon=False, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,78 @@
+"""Phase detection on synthetic curves with known change points, and on a real short run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grok_mlflow.phases import detect_phases, smooth
+from grok_mlflow.schedule import log_schedule
+
+STEPS = log_schedule(100_000, points=80)
+
+
+def history_from(**curves):
+    """{step: {key: f(step)}} for curves given as functions of the step."""
+    return {s: {key.replace("__", "/"): float(f(s)) for key, f in curves.items()} for s in STEPS}
+
+
+def lc_curve(first_min=100, peak=5_000, onset_drop_at=None):
+    """Piecewise linear in log10(step): 10 -> 4 at first_min -> 20 at peak -> 6 at 1e5."""
+    ls = np.log10(np.maximum(np.array(STEPS, dtype=float), 1))
+    lf, lp, le = np.log10(first_min), np.log10(peak), 5.0
+    values = np.interp(ls, [0, lf, lp, le], [10, 4, 20, 6])
+    table = dict(zip(STEPS, values))
+    return lambda s: table[s]
+
+
+def test_smooth_keeps_constants_and_length():
+    assert np.allclose(smooth([3.0] * 7, 5), 3.0)
+    assert len(smooth(np.arange(10.0), 5)) == 10
+    assert np.allclose(smooth(np.arange(10.0), 3)[1:-1], np.arange(1.0, 9.0))
+
+
+def test_lc_phases_are_found_where_they_were_put():
+    phases = detect_phases(history_from(lc__train=lc_curve(100, 5_000)), window=1)
+    near = lambda found, true: abs(np.log10(found) - np.log10(true)) < 0.15  # noqa: E731
+    assert near(phases["grok/lc_first_min_step"], 100)
+    assert near(phases["grok/lc_peak_step"], 5_000)
+    onset = phases["grok/migration_onset_step"]
+    assert 5_000 < onset < 20_000   # within the first 5% of the descent after the peak
+
+
+def test_smoothing_ignores_noise_spikes():
+    rng = np.random.default_rng(0)
+    base = lc_curve(100, 5_000)
+    noise = {s: rng.normal(0, 0.3) for s in STEPS}
+    phases = detect_phases(history_from(lc__train=lambda s: base(s) + noise[s]), window=5)
+    assert abs(np.log10(phases["grok/lc_peak_step"]) - np.log10(5_000)) < 0.3
+
+
+def test_absent_phases_are_absent_not_zero():
+    monotone = detect_phases(history_from(lc__train=lambda s: 10.0 / (1 + s),
+                                          acc__train=lambda s: 0.5))
+    assert "grok/lc_first_min_step" not in monotone and "grok/lc_peak_step" not in monotone
+    assert "grok/interpolation_step" not in monotone
+    assert "grok/robustness_onset_step" not in monotone and "grok/delay_steps" not in monotone
+
+
+def test_accuracy_phases_and_delayed_robustness():
+    steps = np.array(STEPS)
+    history = history_from(**{
+        "acc__train": lambda s: min(1.0, 0.1 + s / 300),        # reaches 0.99 at step 267
+        "acc__test": lambda s: min(0.9, 0.1 + s / 250),          # final 0.9; 95% (0.855) at 189
+        "adv__acc__eps_0.1": lambda s: (0.2 if s < 20_000 else
+                                        0.2 + 0.6 * np.log10(s / 20_000) / np.log10(5))})
+    phases = detect_phases(history, window=1)
+    first_at = lambda thr, f: int(steps[np.argmax([f(s) >= thr for s in steps])])  # noqa: E731
+    assert phases["grok/interpolation_step"] == first_at(0.99, lambda s: 0.1 + s / 300)
+    assert phases["grok/generalization_step"] == first_at(0.855, lambda s: 0.1 + s / 250)
+    onset = phases["grok/robustness_onset_step"]
+    assert 15_000 <= onset <= 25_000   # the floor ends at 20,000
+    assert phases["grok/delay_steps"] == onset - phases["grok/interpolation_step"]
+
+
+@pytest.mark.parametrize("lc_key", ["lc/train", "lc_r0.05/train"])
+def test_the_lc_key_is_configurable(lc_key):
+    history = history_from(**{lc_key.replace("/", "__"): lc_curve(100, 5_000)})
+    assert "grok/lc_peak_step" in detect_phases(history, lc_key=lc_key)
