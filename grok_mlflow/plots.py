@@ -76,8 +76,10 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("optimisation step")
     ax.legend(loc="best", fontsize=8, frameon=False)
+    last = max(history) if history else 1
     for ax in axes:
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, last * 1.05)
         ax.grid(alpha=0.3)
         for key, (label, color) in _PHASE_STYLE.items():
             if phases and key in phases:

@@ -75,7 +75,8 @@ class Settings:
     lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
                                       "comma-separated for several (> 0)")
     lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
-    lc_samples: int = _f(1000, "points per LC set: train, test, random (>= 1; at most the set)")
+    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1; at most the set; "
+                         "paper: 1000 for MNIST)")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets in pixel units [0, 1], "
                                     "comma-separated; empty = dataset default")

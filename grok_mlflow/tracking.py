@@ -176,8 +176,10 @@ class GrokTracker:
         s = self.settings
         # step 0 (initialisation) is measured on entering the context
         self.schedule = log_schedule(s.steps, s.eval_points, s.eval_every)
-        self.adv_schedule = (set(log_schedule(s.steps, s.adv_points)) if s.adv_points and
-                             self.adv_eps else set())
+        # PGD on its own sparser log-spaced cadence, snapped to the nearest eval steps (a subset)
+        self.adv_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
+                              for t in log_schedule(s.steps, s.adv_points)}
+                             if s.adv_points and self.adv_eps else set())
         self._due = set(self.schedule)
         self.history: dict[int, dict[str, float]] = {}
         self.run_id: str | None = None
@@ -209,7 +211,7 @@ class GrokTracker:
         self.lc_points = {"train": subset(self.x_train, self.y_train, s.lc_samples)[0],
                           "test": subset(self.x_test, self.y_test, s.lc_samples)[0]}
         low, high = self.domain
-        shape = (min(s.lc_samples, len(self.x_test)), *self.x_train.shape[1:])
+        shape = (s.lc_samples, *self.x_train.shape[1:])
         self.lc_points["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(
             device=device, dtype=self.x_train.dtype)
         self.adv_x, self.adv_y = subset(self.x_test, self.y_test, s.adv_samples)
@@ -241,8 +243,10 @@ class GrokTracker:
             raise
         if self.progress:
             from tqdm.auto import tqdm
+            # in a log file (not a terminal) one line every 30 s, not ten a second
             self._bar = tqdm(total=self.settings.steps, unit="step", dynamic_ncols=True,
-                             desc=self.run_name)
+                             desc=self.run_name,
+                             mininterval=0.1 if sys.stderr.isatty() else 30.0)
         return self
 
     def _log_setup(self, run) -> None:
@@ -379,9 +383,12 @@ class GrokTracker:
             if self.history:
                 self._write_artifacts()
             if clean and self.log_model:
-                # pt2 (MLflow 3's default format) traces the model on an example input
+                # pt2 (MLflow 3's default format) traces the model on an example input; an
+                # explicit requirement skips MLflow's inference of them (~4 s per run)
                 example = self.x_train[:2].detach().cpu().numpy()
-                mlflow.pytorch.log_model(self.model, name="model", input_example=example)
+                mlflow.pytorch.log_model(
+                    self.model, name="model", input_example=example,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
             if clean:
                 print(f"\nRun {self.run_id} recorded. To look at it:\n"
                       f"  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}",

@@ -48,12 +48,29 @@ def check_settings(settings: Settings) -> torch.device:
     return device
 
 
+class _Untracked:
+    """Stands in for ``GrokTracker`` when nothing is measured (``train(track=False)``)."""
+
+    run_id = None
+    history: dict[int, dict[str, float]] = {}
+
+    def __enter__(self) -> "_Untracked":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def step(self, step: int, loss=None) -> None:
+        return None
+
+
 def train(settings: Settings, *, experiment: str | None = None, run_name: str | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, track: bool = True) -> TrainResult:
     """Train ``settings.model`` on ``settings.dataset`` and track it in MLflow.
 
     Adam(W) on minibatches drawn without replacement (a fresh seeded permutation each epoch; the
     last incomplete batch of an epoch is dropped), measured and logged by ``GrokTracker``.
+    ``track=False`` runs the same loop with no measurement and no MLflow (for benchmarks).
     """
     device = check_settings(settings)
     data = load_dataset(settings, device)
@@ -66,9 +83,11 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     n_train, batch_size = len(data.x_train), settings.batch_size
     per_epoch = n_train // batch_size                  # full batches per epoch
 
-    with GrokTracker(model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
-                     settings=settings, domain=data.domain, run_name=run_name,
-                     experiment=experiment, progress=progress) as tracker:
+    tracker_context = GrokTracker(
+        model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
+        settings=settings, domain=data.domain, run_name=run_name, experiment=experiment,
+        progress=progress) if track else _Untracked()
+    with tracker_context as tracker:
         model.train()
         order = torch.empty(0, dtype=torch.long, device=device)
         for step in range(1, settings.steps + 1):

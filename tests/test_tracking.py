@@ -55,7 +55,7 @@ def test_train_records_a_finished_run_with_every_metric(tracking_uri):
     history = client.get_metric_history(result.run_id, "lc/train")
     assert [m.step for m in history] == schedule            # every scheduled point, once
     adv_steps = [m.step for m in client.get_metric_history(result.run_id, "adv/acc/eps_0.1")]
-    assert adv_steps == log_schedule(30, 2)
+    assert adv_steps == [0, 1, 30]   # its own, sparser cadence, on measured steps
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.json", "history.csv", "figures"} <= artifacts
     assert [a.path for a in client.list_artifacts(result.run_id, "figures")] == [
@@ -205,3 +205,12 @@ def test_a_real_short_run_logs_its_phases_as_metrics_and_tags():
     assert all(run.data.tags[k] == str(v) for k, v in phases.items())
     history = MlflowClient().get_metric_history(result.run_id, "grok/interpolation_step")
     assert [m.step for m in history] == [1500]
+
+
+def test_pgd_cadence_is_a_sparser_subset_of_the_eval_steps():
+    x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    tracker = GrokTracker(small_net(), (x, y), (x, y), Settings(steps=100_000, eval_points=60,
+                                                              adv_points=20), progress=False)
+    assert tracker.adv_schedule <= set(tracker.schedule)
+    assert 12 <= len(tracker.adv_schedule) <= 20 + 1 < len(tracker.schedule)  # + step 0
+    assert {0, 100_000} <= tracker.adv_schedule
