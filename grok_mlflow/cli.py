@@ -49,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as err:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
-        train(settings, experiment=args.experiment, run_name=args.run_name,
-              progress=not args.no_progress)
+        try:
+            train(settings, experiment=args.experiment, run_name=args.run_name,
+                  progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print("grok-mlflow: interrupted; the run is marked KILLED with every measured "
+                  "point written", file=sys.stderr)
+            return 130
     return 0
 
 

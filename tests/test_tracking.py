@@ -214,3 +214,47 @@ def test_pgd_cadence_is_a_sparser_subset_of_the_eval_steps():
     assert tracker.adv_schedule <= set(tracker.schedule)
     assert 12 <= len(tracker.adv_schedule) <= 20 + 1 < len(tracker.schedule)  # + step 0
     assert {0, 100_000} <= tracker.adv_schedule
+
+
+def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(tmp_path,
+                                                                             tracking_uri):
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "grok_mlflow", "train", "--steps", "1000000", "--no-progress",
+            "--eval_points", "400", "--lc_samples", "50", "--lc_directions", "5",
+            "--adv_points", "0", "--width", "32", "--depth", "2"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri),
+                            stderr=subprocess.PIPE, text=True)
+    client = MlflowClient()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:       # wait until the run exists and has its params
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        if runs and "width" in runs[0].data.params:
+            break
+        time.sleep(0.5)
+    time.sleep(4)                             # let it train and measure a while
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; the run is marked KILLED" in err
+    run = only_run(client)
+    assert run.info.status == "KILLED"
+    measured = [m.step for m in client.get_metric_history(run.info.run_id, "lc/train")]
+    schedule = log_schedule(1_000_000, 400)
+    assert len(measured) > 5 and measured == schedule[:len(measured)]
+    assert "history.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_long_runs_refresh_their_figure_and_history_while_running():
+    settings = Settings(steps=20, eval_points=5, lc_samples=10, lc_directions=3, adv_points=0,
+                        train_size=100, batch_size=50)
+    x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    client = MlflowClient()
+    with GrokTracker(small_net(), (x, y), (x, y), settings, progress=False, log_model=False,
+                     artifact_every_s=0.0) as tracker:
+        tracker.step(1)
+        mid_run = {a.path for a in client.list_artifacts(tracker.run_id)}
+        history = mlflow.artifacts.load_text(f"runs:/{tracker.run_id}/history.csv")
+    assert {"history.csv", "figures"} <= mid_run
+    assert history.splitlines()[0].startswith("step,") and len(history.splitlines()) == 3  # 0, 1
