@@ -39,8 +39,32 @@ def activation(name: str) -> nn.Module:
                             + ", ".join(ACTIVATIONS)) from None
 
 
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, as the model's first module, so that attacks and LC work in
+    [0, 1] pixel space. Affine, so LC's fast path sees through it."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def _unit(layer: nn.Module, features: int, settings: Settings, norm: type[nn.Module]) -> nn.Module:
+    """layer -> [batch norm] -> activation, with readable names (``linear``/``conv``, ``bn``,
+    ``act``)."""
+    parts: "OrderedDict[str, nn.Module]" = OrderedDict(
+        [("linear" if isinstance(layer, nn.Linear) else "conv", layer)])
+    if settings.batchnorm:
+        parts["bn"] = norm(features)
+    parts["act"] = activation(settings.activation)
+    return nn.Sequential(parts)
+
+
 def build_mlp(settings: Settings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """MLP: flatten -> ``depth`` x (Linear(width) -> activation) -> Linear(num_classes).
+    """MLP: flatten -> ``depth`` x (Linear(width) -> [BatchNorm1d] -> activation) -> Linear.
 
     ``depth`` counts hidden layers, so the paper's "4-layer MLP of width 200" is depth=4, width=200
     (5 linear layers, 4 nonlinearities). PyTorch's default (Kaiming-uniform) initialisation.
@@ -48,15 +72,16 @@ def build_mlp(settings: Settings, input_shape: tuple[int, ...], num_classes: int
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     fan_in = math.prod(input_shape)
     for i in range(1, settings.depth + 1):
-        layers[f"hidden{i}"] = nn.Sequential(OrderedDict(
-            linear=nn.Linear(fan_in, settings.width), act=activation(settings.activation)))
+        layers[f"hidden{i}"] = _unit(nn.Linear(fan_in, settings.width), settings.width, settings,
+                                     nn.BatchNorm1d)
         fan_in = settings.width
     layers["head"] = nn.Linear(fan_in, num_classes)
     return nn.Sequential(layers)
 
 
 def build_cnn(settings: Settings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """CNN: ``depth`` 3x3 conv layers (padding 1) with ``width`` channels, then 2 linear layers.
+    """CNN: ``depth`` 3x3 conv layers (padding 1) with ``width`` channels, then 2 linear layers;
+    each conv and the hidden linear layer followed by [batch norm and] the activation.
 
     The paper's CIFAR CNN has 5 conv + 2 linear layers with width 32 (app. B, fig. 14, 21).
     Every second conv has stride 2 (32x32 -> 16 -> 8 for depth 5); no pooling, so every
@@ -66,22 +91,90 @@ def build_cnn(settings: Settings, input_shape: tuple[int, ...], num_classes: int
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     for i in range(1, settings.depth + 1):
         stride = 2 if i % 2 == 0 else 1
-        layers[f"conv{i}"] = nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(channels, settings.width, 3, stride=stride, padding=1),
-            act=activation(settings.activation)))
+        layers[f"conv{i}"] = _unit(nn.Conv2d(channels, settings.width, 3, stride=stride,
+                                             padding=1), settings.width, settings, nn.BatchNorm2d)
         channels = settings.width
         height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
     layers["flatten"] = nn.Flatten()
-    layers["fc"] = nn.Sequential(OrderedDict(
-        linear=nn.Linear(channels * height * width, 4 * settings.width),
-        act=activation(settings.activation)))
+    layers["fc"] = _unit(nn.Linear(channels * height * width, 4 * settings.width),
+                         4 * settings.width, settings, nn.BatchNorm1d)
     layers["head"] = nn.Linear(4 * settings.width, num_classes)
     return nn.Sequential(layers)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016): [BN] -> act -> conv3x3 -> [BN] -> act ->
+    conv3x3, plus the shortcut (identity, or a 1x1 conv of the pre-activated input when the
+    shape changes). Two activation modules, so LC counts two layers per block."""
+
+    def __init__(self, settings: Settings, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        norm = nn.BatchNorm2d if settings.batchnorm else (lambda c: nn.Identity())
+        self.bn1, self.act1 = norm(in_ch), activation(settings.activation)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn2, self.act2 = norm(out_ch), activation(settings.activation)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+                         if stride != 1 or in_ch != out_ch else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(x))
+        skip = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.act2(self.bn2(out)))
+        return out + skip
+
+
+class PreActResNet18(nn.Module):
+    """Pre-activation ResNet-18 for small images, base width ``width`` (the paper: 16, no batch
+    norm, CIFAR). Stem conv3x3 -> 4 stages x 2 PreActBlocks (channels w, 2w, 4w, 8w; stride 2 from
+    stage 2) -> [BN] -> act -> global average pool -> linear. 17 nonlinearities."""
+
+    def __init__(self, settings: Settings, in_ch: int, num_classes: int):
+        super().__init__()
+        w = settings.width
+        self.stem = nn.Conv2d(in_ch, w, 3, padding=1, bias=False)
+        blocks, channels = [], w
+        for stage, out_ch in enumerate((w, 2 * w, 4 * w, 8 * w)):
+            for i in range(2):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(PreActBlock(settings, channels, out_ch, stride))
+                channels = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(channels) if settings.batchnorm else nn.Identity()
+        self.act = activation(settings.activation)
+        self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn(self.blocks(self.stem(x))))
+        return self.head(self.flatten(self.pool(out)))
+
+
+def build_preact_resnet18(settings: Settings, input_shape: tuple[int, ...],
+                          num_classes: int) -> nn.Module:
+    """``PreActResNet18`` with base width ``settings.width`` (set 16 for the paper's runs)."""
+    return PreActResNet18(settings, input_shape[0], num_classes)
+
+
+def build_resnet18(settings: Settings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """torchvision's standard ResNet-18 (the paper's Imagenette runs); ``batchnorm=false`` gives
+    identity norms. Its ReLU module is reused within each block: LC counts 17 layers. ``width``
+    is ignored (torchvision's widths 64..512)."""
+    import torchvision
+
+    norm = nn.BatchNorm2d if settings.batchnorm else (lambda channels: nn.Identity())
+    net = torchvision.models.resnet18(num_classes=num_classes, norm_layer=norm)
+    if settings.activation != "relu":
+        raise SettingsError("activation: resnet18 is torchvision's ReLU network; use relu")
+    return net
 
 
 MODELS: dict[str, Callable[[Settings, tuple[int, ...], int], nn.Module]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
+    "preact_resnet18": build_preact_resnet18,
+    "resnet18": build_resnet18,
 }
 
 
@@ -94,8 +187,12 @@ def scale_parameters(model: nn.Module, factor: float) -> nn.Module:
     return model
 
 
-def build_model(settings: Settings, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build ``settings.model`` for inputs of ``input_shape`` (C, H, W), scaled by ``init_scale``.
+def build_model(settings: Settings, input_shape: tuple[int, ...], num_classes: int,
+                normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                ) -> nn.Module:
+    """Build ``settings.model`` for inputs of ``input_shape`` (C, H, W), scaled by ``init_scale``;
+    with ``normalization`` (mean, std) a ``Normalize`` module comes first (named ``normalize``,
+    the network itself ``net``).
 
     Initialisation draws from the global RNG: seed it first (``train`` does).
     """
@@ -104,4 +201,7 @@ def build_model(settings: Settings, input_shape: tuple[int, ...], num_classes: i
     except KeyError:
         raise SettingsError(f"model: unknown value {settings.model!r}; valid: "
                             + ", ".join(MODELS)) from None
-    return scale_parameters(builder(settings, tuple(input_shape), num_classes), settings.init_scale)
+    net = scale_parameters(builder(settings, tuple(input_shape), num_classes), settings.init_scale)
+    if normalization is None:
+        return net
+    return nn.Sequential(OrderedDict(normalize=Normalize(*normalization), net=net))

@@ -34,8 +34,8 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
-DATASET_NAMES = ("digits",)
-MODEL_NAMES = ("mlp", "cnn")
+DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette")
+MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
 OPTIMIZER_NAMES = ("adam", "adamw")
@@ -46,17 +46,24 @@ DEVICE_NAMES = ("auto", "cpu", "cuda")
 class Settings:
     """Everything that defines a run. Field order is the MLproject's parameter order."""
 
+    preset: str = _f("", "YAML file of settings (projects/*.yaml); a setting left at its default "
+                         "takes the preset's value, any other value overrides it")
     # --- data ---
     dataset: str = _f("digits", "dataset name; digits is embedded (sklearn, 8x8, offline)",
                       DATASET_NAMES)
     data_root: str = _f("data", "directory where downloadable datasets are read/stored")
-    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, < dataset size)")
+    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, <= the dataset's)")
+    random_labels: float = _f(0.0, "training labels replaced by seeded random ones: a count "
+                              "(>= 1) or a fraction (< 1) of train_size (>= 0)")
+    image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)")
+    download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
     # --- model ---
     model: str = _f("mlp", "architecture name", MODEL_NAMES)
     depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn (>= 1)")
     width: int = _f(200, "units per hidden layer (mlp), channels per conv layer (cnn) (>= 1)")
     activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
     init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
+    batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)")
     # --- optimisation ---
     optimizer: str = _f("adam", "adam (L2 in the gradient, as the paper) or adamw (decoupled)",
                         OPTIMIZER_NAMES)
@@ -101,6 +108,8 @@ class Settings:
                 object.__setattr__(self, f.name, float(value))
             elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise SettingsError(f"{f.name}: expected an integer, got {value!r}")
+            elif kind is bool and not isinstance(value, bool):
+                raise SettingsError(f"{f.name}: expected true or false, got {value!r}")
             elif kind is str and not isinstance(value, str):
                 raise SettingsError(f"{f.name}: expected a string, got {value!r}")
             choices = f.metadata["choices"]
@@ -110,7 +119,7 @@ class Settings:
         for name in ("train_size", "depth", "width", "batch_size", "steps", "lc_directions",
                      "lc_samples", "adv_steps", "adv_samples"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points"):
+        for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
         for name in ("lr", "init_scale"):
@@ -134,11 +143,48 @@ class Settings:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
                                 + ", ".join(known))
         parsed = {name: _parse(known[name], text) for name, text in values.items()}
-        return dataclasses.replace(base or cls(), **parsed)
+        base = base or cls()
+        preset = parsed.get("preset") or base.preset
+        if not preset:
+            return dataclasses.replace(base, **parsed)
+        # A preset: values left at the dataclass default (as `mlflow run` passes every
+        # parameter) do not override it; everything else does.
+        defaults = cls()
+        explicit = {k: v for k, v in parsed.items() if v != getattr(defaults, k)}
+        return dataclasses.replace(load_preset(preset, base), **explicit)
 
     def to_params(self) -> dict[str, str]:
         """Every setting as a string, the way MLflow stores params (and ``from_strings`` reads)."""
         return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
+
+
+def load_preset(path: str, base: Settings | None = None) -> Settings:
+    """Settings from a preset YAML file (a mapping of setting -> value) over ``base``.
+
+    Raises ``SettingsError`` naming the file for an unreadable file, unknown names or bad values.
+    """
+    import yaml
+
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as err:
+        raise SettingsError(f"preset: cannot read {path!r}: "
+                            f"{getattr(err, 'strerror', None) or err}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"preset: {path!r} must be a mapping of setting: value")
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(data) - set(known) - {"preset"})
+    if unknown or "preset" in data:
+        raise SettingsError(f"preset {path}: unknown setting(s) "
+                            f"{', '.join(unknown or ['preset'])}; valid: "
+                            + ", ".join(n for n in known if n != "preset"))
+    values = {k: tuple(v) if isinstance(v, list) else _parse(known[k], v) if isinstance(v, str)
+              else v for k, v in data.items()}
+    try:
+        return dataclasses.replace(base or Settings(), preset=path, **values)
+    except SettingsError as err:
+        raise SettingsError(f"preset {path}: {err}") from None
 
 
 def _require(s: Settings, name: str, ok: bool, rule: str) -> None:
@@ -158,6 +204,11 @@ def _parse(f: dataclasses.Field, text: str) -> Any:
     try:
         if kind is tuple:
             return tuple(float(t) for t in text.replace(" ", "").split(",") if t)
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in _BOOLEANS:
+                raise ValueError
+            return _BOOLEANS[lowered]
         if kind is int:
             number = float(text)
             if not number.is_integer():
@@ -167,11 +218,16 @@ def _parse(f: dataclasses.Field, text: str) -> Any:
             return float(text)
     except ValueError:
         raise SettingsError(f"{f.name}: cannot read {text!r} as "
-                            f"{'a list of numbers' if kind is tuple else kind.__name__}") from None
+                            f"{_KIND_NAMES.get(kind, kind.__name__)}") from None
     return text
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple):
         return ",".join(_format(v) for v in value)
     if isinstance(value, float):
@@ -179,7 +235,9 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-_MLPROJECT_TYPES = {str: "string", int: "int", float: "float", tuple: "string"}
+_MLPROJECT_TYPES = {str: "string", int: "int", float: "float", tuple: "string", bool: "string"}
+_KIND_NAMES = {tuple: "a list of numbers", bool: "true or false", int: "an integer",
+               float: "a number"}
 
 
 def mlproject_parameters() -> dict[str, dict[str, Any]]:

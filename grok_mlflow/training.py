@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .data import check_dataset, load_dataset
+from .data import check_dataset, dataset_spec, load_dataset
 from .evaluation import loss_function
 from .models import build_model
 from .settings import Settings, SettingsError
@@ -75,7 +75,8 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     device = check_settings(settings)
     data = load_dataset(settings, device)
     torch.manual_seed(settings.seed)                   # initialisation
-    model = build_model(settings, data.input_shape, data.num_classes).to(device)
+    model = build_model(settings, data.input_shape, data.num_classes,
+                        dataset_spec(settings.dataset).normalization).to(device)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
                                                weight_decay=settings.weight_decay)
     loss_fn = loss_function(settings.loss)

@@ -8,7 +8,7 @@ from torch import nn
 
 from grok_mlflow.complexity import local_complexity
 from grok_mlflow.data import DATASETS, load_dataset
-from grok_mlflow.models import MODELS, build_model
+from grok_mlflow.models import ACTIVATIONS, MODELS, build_model
 from grok_mlflow.settings import Settings, SettingsError
 from grok_mlflow.training import check_settings
 
@@ -43,16 +43,46 @@ def test_cuda_without_a_gpu_is_refused():
         check_settings(Settings(device="cuda"))
 
 
+# LC layers of each family (depth=3 for mlp/cnn): every nonlinearity, each call one layer
+EXPECTED_LAYERS = {
+    "mlp": [f"hidden{i}.act" for i in range(1, 4)],
+    "cnn": [f"conv{i}.act" for i in range(1, 4)] + ["fc.act"],
+    "preact_resnet18": [f"blocks.{b}.act{k}" for b in range(8) for k in (1, 2)] + ["act"],
+    "resnet18": ["relu"] + [f"layer{s}.{b}.relu{suffix}" for s in range(1, 5) for b in range(2)
+                            for suffix in ("", "#2")],
+}
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_every_model_builds_runs_and_exposes_its_nonlinearities(name, batchnorm):
+    s = Settings(model=name, depth=3, width=8, batchnorm=batchnorm)
+    torch.manual_seed(0)
+    net = build_model(s, (3, 16, 16), 10)
+    assert net(torch.rand(5, 3, 16, 16)).shape == (5, 10)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert has_bn == batchnorm
+    lc = local_complexity(net, torch.rand(2, 3, 16, 16), radius=0.01, n_directions=3)
+    assert lc.layer_names == EXPECTED_LAYERS[name]
+    assert lc.per_layer.shape == (2, len(EXPECTED_LAYERS[name]))
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu", "leaky_relu"])
-def test_every_model_builds_runs_and_exposes_its_nonlinearities(name, activation):
-    s = Settings(model=name, depth=3, width=16, activation=activation)
-    net = build_model(s, (1, 8, 8), 10)
-    assert net(torch.rand(5, 1, 8, 8)).shape == (5, 10)
-    lc = local_complexity(net, torch.rand(4, 1, 8, 8), radius=0.1, n_directions=5)
-    expected = {"mlp": [f"hidden{i}.act" for i in range(1, 4)],
-                "cnn": [f"conv{i}.act" for i in range(1, 4)] + ["fc.act"]}[name]
-    assert lc.layer_names == expected
+def test_activation_setting_is_used(activation):
+    net = build_model(Settings(depth=2, width=8, activation=activation), (1, 8, 8), 10)
+    kinds = {type(m) for m in net.modules() if type(m).__module__.startswith("torch.nn.modules.activation")}
+    assert kinds == {type(ACTIVATIONS[activation]())}
+
+
+def test_normalization_is_the_first_module_and_affine_for_lc():
+    norm = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    net = build_model(Settings(model="cnn", depth=2, width=4), (3, 8, 8), 10, norm)
+    assert list(dict(net.named_children())) == ["normalize", "net"]
+    x = torch.rand(3, 3, 8, 8)
+    expected = net.net((x - torch.tensor(norm[0]).view(1, 3, 1, 1)) / torch.tensor(norm[1]).view(1, 3, 1, 1))
+    assert torch.allclose(net(x), expected)
+    from grok_mlflow.complexity import _plan_for
+    assert _plan_for(net).head is not None   # LC's fast path sees through the normalisation
 
 
 def test_mlp_shape_follows_the_paper():

@@ -23,16 +23,15 @@ def test_mlproject_parameters_match_dataclass_fields_names_types_defaults():
     params = spec["entry_points"]["main"]["parameters"]
     fields = dataclasses.fields(Settings)
     assert list(params) == [f.name for f in fields]
-    kinds = {"string": str, "int": int, "float": float}
+    kinds = {"string": (str, tuple, bool), "int": int, "float": float}
     for f in fields:
         declared = params[f.name]
         default = getattr(Settings(), f.name)
         # the MLproject default, read back through the settings parser, is the dataclass default
         parsed = Settings.from_strings({f.name: declared["default"]})
         assert getattr(parsed, f.name) == default, f.name
-        expected_type = tuple if declared["type"] == "string" and isinstance(default, tuple) \
-            else kinds[declared["type"]]
-        assert isinstance(default, expected_type), f.name
+        assert isinstance(default, kinds[declared["type"]]), f.name
+        assert not (declared["type"] == "int" and isinstance(default, bool)), f.name
     command = spec["entry_points"]["main"]["command"]
     for f in fields:
         assert f"--{f.name} {{{f.name}}}" in command
@@ -71,9 +70,12 @@ def test_params_round_trip():
     ({"width": "0"}, "width: must be >= 1, got '0'"),
     ({"depth": "-2"}, "depth: must be >= 1, got '-2'"),
     ({"steps": "0"}, "steps: must be >= 1, got '0'"),
-    ({"steps": "ten"}, "steps: cannot read 'ten' as int"),
-    ({"width": "2.5"}, "width: cannot read '2.5' as int"),
+    ({"steps": "ten"}, "steps: cannot read 'ten' as an integer"),
+    ({"width": "2.5"}, "width: cannot read '2.5' as an integer"),
     ({"lr": "0"}, "lr: must be > 0, got '0'"),
+    ({"batchnorm": "maybe"}, "batchnorm: cannot read 'maybe' as true or false"),
+    ({"random_labels": "-1"}, "random_labels: must be >= 0"),
+    ({"preset": "no/such.yaml"}, "preset: cannot read 'no/such.yaml': No such file or directory"),
     ({"lc_radius": "0.1,-1"}, "lc_radius: must be one or more radii, each > 0"),
     ({"adv_eps": "1.5"}, "adv_eps: must be each in [0, 1]"),
     ({"batch_size": "2000"}, "batch_size: must be <= train_size (1000)"),
