@@ -263,6 +263,15 @@ def render_mlproject() -> str:
         lines.append(f"      {name}: {{type: {spec['type']}, default: \"{default}\"}}")
     args = " ".join(f"--{name} {{{name}}}" for name in mlproject_parameters())
     lines.append(f"    command: \"python -m grok_mlflow train {args}\"")
+    lines += [
+        "  # A preset with exact params in MLflow: `main` makes MLflow log every parameter at its",
+        "  # default before training starts; here MLflow logs only what you pass (-P steps=...",
+        "  # is appended as --steps ...), and the run logs the resolved settings itself.",
+        "  preset:",
+        "    parameters:",
+        "      preset: {type: string}",
+        "    command: \"python -m grok_mlflow train --preset {preset}\"",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -251,8 +251,19 @@ class GrokTracker:
 
     def _log_setup(self, run) -> None:
         existing = self.client.get_run(self.run_id).data.params
-        params = [Param(k, v) for k, v in self.settings.to_params().items() if k not in existing]
+        resolved = self.settings.to_params()
+        params = [Param(k, v) for k, v in resolved.items() if k not in existing]
         tags = {"seed": str(self.settings.seed), "mlflow.runName": self.run_name}
+        # MLflow params cannot change. `mlflow run -P preset=...` logs every main parameter at its
+        # default first: keep the true values visible (tags, config.json) and say so.
+        stale = sorted(k for k, v in resolved.items()
+                       if k in existing and not _same_value(k, existing[k], v))
+        if stale:
+            tags["grok_mlflow.stale_params"] = ",".join(stale)
+            tags.update({f"setting.{k}": resolved[k] for k in stale})
+            print(f"grok-mlflow: warning: MLflow logged {', '.join(stale)} before the preset was "
+                  "applied; the true values are in the tags setting.<name> and config.json. Use "
+                  "`mlflow run . -e preset -P preset=...` for exact params.", file=sys.stderr)
         self.client.log_batch(self.run_id, params=params, synchronous=True)
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
@@ -396,6 +407,16 @@ class GrokTracker:
         finally:
             if self._owns_run:
                 mlflow.end_run(RunStatus.to_string(status))
+
+
+def _same_value(name: str, logged: str, resolved: str) -> bool:
+    """Whether a param MLflow already holds (``1e-3``, ``''``) means the resolved setting."""
+    if logged == resolved:
+        return True
+    try:
+        return Settings.from_strings({name: logged.strip("'\"")}).to_params()[name] == resolved
+    except ValueError:
+        return False
 
 
 def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:

@@ -79,7 +79,7 @@ def test_params_round_trip():
     ({"lc_radius": "0.1,-1"}, "lc_radius: must be one or more radii, each > 0"),
     ({"adv_eps": "1.5"}, "adv_eps: must be each in [0, 1]"),
     ({"batch_size": "2000"}, "batch_size: must be <= train_size (1000)"),
-    ({"colour": "red"}, "unknown setting(s) colour; valid: dataset,"),
+    ({"colour": "red"}, "unknown setting(s) colour; valid: preset, dataset,"),
 ])
 def test_bad_values_raise_one_line_naming_the_setting(values, message):
     with pytest.raises(SettingsError) as info:

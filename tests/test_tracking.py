@@ -157,8 +157,9 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_run(capsys):
                 for r in client.search_runs([e.experiment_id])]
 
 
-def mlflow_run(tmp_path, tracking_uri, *params: str):
-    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local"]
+def mlflow_run(tmp_path, tracking_uri, *params: str, entry_point: str = "main"):
+    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
+            "-e", entry_point]
     for p in params:
         args += ["-P", p]
     return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -258,3 +259,24 @@ def test_long_runs_refresh_their_figure_and_history_while_running():
         history = mlflow.artifacts.load_text(f"runs:/{tracker.run_id}/history.csv")
     assert {"history.csv", "figures"} <= mid_run
     assert history.splitlines()[0].startswith("step,") and len(history.splitlines()) == 3  # 0, 1
+
+
+@pytest.mark.parametrize("entry_point", ["preset", "main"])
+def test_mlflow_run_with_a_preset_and_an_override(tmp_path, tracking_uri, entry_point):
+    done = mlflow_run(tmp_path, tracking_uri, "preset=projects/digits_gelu.yaml", "steps=20",
+                      "eval_points=3", "lc_samples=30", "adv_points=2", "adv_samples=30",
+                      "width=16", entry_point=entry_point)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = only_run(MlflowClient())
+    params, tags = run.data.params, run.data.tags
+    assert params["preset"] == "projects/digits_gelu.yaml"
+    assert params["steps"] == "20" and params["width"] == "16"
+    if entry_point == "preset":   # exact params
+        assert params["activation"] == "gelu" and "grok_mlflow.stale_params" not in tags
+    else:                         # MLflow logged the default first: the truth is in the tags
+        assert params["activation"] == "relu"
+        assert tags["grok_mlflow.stale_params"] == "activation"
+        assert tags["setting.activation"] == "gelu"
+        assert "-e preset" in done.stderr
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
+    assert config["settings"]["activation"] == "gelu"
