@@ -12,6 +12,7 @@ comparable in the MLflow UI's table and parallel-coordinates plot:
 ``grok/migration_onset_step``      start of the second descent: first step after the peak where smoothed
                                    train LC is below the peak by >= ``rel_tol`` of the ascent height
 ``grok/generalization_step``       first step with smoothed test accuracy >= 95% of its final value
+                                   (only if it ends >= ``min_gain`` above its first value)
 ``grok/robustness_onset_step``     start of the late rise of adversarial accuracy (mean over eps): after
                                    interpolation, the last step within ``adv_rise``/5 of its minimum
                                    before it rises by >= ``adv_rise`` above that minimum
@@ -97,7 +98,7 @@ def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5,
 def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
                   adv_keys: Sequence[str] | None = None, window: int = 5, rel_tol: float = 0.05,
                   interpolation_acc: float = 0.99, generalization_frac: float = 0.95,
-                  adv_rise: float = 0.05) -> dict[str, int]:
+                  adv_rise: float = 0.05, min_gain: float = 0.1) -> dict[str, int]:
     """Phase steps of a run from its ``{step: {metric: value}}`` history.
 
     Args:
@@ -109,6 +110,8 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
         interpolation_acc: training accuracy that counts as fitting the data.
         generalization_frac: fraction of the final test accuracy that counts as generalised.
         adv_rise: absolute rise of adversarial accuracy that counts as the late rise.
+        min_gain: test accuracy must end at least this far above its first value (chance) for
+            ``grok/generalization_step`` to exist.
     Returns:
         {phase key: step}; phases that did not happen are absent.
     """
@@ -122,7 +125,8 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
     if len(acc_te):
         smoothed = smooth(acc_te, window)
         generalization = _first(steps_te, smoothed >= generalization_frac * smoothed[-1])
-        if generalization is not None and smoothed[-1] > 0:
+        # a net that never rose above its initial (chance) accuracy did not generalise
+        if generalization is not None and smoothed[-1] - acc_te[0] >= min_gain:
             out["grok/generalization_step"] = generalization
     if adv_keys is None:
         adv_keys = sorted({k for row in history.values() for k in row if k.startswith("adv/acc/")})

@@ -309,3 +309,16 @@ def test_input_the_model_rejects_is_a_clear_value_error():
 def test_model_without_nonlinearity_is_a_clear_value_error():
     with pytest.raises(ValueError, match="no recognised nonlinearity"):
         local_complexity(nn.Linear(5, 2), torch.rand(4, 5), radius=0.1, n_directions=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("per_point", [False, True])
+def test_cuda_counts_equal_cpu_counts(per_point):
+    torch.manual_seed(0)
+    for net, x in ((mlp([64, 100, 100, 10]), torch.rand(64, 1, 8, 8, dtype=torch.float64)),
+                   (SmallCNN().double(), torch.rand(16, 3, 8, 8, dtype=torch.float64))):
+        cpu = local_complexity(net, x, radius=0.05, n_directions=6, per_point=per_point)
+        gpu = local_complexity(net.cuda(), x, radius=0.05, n_directions=6, per_point=per_point)
+        assert gpu.per_layer.device.type == "cuda"
+        assert torch.equal(cpu.per_layer, gpu.per_layer.cpu())
+        net.cpu()

@@ -50,9 +50,11 @@ def test_smoothing_ignores_noise_spikes():
 
 def test_absent_phases_are_absent_not_zero():
     monotone = detect_phases(history_from(lc__train=lambda s: 10.0 / (1 + s),
-                                          acc__train=lambda s: 0.5))
+                                          acc__train=lambda s: 0.5,
+                                          acc__test=lambda s: 0.1 + 0.02 * (s > 50)))
     assert "grok/lc_first_min_step" not in monotone and "grok/lc_peak_step" not in monotone
     assert "grok/interpolation_step" not in monotone
+    assert "grok/generalization_step" not in monotone     # stuck near chance
     assert "grok/robustness_onset_step" not in monotone and "grok/delay_steps" not in monotone
 
 

@@ -106,3 +106,17 @@ def test_empty_subset_raises_value_error(trained):
     net, x, y = trained
     with pytest.raises(ValueError, match="at least one sample"):
         robust_accuracy(net, x[:0], y[:0], eps=0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_runs_on_the_models_cuda_device_and_keeps_the_cuda_rng(trained):
+    net, x, y = trained
+    net.cuda()
+    try:
+        state = torch.cuda.get_rng_state()
+        acc = robust_accuracy(net, x, y, eps=[0.0, 0.1])
+        assert torch.equal(torch.cuda.get_rng_state(), state)
+        assert acc[0.0].device.type == "cuda"
+        assert acc[0.0].item() == accuracy_and_loss(net, x.cuda(), y.cuda())[0].item()
+    finally:
+        net.cpu()
