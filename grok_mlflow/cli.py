@@ -35,7 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     sub.add_parser("mlproject", help="print the MLproject file generated from the settings")
+    sweep = sub.add_parser("sweep", help="run a Ray Tune sweep (projects/sweeps/*.yaml)",
+                           description="Run every trial of a sweep spec as MLflow child runs.")
+    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweep.py)")
+    sweep.add_argument("--ray-address", default=None,
+                       help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        from .sweep import main_sweep
+        return main_sweep(args.spec, args.ray_address or None, args.storage_path)
     if args.command == "mlproject":
         from .settings import render_mlproject
         print(render_mlproject(), end="")

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["COLORS", "grokking_figure"]
+__all__ = ["COLORS", "grokking_figure", "sweep_figures"]
 
 COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
 _PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
@@ -95,3 +95,80 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str, float]]]],
+                  swept: list[str]) -> dict[str, Figure]:
+    """Comparison figures of a sweep, one curve per trial (colour = trial order).
+
+    Args:
+        histories: {trial name: (MLflow run, history)} of the child runs.
+        swept: the swept setting names (the first one is the x axis of the phase plot).
+    Returns:
+        {artifact path: figure}: LC curves (train, test, random), accuracy and adversarial
+        accuracy (mean over eps), and phase steps against the first swept setting.
+    """
+    from .phases import PHASE_KEYS
+
+    names = list(histories)
+    shades = plt.cm.viridis(np.linspace(0, 0.9, max(len(names), 1)))
+    figures: dict[str, Figure] = {}
+    first = next(iter(histories.values()))[1]
+    keys = {k for row in first.values() for k in row}
+    lc_prefix = min((k.split("/")[0] for k in keys if k.startswith("lc") and k.endswith("/train")),
+                    default="lc")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, split in zip(axes, ("train", "test", "random")):
+        for name, shade in zip(names, shades):
+            steps, values = _curve(histories[name][1], f"{lc_prefix}/{split}")
+            ax.plot(steps, values, color=shade, label=name)
+        ax.set_title(f"local complexity, {split} points")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("optimisation step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    figures["figures/lc.png"] = fig
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for name, shade in zip(names, shades):
+        history = histories[name][1]
+        steps, acc = _curve(history, "acc/test")
+        axes[0].plot(steps, acc, color=shade, label=name)
+        adv = sorted(k for row in history.values() for k in row if k.startswith("adv/acc/"))
+        adv_steps = [s for s in sorted(history) if all(k in history[s] for k in set(adv))]
+        if adv:
+            axes[1].plot(adv_steps, [np.mean([history[s][k] for k in set(adv)]) for s in adv_steps],
+                         color=shade, marker=".", label=name)
+    axes[0].set_title("test accuracy")
+    axes[1].set_title("adversarial accuracy (mean over eps)")
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("optimisation step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    figures["figures/accuracy.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x_key = swept[0]
+    for key in PHASE_KEYS[:-1]:
+        points = []
+        for name in names:
+            run = histories[name][0]
+            if key in run.data.metrics:
+                try:
+                    points.append((float(run.data.params[x_key]), run.data.metrics[key]))
+                except (KeyError, ValueError):
+                    continue
+        if points:
+            points.sort()
+            ax.plot(*zip(*points), marker="o", label=key[5:])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel("step")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    figures["figures/phases.png"] = fig
+    return figures

@@ -271,6 +271,12 @@ def render_mlproject() -> str:
         "    parameters:",
         "      preset: {type: string}",
         "    command: \"python -m grok_mlflow train --preset {preset}\"",
+        "  # A Ray Tune sweep: a parent run with one child run per trial (projects/sweeps/).",
+        "  sweep:",
+        "    parameters:",
+        "      spec: {type: string}",
+        "      ray_address: {type: string, default: \"\"}",
+        "    command: \"python -m grok_mlflow sweep {spec} --ray-address {ray_address}\"",
     ]
     return "\n".join(lines) + "\n"
 

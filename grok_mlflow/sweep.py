@@ -1,0 +1,313 @@
+"""Ray Tune sweeps over any settings: one MLflow parent run, one child run per trial.
+
+A spec is YAML::
+
+    name: width                      # optional; default: the file name
+    base:                            # a preset and/or settings shared by every trial
+      preset: projects/digits_region_migration.yaml
+      steps: 3000
+    grid:                            # setting -> values; the trials are the full product
+      width: [50, 200, 800]
+      seed: [0, 1]
+    resources: {cpu: 1, gpu: 0}      # per trial (gpu may be a fraction)
+    max_concurrent: 2                # trials at once (default: as many as resources allow)
+
+Every trial runs the same ``train`` as a single run (same tracker, same metrics, ``grok/*``
+phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
+``mlflow.parentRunId``. The parent run holds the spec (params and artifact), a CSV of every
+trial's phase steps and final metrics, and comparison figures.
+
+Known traps handled here (seen with Ray 2.60 / MLflow 3.17): trials report with
+``ray.tune.report``; ``RunConfig`` gets an absolute ``storage_path``; trials run with their trial
+directory as cwd, so the tracking URI is made absolute in the driver and handed to each trial in
+its config (workers do not see environment changes made after ``ray.init``); the SQLite database
+is created in the driver before trials start (parallel first-time creation races in MLflow's
+migrations); ``MLFLOW_RUN_ID`` inherited from ``mlflow run`` is dropped in trials (else every
+trial would resume the parent); child runs are ended explicitly. No early-stopping scheduler:
+ASHA would stop late-grokking runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings, SettingsError, load_preset
+
+__all__ = ["SweepSpec", "load_spec", "run_sweep", "trial_name"]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep spec: base settings, the grid, per-trial resources, concurrency."""
+
+    name: str
+    base: Settings
+    grid: dict[str, list[Any]]
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    max_concurrent: int = 0
+    source: str = ""
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every combination of the grid, as {setting: value}, in spec order."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
+
+
+def trial_name(overrides: dict[str, Any]) -> str:
+    """``width=200,depth=4``: the varied settings of one trial."""
+    return ",".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def load_spec(path: str) -> SweepSpec:
+    """Read and validate a spec file; any problem raises ``SettingsError`` naming the file."""
+    import yaml
+
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as err:
+        raise SettingsError(f"spec: cannot read {path!r}: "
+                            f"{getattr(err, 'strerror', None) or err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
+        raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
+    unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent"})
+    if unknown:
+        raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
+                            "base, grid, resources, max_concurrent")
+    base_values = data.get("base") or {}
+    if not isinstance(base_values, dict):
+        raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
+    base_values = dict(base_values)
+    preset = base_values.pop("preset", "")
+    try:
+        base = load_preset(preset) if preset else Settings()
+        base = _apply(base, base_values)
+        grid = {}
+        for key, values in data["grid"].items():
+            if not isinstance(values, list) or not values:
+                raise SettingsError(f"grid.{key}: must be a non-empty list")
+            grid[key] = values
+            for value in values:                     # every grid value must make valid settings
+                _apply(base, {key: value})
+    except SettingsError as err:
+        raise SettingsError(f"spec {path}: {err}") from None
+    resources = {"cpu": 1.0, "gpu": 0.0, **(data.get("resources") or {})}
+    if set(resources) - {"cpu", "gpu"} or any(
+            not isinstance(v, (int, float)) or v < 0 for v in resources.values()):
+        raise SettingsError(f"spec {path}: resources must be {{cpu: >= 0, gpu: >= 0}}")
+    max_concurrent = data.get("max_concurrent", 0)
+    if not isinstance(max_concurrent, int) or max_concurrent < 0:
+        raise SettingsError(f"spec {path}: max_concurrent must be an integer >= 0")
+    return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
+                     resources={k: float(v) for k, v in resources.items()},
+                     max_concurrent=max_concurrent, source=str(path))
+
+
+def _apply(base: Settings, values: dict[str, Any]) -> Settings:
+    """``base`` with typed YAML values (lists become tuples; strings are parsed)."""
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
+                            + ", ".join(sorted(known)))
+    typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+             if not isinstance(v, str)}
+    text = {k: v for k, v in values.items() if isinstance(v, str)}
+    out = dataclasses.replace(base, **typed)
+    if text:
+        out = Settings.from_strings(text, base=dataclasses.replace(out, preset=""))
+        out = dataclasses.replace(out, preset=base.preset)
+    return out
+
+
+def absolute_tracking_uri() -> str:
+    """The tracking URI with a relative SQLite/file path made absolute (trials change cwd)."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    for prefix in ("sqlite:///",):
+        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+            return prefix + os.path.abspath(uri[len(prefix):])
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    if uri.startswith("file:") and not uri.startswith("file:///"):
+        return "file://" + os.path.abspath(uri[len("file:"):].lstrip("/"))
+    return uri
+
+
+def _is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def _trial(space: dict[str, Any]) -> None:
+    """One Ray Tune trial: a child run of the sweep's parent, trained by the ordinary ``train``."""
+    config = space["trial"]
+    os.environ.pop("MLFLOW_RUN_ID", None)   # inherited from `mlflow run`: would resume the parent
+    import mlflow
+    from ray import tune
+
+    from .training import train
+
+    mlflow.set_tracking_uri(config["tracking_uri"])
+    base = dict(config["base"])
+    preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
+    settings = _apply(dataclasses.replace(Settings.from_strings(base), preset=preset),
+                      config["overrides"])
+    tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"]}
+    with mlflow.start_run(run_name=config["name"], experiment_id=config["experiment_id"],
+                          tags=tags):
+        result = train(settings, run_name=config["name"], progress=False)
+    tune.report({k.replace("/", "_"): v for k, v in result.metrics.items()
+                 if not k.startswith("lc") or k.count("/") == 1})
+
+
+def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
+              storage_path: str | None = None) -> str:
+    """Run every trial of ``spec`` with Ray Tune; returns the parent run's id.
+
+    Args:
+        ray_address: an existing Ray cluster (``ray://...`` or ``host:port``); default
+            ``$RAY_ADDRESS`` or a local Ray started for this sweep.
+        storage_path: Ray Tune's results directory (default ``./ray_results``, made absolute).
+    """
+    import mlflow
+    import ray
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    uri = absolute_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    client.search_experiments()              # creates the SQLite schema here, once
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        if len(nodes) > 1 and _is_local_store(uri):
+            raise SettingsError(
+                f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
+                "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
+        with mlflow.start_run(run_name=f"sweep:{spec.name}") as parent:
+            parent_id = parent.info.run_id
+            client.log_batch(parent_id, params=_spec_params(spec), synchronous=True)
+            client.set_tag(parent_id, "grok_mlflow.sweep", spec.name)
+            if spec.source:
+                client.log_artifact(parent_id, spec.source, "spec")
+            # relative paths would resolve inside each trial's own directory
+            base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
+                                       ).to_params()
+            configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
+                        "parent_run_id": parent_id, "experiment_id": parent.info.experiment_id,
+                        "sweep": spec.name} for o in spec.trials()]
+            storage = os.path.abspath(storage_path or "ray_results")
+            tuner = tune.Tuner(
+                tune.with_resources(_trial, spec.resources),
+                param_space={"trial": tune.grid_search(configs)},
+                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
+                run_config=tune.RunConfig(storage_path=storage, name=f"{spec.name}-{parent_id[:8]}",
+                                          verbose=0))
+            results = tuner.fit()
+            errors = [str(r.error) for r in results if r.error]
+            _summarise(client, parent_id, spec)
+            if errors:
+                raise RuntimeError(f"{len(errors)} of {len(configs)} trials failed; first: "
+                                   f"{errors[0][:500]}")
+    finally:
+        if started_here:
+            ray.shutdown()
+    return parent_id
+
+
+def _spec_params(spec: SweepSpec):
+    from mlflow.entities import Param
+
+    params = {f"grid.{k}": _fmt(v) for k, v in spec.grid.items()}
+    params.update({f"base.{k}": v for k, v in spec.base.to_params().items()})
+    params["trials"] = str(len(spec.trials()))
+    return [Param(k, v[:6000]) for k, v in params.items()]
+
+
+def child_runs(client, parent_id: str):
+    """The parent's child runs, oldest first."""
+    parent = client.get_run(parent_id)
+    return list(reversed(client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
+        max_results=10_000)))
+
+
+def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
+    """CSV of every trial's phases and final metrics, and comparison figures, on the parent."""
+    import mlflow
+
+    from .phases import PHASE_KEYS
+    from .plots import sweep_figures
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    runs = child_runs(client, parent_id)
+    finals = ["acc/train", "acc/test", "lc/train", "lc/test", "lc/random"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["run_id", "trial", *spec.grid, "status", *PHASE_KEYS, *finals])
+    histories = {}
+    for run in runs:
+        name = run.data.tags.get("mlflow.runName", run.info.run_id)
+        writer.writerow([run.info.run_id, name, *(run.data.params.get(k, "") for k in spec.grid),
+                         run.info.status,
+                         *(run.data.metrics.get(k, "") for k in PHASE_KEYS),
+                         *(run.data.metrics.get(k, "") for k in finals)])
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/history.csv")
+        except Exception:  # noqa: BLE001 - a trial that died early has no history to draw
+            continue
+        histories[name] = (run, _read_history(text))
+    client.log_text(parent_id, out.getvalue(), "phases.csv")
+    if histories:
+        for path, fig in sweep_figures(histories, list(spec.grid)).items():
+            try:
+                client.log_figure(parent_id, fig, path)
+            finally:
+                import matplotlib.pyplot as plt
+                plt.close(fig)
+
+
+def _read_history(text: str) -> dict[int, dict[str, float]]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
+            for r in rows}
+
+
+def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None) -> int:
+    """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status."""
+    try:
+        spec = load_spec(spec_path)
+        parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path)
+    except SettingsError as err:
+        print(f"grok-mlflow: error: {err}", file=sys.stderr)
+        return 2
+    import mlflow
+
+    print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
+          f"  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}", file=sys.stderr)
+    return 0

@@ -1,0 +1,102 @@
+"""Ray Tune sweeps: spec validation, and a real 4-trial sweep into a real MLflow store."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from grok_mlflow.cli import main
+from grok_mlflow.settings import SettingsError
+from grok_mlflow.sweep import absolute_tracking_uri, load_spec, trial_name
+
+from conftest import REPO
+
+
+def write(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_shipped_specs_are_valid():
+    specs = sorted((REPO / "projects" / "sweeps").glob("*.yaml"))
+    names = {p.stem for p in specs}
+    assert {"width", "depth", "weight_decay", "train_size", "batch_norm", "random_labels"} <= names
+    assert any(n.startswith("digits_") for n in names)
+    for path in specs:
+        assert load_spec(str(path)).trials()
+
+
+def test_spec_grid_is_the_full_product_in_spec_order(tmp_path):
+    spec = load_spec(write(tmp_path, "base: {steps: 10}\ngrid: {width: [8, 16], seed: [0, 1, 2]}\n"))
+    assert len(spec.trials()) == 6 and spec.trials()[1] == {"width": 8, "seed": 1}
+    assert spec.base.steps == 10 and spec.name == "spec"
+    assert trial_name({"width": 200, "depth": 4}) == "width=200,depth=4"
+    assert trial_name({"lr": 0.001, "batchnorm": True}) == "lr=0.001,batchnorm=true"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: {steps: 10}\n", "needs a 'grid:' mapping"),
+    ("grid: {colour: [1]}\n", "unknown setting(s) colour"),
+    ("grid: {width: [8, -1]}\n", "width: must be >= 1"),
+    ("grid: {width: 8}\n", "grid.width: must be a non-empty list"),
+    ("grid: {width: [8]}\nworkers: 3\n", "unknown key(s) workers"),
+    ("grid: {width: [8]}\nresources: {tpu: 1}\n", "resources must be"),
+])
+def test_bad_specs_fail_with_one_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as info:
+        load_spec(path)
+    assert message in str(info.value) and str(info.value).startswith(f"spec {path}")
+
+
+def test_cli_refuses_a_missing_spec_before_starting_ray(capsys):
+    assert main(["sweep", "no/such/spec.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "grok-mlflow: error: spec: cannot read 'no/such/spec.yaml': No such file or directory")
+
+
+def test_relative_sqlite_uri_becomes_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri("sqlite:///rel.db")
+    assert absolute_tracking_uri() == f"sqlite:///{tmp_path}/rel.db"
+
+
+def test_a_four_trial_digits_sweep_leaves_a_parent_and_four_children(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, """name: tiny
+base: {steps: 200, depth: 2, lc_samples: 50, lc_directions: 5, adv_samples: 50, eval_points: 8,
+       adv_points: 3}
+grid:
+  width: [16, 64]
+  seed: [0, 1]
+resources: {cpu: 1}
+max_concurrent: 2
+""")
+    assert main(["sweep", spec]) == 0
+    client = MlflowClient()
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.params["grid.width"] == "16,64"
+    assert {c.data.tags["mlflow.runName"] for c in children} == {
+        "width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert {"acc/test", "lc/train", "adv/acc/eps_0.1"} <= set(child.data.metrics)
+        assert any(k.startswith("grok/") for k in child.data.metrics)
+        assert child.data.params["width"] in ("16", "64") and child.data.params["steps"] == "200"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"phases.csv", "figures", "spec"} <= artifacts
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert figures == {"figures/lc.png", "figures/accuracy.png", "figures/phases.png"}
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(
+        f"runs:/{parent.info.run_id}/phases.csv"))))
+    assert len(table) == 4 and {r["status"] for r in table} == {"FINISHED"}
