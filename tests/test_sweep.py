@@ -100,3 +100,60 @@ max_concurrent: 2
     table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(
         f"runs:/{parent.info.run_id}/phases.csv"))))
     assert len(table) == 4 and {r["status"] for r in table} == {"FINISHED"}
+
+
+def _stop_group(proc, timeout=15):
+    """Stop the Ray head started by this test: its whole process group, nothing else."""
+    import os
+    import signal
+    import subprocess
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)   # Ray's agents outlive SIGTERM to the head
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout)
+
+
+def test_a_sweep_against_an_existing_ray_cluster(tmp_path, monkeypatch):
+    import os
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:                # a free port on loopback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp_dir = f"/tmp/gm_ray_{os.getpid()}"   # short: Ray's unix socket paths are length-capped
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={temp_dir}"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (os.path.isdir(temp_dir) and any(
+                name.startswith("session_") for name in os.listdir(temp_dir))):
+            assert head.poll() is None and time.monotonic() < deadline, "ray head did not start"
+            time.sleep(0.5)
+        monkeypatch.chdir(tmp_path)
+        spec = write(tmp_path, "base: {steps: 50, depth: 2, width: 16, lc_samples: 20, "
+                               "lc_directions: 4, adv_points: 0, eval_points: 4}\n"
+                               "grid: {seed: [0, 1]}\n")
+        assert main(["sweep", spec, "--ray-address", f"127.0.0.1:{port}"]) == 0
+        client = MlflowClient()
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
+        assert sum("mlflow.parentRunId" in r.data.tags for r in runs) == 2
+    finally:
+        _stop_group(head)
+        import shutil
+        shutil.rmtree(temp_dir, ignore_errors=True)
