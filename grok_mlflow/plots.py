@@ -97,6 +97,17 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
     return fig
 
 
+def _finish_step_axes(fig: Figure, axes) -> Figure:
+    """Log-step x axes with grid, the legend on the first panel, tight layout."""
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("optimisation step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str, float]]]],
                   swept: list[str]) -> dict[str, Figure]:
     """Comparison figures of a sweep, one curve per trial (colour = trial order).
@@ -123,12 +134,7 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
             steps, values = _curve(histories[name][1], f"{lc_prefix}/{split}")
             ax.plot(steps, values, color=shade, label=name)
         ax.set_title(f"local complexity, {split} points")
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel("optimisation step")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    figures["figures/lc.png"] = fig
+    figures["figures/lc.png"] = _finish_step_axes(fig, axes)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for name, shade in zip(names, shades):
@@ -142,13 +148,7 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
                          color=shade, marker=".", label=name)
     axes[0].set_title("test accuracy")
     axes[1].set_title("adversarial accuracy (mean over eps)")
-    for ax in axes:
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel("optimisation step")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    figures["figures/accuracy.png"] = fig
+    figures["figures/accuracy.png"] = _finish_step_axes(fig, axes)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     x_key = swept[0]

@@ -158,31 +158,44 @@ class Settings:
         return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
 
 
+def read_yaml(path: str, what: str) -> Any:
+    """The parsed YAML file at ``path``; unreadable or invalid gives ``SettingsError`` (``what``:
+    the setting or option the file was given for)."""
+    import yaml
+
+    try:
+        with open(path) as handle:
+            return yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as err:
+        raise SettingsError(f"{what}: cannot read {path!r}: "
+                            f"{getattr(err, 'strerror', None) or err}") from None
+
+
+def apply_values(base: Settings, values: Mapping[str, Any]) -> Settings:
+    """``base`` with values from YAML: typed values as they are (lists become tuples), strings
+    parsed like command-line values. Unknown names or bad values raise ``SettingsError``."""
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
+                            + ", ".join(known))
+    typed = {k: tuple(v) if isinstance(v, list) else _parse(known[k], v) if isinstance(v, str)
+             else v for k, v in values.items()}
+    return dataclasses.replace(base, **typed)
+
+
 def load_preset(path: str, base: Settings | None = None) -> Settings:
     """Settings from a preset YAML file (a mapping of setting -> value) over ``base``.
 
     Raises ``SettingsError`` naming the file for an unreadable file, unknown names or bad values.
     """
-    import yaml
-
-    try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as err:
-        raise SettingsError(f"preset: cannot read {path!r}: "
-                            f"{getattr(err, 'strerror', None) or err}") from None
+    data = read_yaml(path, "preset")
     if not isinstance(data, dict):
         raise SettingsError(f"preset: {path!r} must be a mapping of setting: value")
-    known = {f.name: f for f in fields(Settings)}
-    unknown = sorted(set(data) - set(known) - {"preset"})
-    if unknown or "preset" in data:
-        raise SettingsError(f"preset {path}: unknown setting(s) "
-                            f"{', '.join(unknown or ['preset'])}; valid: "
-                            + ", ".join(n for n in known if n != "preset"))
-    values = {k: tuple(v) if isinstance(v, list) else _parse(known[k], v) if isinstance(v, str)
-              else v for k, v in data.items()}
+    if "preset" in data:
+        raise SettingsError(f"preset {path}: a preset cannot name another preset")
     try:
-        return dataclasses.replace(base or Settings(), preset=path, **values)
+        return dataclasses.replace(apply_values(base or Settings(), data), preset=path)
     except SettingsError as err:
         raise SettingsError(f"preset {path}: {err}") from None
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings, SettingsError, load_preset
+from .settings import Settings, SettingsError, apply_values, load_preset, read_yaml
 
 __all__ = ["SweepSpec", "load_spec", "run_sweep", "trial_name"]
 
@@ -78,14 +78,7 @@ def _fmt(value: Any) -> str:
 
 def load_spec(path: str) -> SweepSpec:
     """Read and validate a spec file; any problem raises ``SettingsError`` naming the file."""
-    import yaml
-
-    try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as err:
-        raise SettingsError(f"spec: cannot read {path!r}: "
-                            f"{getattr(err, 'strerror', None) or err}") from None
+    data = read_yaml(path, "spec")
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
     unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent"})
@@ -99,14 +92,14 @@ def load_spec(path: str) -> SweepSpec:
     preset = base_values.pop("preset", "")
     try:
         base = load_preset(preset) if preset else Settings()
-        base = _apply(base, base_values)
+        base = apply_values(base, base_values)
         grid = {}
         for key, values in data["grid"].items():
             if not isinstance(values, list) or not values:
                 raise SettingsError(f"grid.{key}: must be a non-empty list")
             grid[key] = values
             for value in values:                     # every grid value must make valid settings
-                _apply(base, {key: value})
+                apply_values(base, {key: value})
     except SettingsError as err:
         raise SettingsError(f"spec {path}: {err}") from None
     resources = {"cpu": 1.0, "gpu": 0.0, **(data.get("resources") or {})}
@@ -119,23 +112,6 @@ def load_spec(path: str) -> SweepSpec:
     return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
                      resources={k: float(v) for k, v in resources.items()},
                      max_concurrent=max_concurrent, source=str(path))
-
-
-def _apply(base: Settings, values: dict[str, Any]) -> Settings:
-    """``base`` with typed YAML values (lists become tuples; strings are parsed)."""
-    known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
-                            + ", ".join(sorted(known)))
-    typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
-             if not isinstance(v, str)}
-    text = {k: v for k, v in values.items() if isinstance(v, str)}
-    out = dataclasses.replace(base, **typed)
-    if text:
-        out = Settings.from_strings(text, base=dataclasses.replace(out, preset=""))
-        out = dataclasses.replace(out, preset=base.preset)
-    return out
 
 
 def absolute_tracking_uri() -> str:
@@ -169,7 +145,7 @@ def _trial(space: dict[str, Any]) -> None:
     mlflow.set_tracking_uri(config["tracking_uri"])
     base = dict(config["base"])
     preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
-    settings = _apply(dataclasses.replace(Settings.from_strings(base), preset=preset),
+    settings = apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
                       config["overrides"])
     tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"]}
     with mlflow.start_run(run_name=config["name"], experiment_id=config["experiment_id"],

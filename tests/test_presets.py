@@ -41,7 +41,7 @@ def test_explicit_settings_override_the_preset_and_defaults_do_not():
 
 @pytest.mark.parametrize("content, message", [
     ("steps: -3\n", "preset {p}: steps: must be >= 1"),
-    ("colour: red\n", "preset {p}: unknown setting(s) colour; valid: dataset"),
+    ("colour: red\n", "preset {p}: unknown setting(s) colour; valid: preset, dataset"),
     ("- a list\n", "preset: '{p}' must be a mapping of setting: value"),
     ("steps: [unclosed\n", "preset: cannot read '{p}'"),
 ])
