@@ -26,6 +26,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="MLflow experiment for a new run (default: grok_mlflow)")
     parser.add_argument("--run-name", default=None, help="MLflow run name")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID",
+                        help="continue this run from its last checkpoint, with its own settings")
     return parser
 
 
@@ -52,15 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         values = {f.name: getattr(args, f.name) for f in fields(Settings)
                   if getattr(args, f.name) is not None}
         try:
-            settings = Settings.from_strings(values)
-            from .training import check_settings, train
+            from .training import check_settings, resume_settings, train
+            if args.resume:
+                if values:
+                    raise SettingsError("resume: a resumed run keeps its settings; drop "
+                                        + ", ".join(f"--{k}" for k in values))
+                settings = resume_settings(args.resume)
+            else:
+                settings = Settings.from_strings(values)
             check_settings(settings)
         except SettingsError as err:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
         try:
             train(settings, experiment=args.experiment, run_name=args.run_name,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, resume=args.resume)
         except KeyboardInterrupt:
             print("grok-mlflow: interrupted; the run is marked KILLED with every measured "
                   "point written", file=sys.stderr)

@@ -78,6 +78,8 @@ class Settings:
     # --- measurement schedule ---
     eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
     eval_every: int = _f(0, "also measure every N steps (0 = off)")
+    checkpoint_every_s: float = _f(30.0, "write buffered metrics and a checkpoint at the first "
+                                   "measured step after this many seconds (> 0)")
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
                                       "comma-separated for several (> 0)")
@@ -122,7 +124,7 @@ class Settings:
         for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
-        for name in ("lr", "init_scale"):
+        for name in ("lr", "init_scale", "checkpoint_every_s"):
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         _require(self, "batch_size", self.batch_size <= self.train_size,

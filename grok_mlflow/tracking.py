@@ -42,7 +42,7 @@ import os
 import sys
 import time
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import mlflow
 import mlflow.pytorch
@@ -73,8 +73,8 @@ class MetricBuffer:
 
     ``add`` takes numbers or 0-dim tensors (all tensors of one call are moved to the host together,
     one sync); anything else raises ``TypeError`` instead of vanishing. ``flush`` writes
-    everything buffered; it is also called when ``flush_every_s`` has passed since the last write,
-    so long runs show up live in the UI.
+    everything buffered; the tracker calls it when ``due()`` (``flush_every_s`` passed since the
+    last write), so long runs show up live in the UI.
     """
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 30.0):
@@ -85,6 +85,14 @@ class MetricBuffer:
 
     def add(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Buffer ``metrics`` at ``step``; returns them as Python floats."""
+        values = self.to_floats(metrics)
+        now = int(time.time() * 1000)
+        self.pending.extend(Metric(key, value, now, int(step)) for key, value in values.items())
+        return values
+
+    @staticmethod
+    def to_floats(metrics: Mapping[str, float | Tensor]) -> dict[str, float]:
+        """Numbers or 0-dim tensors as floats (one host transfer); anything else raises."""
         keys = list(metrics)
         tensors = [k for k in keys if isinstance(metrics[k], Tensor)]
         values: dict[str, float] = {}
@@ -99,11 +107,11 @@ class MetricBuffer:
                 raise TypeError(f"metric {key!r} must be a number or a 0-dim tensor, "
                                 f"got {type(value).__name__}")
             values[key] = float(value)
-        now = int(time.time() * 1000)
-        self.pending.extend(Metric(key, values[key], now, int(step)) for key in keys)
-        if time.monotonic() - self._last_flush > self.flush_every_s:
-            self.flush()
         return {k: values[k] for k in keys}
+
+    def due(self) -> bool:
+        """Whether ``flush_every_s`` has passed since the last write."""
+        return time.monotonic() - self._last_flush > self.flush_every_s
 
     def flush(self) -> None:
         """Write every buffered metric (chunks of 1,000); buffered points survive a failed write."""
@@ -146,6 +154,13 @@ class GrokTracker:
         progress: show a progress bar on stderr.
         artifact_every_s: during long runs, refresh ``history.csv`` and the figure this often
             (seconds of wall time, checked at measured steps).
+        checkpoint: returns the training state to save; called at every metric flush (every
+            30 s at a measured step, and at a clean end), so a checkpoint never lags the metrics
+            in the store by more than the steps since that flush. Saved as the run's artifact
+            ``checkpoints/last.pt`` with the tracker's own state added under ``"tracker"``.
+        resume: a checkpoint to continue from: no step-0 measurement, the history restored.
+        run_id: continue this existing run (and end it at exit); steps whose metrics already
+            reached its store are measured again but not logged twice.
 
     Entering the context measures step 0 (the network before training); leaving it measures the
     last step seen if it was not measured, flushes, logs ``history.csv`` and the model, and ends
@@ -160,7 +175,9 @@ class GrokTracker:
                  settings: Settings | None = None, *, domain: tuple[float, float] = (0.0, 1.0),
                  run_name: str | None = None, experiment: str | None = None,
                  log_model: bool = True, progress: bool = True, artifact_every_s: float = 300.0,
-                 extra_config: Mapping[str, Any] | None = None):
+                 extra_config: Mapping[str, Any] | None = None,
+                 checkpoint: Callable[[], dict[str, Any]] | None = None,
+                 resume: Mapping[str, Any] | None = None, run_id: str | None = None):
         self.model = model
         self.settings = settings or Settings()
         self.x_train, self.y_train = train
@@ -171,6 +188,10 @@ class GrokTracker:
         self.log_model = log_model
         self.progress = progress
         self.extra_config = dict(extra_config or {})
+        self.checkpoint_fn = checkpoint
+        self.resume = resume
+        self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
+        self._continue_run = run_id
         self.artifact_every_s = artifact_every_s
         self.phases: dict[str, int] = {}
         s = self.settings
@@ -218,7 +239,10 @@ class GrokTracker:
 
     def __enter__(self) -> "GrokTracker":
         self._probe_sets()
-        if mlflow.active_run() is None:
+        if self._continue_run is not None:
+            mlflow.start_run(run_id=self._continue_run)
+            self._owns_run = True
+        elif mlflow.active_run() is None:
             if not os.environ.get("MLFLOW_RUN_ID"):
                 experiment = (self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
                               or (None if os.environ.get("MLFLOW_EXPERIMENT_ID") else
@@ -230,14 +254,21 @@ class GrokTracker:
         run = mlflow.active_run()
         self.run_id = run.info.run_id
         self.client = MlflowClient()
-        self.buffer = MetricBuffer(self.client, self.run_id)
+        self.buffer = MetricBuffer(self.client, self.run_id, self.settings.checkpoint_every_s)
         try:
             self._log_setup(run)
         except BaseException:
             self._end(RunStatus.FAILED)
             raise
         try:
-            self.measure(0)  # the network at initialisation, before the first step
+            if self._continue_run is not None:
+                self._logged = self._steps_in_store()
+            if self.resume is None:
+                self.measure(0)  # the network at initialisation, before the first step
+            else:
+                state = self.resume["tracker"]
+                self.history = {int(k): dict(v) for k, v in state["history"].items()}
+                self._last_step = int(self.resume["step"])
         except BaseException:
             self._end(RunStatus.FAILED)
             raise
@@ -245,9 +276,29 @@ class GrokTracker:
             from tqdm.auto import tqdm
             # in a log file (not a terminal) one line every 30 s, not ten a second
             self._bar = tqdm(total=self.settings.steps, unit="step", dynamic_ncols=True,
-                             desc=self.run_name,
+                             desc=self.run_name, initial=self._last_step or 0,
                              mininterval=0.1 if sys.stderr.isatty() else 30.0)
         return self
+
+    def _steps_in_store(self) -> dict[str, int]:
+        """Last logged step of every metric of the run (resume: those are not logged again)."""
+        keys = self.client.get_run(self.run_id).data.metrics
+        return {k: max(m.step for m in self.client.get_metric_history(self.run_id, k))
+                for k in keys}
+
+    def _flush(self, step: int | None) -> None:
+        """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``."""
+        self.buffer.flush()
+        if self.checkpoint_fn is not None and step is not None:
+            import tempfile
+
+            state = self.checkpoint_fn()
+            state["step"] = step
+            state["tracker"] = {"history": self.history}
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "last.pt")
+                torch.save(state, path)
+                self.client.log_artifact(self.run_id, path, "checkpoints")
 
     def _log_setup(self, run) -> None:
         existing = self.client.get_run(self.run_id).data.params
@@ -338,8 +389,14 @@ class GrokTracker:
             for eps, acc in robust_accuracy(model, self.adv_x, self.adv_y, eps=list(self.adv_eps),
                                             steps=s.adv_steps, seed=s.seed).items():
                 metrics[f"adv/acc/eps_{eps:g}"] = acc
-        values = self.buffer.add(metrics, step)
+        fresh = {k: v for k, v in metrics.items() if step > self._logged.get(k, -1)}
+        values = self.buffer.add(fresh, step) if fresh else {}
+        if len(fresh) < len(metrics):    # resumed: recomputed values of steps already stored
+            values.update(MetricBuffer.to_floats({k: v for k, v in metrics.items()
+                                                  if k not in fresh}))
         self.history.setdefault(step, {}).update(values)
+        if self.buffer.due():
+            self._flush(step)
         if time.monotonic() - self._artifacts_written > self.artifact_every_s:
             self._write_artifacts()
         return values
@@ -381,7 +438,7 @@ class GrokTracker:
     def _end(self, status: int, clean: bool = False) -> None:
         """Flush metrics, write the history, log the model (clean exit), end an owned run."""
         try:
-            self.buffer.flush()
+            self._flush(self._last_step if clean else None)
             if clean and self.history:
                 self.phases = self.detect_phases()
                 final_step = max(self.history)

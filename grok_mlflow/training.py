@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
@@ -65,11 +66,14 @@ class _Untracked:
 
 
 def train(settings: Settings, *, experiment: str | None = None, run_name: str | None = None,
-          progress: bool = True, track: bool = True) -> TrainResult:
+          progress: bool = True, track: bool = True, resume: str | None = None) -> TrainResult:
     """Train ``settings.model`` on ``settings.dataset`` and track it in MLflow.
 
     Adam(W) on minibatches drawn without replacement (a fresh seeded permutation each epoch; the
-    last incomplete batch of an epoch is dropped), measured and logged by ``GrokTracker``.
+    last incomplete batch of an epoch is dropped), measured and logged by ``GrokTracker``, which
+    also checkpoints the training state with every metric flush (``checkpoints/last.pt``).
+    ``resume=RUN_ID`` continues that run from its last checkpoint (``settings`` should be the
+    run's own: see ``resume_settings``); on CPU the result equals an uninterrupted run's.
     ``track=False`` runs the same loop with no measurement and no MLflow (for benchmarks).
     """
     device = check_settings(settings)
@@ -83,19 +87,38 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     batches_gen = torch.Generator(device=device).manual_seed(settings.seed)
     n_train, batch_size = len(data.x_train), settings.batch_size
     per_epoch = n_train // batch_size                  # full batches per epoch
+    loop = {"order": torch.empty(0, dtype=torch.long, device=device)}
+
+    def checkpoint() -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "batches_rng": batches_gen.get_state(), "order": loop["order"],
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+    state = load_checkpoint(resume, device) if resume else None
+    start = 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        batches_gen.set_state(state["batches_rng"])
+        loop["order"] = state["order"].to(device)
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        start = int(state["step"]) + 1
 
     tracker_context = GrokTracker(
         model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
         settings=settings, domain=data.domain, run_name=run_name, experiment=experiment,
-        progress=progress) if track else _Untracked()
+        progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
+    ) if track else _Untracked()
     with tracker_context as tracker:
         model.train()
-        order = torch.empty(0, dtype=torch.long, device=device)
-        for step in range(1, settings.steps + 1):
+        for step in range(start, settings.steps + 1):
             k = (step - 1) % per_epoch
             if k == 0:
-                order = torch.randperm(n_train, generator=batches_gen, device=device)
-            idx = order[k * batch_size:(k + 1) * batch_size]          # (B,) on the device
+                loop["order"] = torch.randperm(n_train, generator=batches_gen, device=device)
+            idx = loop["order"][k * batch_size:(k + 1) * batch_size]   # (B,) on the device
             loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -103,3 +126,31 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
             tracker.step(step, loss=loss)
         final = tracker.history.get(settings.steps, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
+
+
+def resume_settings(run_id: str) -> Settings:
+    """The settings a run was started with (its ``config.json``)."""
+    import mlflow
+
+    try:
+        config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
+    except Exception as err:  # noqa: BLE001 - any lookup failure means: cannot resume this id
+        raise SettingsError(f"resume: no grok_mlflow run {run_id!r} in "
+                            f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in config["settings"].items()}
+    return Settings(**values)
+
+
+def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
+    """The run's last checkpoint, or None when it has none (it then restarts from step 0)."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
+        except Exception:  # noqa: BLE001 - no checkpoint yet
+            return None
+        return torch.load(path, map_location=device, weights_only=False)

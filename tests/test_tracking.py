@@ -280,3 +280,54 @@ def test_mlflow_run_with_a_preset_and_an_override(tmp_path, tracking_uri, entry_
         assert "-e preset" in done.stderr
     config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
     assert config["settings"]["activation"] == "gelu"
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri):
+    import signal
+    import time
+
+    settings = dict(steps=1500, eval_points=150, width=32, depth=2, lc_samples=30,
+                    lc_directions=4, adv_points=0, checkpoint_every_s=0.2)
+    args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress"]
+    for k, v in settings.items():
+        args += [f"--{k}", str(v)]
+    env = subprocess_env(MLFLOW_TRACKING_URI=tracking_uri)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    client = MlflowClient()
+    deadline, run_id = time.monotonic() + 120, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        if runs and any(a.path == "checkpoints" for a in client.list_artifacts(runs[0].info.run_id)):
+            run_id = runs[0].info.run_id
+            history = client.get_metric_history(run_id, "lc/train")
+            if history and max(m.step for m in history) >= 200:
+                break
+        time.sleep(0.2)
+    assert run_id is not None and proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert client.get_run(run_id).info.status == "RUNNING"       # a crash leaves it open
+    done = subprocess.run([sys.executable, "-m", "grok_mlflow", "train", "--no-progress",
+                           "--resume", run_id], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    schedule = log_schedule(1500, 150)
+    for key in ("lc/train", "acc/test", "loss/train"):
+        assert [m.step for m in client.get_metric_history(run_id, key)] == schedule, key
+    # the same settings, uninterrupted, in this process: identical weights
+    reference = train(Settings(**settings), progress=False)
+    resumed = mlflow.pytorch.load_model(mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id='{run_id}'",
+        output_format="list")[0].model_uri)
+    for (name, a), (_, b) in zip(reference.model.state_dict().items(),
+                                 resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert reference.metrics["acc/test"] == run.data.metrics["acc/test"]
+
+
+def test_resume_of_an_unknown_run_is_one_line(capsys):
+    assert main(["train", "--resume", "0123456789abcdef"]) == 2
+    assert "grok-mlflow: error: resume: no grok_mlflow run '0123456789abcdef'" in \
+        capsys.readouterr().err
