@@ -11,6 +11,8 @@ A spec is YAML::
       seed: [0, 1]
     resources: {cpu: 1, gpu: 0}      # per trial (gpu may be a fraction)
     max_concurrent: 2                # trials at once (default: as many as resources allow)
+    max_failures: 2                  # a trial that dies is restarted this often; it continues
+                                     # its child run from the run's last checkpoint
 
 Every trial runs the same ``train`` as a single run (same tracker, same metrics, ``grok/*``
 phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
@@ -53,6 +55,7 @@ class SweepSpec:
     grid: dict[str, list[Any]]
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     max_concurrent: int = 0
+    max_failures: int = 2
     source: str = ""
 
     def trials(self) -> list[dict[str, Any]]:
@@ -81,10 +84,11 @@ def load_spec(path: str) -> SweepSpec:
     data = read_yaml(path, "spec")
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
-    unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent"})
+    unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent",
+                                  "max_failures"})
     if unknown:
         raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
-                            "base, grid, resources, max_concurrent")
+                            "base, grid, resources, max_concurrent, max_failures")
     base_values = data.get("base") or {}
     if not isinstance(base_values, dict):
         raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
@@ -109,9 +113,13 @@ def load_spec(path: str) -> SweepSpec:
     max_concurrent = data.get("max_concurrent", 0)
     if not isinstance(max_concurrent, int) or max_concurrent < 0:
         raise SettingsError(f"spec {path}: max_concurrent must be an integer >= 0")
+    max_failures = data.get("max_failures", 2)
+    if not isinstance(max_failures, int) or max_failures < 0:
+        raise SettingsError(f"spec {path}: max_failures must be an integer >= 0")
     return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
                      resources={k: float(v) for k, v in resources.items()},
-                     max_concurrent=max_concurrent, source=str(path))
+                     max_concurrent=max_concurrent, max_failures=max_failures,
+                     source=str(path))
 
 
 def absolute_tracking_uri() -> str:
@@ -147,10 +155,20 @@ def _trial(space: dict[str, Any]) -> None:
     preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
     settings = apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
                       config["overrides"])
-    tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"]}
-    with mlflow.start_run(run_name=config["name"], experiment_id=config["experiment_id"],
-                          tags=tags):
-        result = train(settings, run_name=config["name"], progress=False)
+    tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
+            "grok_mlflow.trial": config["name"]}
+    # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
+    earlier = mlflow.MlflowClient().search_runs(
+        [config["experiment_id"]],
+        f"tags.mlflow.parentRunId = '{config['parent_run_id']}' and "
+        f"tags.`grok_mlflow.trial` = '{config['name']}'")
+    if earlier:
+        result = train(settings, run_name=config["name"], progress=False,
+                       resume=earlier[0].info.run_id)
+    else:
+        with mlflow.start_run(run_name=config["name"], experiment_id=config["experiment_id"],
+                              tags=tags):
+            result = train(settings, run_name=config["name"], progress=False)
     tune.report({k.replace("/", "_"): v for k, v in result.metrics.items()
                  if not k.startswith("lc") or k.count("/") == 1})
 
@@ -202,8 +220,9 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 tune.with_resources(_trial, spec.resources),
                 param_space={"trial": tune.grid_search(configs)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
-                run_config=tune.RunConfig(storage_path=storage, name=f"{spec.name}-{parent_id[:8]}",
-                                          verbose=0))
+                run_config=tune.RunConfig(
+                    storage_path=storage, name=f"{spec.name}-{parent_id[:8]}", verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
             results = tuner.fit()
             errors = [str(r.error) for r in results if r.error]
             _summarise(client, parent_id, spec)

@@ -157,3 +157,58 @@ def test_a_sweep_against_an_existing_ray_cluster(tmp_path, monkeypatch):
         _stop_group(head)
         import shutil
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from grok_mlflow.schedule import log_schedule
+
+    from conftest import subprocess_env
+
+    spec = write(tmp_path, "base: {steps: 1500, depth: 2, width: 32, lc_samples: 30, "
+                           "lc_directions: 4, adv_points: 0, eval_points: 150, "
+                           "checkpoint_every_s: 0.2}\n"
+                           "grid: {seed: [0, 1]}\nmax_concurrent: 1\nmax_failures: 2\n")
+    uri = mlflow.get_tracking_uri()
+    sweep = subprocess.Popen([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp_path,
+                             env=subprocess_env(MLFLOW_TRACKING_URI=uri, RAY_AUTH_MODE="disabled"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient()
+    killed, deadline = None, time.monotonic() + 240
+    while killed is None and time.monotonic() < deadline and sweep.poll() is None:
+        children = [r for e in client.search_experiments() for r in client.search_runs(
+            [e.experiment_id], "tags.`grok_mlflow.trial` = 'seed=0'")]
+        if children and any(a.path == "checkpoints"
+                            for a in client.list_artifacts(children[0].info.run_id)):
+            history = client.get_metric_history(children[0].info.run_id, "lc/train")
+            if history and max(m.step for m in history) >= 150:
+                workers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+                           and _cmdline(pid).startswith("ray::ImplicitFunc")]
+                if workers:
+                    os.kill(workers[0], signal.SIGKILL)   # the trial's worker dies mid-run
+                    killed = children[0].info.run_id
+        time.sleep(0.2)
+    _, err = sweep.communicate(timeout=300)
+    assert killed is not None, "no running trial was found to kill"
+    assert sweep.returncode == 0, err[-2000:]
+    children = [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id], "tags.`grok_mlflow.trial` != ''")]
+    assert sorted(c.data.tags["grok_mlflow.trial"] for c in children) == ["seed=0", "seed=1"]
+    schedule = log_schedule(1500, 150)
+    for child in children:
+        assert child.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "lc/train")]
+        assert steps == schedule       # no duplicated and no missing step, killed trial included
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
