@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         values = {f.name: getattr(args, f.name) for f in fields(Settings)
                   if getattr(args, f.name) is not None}
         try:
+            from .tracking import DivergenceError
             from .training import check_settings, resume_settings, train
             if args.resume:
                 if values:
@@ -71,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
                   progress=not args.no_progress, resume=args.resume)
         except KeyboardInterrupt:
             print("grok-mlflow: interrupted; the run is marked KILLED with every measured "
-                  "point written", file=sys.stderr)
+                  "point and a checkpoint written (continue it with --resume RUN_ID)",
+                  file=sys.stderr)
             return 130
+        except DivergenceError as err:
+            print(f"grok-mlflow: error: diverged: {err}; the run is marked FAILED, its last "
+                  "good checkpoint kept", file=sys.stderr)
+            return 1
     return 0
 
 

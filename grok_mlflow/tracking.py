@@ -60,12 +60,17 @@ from .robustness import robust_accuracy
 from .schedule import log_schedule
 from .settings import Settings
 
-__all__ = ["DEFAULT_EXPERIMENT", "GrokTracker", "MetricBuffer",
+__all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "MetricBuffer",
            "lc_prefix", "run_name_for"]
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
 MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
 LC_SETS = ("train", "test", "random")
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite; the run ends FAILED, its last good checkpoint
+    (from before the divergence) kept."""
 
 
 class MetricBuffer:
@@ -292,6 +297,10 @@ class GrokTracker:
         if self.checkpoint_fn is not None and step is not None:
             import tempfile
 
+            if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+                # never overwrite the last good checkpoint with a diverged state
+                raise DivergenceError(f"parameters are not finite at step {step}")
+
             state = self.checkpoint_fn()
             state["step"] = step
             state["tracker"] = {"history": self.history}
@@ -352,11 +361,15 @@ class GrokTracker:
         self._last_step = step
         if step not in self._due:
             return None
+        if loss is not None:   # a host sync only at measured steps; NaN weights keep it NaN
+            value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+            if not math.isfinite(value):
+                raise DivergenceError(f"training loss is {value} at step {step}")
         values = self.measure(step)
         if self._bar is not None:
             shown = {k: values[k] for k in ("acc/train", "acc/test", "lc/train") if k in values}
             if loss is not None:
-                shown["loss"] = float(loss.detach() if isinstance(loss, Tensor) else loss)
+                shown["loss"] = value
             self._bar.set_postfix({k.replace("/", "_"): f"{v:.3g}" for k, v in shown.items()},
                                   refresh=False)
         return values
@@ -426,19 +439,25 @@ class GrokTracker:
                   RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED)
         if self._bar is not None:
             self._bar.close()
+        # Ctrl-C caught at a step boundary (``train`` does that): the state is consistent there
+        consistent = exc_type is None or getattr(exc, "at_step_boundary", False)
         try:
             if exc_type is None and self._last_step is not None and (
                     self._last_step not in self.history):
                 # the loop stopped before settings.steps: its last step is measured all the same
                 self.measure(self._last_step, adversarial=bool(self.adv_schedule))
+            if exc_type is not None and issubclass(exc_type, DivergenceError):
+                self.client.set_tag(self.run_id, "grok_mlflow.failure", f"diverged: {exc}")
+                self.client.set_tag(self.run_id, "grok_mlflow.failure_step", str(self._last_step))
         finally:
-            self._end(status, clean=exc_type is None)
+            self._end(status, clean=exc_type is None, checkpoint=consistent)
         return False
 
-    def _end(self, status: int, clean: bool = False) -> None:
-        """Flush metrics, write the history, log the model (clean exit), end an owned run."""
+    def _end(self, status: int, clean: bool = False, checkpoint: bool = False) -> None:
+        """Flush metrics (and checkpoint when the state is consistent), write the history, log
+        the model (clean exit), end an owned run."""
         try:
-            self._flush(self._last_step if clean else None)
+            self._flush(self._last_step if checkpoint else None)
             if clean and self.history:
                 self.phases = self.detect_phases()
                 final_step = max(self.history)

@@ -7,7 +7,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -112,9 +115,13 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
         settings=settings, domain=data.domain, run_name=run_name, experiment=experiment,
         progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
     ) if track else _Untracked()
-    with tracker_context as tracker:
+    with tracker_context as tracker, _interrupt_at_step_boundary() as interrupted:
         model.train()
         for step in range(start, settings.steps + 1):
+            if interrupted:
+                stop = KeyboardInterrupt(f"interrupted after step {step - 1}")
+                stop.at_step_boundary = True   # the tracker checkpoints a consistent state
+                raise stop
             k = (step - 1) % per_epoch
             if k == 0:
                 loop["order"] = torch.randperm(n_train, generator=batches_gen, device=device)
@@ -126,6 +133,28 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
             tracker.step(step, loss=loss)
         final = tracker.history.get(settings.steps, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
+
+
+@contextlib.contextmanager
+def _interrupt_at_step_boundary():
+    """While training: Ctrl-C (SIGINT) sets a flag that the loop turns into KeyboardInterrupt
+    between two steps, never inside an optimizer step. A second Ctrl-C interrupts at once."""
+    flag: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag:
+            signal.default_int_handler(signum, frame)
+        flag.append(True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def resume_settings(run_id: str) -> Settings:

@@ -238,13 +238,15 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(t
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted; the run is marked KILLED" in err
+    assert "interrupted; the run is marked KILLED" in err and "checkpoint written" in err
     run = only_run(client)
     assert run.info.status == "KILLED"
     measured = [m.step for m in client.get_metric_history(run.info.run_id, "lc/train")]
     schedule = log_schedule(1_000_000, 400)
     assert len(measured) > 5 and measured == schedule[:len(measured)]
-    assert "history.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"history.csv", "checkpoints"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    from grok_mlflow.training import load_checkpoint
+    assert load_checkpoint(run.info.run_id, torch.device("cpu"))["step"] >= measured[-1]
 
 
 def test_long_runs_refresh_their_figure_and_history_while_running():
@@ -331,3 +333,25 @@ def test_resume_of_an_unknown_run_is_one_line(capsys):
     assert main(["train", "--resume", "0123456789abcdef"]) == 2
     assert "grok-mlflow: error: resume: no grok_mlflow run '0123456789abcdef'" in \
         capsys.readouterr().err
+
+
+def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tracking_uri):
+    args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress", "--init_scale", "8",
+            "--lr", "1e36", "--steps", "300", "--eval_points", "100", "--width", "32",
+            "--depth", "2", "--lc_samples", "20", "--adv_points", "0",
+            "--checkpoint_every_s", "0.01"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("grok-mlflow: error: diverged: training loss is nan at step ")
+    run = only_run(MlflowClient())
+    assert run.info.status == "FAILED"
+    step = int(run.data.tags["grok_mlflow.failure_step"])
+    assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
+    measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
+    assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
+    from grok_mlflow.training import load_checkpoint
+    state = load_checkpoint(run.info.run_id, torch.device("cpu"))
+    assert state["step"] < step
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
