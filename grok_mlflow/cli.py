@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     sub.add_parser("mlproject", help="print the MLproject file generated from the settings")
+    imp = sub.add_parser("import", help="write metrics saved while the tracking store was "
+                                        "unreachable (unsent_metrics_*.jsonl) into it")
+    imp.add_argument("files", nargs="+")
     sweep = sub.add_parser("sweep", help="run a Ray Tune sweep (projects/sweeps/*.yaml)",
                            description="Run every trial of a sweep spec as MLflow child runs.")
     sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweep.py)")
@@ -44,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
     args = parser.parse_args(argv)
+    if args.command == "import":
+        from .tracking import import_metrics
+        for path in args.files:
+            try:
+                count = import_metrics(path)
+            except (OSError, ValueError, KeyError) as err:
+                print(f"grok-mlflow: error: import {path}: {err}", file=sys.stderr)
+                return 2
+            print(f"{path}: {count} metric points written", file=sys.stderr)
+        return 0
     if args.command == "sweep":
         from .sweep import main_sweep
         return main_sweep(args.spec, args.ray_address or None, args.storage_path)
@@ -54,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         values = {f.name: getattr(args, f.name) for f in fields(Settings)
                   if getattr(args, f.name) is not None}
         try:
-            from .tracking import DivergenceError
+            from .tracking import DivergenceError, TrackingUnavailable
             from .training import check_settings, resume_settings, train
             if args.resume:
                 if values:
@@ -75,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                   "point and a checkpoint written (continue it with --resume RUN_ID)",
                   file=sys.stderr)
             return 130
+        except TrackingUnavailable:
+            return 1   # the tracker said where the metrics were saved
         except DivergenceError as err:
             print(f"grok-mlflow: error: diverged: {err}; the run is marked FAILED, its last "
                   "good checkpoint kept", file=sys.stderr)

@@ -80,6 +80,8 @@ class Settings:
     eval_every: int = _f(0, "also measure every N steps (0 = off)")
     checkpoint_every_s: float = _f(30.0, "write buffered metrics and a checkpoint at the first "
                                    "measured step after this many seconds (> 0)")
+    tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
+                                 "store before saving the metrics to a file (>= 0)")
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
                                       "comma-separated for several (> 0)")
@@ -127,6 +129,7 @@ class Settings:
         for name in ("lr", "init_scale", "checkpoint_every_s"):
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
         _require(self, "batch_size", self.batch_size <= self.train_size,
                  f"<= train_size ({self.train_size})")
         _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,

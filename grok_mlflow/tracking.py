@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import os
 import sys
@@ -60,7 +61,8 @@ from .robustness import robust_accuracy
 from .schedule import log_schedule
 from .settings import Settings
 
-__all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "MetricBuffer",
+__all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "TrackingUnavailable",
+           "import_metrics", "MetricBuffer",
            "lc_prefix", "run_name_for"]
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
@@ -118,14 +120,66 @@ class MetricBuffer:
         """Whether ``flush_every_s`` has passed since the last write."""
         return time.monotonic() - self._last_flush > self.flush_every_s
 
-    def flush(self) -> None:
-        """Write every buffered metric (chunks of 1,000); buffered points survive a failed write."""
+    def flush(self, retry_s: float = 0.0) -> None:
+        """Write every buffered metric (chunks of 1,000), in order.
+
+        A failed write keeps the points buffered. With ``retry_s`` > 0 failed writes are retried
+        with exponential backoff (1 s, 2 s, ... 30 s) for that long; then ``TrackingUnavailable``
+        is raised, the points still buffered.
+        """
+        deadline, delay = time.monotonic() + retry_s, 1.0
         while self.pending:
             chunk = self.pending[:MAX_BATCH]
-            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+            try:
+                self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+            except Exception as err:  # noqa: BLE001 - any failure of the store: retry, then say so
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TrackingUnavailable(
+                        f"{len(self.pending)} metric points not written: "
+                        f"{type(err).__name__}: {str(err)[:300]}") from err
+                time.sleep(min(delay, left))
+                delay = min(2 * delay, 30.0)
+                continue
             del self.pending[:len(chunk)]
             self.written += len(chunk)
         self._last_flush = time.monotonic()
+
+    def save_unsent(self, directory: str = ".") -> str:
+        """Write the buffered points to ``unsent_metrics_<run>.jsonl`` (for ``grok-mlflow
+        import``); returns its path."""
+        path = os.path.abspath(os.path.join(directory, f"unsent_metrics_{self.run_id}.jsonl"))
+        with open(path, "a") as handle:
+            for m in self.pending:
+                handle.write(json.dumps({"run_id": self.run_id, "key": m.key, "value": m.value,
+                                         "timestamp": m.timestamp, "step": m.step}) + "\n")
+        return path
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store did not accept writes within the retry window."""
+
+
+def import_metrics(path: str) -> int:
+    """Write the points of an ``unsent_metrics_*.jsonl`` file into the current tracking store;
+    returns how many. Points already in the store are not written twice."""
+    client = MlflowClient()
+    by_run: dict[str, list[Metric]] = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                by_run.setdefault(row["run_id"], []).append(
+                    Metric(row["key"], row["value"], row["timestamp"], row["step"]))
+    written = 0
+    for run_id, metrics in by_run.items():
+        stored = {(m.key, m.step) for key in {m.key for m in metrics}
+                  for m in client.get_metric_history(run_id, key)}
+        fresh = [m for m in metrics if (m.key, m.step) not in stored]
+        for start in range(0, len(fresh), MAX_BATCH):
+            client.log_batch(run_id, metrics=fresh[start:start + MAX_BATCH], synchronous=True)
+        written += len(fresh)
+    return written
 
 
 def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
@@ -197,6 +251,7 @@ class GrokTracker:
         self.resume = resume
         self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
         self._continue_run = run_id
+        self._warned_unavailable = False
         self.artifact_every_s = artifact_every_s
         self.phases: dict[str, int] = {}
         s = self.settings
@@ -291,9 +346,22 @@ class GrokTracker:
         return {k: max(m.step for m in self.client.get_metric_history(self.run_id, k))
                 for k in keys}
 
-    def _flush(self, step: int | None) -> None:
-        """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``."""
-        self.buffer.flush()
+    def _flush(self, step: int | None, retry_s: float = 0.0) -> None:
+        """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``.
+
+        During training (``retry_s`` 0) an unreachable store is not waited for: the points stay
+        buffered and go out with a later flush; the checkpoint waits for the metrics.
+        """
+        try:
+            self.buffer.flush(retry_s)
+        except TrackingUnavailable as err:
+            if retry_s:
+                raise
+            if not self._warned_unavailable:
+                print(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
+                      "retrying", file=sys.stderr)
+                self._warned_unavailable = True
+            return
         if self.checkpoint_fn is not None and step is not None:
             import tempfile
 
@@ -457,7 +525,17 @@ class GrokTracker:
         """Flush metrics (and checkpoint when the state is consistent), write the history, log
         the model (clean exit), end an owned run."""
         try:
-            self._flush(self._last_step if checkpoint else None)
+            try:
+                self._flush(self._last_step if checkpoint else None,
+                            retry_s=self.settings.tracking_retry_s)
+            except TrackingUnavailable:
+                path = self.buffer.save_unsent()
+                print(f"grok-mlflow: error: the tracking store did not answer for "
+                      f"{self.settings.tracking_retry_s:g} s; {len(self.buffer.pending)} metric "
+                      f"points saved to {path}. When it is back: grok-mlflow import {path}",
+                      file=sys.stderr)
+                self._owns_run = False   # ending the run would fail the same way
+                raise
             if clean and self.history:
                 self.phases = self.detect_phases()
                 final_step = max(self.history)
