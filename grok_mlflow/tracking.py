@@ -375,7 +375,13 @@ class GrokTracker:
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "last.pt")
                 torch.save(state, path)
-                self.client.log_artifact(self.run_id, path, "checkpoints")
+                try:
+                    self.client.log_artifact(self.run_id, path, "checkpoints")
+                except Exception as err:  # noqa: BLE001 - the next flush writes a newer one
+                    if retry_s:
+                        raise
+                    print(f"grok-mlflow: warning: checkpoint not written "
+                          f"({type(err).__name__}); retrying at the next flush", file=sys.stderr)
 
     def _log_setup(self, run) -> None:
         existing = self.client.get_run(self.run_id).data.params
@@ -479,14 +485,18 @@ class GrokTracker:
         if self.buffer.due():
             self._flush(step)
         if time.monotonic() - self._artifacts_written > self.artifact_every_s:
-            self._write_artifacts()
+            try:
+                self._write_artifacts()
+            except Exception as err:  # noqa: BLE001 - a refresh may wait for an unreachable store
+                self._artifacts_written = time.monotonic()
+                print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
+                      file=sys.stderr)
         return values
 
     def _write_artifacts(self) -> None:
         """history.csv and the figure (refreshed during long runs, final at the end)."""
         from .plots import grokking_figure
 
-        self.buffer.flush()
         self.client.log_text(self.run_id, history_csv(self.history), "history.csv")
         fig = grokking_figure(self.history, self.phases, title=self.run_name)
         try:
