@@ -103,21 +103,26 @@ def _load_mnist(settings: Settings):
             test.targets.numpy(), 10)
 
 
-def _cifar(cls):
+def _cifar(class_name: str):
     """A loader for torchvision's CIFAR10/100 (python pickles under ``cifar-10-batches-py/``...).
 
     torchvision checks every batch file's md5 before reading; that check stays for downloads, and
     a local copy is read as it is (so that a re-packed or test copy of the files is accepted).
     """
-    class LocalCopy(cls):
-        meta = {**cls.meta, "md5": None}   # None: check_integrity tests existence only
-
-        def _check_integrity(self) -> bool:
-            import os
-            return all(os.path.exists(os.path.join(self.root, self.base_folder, name))
-                       for name, _ in self.train_list + self.test_list)
-
     def load(settings: Settings):
+        import os
+
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, class_name)
+
+        class LocalCopy(cls):
+            meta = {**cls.meta, "md5": None}   # None: check_integrity tests existence only
+
+            def _check_integrity(self) -> bool:
+                return all(os.path.exists(os.path.join(self.root, self.base_folder, name))
+                           for name, _ in self.train_list + self.test_list)
+
         dataset = cls if settings.download else LocalCopy
         try:
             train = dataset(settings.data_root, train=True, download=settings.download)
@@ -178,13 +183,12 @@ DATASETS: dict[str, DatasetSpec] = {
                                     "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte under "
                                     "DATA_ROOT/MNIST/raw/."),
-    "cifar10": DatasetSpec(_cifar(__import__("torchvision.datasets", fromlist=["CIFAR10"]).CIFAR10),
+    "cifar10": DatasetSpec(_cifar("CIFAR10"),
                            max_train_size=50_000, default_adv_eps=(2 / 255, 4 / 255, 8 / 255),
                            description="CIFAR-10 32x32 (torchvision)",
                            normalization=((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
                            how_to_get=_CIFAR_GET.format(folder="DATA_ROOT/cifar-10-batches-py")),
-    "cifar100": DatasetSpec(_cifar(__import__("torchvision.datasets",
-                                              fromlist=["CIFAR100"]).CIFAR100),
+    "cifar100": DatasetSpec(_cifar("CIFAR100"),
                             max_train_size=50_000, default_adv_eps=(2 / 255, 4 / 255, 8 / 255),
                             description="CIFAR-100 32x32 (torchvision)",
                             normalization=((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),

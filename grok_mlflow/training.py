@@ -56,7 +56,9 @@ class _Untracked:
     """Stands in for ``GrokTracker`` when nothing is measured (``train(track=False)``)."""
 
     run_id = None
-    history: dict[int, dict[str, float]] = {}
+
+    def __init__(self) -> None:
+        self.history: dict[int, dict[str, float]] = {}
 
     def __enter__(self) -> "_Untracked":
         return self
