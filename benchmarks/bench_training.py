@@ -46,10 +46,11 @@ def main():
     stable_allocator()
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--devices", default="cpu,cuda", help="comma-separated; cuda if present")
     args = parser.parse_args()
     cases = [("digits MLP 4x200", Settings(steps=args.steps)),
              ("digits CNN 5x32", Settings(model="cnn", depth=5, width=32, steps=args.steps // 3))]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     for device_name in devices:
         device = resolve_device(device_name)
         for name, settings in cases:

@@ -38,7 +38,7 @@ import torch
 import torch.fx as fx
 from torch import Tensor, nn
 
-from ._modes import evaluating
+from ._modes import evaluating, full_float32
 
 __all__ = [
     "LocalComplexity",
@@ -389,6 +389,10 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
         max_batch_vertices: vertices per forward chunk; default adapts to free memory (a quarter
             of free CUDA memory, 32 MiB on CPU). Counts do not depend on it.
 
+    Arithmetic is plain float32 (or the model's dtype) even where the user enabled TF32 or
+    autocast: reduced precision flips the sign of radius-sized differences (see
+    ``grok_mlflow._modes.full_float32``).
+
     Returns:
         ``LocalComplexity`` for a single radius, or ``{radius: LocalComplexity}`` for a sequence.
 
@@ -433,7 +437,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
 
     counter = _CutCounter(model, n_vertices)
     try:
-        with evaluating(model), torch.no_grad():
+        with evaluating(model), torch.no_grad(), full_float32():
             plan = _plan_for(model)
             # Probe: one point's worth of rows through the whole model checks the input shape and
             # measures the widest activation per row, to size the chunks.

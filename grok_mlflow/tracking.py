@@ -34,6 +34,7 @@ during long runs) and the model (``mlflow.pytorch``, on a clean exit).
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -559,10 +560,12 @@ class GrokTracker:
                 self._write_artifacts()
             if clean and self.log_model:
                 # pt2 (MLflow 3's default format) traces the model on an example input; an
-                # explicit requirement skips MLflow's inference of them (~4 s per run)
+                # explicit requirement skips MLflow's inference of them (~4 s per run). A CPU
+                # copy is logged: it loads on machines without the training GPU, and the
+                # example (numpy, so on the CPU) meets the weights on the same device.
                 example = self.x_train[:2].detach().cpu().numpy()
                 mlflow.pytorch.log_model(
-                    self.model, name="model", input_example=example,
+                    copy.deepcopy(self.model).cpu(), name="model", input_example=example,
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
             if clean:
                 print(f"\nRun {self.run_id} recorded. To look at it:\n"

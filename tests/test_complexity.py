@@ -322,3 +322,40 @@ def test_cuda_counts_equal_cpu_counts(per_point):
         assert gpu.per_layer.device.type == "cuda"
         assert torch.equal(cpu.per_layer, gpu.per_layer.cpu())
         net.cpu()
+
+
+def test_tf32_and_autocast_are_off_inside_and_the_users_flags_come_back():
+    net = mlp([30, 8, 2], dtype=torch.float32)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    seen = []
+    hook = net[1].register_forward_hook(lambda *_: seen.append(
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.is_autocast_enabled("cpu"))))
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        x = torch.rand(4, 30)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lc = local_complexity(net, x, radius=0.1, n_directions=3)
+        assert seen and set(seen) == {(False, False, False)}
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+        plain = local_complexity(net, x, radius=0.1, n_directions=3)
+        assert torch.equal(lc.per_layer, plain.per_layer)
+    finally:
+        hook.remove()
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float32_cnn_counts_on_cuda_match_float64_despite_default_tf32():
+    # cuDNN convolutions use TF32 by default on an H100; LC must not.
+    from grok_mlflow.models import build_model
+    from grok_mlflow.settings import Settings
+
+    torch.manual_seed(0)
+    net = build_model(Settings(model="cnn", depth=5, width=32), (3, 32, 32), 10)
+    x = torch.rand(128, 3, 32, 32)
+    exact = local_complexity(net.double(), x.double(), radius=0.005, n_directions=25).per_layer
+    assert torch.backends.cudnn.allow_tf32   # PyTorch's default, left alone
+    gpu = local_complexity(net.float().cuda(), x.cuda(), radius=0.005, n_directions=25).per_layer
+    differ = (gpu.cpu() != exact).sum().item()
+    assert differ <= 0.005 * exact.numel(), f"{differ} of {exact.numel()} counts differ"

@@ -72,6 +72,20 @@ def test_train_records_a_finished_run_with_every_metric(tracking_uri):
     assert torch.allclose(loaded(x), result.model.cpu()(x))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_run_logs_a_model_that_loads_on_the_cpu(tracking_uri):
+    result = train(Settings(**TINY, device="cuda"), progress=False)
+    run = MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert next(result.model.parameters()).device.type == "cuda"   # training model untouched
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id='{result.run_id}'",
+                                         output_format="list")
+    loaded = mlflow.pytorch.load_model(models[0].model_uri)
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.allclose(loaded(x), result.model.cpu()(x), atol=1e-5)
+
+
 def test_same_seed_same_numbers(tracking_uri):
     a = train(Settings(**TINY), progress=False).metrics
     b = train(Settings(**TINY), progress=False).metrics
