@@ -46,7 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--ray-address", default=None,
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
+    part = sub.add_parser("partition", help="draw a run's input-space partition slice (PNG)",
+                          description="Draw the partition on the plane through the run's three "
+                                      "training points, from a stored snapshot's weights.")
+    part.add_argument("run_id", metavar="RUN_ID")
+    part.add_argument("--step", type=int, default=None, help="snapshot step (default: the last)")
+    part.add_argument("--resolution", type=int, default=None,
+                      help="pixels per side (default: the run's partition_resolution)")
+    part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
+    part.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = parser.parse_args(argv)
+    if args.command == "partition":
+        from .training import draw_partition
+        try:
+            path, metrics = draw_partition(args.run_id, args.step, args.resolution, args.out,
+                                           args.device)
+        except SettingsError as err:
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
+        print(f"{path}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+        return 0
     if args.command == "import":
         from .tracking import import_metrics
         for path in args.files:

@@ -299,6 +299,16 @@ def _plan_for(model: nn.Module) -> _Plan:
 # Counting
 # --------------------------------------------------------------------------------------------
 
+def call_names(names: dict[nn.Module, str], calls: list[nn.Module]) -> list[str]:
+    """Layer names of nonlinearity calls in order; a module's k-th call (k > 1) gets ``#k``."""
+    seen: dict[nn.Module, int] = {}
+    out = []
+    for module in calls:
+        seen[module] = seen.get(module, 0) + 1
+        out.append(names[module] + (f"#{seen[module]}" if seen[module] > 1 else ""))
+    return out
+
+
 class _CutCounter:
     """Forward pre-hooks on every nonlinearity: for each call, count cut neurons per point.
 
@@ -343,13 +353,7 @@ class _CutCounter:
 
     def layer_names(self) -> list[str]:
         """Names of the layers of the last forward taken, in call order."""
-        seen: dict[nn.Module, int] = {}
-        names = []
-        for module in self.last_modules:
-            seen[module] = seen.get(module, 0) + 1
-            k = seen[module]
-            names.append(self._names[module] + (f"#{k}" if k > 1 else ""))
-        return names
+        return call_names(self._names, self.last_modules)
 
     def remove(self) -> None:
         for handle in self._handles:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["COLORS", "grokking_figure", "sweep_figures"]
+__all__ = ["COLORS", "grokking_figure", "partition_figure", "partition_gif", "sweep_figures"]
 
 COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
 _PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
@@ -172,3 +172,61 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
     fig.tight_layout()
     figures["figures/phases.png"] = fig
     return figures
+
+
+def partition_figure(partition, labels: list | None = None, title: str = "") -> Figure:
+    """The paper's partition picture (figs. 1, 3, 17) from ``partition_slice``'s result.
+
+    Regions coloured by the log norm of the slope restricted to the plane (when computed),
+    region boundaries black, the decision boundary red, the three points marked (with their
+    labels when given) at (0, 0), (1, 0), (0, 1) of the plane.
+
+    Args:
+        partition: a ``grok_mlflow.partition.PartitionSlice``.
+        labels: the three points' class labels (optional).
+        title: figure title (e.g. run name and step).
+
+    Example:
+        >>> partition_figure(partition_slice(model, x[:3]), y[:3].tolist(), "step 1000")
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    extent = partition.extent
+    if partition.slope is not None:
+        slope = partition.slope.detach().float().cpu().numpy()
+        positive = slope[slope > 0]
+        low = float(np.percentile(positive, 1)) if positive.size else 1e-6
+        ax.imshow(np.log10(np.maximum(slope, low)), origin="lower", extent=extent,
+                  cmap="viridis", interpolation="nearest")
+    overlay = np.zeros((*partition.boundary.shape, 4), dtype=np.float32)   # RGBA
+    overlay[partition.boundary.cpu().numpy() > 0] = (0, 0, 0, 1)
+    overlay[partition.decision.cpu().numpy()] = (0.9, 0, 0, 1)
+    ax.imshow(overlay, origin="lower", extent=extent, interpolation="nearest")
+    coords = partition.point_coords.numpy()
+    ax.scatter(coords[:, 0], coords[:, 1], s=60, c="white", edgecolors="black", zorder=3)
+    for k, (a, b) in enumerate(coords):
+        if labels is not None:
+            ax.annotate(str(labels[k]), (a, b), xytext=(6, 6), textcoords="offset points",
+                        color="white", fontsize=11, fontweight="bold")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title((title + "\n" if title else "") + f"{partition.regions} regions "
+                 f"({partition.regions_near_boundary} near the decision boundary)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def partition_gif(frames: list, path: str, frame_ms: int = 500) -> None:
+    """Animated GIF of PNG frames (paths or file-like), in order; the last frame held longer.
+
+    Args:
+        frames: PNG images of equal size, e.g. the run's ``partition/step_*.png``.
+        path: output ``.gif`` path.
+        frame_ms: display time of each frame in milliseconds (> 0).
+    """
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("partition_gif needs at least one frame")
+    images = [Image.open(f).convert("RGB") for f in frames]
+    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 4]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)

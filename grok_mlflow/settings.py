@@ -94,6 +94,10 @@ class Settings:
     adv_steps: int = _f(10, "PGD steps (>= 1)")
     adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1; at most the test set)")
     adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+    # --- input-space partition on a plane through three training points (paper figs. 1, 3)
+    partition_every: int = _f(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
+                                  "every N-th eval step and the last (0 = off)")
+    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -123,9 +127,12 @@ class Settings:
         for name in ("train_size", "depth", "width", "batch_size", "steps", "lc_directions",
                      "lc_samples", "adv_steps", "adv_samples"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels"):
+        for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels",
+                     "partition_every"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
+        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
+                 "in [16, 4096]")
         for name in ("lr", "init_scale", "checkpoint_every_s"):
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")

@@ -262,6 +262,9 @@ class GrokTracker:
         self.adv_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
                               for t in log_schedule(s.steps, s.adv_points)}
                              if s.adv_points and self.adv_eps else set())
+        # partition snapshots: every N-th eval step, and the last
+        self.partition_schedule = (set(self.schedule[::s.partition_every]) | {self.schedule[-1]}
+                                   if s.partition_every else set())
         self._due = set(self.schedule)
         self.history: dict[int, dict[str, float]] = {}
         self.run_id: str | None = None
@@ -297,6 +300,18 @@ class GrokTracker:
         self.lc_points["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(
             device=device, dtype=self.x_train.dtype)
         self.adv_x, self.adv_y = subset(self.x_test, self.y_test, s.adv_samples)
+        # the partition plane: three seeded training points of distinct classes where possible
+        order = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(s.seed + 2))
+        labels = self.y_train.cpu()
+        chosen: list[int] = []
+        for i in order.tolist():
+            if int(labels[i]) not in {int(labels[j]) for j in chosen}:
+                chosen.append(i)
+            if len(chosen) == 3:
+                break
+        chosen += [i for i in order.tolist() if i not in chosen][:3 - len(chosen)]
+        self.partition_index = chosen
+        self.partition_x = self.x_train[chosen].to(device)
 
     def __enter__(self) -> "GrokTracker":
         self._probe_sets()
@@ -413,6 +428,8 @@ class GrokTracker:
                   "input_shape": list(self.x_train.shape[1:]),
                   "n_train": len(self.x_train), "n_test": len(self.x_test),
                   "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(self.lc_layers)},
+                  "partition_points": {"train_index": self.partition_index,
+                                       "labels": self.y_train[self.partition_index].tolist()},
                   "adv_eps": list(self.adv_eps),
                   "schedule": {"eval_steps": self.schedule,
                                "adv_steps": sorted(self.adv_schedule)},
@@ -477,6 +494,8 @@ class GrokTracker:
             for eps, acc in robust_accuracy(model, self.adv_x, self.adv_y, eps=list(self.adv_eps),
                                             steps=s.adv_steps, seed=s.seed).items():
                 metrics[f"adv/acc/eps_{eps:g}"] = acc
+        if step in self.partition_schedule:
+            metrics.update(self._partition_snapshot(step))
         fresh = {k: v for k, v in metrics.items() if step > self._logged.get(k, -1)}
         values = self.buffer.add(fresh, step) if fresh else {}
         if len(fresh) < len(metrics):    # resumed: recomputed values of steps already stored
@@ -493,6 +512,53 @@ class GrokTracker:
                 print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
                       file=sys.stderr)
         return values
+
+    def _partition_snapshot(self, step: int) -> dict[str, float]:
+        """Partition slice at ``step``: ``partition/step_*.png`` and the weights it was drawn
+        from (``partition/weights/step_*.pt``, for ``grok-mlflow partition``); its metrics."""
+        import tempfile
+
+        from .partition import partition_slice
+        from .plots import partition_figure
+
+        s = self.settings
+        part = partition_slice(self.model, self.partition_x, resolution=s.partition_resolution,
+                               seed=s.seed)
+        fig = partition_figure(part, self.y_train[self.partition_index].tolist(),
+                               f"{self.run_name}, step {step}")
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                fig.savefig(os.path.join(tmp, f"step_{step:08d}.png"), dpi=100)
+                torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                           os.path.join(tmp, f"step_{step:08d}.pt"))
+                self.client.log_artifact(self.run_id, os.path.join(tmp, f"step_{step:08d}.png"),
+                                         "partition")
+                self.client.log_artifact(self.run_id, os.path.join(tmp, f"step_{step:08d}.pt"),
+                                         "partition/weights")
+        except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
+            print(f"grok-mlflow: warning: partition snapshot at step {step} not stored "
+                  f"({type(err).__name__})", file=sys.stderr)
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+        return part.metrics()
+
+    def _write_partition_gif(self) -> None:
+        """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
+        import tempfile
+
+        from .plots import partition_gif
+
+        frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
+                        if a.path.endswith(".png"))
+        if not frames:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            local = [mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=f,
+                                                         dst_path=tmp) for f in frames]
+            path = os.path.join(tmp, "partition.gif")
+            partition_gif(local, path)
+            self.client.log_artifact(self.run_id, path, "partition")
 
     def _write_artifacts(self) -> None:
         """history.csv and the figure (refreshed during long runs, final at the end)."""
@@ -558,6 +624,8 @@ class GrokTracker:
                         self.client.set_tag(self.run_id, key, str(self.phases[key]))
             if self.history:
                 self._write_artifacts()
+            if clean and self.partition_schedule:
+                self._write_partition_gif()
             if clean and self.log_model:
                 # pt2 (MLflow 3's default format) traces the model on an example input; an
                 # explicit requirement skips MLflow's inference of them (~4 s per run). A CPU

@@ -8,7 +8,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -187,3 +189,67 @@ def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
         except Exception:  # noqa: BLE001 - no checkpoint yet
             return None
         return torch.load(path, map_location=device, weights_only=False)
+
+
+def draw_partition(run_id: str, step: int | None = None, resolution: int | None = None,
+                   out: str | None = None, device: str = "cpu") -> tuple[str, dict[str, float]]:
+    """Draw the partition slice of a recorded run at one of its snapshot steps.
+
+    The run's own settings, data subset and three partition points (``config.json``) rebuild
+    the model; its weights come from ``partition/weights/step_*.pt`` (stored with every
+    snapshot when ``partition_every`` > 0).
+
+    Args:
+        run_id: an MLflow run recorded by grok_mlflow, in the current tracking store.
+        step: a snapshot step; default the last one.
+        resolution: pixels per side; default the run's ``partition_resolution``.
+        out: PNG path; default ``partition_<run_id>_step<step>.png``.
+        device: where to compute (cpu, cuda, auto).
+    Returns:
+        (PNG path, ``partition/*`` metric values).
+    Raises:
+        SettingsError: unknown run, a run without snapshots, or a step it has none for (the
+            message lists the available steps).
+    """
+    import tempfile
+
+    import mlflow
+
+    from .partition import partition_slice
+    from .plots import partition_figure
+
+    settings = resume_settings(run_id)
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
+    points = config.get("partition_points")
+    try:
+        stored = mlflow.MlflowClient().list_artifacts(run_id, "partition/weights")
+    except Exception:  # noqa: BLE001 - no such folder
+        stored = []
+    steps = sorted(int(os.path.basename(a.path)[5:-3]) for a in stored if a.path.endswith(".pt"))
+    if not points or not steps:
+        raise SettingsError(f"partition: run {run_id} has no partition snapshots "
+                            "(it was trained with partition_every 0)")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise SettingsError(f"partition: run {run_id} has no snapshot at step {step}; "
+                            f"snapshot steps: {', '.join(map(str, steps))}")
+    settings = dataclasses.replace(settings, device=device,
+                                   partition_resolution=resolution or settings.partition_resolution)
+    torch_device = check_settings(settings)
+    data = load_dataset(settings, torch.device("cpu"))
+    model = build_model(settings, data.input_shape, data.num_classes,
+                        dataset_spec(settings.dataset).normalization)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.to(torch_device)
+    index = points["train_index"]
+    part = partition_slice(model, data.x_train[index], resolution=settings.partition_resolution,
+                           seed=settings.seed)
+    fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
+    out = out or f"partition_{run_id}_step{step}.png"
+    fig.savefig(out, dpi=100)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return out, part.metrics()

@@ -20,7 +20,8 @@ from grok_mlflow.tracking import MetricBuffer
 from conftest import REPO, subprocess_env
 
 TINY = dict(steps=30, depth=2, width=16, eval_points=4, lc_samples=40, lc_directions=5,
-            adv_samples=40, adv_points=2, adv_steps=3, train_size=300, batch_size=50)
+            adv_samples=40, adv_points=2, adv_steps=3, train_size=300, batch_size=50,
+            partition_every=0)
 BASE_KEYS = {"acc/train", "acc/test", "loss/train", "loss/test",
              "lc/train", "lc/test", "lc/random", "lc/train/ci_low", "lc/train/ci_high",
              "lc/train/layer_1", "lc/train/layer_2", "adv/acc/eps_0.05", "adv/acc/eps_0.1",

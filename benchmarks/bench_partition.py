@@ -1,0 +1,59 @@
+"""Partition slice speed (issue: a 512x512 slice of the fig. 1 MLP in < 1 s on a GPU, a few
+seconds on CPU): wall time of ``partition_slice`` and, side by side, of a bare forward pass over
+the same R*R materialised plane inputs (the naive method without patterns or counting).
+
+    python benchmarks/bench_partition.py [--resolution 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import torch
+
+from grok_mlflow.models import build_model
+from grok_mlflow.partition import partition_slice, plane_grid
+from grok_mlflow.settings import Settings
+
+from common import best_time, mnist_images, stable_allocator
+
+
+def main():
+    stable_allocator()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    settings = replace(Settings(), dataset="mnist", depth=4, width=200)
+    points = mnist_images(3)
+    source = "MNIST t10k"
+    if points is None:
+        points, source = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)), "random"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, points: {source}")
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        torch.manual_seed(0)
+        model = build_model(settings, (1, 28, 28), 10).to(device)
+        x = points.to(device)
+        R = args.resolution
+
+        def bare_forward():
+            ab, origin, span = plane_grid(x, R, 0.5)
+            with torch.no_grad():
+                for chunk in ab.split(8192 if device.type == "cpu" else R * R):
+                    model((origin + chunk @ span).view(-1, 1, 28, 28))
+
+        def slice_():
+            return partition_slice(model, x, resolution=R)
+
+        t_slice = best_time(slice_, args.repeats, device)
+        t_forward = best_time(bare_forward, args.repeats, device)
+        regions = slice_().regions
+        print(f"MLP 4x200 on MNIST, {R}x{R} slice, {device.type:<4}: partition_slice {t_slice:6.3f} s"
+              f" ({regions} regions), bare forward over the plane {t_forward:6.3f} s, "
+              f"ratio {t_slice / t_forward:4.2f}")
+
+
+if __name__ == "__main__":
+    main()
