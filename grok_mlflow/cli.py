@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             train(settings, experiment=args.experiment, run_name=args.run_name,
                   progress=not args.no_progress, resume=args.resume)
+        except SettingsError as err:   # found while loading the data, before any run starts
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             print("grok-mlflow: interrupted; the run is marked KILLED with every measured "
                   "point and a checkpoint written (continue it with --resume RUN_ID)",

@@ -178,9 +178,13 @@ def read_yaml(path: str, what: str) -> Any:
     try:
         with open(path) as handle:
             return yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as err:
-        raise SettingsError(f"{what}: cannot read {path!r}: "
-                            f"{getattr(err, 'strerror', None) or err}") from None
+    except OSError as err:
+        raise SettingsError(f"{what}: cannot read {path!r}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SettingsError(f"{what}: {path!r} is not valid YAML{where}: {problem}") from None
 
 
 def apply_values(base: Settings, values: Mapping[str, Any]) -> Settings:
@@ -306,13 +310,52 @@ def render_mlproject() -> str:
     return "\n".join(lines) + "\n"
 
 
+# The valid range of every setting, as the README's table states it. Each is enforced before any
+# work starts (``Settings.__post_init__``, ``check_settings``, and, for what needs the data,
+# ``train`` before its run starts); tests/test_bad_input.py tests an invalid value of every row.
+VALID = {
+    "preset": "empty, or a readable YAML mapping of setting: value (no nested preset)",
+    "dataset": " \\| ".join(DATASET_NAMES),
+    "data_root": "a directory holding the dataset in torchvision's layout (or download=true)",
+    "train_size": "integer, 1 .. the dataset's maximum (digits 1796, mnist 60000, cifar 50000, imagenette 9469)",
+    "random_labels": "number >= 0: a count (>= 1, <= train_size) or a fraction (< 1)",
+    "image_size": "integer >= 0 (0 = dataset default)",
+    "download": "true \\| false",
+    "model": " \\| ".join(MODEL_NAMES),
+    "depth": "integer >= 1",
+    "width": "integer >= 1",
+    "activation": " \\| ".join(ACTIVATION_NAMES),
+    "init_scale": "number > 0",
+    "batchnorm": "true \\| false",
+    "optimizer": " \\| ".join(OPTIMIZER_NAMES),
+    "lr": "number > 0",
+    "weight_decay": "number >= 0",
+    "batch_size": "integer, 1 .. train_size",
+    "steps": "integer >= 1",
+    "loss": " \\| ".join(LOSS_NAMES),
+    "seed": "integer >= 0",
+    "device": " \\| ".join(DEVICE_NAMES) + " (cuda needs a visible CUDA GPU)",
+    "eval_points": "integer >= 2",
+    "eval_every": "integer >= 0",
+    "checkpoint_every_s": "number > 0 (seconds)",
+    "tracking_retry_s": "number >= 0 (seconds)",
+    "lc_radius": "one or more numbers > 0, comma-separated",
+    "lc_directions": "integer, 1 .. input dimension (digits 64, mnist 784, cifar 3072)",
+    "lc_samples": "integer >= 1",
+    "adv_eps": "empty, or numbers in [0, 1], comma-separated",
+    "adv_steps": "integer >= 1",
+    "adv_samples": "integer >= 1",
+    "adv_points": "integer >= 0",
+    "partition_every": "integer >= 0",
+    "partition_resolution": "integer, 16 .. 4096",
+}
+
+
 def settings_table() -> str:
-    """A Markdown table of every setting with its default and valid values (for the README)."""
-    rows = ["| setting | default | meaning and valid values |", "|---|---|---|"]
+    """A Markdown table of every setting: default, valid values, meaning (for the README)."""
+    rows = ["| setting | default | valid values | meaning |", "|---|---|---|---|"]
     defaults = Settings()
     for f in fields(Settings):
-        choices = f.metadata["choices"]
-        extra = " (" + " \\| ".join(choices) + ")" if choices else ""
-        rows.append(f"| `{f.name}` | `{_format(getattr(defaults, f.name))}` | "
-                    f"{f.metadata['help']}{extra} |")
+        rows.append(f"| `{f.name}` | `{_format(getattr(defaults, f.name))}` | {VALID[f.name]} | "
+                    f"{f.metadata['help']} |")
     return "\n".join(rows) + "\n"

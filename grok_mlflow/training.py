@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -85,6 +86,10 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     """
     device = check_settings(settings)
     data = load_dataset(settings, device)
+    input_dim = math.prod(data.input_shape)
+    if settings.lc_directions > input_dim:      # known only once the data is loaded
+        raise SettingsError(f"lc_directions: must be <= the input dimension of "
+                            f"{settings.dataset} ({input_dim}), got {settings.lc_directions}")
     torch.manual_seed(settings.seed)                   # initialisation
     model = build_model(settings, data.input_shape, data.num_classes,
                         dataset_spec(settings.dataset).normalization).to(device)
