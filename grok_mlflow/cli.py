@@ -31,6 +31,19 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+def _tag_mlflow_run_as_resume(run_id: str) -> None:
+    """Under ``mlflow run . -P resume=ID`` MLflow has opened a new run (MLFLOW_RUN_ID) before we
+    start; the training continues in run ``ID``, and the new run only points to it."""
+    import os
+
+    opened = os.environ.get("MLFLOW_RUN_ID")
+    if opened and opened != run_id:
+        from .tracking import tag_run
+        tag_run(opened, {"grok_mlflow.resumed_run": run_id,
+                         "mlflow.note.content": f"Launcher of a resume: the training continued "
+                                                f"in run {run_id}."})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grok-mlflow",
                                      description="Watch deep networks grok, in MLflow.")
@@ -89,10 +102,16 @@ def main(argv: list[str] | None = None) -> int:
             from .tracking import DivergenceError, TrackingUnavailable
             from .training import check_settings, resume_settings, train
             if args.resume:
-                if values:
-                    raise SettingsError("resume: a resumed run keeps its settings; drop "
-                                        + ", ".join(f"--{k}" for k in values))
                 settings = resume_settings(args.resume)
+                # `mlflow run . -P resume=ID` passes every parameter at its default: values
+                # equal to the default or to the run's own are fine, others are refused
+                own, default = settings.to_params(), Settings().to_params()
+                given = Settings.from_strings(values).to_params()
+                changed = [k for k in values if given[k] not in (own[k], default[k])]
+                if changed:
+                    raise SettingsError("resume: a resumed run keeps its settings; drop "
+                                        + ", ".join(f"--{k}" for k in changed))
+                _tag_mlflow_run_as_resume(args.resume)
             else:
                 settings = Settings.from_strings(values)
             check_settings(settings)

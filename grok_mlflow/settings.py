@@ -290,7 +290,9 @@ def render_mlproject() -> str:
     for name, spec in mlproject_parameters().items():
         default = spec["default"]
         lines.append(f"      {name}: {{type: {spec['type']}, default: \"{default}\"}}")
-    args = " ".join(f"--{name} {{{name}}}" for name in mlproject_parameters())
+    # not a setting: continue that run from its checkpoint, in that run (see README "Crashes")
+    lines.append('      resume: {type: string, default: ""}')
+    args = " ".join(f"--{name} {{{name}}}" for name in [*mlproject_parameters(), "resume"])
     lines.append(f"    command: \"python -m grok_mlflow train {args}\"")
     lines += [
         "  # A preset with exact params in MLflow: `main` makes MLflow log every parameter at its",

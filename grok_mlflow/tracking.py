@@ -183,6 +183,13 @@ def import_metrics(path: str) -> int:
     return written
 
 
+def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run of the current tracking store."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
 def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
     """``lc`` for a single configured radius, else ``lc_r{radius}`` (e.g. ``lc_r0.05``)."""
     return "lc" if len(radii) == 1 else f"lc_r{radius:g}"

@@ -22,7 +22,8 @@ def test_mlproject_parameters_match_dataclass_fields_names_types_defaults():
     spec = yaml.safe_load((REPO / "MLproject").read_text())
     params = spec["entry_points"]["main"]["parameters"]
     fields = dataclasses.fields(Settings)
-    assert list(params) == [f.name for f in fields]
+    assert list(params) == [f.name for f in fields] + ["resume"]   # resume: not a setting
+    assert params["resume"] == {"type": "string", "default": ""}
     kinds = {"string": (str, tuple, bool), "int": int, "float": float}
     for f in fields:
         declared = params[f.name]
@@ -35,6 +36,7 @@ def test_mlproject_parameters_match_dataclass_fields_names_types_defaults():
     command = spec["entry_points"]["main"]["command"]
     for f in fields:
         assert f"--{f.name} {{{f.name}}}" in command
+    assert command.endswith("--resume {resume}")
 
 
 def test_every_field_is_documented():

@@ -299,7 +299,8 @@ def test_mlflow_run_with_a_preset_and_an_override(tmp_path, tracking_uri, entry_
     assert config["settings"]["activation"] == "gelu"
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri):
+@pytest.mark.parametrize("how", ["cli", "mlflow_run"])
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri, how):
     import signal
     import time
 
@@ -324,10 +325,18 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri):
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert client.get_run(run_id).info.status == "RUNNING"       # a crash leaves it open
-    done = subprocess.run([sys.executable, "-m", "grok_mlflow", "train", "--no-progress",
-                           "--resume", run_id], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    if how == "cli":
+        done = subprocess.run([sys.executable, "-m", "grok_mlflow", "train", "--no-progress",
+                               "--resume", run_id], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+    else:   # mlflow run opens a run of its own first; training continues in run_id
+        done = mlflow_run(tmp_path, tracking_uri, f"resume={run_id}")
     assert done.returncode == 0, done.stderr[-2000:]
+    if how == "mlflow_run":
+        launcher = [r for e in client.search_experiments()
+                    for r in client.search_runs([e.experiment_id]) if r.info.run_id != run_id]
+        assert len(launcher) == 1 and launcher[0].data.tags["grok_mlflow.resumed_run"] == run_id
+        assert not launcher[0].data.metrics
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     schedule = log_schedule(1500, 150)
