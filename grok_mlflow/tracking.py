@@ -183,6 +183,25 @@ def import_metrics(path: str) -> int:
     return written
 
 
+def _create_sqlite_store_once(uri: str) -> None:
+    """Let one process at a time create a new SQLite store (its schema migrations race: eight
+    processes starting on a fresh file failed in alembic); a no-op for an existing store."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri[len("sqlite:///"):]
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)   # creates and migrates it
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
     """Set tags on a run of the current tracking store."""
     client = MlflowClient()
@@ -322,6 +341,7 @@ class GrokTracker:
 
     def __enter__(self) -> "GrokTracker":
         self._probe_sets()
+        _create_sqlite_store_once(mlflow.get_tracking_uri())
         if self._continue_run is not None:
             mlflow.start_run(run_id=self._continue_run)
             self._owns_run = True
