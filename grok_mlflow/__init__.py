@@ -13,9 +13,11 @@ from typing import Any
 _EXPORTS = {
     "GrokTracker": "tracking",
     "LocalComplexity": "complexity",
+    "PartitionSlice": "partition",
     "Settings": "settings",
     "SettingsError": "settings",
     "local_complexity": "complexity",
+    "partition_slice": "partition",
     "robust_accuracy": "robustness",
     "train": "training",
 }

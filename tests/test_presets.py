@@ -43,7 +43,7 @@ def test_explicit_settings_override_the_preset_and_defaults_do_not():
     ("steps: -3\n", "preset {p}: steps: must be >= 1"),
     ("colour: red\n", "preset {p}: unknown setting(s) colour; valid: preset, dataset"),
     ("- a list\n", "preset: '{p}' must be a mapping of setting: value"),
-    ("steps: [unclosed\n", "preset: cannot read '{p}'"),
+    ("steps: [unclosed\n", "preset: '{p}' is not valid YAML at line 2, column 1: expected ','"),
 ])
 def test_bad_presets_fail_with_one_line(tmp_path, content, message):
     path = tmp_path / "bad.yaml"

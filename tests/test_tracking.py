@@ -305,7 +305,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri, 
     import time
 
     settings = dict(steps=1500, eval_points=150, width=32, depth=2, lc_samples=30,
-                    lc_directions=4, adv_points=0, checkpoint_every_s=0.2)
+                    lc_directions=4, adv_points=0, checkpoint_every_s=0.2, partition_every=0)
     args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress"]
     for k, v in settings.items():
         args += [f"--{k}", str(v)]
