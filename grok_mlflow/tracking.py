@@ -23,13 +23,17 @@ Metric keys (steps are optimisation steps; step 0 is the network at initialisati
                                 ``config.json`` -> ``lc_layers`` for module names).
                                 With several ``lc_radius`` values: ``lc_r{radius}/{set}``.
 ``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (pixel units)
+``partition/regions``           linear regions on the plane through three training points, at
+                                every ``partition_every``-th eval step (``_near_boundary``,
+                                ``_near_points``: those near the decision boundary / the points)
 ``grok/*``                      grokking phase steps at the end of the run, also as tags
                                 (see ``grok_mlflow.phases``; absent when a phase did not happen)
 ==============================  =========================================================
 
 Artifacts: ``config.json`` (settings, layer names, schedule), ``history.csv`` (every measured
 value), ``figures/grokking.png`` (paper-style curves; both refreshed every ``artifact_every_s``
-during long runs) and the model (``mlflow.pytorch``, on a clean exit).
+during long runs), ``partition/step_*.png`` with ``partition/weights/step_*.pt`` per snapshot and
+``partition/partition.gif`` (at the end), and the model (``mlflow.pytorch``, on a clean exit).
 """
 
 from __future__ import annotations
@@ -580,12 +584,21 @@ class GrokTracker:
                         if a.path.endswith(".png"))
         if not frames:
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            local = [mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=f,
-                                                         dst_path=tmp) for f in frames]
-            path = os.path.join(tmp, "partition.gif")
-            partition_gif(local, path)
-            self.client.log_artifact(self.run_id, path, "partition")
+        # MLflow draws a progress bar per download unless told not to (restored afterwards)
+        quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = [mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=f,
+                                                             dst_path=tmp) for f in frames]
+                path = os.path.join(tmp, "partition.gif")
+                partition_gif(local, path)
+                self.client.log_artifact(self.run_id, path, "partition")
+        finally:
+            if quiet is None:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+            else:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
 
     def _write_artifacts(self) -> None:
         """history.csv and the figure (refreshed during long runs, final at the end)."""
