@@ -76,7 +76,7 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("optimisation step")
     ax.legend(loc="best", fontsize=8, frameon=False)
-    last = max(history) if history else 1
+    last = max(max(history) if history else 1, 1)   # a history of step 0 only still gets an axis
     for ax in axes:
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(0, last * 1.05)
