@@ -168,17 +168,25 @@ def _interrupt_at_step_boundary():
         signal.signal(signal.SIGINT, previous)
 
 
-def resume_settings(run_id: str) -> Settings:
-    """The settings a run was started with (its ``config.json``)."""
+def _run_config(run_id: str, what: str) -> dict:
+    """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
     import mlflow
 
     try:
-        config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
-    except Exception as err:  # noqa: BLE001 - any lookup failure means: cannot resume this id
-        raise SettingsError(f"resume: no grok_mlflow run {run_id!r} in "
+        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
+    except Exception as err:  # noqa: BLE001 - any lookup failure means: not a usable run id
+        raise SettingsError(f"{what}: no grok_mlflow run {run_id!r} in "
                             f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in config["settings"].items()}
-    return Settings(**values)
+
+
+def _config_settings(config: dict) -> Settings:
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v
+                       for k, v in config["settings"].items()})
+
+
+def resume_settings(run_id: str) -> Settings:
+    """The settings a run was started with (its ``config.json``)."""
+    return _config_settings(_run_config(run_id, "resume"))
 
 
 def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
@@ -223,8 +231,8 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     from .partition import partition_slice
     from .plots import partition_figure
 
-    settings = resume_settings(run_id)
-    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
+    config = _run_config(run_id, "partition")
+    settings = _config_settings(config)
     points = config.get("partition_points")
     try:
         stored = mlflow.MlflowClient().list_artifacts(run_id, "partition/weights")
