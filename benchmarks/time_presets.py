@@ -33,8 +33,10 @@ from common import MNIST_T10K
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_standins(root: Path, datasets: set[str], seed: int = 0) -> None:
-    """Write stand-in files of the real sizes and formats for the named datasets under root."""
+def write_standins(root: Path, datasets: set[str], seed: int = 0,
+                   imagenette_per_class: tuple[int, int] = (947, 393)) -> None:
+    """Write stand-in files of the real sizes and formats for the named datasets under root
+    (Imagenette: ``imagenette_per_class`` train and val JPEGs per class, the real counts)."""
     rng = np.random.default_rng(seed)
     if "mnist" in datasets and not (root / "MNIST").exists():
         raw = root / "MNIST" / "raw"
@@ -70,8 +72,8 @@ def write_standins(root: Path, datasets: set[str], seed: int = 0) -> None:
         from PIL import Image
 
         wnids = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
-                 "n03394916", "n03417042", "n03425413", "n03445777", "n03888605"]
-        for split, per_class in (("train", 947), ("val", 393)):    # 9,470 / 3,930 images
+                 "n03394916", "n03417042", "n03425413", "n03445777", "n03888257"]
+        for split, per_class in zip(("train", "val"), imagenette_per_class):  # 9,470 / 3,930
             for wnid in wnids:
                 folder = root / "imagenette2-160" / split / wnid
                 folder.mkdir(parents=True)

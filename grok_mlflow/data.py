@@ -1,13 +1,20 @@
 """Datasets as tensors on the training device (airbench style: no DataLoader in the hot loop).
 
-Every loader returns a ``DataSplits`` with inputs in [0, 1] pixel units, shape (N, C, H, W);
-normalisation, where a dataset wants it, is the model's first module, so LC and PGD see pixels.
-``DATASETS`` maps a name to its ``DatasetSpec``; an unknown name lists the valid ones.
+Every loader gives inputs in [0, 1] pixel units, shape (N, C, H, W); normalisation, where a
+dataset wants it, is the model's first module, so LC and PGD see pixels. ``DATASETS`` maps a name
+to its ``DatasetSpec``; an unknown name lists the valid ones.
+
+Small datasets (digits, MNIST, CIFAR) live on the training device as tensors and
+``TensorBatches`` draws minibatches there by index. A large one (Imagenette) streams:
+``StreamedBatches`` decodes minibatches in DataLoader worker processes, and only fixed seeded
+subsets of ``eval_size`` images per split are decoded once, as tensors, for the measures.
+``training_batches`` picks the right one; both have the same small interface.
 
 Example:
     >>> data = load_dataset(Settings(train_size=500), torch.device("cpu"))
     >>> data.x_train.shape, data.num_classes
     (torch.Size([500, 1, 8, 8]), 10)
+    >>> x, y = next(training_batches(data, Settings(train_size=500)))   # (200, 1, 8, 8), (200,)
 """
 
 from __future__ import annotations
@@ -21,18 +28,22 @@ from torch import Tensor
 
 from .settings import Settings, SettingsError
 
-__all__ = ["DATASETS", "DataSplits", "DatasetSpec", "load_dataset"]
+__all__ = ["DATASETS", "DataSplits", "DatasetSpec", "StreamedBatches", "TensorBatches",
+           "load_dataset", "training_batches"]
 
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train and test tensors on one device.
+    """Train and test tensors on one device (and, for a streamed dataset, the training stream).
 
     Attributes:
         x_train: (N_train, C, H, W) float32 in [0, 1].    y_train: (N_train,) int64 labels.
         x_test: (N_test, C, H, W) float32 in [0, 1].      y_test: (N_test,) int64 labels.
         num_classes: number of labels.
         domain: (low, high) of the input box, for LC's uniformly random points.
+        train_stream: None for a dataset held as tensors. For a streamed one, the whole training
+            subset as a Dataset of ((C, H, W) uint8 image, label) decoded on access, and
+            x_train/y_train are only its fixed decoded evaluation subset.
     """
 
     x_train: Tensor
@@ -41,23 +52,34 @@ class DataSplits:
     y_test: Tensor
     num_classes: int
     domain: tuple[float, float] = (0.0, 1.0)
+    train_stream: torch.utils.data.Dataset | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def n_train(self) -> int:
+        """Training samples that minibatches are drawn from."""
+        return len(self.train_stream) if self.train_stream is not None else len(self.x_train)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: its loader, how many training samples it can give, its default PGD budgets."""
+    """A dataset: its loader, how many training samples it can give, its default PGD budgets.
 
-    load: Callable[[Settings], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]]
+    ``load(settings)`` returns (x_train, y_train, x_test, y_test, num_classes): x as float32
+    arrays in [0, 1], or, when ``streamed``, as Datasets of ((C, H, W) uint8 image, label).
+    """
+
+    load: Callable[[Settings], tuple]
     max_train_size: int
     default_adv_eps: tuple[float, ...]
     description: str
     # per-channel (mean, std) that the model's first module applies; None: raw [0, 1] pixels
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     how_to_get: str = ""
+    streamed: bool = False
 
 
 def _load_digits(settings: Settings):
@@ -138,9 +160,10 @@ def _cifar(class_name: str):
 
 
 def _load_imagenette(settings: Settings):
-    """torchvision's Imagenette (10 ImageNet classes; ``imagenette2-160/{train,val}/<wnid>/``),
-    resized (shorter side) and centre-cropped to ``image_size`` (default 160), decoded once by
-    DataLoader workers into one tensor per split.
+    """torchvision's Imagenette (10 ImageNet classes; ``imagenette2-160/{train,val}/<wnid>/``) as
+    two datasets of (3, S, S) uint8 images, decoded on access: resized (shorter side, bilinear,
+    antialiased) and centre-cropped to S = ``image_size`` (default 160). No augmentation (the paper names none).
+    The labels come from the file list, so nothing is decoded here.
     """
     import torch.utils.data as tud
     from torchvision import transforms
@@ -148,6 +171,8 @@ def _load_imagenette(settings: Settings):
 
     size = settings.image_size or 160
     folder = "160px" if size <= 160 else "320px" if size <= 320 else "full"
+    # PIL decodes (RGB, also for Imagenette's few grey-scale JPEGs); torchvision's own decoders
+    # are deprecated since 0.29
     transform = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
                                     transforms.PILToTensor()])
     splits = []
@@ -157,18 +182,57 @@ def _load_imagenette(settings: Settings):
                             download=settings.download and split == "train", transform=transform)
         except (RuntimeError, OSError) as err:
             raise _missing(settings, err) from None
+        except KeyError as err:   # a class folder that is not one of Imagenette's 10 WordNet ids
+            where = _imagenette_folder(settings, folder, split)
+            raise SettingsError(f"dataset: {where} holds a folder {err.args[0]!r} that is not "
+                                f"an Imagenette class; expected "
+                                f"the 10 folders {', '.join(Imagenette._WNID_TO_CLASS)}") from None
+        labels = np.array([label for _, label in ds._samples], dtype=np.int64)  # the file list
         if split == "train":
-            ds = tud.Subset(ds, _seeded_subset(len(ds), min(settings.train_size, len(ds)),
-                                               settings.seed).tolist())
-        loader = tud.DataLoader(ds, batch_size=256, num_workers=min(8, _cpu_count()))
-        images, labels = zip(*loader)
-        splits += [torch.cat(images).numpy().astype(np.float32) / 255.0, torch.cat(labels).numpy()]
+            idx = _seeded_subset(len(ds), min(settings.train_size, len(ds)), settings.seed)
+            ds, labels = tud.Subset(ds, idx.tolist()), labels[idx]
+        splits += [ds, labels]
     return (*splits, 10)
+
+
+def _imagenette_folder(settings: Settings, folder: str, split: str) -> str:
+    """Where torchvision looks for an Imagenette split (for error messages)."""
+    import os
+    name = {"160px": "imagenette2-160", "320px": "imagenette2-320", "full": "imagenette2"}[folder]
+    return os.path.join(settings.data_root, name, split)
 
 
 def _cpu_count() -> int:
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _workers(settings: Settings) -> int:
+    """``data_workers``, with -1 resolved to one per CPU core (at most 8)."""
+    return min(8, _cpu_count()) if settings.data_workers < 0 else settings.data_workers
+
+
+class _Relabelled(torch.utils.data.Dataset):
+    """``images[i]``'s image with ``labels[i]`` (the labels after ``random_labels``)."""
+
+    def __init__(self, images: torch.utils.data.Dataset, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.images[i][0], int(self.labels[i])
+
+
+def _decode(images: torch.utils.data.Dataset, index: np.ndarray, workers: int) -> np.ndarray:
+    """Images ``index`` of a uint8 image dataset, decoded by ``workers`` processes, as float32
+    (n, C, H, W) in [0, 1]."""
+    import torch.utils.data as tud
+
+    loader = tud.DataLoader(tud.Subset(images, index.tolist()), batch_size=256,
+                            num_workers=workers)
+    return torch.cat([x for x, _ in loader]).numpy().astype(np.float32) / 255.0
 
 
 _CIFAR_GET = ("Use download=true (default) with internet, or put the extracted python version "
@@ -198,6 +262,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "imagenette": DatasetSpec(_load_imagenette, max_train_size=9469,
                               default_adv_eps=(1 / 255, 2 / 255, 4 / 255),
                               description="Imagenette (torchvision), 10 ImageNet classes",
+                              streamed=True,
                               normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                               how_to_get="Use download=true (default) with internet, or extract "
                                          "imagenette2-160.tgz (image_size <= 160), "
@@ -226,24 +291,167 @@ def check_dataset(settings: Settings) -> None:
                             f"got {settings.random_labels:g}")
 
 
+# images per split decoded once for the measures of a streamed dataset when eval_size is 0
+STREAMED_EVAL_SIZE = 2000
+
+
 def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
     """Load ``settings.dataset`` with a seeded ``train_size`` subset, as tensors on ``device``.
 
     ``random_labels`` (a count >= 1, or a fraction of ``train_size`` below 1) training labels are
     replaced by seeded uniformly random labels (paper fig. 5: memorisation delays grokking).
+    A streamed dataset (Imagenette) is not decoded whole: ``train_stream`` holds its training
+    subset, and x/y are seeded subsets of ``eval_size`` (0: 2,000) images per split, decoded
+    once by ``data_workers`` processes (seed + 3; training labels after ``random_labels``).
     """
     check_dataset(settings)
-    x_tr, y_tr, x_te, y_te, num_classes = dataset_spec(settings.dataset).load(settings)
-    y_tr = np.array(y_tr, dtype=np.int64)
+    spec = dataset_spec(settings.dataset)
+    x_tr, y_tr, x_te, y_te, num_classes = spec.load(settings)
+    y_tr, y_te = np.array(y_tr, dtype=np.int64), np.array(y_te, dtype=np.int64)
+    if settings.batch_size > len(y_tr):   # a local copy may hold fewer than train_size
+        raise SettingsError(f"batch_size: must be <= the {len(y_tr)} training samples of "
+                            f"{settings.dataset} under data_root={settings.data_root!r}, "
+                            f"got {settings.batch_size}")
     n_random = (int(round(settings.random_labels * len(y_tr))) if settings.random_labels < 1
                 else int(settings.random_labels))
     if n_random:
         rng = np.random.default_rng(settings.seed + 2)
         which = rng.choice(len(y_tr), size=n_random, replace=False)
         y_tr[which] = rng.integers(0, num_classes, size=n_random)
+    stream = None
+    if spec.streamed:
+        stream = _Relabelled(x_tr, y_tr)
+        wanted = settings.eval_size or STREAMED_EVAL_SIZE
+        decoded = []
+        for images, labels in ((x_tr, y_tr), (x_te, y_te)):
+            index = _seeded_subset(len(labels), min(wanted, len(labels)), settings.seed + 3)
+            decoded += [_decode(images, index, _workers(settings)), labels[index]]
+        x_tr, y_tr, x_te, y_te = decoded
 
     def put(a: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    return DataSplits(put(x_tr), put(y_tr), put(x_te), put(np.asarray(y_te, dtype=np.int64)),
-                      num_classes)
+    return DataSplits(put(x_tr), put(y_tr), put(x_te), put(y_te), num_classes,
+                      train_stream=stream)
+
+
+class TensorBatches:
+    """Minibatches of tensors that already live on the device, drawn by index (no host copy).
+
+    Sampling without replacement: a fresh permutation each epoch from a seeded generator on the
+    data's device; the last incomplete batch of an epoch is dropped.
+
+    Args:
+        x: (N, ...) inputs.  y: (N,) labels.  batch_size: 1..N.  seed: the generator's seed.
+        done: minibatches already drawn (a resumed run), with ``load_state_dict``.
+    Example:
+        >>> batches = TensorBatches(x, y, batch_size=200, seed=0)
+        >>> xb, yb = next(batches)                                 # (200, ...), (200,)
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int, done: int = 0):
+        self.x, self.y, self.batch_size, self.done = x, y, batch_size, done
+        self.per_epoch = len(x) // batch_size                      # full batches per epoch
+        self.generator = torch.Generator(device=x.device).manual_seed(seed)
+        self.order = torch.empty(0, dtype=torch.long, device=x.device)
+
+    def __iter__(self) -> "TensorBatches":
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        k = self.done % self.per_epoch
+        if k == 0:
+            self.order = torch.randperm(len(self.x), generator=self.generator,
+                                        device=self.x.device)
+        idx = self.order[k * self.batch_size:(k + 1) * self.batch_size]   # (B,) on the device
+        self.done += 1
+        return self.x[idx], self.y[idx]
+
+    def state_dict(self) -> dict:
+        return {"batches_rng": self.generator.get_state(), "order": self.order}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["batches_rng"])
+        self.order = state["order"].to(self.x.device)
+
+    def close(self) -> None:
+        pass
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """Batch indices for ever: epoch e is ``default_rng((seed, e)).permutation(n)`` cut into
+    ``n // batch_size`` full batches, starting after ``done`` batches. The order is a function of
+    (seed, batch number) alone, so a resumed run needs no sampler state."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, done: int):
+        self.n, self.batch_size, self.seed, self.done = n, batch_size, seed, done
+
+    def __iter__(self):
+        per_epoch = self.n // self.batch_size
+        epoch, k = divmod(self.done, per_epoch)
+        while True:
+            order = np.random.default_rng((self.seed, epoch)).permutation(self.n)
+            for k in range(k, per_epoch):
+                yield order[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+            epoch, k = epoch + 1, 0
+
+
+class StreamedBatches:
+    """Minibatches of a streamed dataset, decoded by DataLoader worker processes.
+
+    Workers decode (B, C, H, W) uint8 batches ahead of the training loop (``prefetch_factor``
+    4 each); on CUDA they arrive in pinned memory and are copied without blocking, then scaled
+    to float32 [0, 1] on the device (uint8 over the bus: 4x less than float). The order of the
+    batches (``_EpochOrder``) depends on (seed, batch number) only: a resumed run continues
+    exactly where it stopped. Workers start at the first ``next`` and stop at ``close``.
+
+    Args:
+        dataset: ((C, H, W) uint8 image, label) items.  batch_size: 1..len(dataset).
+        seed: the order's seed.  device: where batches go.
+        workers: decoding processes (0: in the training process).
+        done: minibatches already drawn (a resumed run).
+    Example:
+        >>> with contextlib.closing(StreamedBatches(ds, 64, 0, torch.device("cuda"), 8)) as b:
+        ...     xb, yb = next(b)                          # (64, 3, 160, 160) float32, (64,)
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int,
+                 device: torch.device, workers: int, done: int = 0):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.device, self.workers, self.done = device, workers, done
+        self._batches = None
+
+    def __iter__(self) -> "StreamedBatches":
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        if self._batches is None:
+            order = _EpochOrder(len(self.dataset), self.batch_size, self.seed, self.done)
+            self._batches = iter(torch.utils.data.DataLoader(
+                self.dataset, batch_sampler=order, num_workers=self.workers,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=4 if self.workers else None))
+        images, labels = next(self._batches)
+        self.done += 1
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        return x, labels.to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        """Stop the worker processes (a later ``next`` starts new ones where this left off)."""
+        self._batches = None   # the last reference: the iterator's finaliser joins its workers
+
+
+def training_batches(data: DataSplits, settings: Settings,
+                     done: int = 0) -> TensorBatches | StreamedBatches:
+    """The training minibatches of ``data``: on-device indexing for tensors, worker decoding for
+    a streamed dataset; ``settings`` gives ``batch_size``, ``seed`` and ``data_workers``."""
+    if data.train_stream is not None:
+        return StreamedBatches(data.train_stream, settings.batch_size, settings.seed,
+                               data.x_train.device, _workers(settings), done)
+    return TensorBatches(data.x_train, data.y_train, settings.batch_size, settings.seed, done)

@@ -57,6 +57,11 @@ class Settings:
                               "(>= 1) or a fraction (< 1) of train_size (>= 0)")
     image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)")
     download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
+    eval_size: int = _f(0, "images per split that accuracy and loss are measured on, a fixed "
+                        "seeded subset (>= 0; 0 = the whole split; imagenette decodes this many "
+                        "once, 0 = 2000)")
+    data_workers: int = _f(-1, "DataLoader processes decoding a streamed dataset (imagenette) "
+                           "(-1 = one per CPU core, at most 8; 0 = decode in the training process)")
     # --- model ---
     model: str = _f("mlp", "architecture name", MODEL_NAMES)
     depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn (>= 1)")
@@ -128,9 +133,10 @@ class Settings:
                      "lc_samples", "adv_steps", "adv_samples"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
         for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels",
-                     "partition_every"):
+                     "partition_every", "eval_size"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
+        _require(self, "data_workers", self.data_workers >= -1, ">= -1")
         _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
                  "in [16, 4096]")
         for name in ("lr", "init_scale", "checkpoint_every_s"):
@@ -323,6 +329,8 @@ VALID = {
     "random_labels": "number >= 0: a count (>= 1, <= train_size) or a fraction (< 1)",
     "image_size": "integer >= 0 (0 = dataset default)",
     "download": "true \\| false",
+    "eval_size": "integer >= 0",
+    "data_workers": "integer >= -1",
     "model": " \\| ".join(MODEL_NAMES),
     "depth": "integer >= 1",
     "width": "integer >= 1",

@@ -15,8 +15,9 @@ exception and on Ctrl-C every measured point reaches the store.
 Metric keys (steps are optimisation steps; step 0 is the network at initialisation):
 
 ==============================  =========================================================
-``loss/train``, ``loss/test``   mean loss over the training set / test set
-``acc/train``, ``acc/test``     clean accuracy in [0, 1]
+``loss/train``, ``loss/test``   mean loss over the training set / test set (or a fixed
+                                seeded subset of ``eval_size`` of each)
+``acc/train``, ``acc/test``     clean accuracy in [0, 1], on the same points
 ``lc/{set}``                    mean local complexity over the fixed points of ``set``
                                 (train, test, random); ``.../ci_low``, ``.../ci_high``: 99% CI;
                                 ``.../layer_{i}``: mean LC of nonlinearity i (1-based, see
@@ -330,6 +331,18 @@ class GrokTracker:
         self.lc_points["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(
             device=device, dtype=self.x_train.dtype)
         self.adv_x, self.adv_y = subset(self.x_test, self.y_test, s.adv_samples)
+        # accuracy and loss: the whole splits, or fixed seeded subsets of eval_size (own generator,
+        # so the LC and PGD points above do not depend on eval_size)
+        eval_gen = torch.Generator().manual_seed(s.seed + 3)
+
+        def fixed(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            if not s.eval_size or s.eval_size >= len(x):
+                return x, y
+            idx = torch.randperm(len(x), generator=eval_gen)[:s.eval_size].sort().values
+            return x[idx.to(x.device)], y[idx.to(x.device)]
+
+        self.eval_sets = {"train": fixed(self.x_train, self.y_train),
+                          "test": fixed(self.x_test, self.y_test)}
         # the partition plane: three seeded training points of distinct classes where possible
         order = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(s.seed + 2))
         labels = self.y_train.cpu()
@@ -458,6 +471,7 @@ class GrokTracker:
                   "device": str(next(self.model.parameters()).device),
                   "input_shape": list(self.x_train.shape[1:]),
                   "n_train": len(self.x_train), "n_test": len(self.x_test),
+                  "n_accuracy": {split: len(x) for split, (x, _) in self.eval_sets.items()},
                   "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(self.lc_layers)},
                   "partition_points": {"train_index": self.partition_index,
                                        "labels": self.y_train[self.partition_index].tolist()},
@@ -506,8 +520,7 @@ class GrokTracker:
         s = self.settings
         model = self.model
         metrics: dict[str, Tensor] = {}
-        for split, (x, y) in (("train", (self.x_train, self.y_train)),
-                              ("test", (self.x_test, self.y_test))):
+        for split, (x, y) in self.eval_sets.items():
             acc, loss = accuracy_and_loss(model, x, y, s.loss)
             metrics[f"acc/{split}"], metrics[f"loss/{split}"] = acc, loss
         for set_name, points in self.lc_points.items():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .data import check_dataset, dataset_spec, load_dataset
+from .data import check_dataset, dataset_spec, load_dataset, training_batches
 from .evaluation import loss_function
 from .models import build_model
 from .settings import Settings, SettingsError
@@ -78,7 +78,8 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     """Train ``settings.model`` on ``settings.dataset`` and track it in MLflow.
 
     Adam(W) on minibatches drawn without replacement (a fresh seeded permutation each epoch; the
-    last incomplete batch of an epoch is dropped), measured and logged by ``GrokTracker``, which
+    last incomplete batch of an epoch is dropped; ``data.training_batches``: indexed on the
+    device, or decoded by workers for a streamed dataset), measured and logged by ``GrokTracker``, which
     also checkpoints the training state with every metric flush (``checkpoints/last.pt``).
     ``resume=RUN_ID`` continues that run from its last checkpoint (``settings`` should be the
     run's own: see ``resume_settings``); on CPU the result equals an uninterrupted run's.
@@ -98,46 +99,40 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                                                weight_decay=settings.weight_decay,
                                                fused=device.type == "cuda" or None)
     loss_fn = loss_function(settings.loss)
-    batches_gen = torch.Generator(device=device).manual_seed(settings.seed)
-    n_train, batch_size = len(data.x_train), settings.batch_size
-    per_epoch = n_train // batch_size                  # full batches per epoch
-    loop = {"order": torch.empty(0, dtype=torch.long, device=device)}
+    state = load_checkpoint(resume, device) if resume else None
+    start = 1 if state is None else int(state["step"]) + 1
+    batches = training_batches(data, settings, done=start - 1)   # (B, ...) inputs on the device
 
     def checkpoint() -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "batches_rng": batches_gen.get_state(), "order": loop["order"],
-                "torch_rng": torch.get_rng_state(),
+                **batches.state_dict(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
 
-    state = load_checkpoint(resume, device) if resume else None
-    start = 1
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        batches_gen.set_state(state["batches_rng"])
-        loop["order"] = state["order"].to(device)
+        batches.load_state_dict(state)
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        start = int(state["step"]) + 1
 
     tracker_context = GrokTracker(
         model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
         settings=settings, domain=data.domain, run_name=run_name, experiment=experiment,
         progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
+        extra_config={"n_train": data.n_train},   # a streamed dataset's x_train is a subset
     ) if track else _Untracked()
-    with tracker_context as tracker, _interrupt_at_step_boundary() as interrupted:
+    # the stream's workers stop before the tracker's final measurement and artifacts
+    with (tracker_context as tracker, contextlib.closing(batches),
+          _interrupt_at_step_boundary() as interrupted):
         model.train()
         for step in range(start, settings.steps + 1):
             if interrupted:
                 stop = KeyboardInterrupt(f"interrupted after step {step - 1}")
                 stop.at_step_boundary = True   # the tracker checkpoints a consistent state
                 raise stop
-            k = (step - 1) % per_epoch
-            if k == 0:
-                loop["order"] = torch.randperm(n_train, generator=batches_gen, device=device)
-            idx = loop["order"][k * batch_size:(k + 1) * batch_size]   # (B,) on the device
-            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+            x, y = next(batches)
+            loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -56,6 +56,8 @@ INVALID = {
                       ["--random_labels", "many"]],
     "image_size": [["--image_size", "-1"], ["--image_size", "big"]],
     "download": [["--download", "maybe"]],
+    "eval_size": [["--eval_size", "-1"], ["--eval_size", "all"]],
+    "data_workers": [["--data_workers", "-2"], ["--data_workers", "many"]],
     "model": [["--model", "vit"]],
     "depth": [["--depth", "0"], ["--depth", "two"]],
     "width": [["--width", "0"], ["--width", "2.5"]],

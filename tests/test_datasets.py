@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
+import json
 import pickle
 import shutil
 import struct
 
 import numpy as np
 import pytest
+import mlflow
 import torch
 
-from grok_mlflow.data import load_dataset
+from grok_mlflow.data import StreamedBatches, load_dataset, training_batches
 from grok_mlflow.settings import Settings, SettingsError
 from grok_mlflow.training import check_settings
 
@@ -113,27 +117,116 @@ def test_cifar_loaders_read_python_pickles(tmp_path, name):
                                                   dtype=torch.float32))
 
 
-def test_imagenette_loader_reads_image_folders(tmp_path):
+WNIDS = ["n01440764", "n02102040", "n02979186"]
+
+
+def tiny_imagenette(root, train_per_class=3, val_per_class=2):
+    """Imagenette's layout (imagenette2-160/{train,val}/<wnid>/*.JPEG), 60x40 JPEGs of one grey
+    level per class (40 k + 10) plus coarse noise (10x10-pixel blocks of 0..8 levels, mean 4),
+    so that every image differs even when shrunk to 16 pixels."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    wnids = ["n01440764", "n02102040", "n02979186"]
-    for split, per_class in (("train", 3), ("val", 2)):
-        for k, wnid in enumerate(wnids):
-            folder = tmp_path / "imagenette2-160" / split / wnid
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for k, wnid in enumerate(WNIDS):
+            folder = root / "imagenette2-160" / split / wnid
             folder.mkdir(parents=True)
             for i in range(per_class):
-                pixels = np.full((40, 60, 3), 40 * k + 10, dtype=np.uint8)
-                pixels += rng.integers(0, 5, pixels.shape, dtype=np.uint8)
+                blocks = rng.integers(0, 9, (4, 6, 1), dtype=np.uint8)
+                noise = blocks.repeat(10, axis=0).repeat(10, axis=1)
+                pixels = np.full((40, 60, 3), 40 * k + 10, dtype=np.uint8) + noise
                 Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG")
+
+
+def test_imagenette_loader_reads_image_folders(tmp_path):
+    tiny_imagenette(tmp_path)
     s = Settings(dataset="imagenette", data_root=str(tmp_path), download=False, train_size=6,
                  batch_size=3, image_size=32)
     data = load_dataset(s, CPU)
     assert data.x_train.shape == (6, 3, 32, 32) and data.x_test.shape == (6, 3, 32, 32)
-    assert data.y_test.tolist() == [0, 0, 1, 1, 2, 2]
+    assert sorted(data.y_test.tolist()) == [0, 0, 1, 1, 2, 2]
     # a class's images have the grey level it was written with (JPEG is lossy: +-6 levels)
     for image, label in zip(data.x_test, data.y_test.tolist()):
-        assert abs(image.mean().item() * 255 - (40 * label + 12)) < 6
+        assert abs(image.mean().item() * 255 - (40 * label + 14)) < 6
+    # the training set streams: uint8 images decoded on access, the same pixels as the tensors
+    assert data.n_train == len(data.train_stream) == 6
+    streamed = torch.stack([data.train_stream[i][0] for i in range(6)])
+    assert streamed.dtype == torch.uint8 and streamed.shape == (6, 3, 32, 32)
+    assert sorted(map(bytes, streamed.numpy())) == sorted(
+        bytes(np.round(x.numpy() * 255).astype(np.uint8)) for x in data.x_train)
+
+
+def test_a_folder_that_is_not_an_imagenette_class_is_named(tmp_path):
+    tiny_imagenette(tmp_path)
+    (tmp_path / "imagenette2-160" / "train" / "cats").mkdir()
+    s = Settings(dataset="imagenette", data_root=str(tmp_path), download=False, batch_size=2)
+    with pytest.raises(SettingsError) as info:
+        load_dataset(s, CPU)
+    message = str(info.value)
+    assert message.startswith("dataset: ") and "'cats' that is not an Imagenette class" in message
+    assert "n01440764" in message and "\n" not in message
+
+
+def _streamed(tmp_path, **overrides):
+    tiny_imagenette(tmp_path, train_per_class=4)       # 12 training images
+    base = dict(dataset="imagenette", data_root=str(tmp_path), download=False, train_size=12,
+                batch_size=4, image_size=16, data_workers=2)
+    return Settings(**{**base, **overrides})
+
+
+def test_imagenette_streams_each_training_image_once_per_epoch(tmp_path):
+    s = _streamed(tmp_path, eval_size=12)
+    data = load_dataset(s, CPU)
+    batches = training_batches(data, s)
+    assert isinstance(batches, StreamedBatches)
+    # a streamed image is found among the decoded ones exactly (same decoding, same scaling)
+    pixels = {bytes(x.numpy()): i for i, x in enumerate(data.x_train)}
+    labels = data.y_train.tolist()
+    epochs = []
+    with contextlib.closing(batches):
+        for epoch in range(3):
+            seen = []
+            for _ in range(3):                           # 12 // 4 batches per epoch
+                x, y = next(batches)
+                assert x.dtype == torch.float32 and x.shape == (4, 3, 16, 16)
+                index = [pixels[bytes(image.numpy())] for image in x]
+                assert y.tolist() == [labels[i] for i in index]
+                seen += index
+            assert sorted(seen) == list(range(12))
+            epochs.append(seen)
+    assert epochs[0] != epochs[1] != epochs[2]           # a fresh order each epoch
+    # the order is a function of (seed, batch number): workers or not, resumed or not
+    with contextlib.closing(training_batches(data, dataclasses.replace(s, data_workers=0),
+                                             done=4)) as resumed:
+        x, _ = next(resumed)
+    assert [pixels[bytes(image.numpy())] for image in x] == epochs[1][4:8]
+
+
+def test_imagenette_decodes_only_eval_size_images_and_checks_the_batch(tmp_path):
+    s = _streamed(tmp_path, eval_size=5, random_labels=12, seed=3)
+    data = load_dataset(s, CPU)
+    assert len(data.x_train) == len(data.x_test) == 5 and data.n_train == 12
+    # the evaluation labels are the streamed (random) labels of the same images
+    stream_labels = {bytes(np.round(data.train_stream[i][0].numpy()).astype(np.uint8)):
+                     data.train_stream[i][1] for i in range(12)}
+    for x, y in zip(data.x_train, data.y_train.tolist()):
+        assert stream_labels[bytes(np.round(x.numpy() * 255).astype(np.uint8))] == y
+    with pytest.raises(SettingsError, match=r"^batch_size: must be <= the 12 training samples"):
+        load_dataset(dataclasses.replace(s, train_size=100, batch_size=50), CPU)
+
+
+def test_a_streamed_run_resumes_bitwise(tmp_path, tracking_uri):
+    from grok_mlflow.training import train
+
+    s = _streamed(tmp_path / "data", model="cnn", width=4, depth=2, steps=7, eval_points=3,
+                  lc_samples=4, lc_directions=4, adv_samples=4, adv_points=2, partition_every=0)
+    whole = train(s, progress=False)
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{whole.run_id}/config.json"))
+    assert config["n_train"] == 12 and config["n_accuracy"] == {"train": 12, "test": 6}
+    first = train(dataclasses.replace(s, steps=4), progress=False)     # checkpoint at step 4
+    resumed = train(s, progress=False, resume=first.run_id)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("name, where", [
