@@ -396,6 +396,14 @@ class _EpochOrder(torch.utils.data.Sampler):
             epoch, k = epoch + 1, 0
 
 
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """In a worker: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group, and a
+    worker dying of it would fail the main process inside ``next`` instead of letting the loop
+    stop at a step boundary (``training._interrupt_at_step_boundary``); ``close`` stops them."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class StreamedBatches:
     """Minibatches of a streamed dataset, decoded by DataLoader worker processes.
 
@@ -429,7 +437,7 @@ class StreamedBatches:
             order = _EpochOrder(len(self.dataset), self.batch_size, self.seed, self.done)
             self._batches = iter(torch.utils.data.DataLoader(
                 self.dataset, batch_sampler=order, num_workers=self.workers,
-                pin_memory=self.device.type == "cuda",
+                pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_ctrl_c,
                 prefetch_factor=4 if self.workers else None))
         images, labels = next(self._batches)
         self.done += 1

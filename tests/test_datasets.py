@@ -202,6 +202,38 @@ def test_imagenette_streams_each_training_image_once_per_epoch(tmp_path):
     assert [pixels[bytes(image.numpy())] for image in x] == epochs[1][4:8]
 
 
+def test_stream_workers_survive_a_ctrl_c_sent_to_them(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    s = _streamed(tmp_path)
+    data = load_dataset(s, CPU)
+    with contextlib.closing(training_batches(data, s)) as batches:
+        next(batches)
+        workers = multiprocessing.active_children()
+        assert len(workers) == 2
+        for worker in workers:                   # a terminal's Ctrl-C reaches them too
+            os.kill(worker.pid, signal.SIGINT)
+        for _ in range(12):                      # more than the 8 batches prefetched
+            next(batches)
+        assert all(w.is_alive() for w in workers)
+    for worker in workers:
+        worker.join(timeout=10)
+    assert not any(w.is_alive() for w in workers)      # close() stopped them
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_streamed_batches_reach_cuda_equal_to_the_cpu_ones(tmp_path):
+    s = _streamed(tmp_path)
+    cpu, cuda = load_dataset(s, CPU), load_dataset(s, torch.device("cuda"))
+    with (contextlib.closing(training_batches(cpu, s)) as on_cpu,
+          contextlib.closing(training_batches(cuda, s)) as on_cuda):
+        for _ in range(5):                        # pinned memory, non-blocking copies
+            (xa, ya), (xb, yb) = next(on_cpu), next(on_cuda)
+            assert xb.is_cuda and torch.equal(xa, xb.cpu()) and torch.equal(ya, yb.cpu())
+
+
 def test_imagenette_decodes_only_eval_size_images_and_checks_the_batch(tmp_path):
     s = _streamed(tmp_path, eval_size=5, random_labels=12, seed=3)
     data = load_dataset(s, CPU)
@@ -251,3 +283,41 @@ def test_random_labels_replace_a_seeded_count_or_fraction():
     assert torch.equal(by_count, load_dataset(Settings(random_labels=300), CPU).y_train)
     with pytest.raises(SettingsError, match="random_labels: must be <= train_size"):
         check_settings(Settings(random_labels=2000, device="cpu"))
+
+
+def test_ctrl_c_in_a_terminal_stops_a_streamed_run_at_a_step_boundary(tmp_path, tracking_uri):
+    """A terminal's Ctrl-C reaches the DataLoader workers too (the whole process group): the
+    workers must not die of it, so that the loop stops cleanly between two steps."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from conftest import subprocess_env
+
+    tiny_imagenette(tmp_path / "data", train_per_class=4)
+    args = [sys.executable, "-m", "grok_mlflow", "train", "--dataset", "imagenette",
+            "--data_root", str(tmp_path / "data"), "--download", "false", "--train_size", "12",
+            "--batch_size", "4", "--image_size", "16", "--data_workers", "2", "--model", "cnn",
+            "--width", "4", "--depth", "2", "--steps", "1000000", "--eval_points", "300",
+            "--lc_samples", "4", "--lc_directions", "4", "--adv_points", "0",
+            "--partition_every", "0", "--checkpoint_every_s", "1", "--no-progress"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri),
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    client = MlflowClient()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:       # wait until it has measured a few steps
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        if runs and "acc/train" in runs[0].data.metrics:
+            break
+        time.sleep(0.5)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)       # as a terminal does: the process and its workers
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "checkpoint written" in err and "exited unexpectedly" not in err
+    run = client.get_run(runs[0].info.run_id)
+    assert run.info.status == "KILLED"
