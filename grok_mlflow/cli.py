@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             train(settings, experiment=args.experiment, run_name=args.run_name,
                   progress=not args.no_progress, resume=args.resume)
-        except SettingsError as err:   # found while loading the data, before any run starts
+        # found while loading the data, before any run starts; or an image file that does not
+        # decode mid-run (data.UnreadableImage: the tracker marked the run FAILED, points kept)
+        except SettingsError as err:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

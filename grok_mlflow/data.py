@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -162,8 +163,8 @@ def _cifar(class_name: str):
 def _load_imagenette(settings: Settings):
     """torchvision's Imagenette (10 ImageNet classes; ``imagenette2-160/{train,val}/<wnid>/``) as
     two datasets of (3, S, S) uint8 images, decoded on access: resized (shorter side, bilinear,
-    antialiased) and centre-cropped to S = ``image_size`` (default 160). No augmentation (the paper names none).
-    The labels come from the file list, so nothing is decoded here.
+    antialiased) and centre-cropped to S = ``image_size`` (default 160). No augmentation (the
+    paper names none). The labels come from the file list, so nothing is decoded here.
     """
     import torch.utils.data as tud
     from torchvision import transforms
@@ -178,7 +179,7 @@ def _load_imagenette(settings: Settings):
     splits = []
     for split in ("train", "val"):
         try:
-            ds = Imagenette(settings.data_root, split=split, size=folder,
+            ds = Imagenette(settings.data_root, split=split, size=folder, loader=_read_rgb,
                             download=settings.download and split == "train", transform=transform)
         except (RuntimeError, OSError) as err:
             raise _missing(settings, err) from None
@@ -193,6 +194,34 @@ def _load_imagenette(settings: Settings):
             ds, labels = tud.Subset(ds, idx.tolist()), labels[idx]
         splits += [ds, labels]
     return (*splits, 10)
+
+
+class UnreadableImage(SettingsError):
+    """An image file of the dataset that cannot be decoded (truncated or not an image)."""
+
+
+def _read_rgb(path: str):
+    """torchvision's PIL loader (RGB); a file that does not decode raises ``UnreadableImage``
+    naming it (in a worker process: ``_reraise_clean`` unwraps it in the training process)."""
+    from torchvision.datasets.folder import pil_loader
+
+    try:
+        return pil_loader(path)
+    except (OSError, ValueError) as err:   # PIL.UnidentifiedImageError is an OSError
+        raise UnreadableImage(f"dataset: cannot decode {path} ({type(err).__name__}: {err}); "
+                              "replace or remove the file") from None
+
+
+@contextlib.contextmanager
+def _reraise_clean():
+    """DataLoader re-raises a worker's exception with the worker's traceback as its message;
+    an ``UnreadableImage`` keeps its own one-line message instead."""
+    try:
+        yield
+    except UnreadableImage as err:
+        last = str(err).rstrip().splitlines()[-1]
+        err.__traceback__ = None   # its frames hold the DataLoader iterator: let it stop now
+        raise UnreadableImage(last.split(f"{UnreadableImage.__name__}: ", 1)[-1]) from None
 
 
 def _imagenette_folder(settings: Settings, folder: str, split: str) -> str:
@@ -232,7 +261,8 @@ def _decode(images: torch.utils.data.Dataset, index: np.ndarray, workers: int) -
 
     loader = tud.DataLoader(tud.Subset(images, index.tolist()), batch_size=256,
                             num_workers=workers)
-    return torch.cat([x for x, _ in loader]).numpy().astype(np.float32) / 255.0
+    with _reraise_clean():
+        return torch.cat([x for x, _ in loader]).numpy().astype(np.float32) / 255.0
 
 
 _CIFAR_GET = ("Use download=true (default) with internet, or put the extracted python version "
@@ -439,7 +469,12 @@ class StreamedBatches:
                 self.dataset, batch_sampler=order, num_workers=self.workers,
                 pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_ctrl_c,
                 prefetch_factor=4 if self.workers else None))
-        images, labels = next(self._batches)
+        try:
+            with _reraise_clean():
+                images, labels = next(self._batches)
+        except UnreadableImage:
+            self.close()
+            raise
         self.done += 1
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         return x, labels.to(self.device, non_blocking=True)

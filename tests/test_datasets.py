@@ -234,6 +234,37 @@ def test_streamed_batches_reach_cuda_equal_to_the_cpu_ones(tmp_path):
             assert xb.is_cuda and torch.equal(xa, xb.cpu()) and torch.equal(ya, yb.cpu())
 
 
+def _truncate_all(folder):
+    paths = sorted(folder.rglob("*.JPEG"))
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:100])
+    return paths
+
+
+def _assert_names_a_file(err, paths):
+    message = str(err)
+    assert message.startswith("dataset: cannot decode ") and message.endswith(
+        "replace or remove the file") and "\n" not in message
+    assert any(str(path) in message for path in paths)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unreadable_image_is_named_in_one_line(tmp_path, workers):
+    from grok_mlflow.data import UnreadableImage
+
+    s = _streamed(tmp_path, data_workers=workers, eval_size=1)
+    train_dir = tmp_path / "imagenette2-160" / "train"
+    data = load_dataset(s, CPU)
+    bad = _truncate_all(train_dir)                 # files are read lazily: now they fail
+    with pytest.raises(UnreadableImage) as info:   # in the training stream
+        with contextlib.closing(training_batches(data, s)) as batches:
+            next(batches)
+    _assert_names_a_file(info.value, bad)
+    with pytest.raises(UnreadableImage) as info:   # while loading: the evaluation subset
+        load_dataset(s, CPU)
+    _assert_names_a_file(info.value, bad)
+
+
 def test_imagenette_decodes_only_eval_size_images_and_checks_the_batch(tmp_path):
     s = _streamed(tmp_path, eval_size=5, random_labels=12, seed=3)
     data = load_dataset(s, CPU)
