@@ -100,7 +100,8 @@ def _load_digits(settings: Settings):
 
 
 def _seeded_subset(n_total: int, n: int, seed: int) -> np.ndarray:
-    """``n`` indices of ``range(n_total)``, a seeded permutation's first ``n`` (sorted)."""
+    """``n`` indices of ``range(n_total)``, a seeded permutation's first ``n`` (sorted; all
+    ``n_total`` when n > n_total)."""
     return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
 
 
@@ -190,7 +191,7 @@ def _load_imagenette(settings: Settings):
                                 f"the 10 folders {', '.join(Imagenette._WNID_TO_CLASS)}") from None
         labels = np.array([label for _, label in ds._samples], dtype=np.int64)  # the file list
         if split == "train":
-            idx = _seeded_subset(len(ds), min(settings.train_size, len(ds)), settings.seed)
+            idx = _seeded_subset(len(ds), settings.train_size, settings.seed)
             ds, labels = tud.Subset(ds, idx.tolist()), labels[idx]
         splits += [ds, labels]
     return (*splits, 10)
@@ -338,10 +339,10 @@ def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
     spec = dataset_spec(settings.dataset)
     x_tr, y_tr, x_te, y_te, num_classes = spec.load(settings)
     y_tr, y_te = np.array(y_tr, dtype=np.int64), np.array(y_te, dtype=np.int64)
-    if settings.batch_size > len(y_tr):   # a local copy may hold fewer than train_size
-        raise SettingsError(f"batch_size: must be <= the {len(y_tr)} training samples of "
+    if len(y_tr) < settings.train_size:   # a local copy holding fewer than the real dataset
+        raise SettingsError(f"train_size: must be <= the {len(y_tr)} training samples of "
                             f"{settings.dataset} under data_root={settings.data_root!r}, "
-                            f"got {settings.batch_size}")
+                            f"got {settings.train_size}")
     n_random = (int(round(settings.random_labels * len(y_tr))) if settings.random_labels < 1
                 else int(settings.random_labels))
     if n_random:

@@ -59,6 +59,9 @@ def test_mnist_loader_reads_idx_files(tmp_path):
     assert torch.equal(data.x_train, torch.tensor(images[idx, None] / 255.0, dtype=torch.float32))
     assert data.y_train.tolist() == labels[idx].tolist()
     assert data.y_test.tolist() == written["t10k"][1].tolist()
+    # a local copy holding fewer images than train_size asks for is refused, not shrunk
+    with pytest.raises(SettingsError, match=r"^train_size: must be <= the 40 training samples"):
+        load_dataset(dataclasses.replace(s, train_size=41), CPU)
 
 
 @pytest.mark.skipif(not MNIST_T10K.exists(), reason="shared MNIST test set not present")
@@ -265,7 +268,7 @@ def test_an_unreadable_image_is_named_in_one_line(tmp_path, workers):
     _assert_names_a_file(info.value, bad)
 
 
-def test_imagenette_decodes_only_eval_size_images_and_checks_the_batch(tmp_path):
+def test_imagenette_decodes_only_eval_size_images_and_checks_train_size(tmp_path):
     s = _streamed(tmp_path, eval_size=5, random_labels=12, seed=3)
     data = load_dataset(s, CPU)
     assert len(data.x_train) == len(data.x_test) == 5 and data.n_train == 12
@@ -274,8 +277,8 @@ def test_imagenette_decodes_only_eval_size_images_and_checks_the_batch(tmp_path)
                      data.train_stream[i][1] for i in range(12)}
     for x, y in zip(data.x_train, data.y_train.tolist()):
         assert stream_labels[bytes(np.round(x.numpy() * 255).astype(np.uint8))] == y
-    with pytest.raises(SettingsError, match=r"^batch_size: must be <= the 12 training samples"):
-        load_dataset(dataclasses.replace(s, train_size=100, batch_size=50), CPU)
+    with pytest.raises(SettingsError, match=r"^train_size: must be <= the 12 training samples of imagenette "):
+        load_dataset(dataclasses.replace(s, train_size=100), CPU)
 
 
 def test_a_streamed_run_resumes_bitwise(tmp_path, tracking_uri):
