@@ -7,6 +7,7 @@ A bad value prints one line naming the setting and exits with status 2 before an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
     part.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = parser.parse_args(argv)
+    # a command-line tool: no per-file download bars from MLflow (checkpoints, snapshots) unless
+    # the user asks for them
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.command == "partition":
         from .training import draw_partition
         try:
