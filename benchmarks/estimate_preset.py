@@ -96,7 +96,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("presets", nargs="*", help="preset files (none: the default run)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--train-steps", type=int, default=50)
+    parser.add_argument("--train-steps", type=int, default=500)
     parser.add_argument("--standin", default="/tmp/grok_mlflow_standin")
     parser.add_argument("--data-root", default=None, help="real datasets here (no stand-ins)")
     args = parser.parse_args()
