@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -379,3 +380,34 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, t
     state = load_checkpoint(run.info.run_id, torch.device("cpu"))
     assert state["step"] < step
     assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_eval_size_measures_accuracy_on_a_fixed_subset_and_leaves_lc_alone():
+    from grok_mlflow.evaluation import accuracy_and_loss
+
+    torch.manual_seed(0)
+    x, y = torch.rand(50, 1, 8, 8), torch.randint(0, 10, (50,))
+    xt, yt = torch.rand(40, 1, 8, 8), torch.randint(0, 10, (40,))
+    base = Settings(steps=10, eval_points=2, lc_samples=10, lc_directions=3, adv_points=0,
+                    train_size=50, batch_size=10, partition_every=0)
+    net = small_net()
+    measured = {}
+    for eval_size in (0, 20):
+        settings = dataclasses.replace(base, eval_size=eval_size)
+        with GrokTracker(net, (x, y), (xt, yt), settings, progress=False,
+                         log_model=False) as tracker:
+            measured[eval_size] = tracker.history[0]
+            run_id = tracker.run_id
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
+    assert config["n_accuracy"] == {"train": 20, "test": 20}
+    # the subset: a seeded permutation (seed + 3) of each split, first train then test
+    gen = torch.Generator().manual_seed(base.seed + 3)
+    for split, (xs, ys) in (("train", (x, y)), ("test", (xt, yt))):
+        idx = torch.randperm(len(xs), generator=gen)[:20].sort().values
+        acc, loss = accuracy_and_loss(net, xs[idx], ys[idx])
+        assert measured[20][f"acc/{split}"] == float(acc)
+        assert measured[20][f"loss/{split}"] == float(loss)
+        full_acc, _ = accuracy_and_loss(net, xs, ys)
+        assert measured[0][f"acc/{split}"] == float(full_acc)
+    assert measured[20]["lc/train"] == measured[0]["lc/train"]        # same LC points
+    assert measured[20]["lc/random"] == measured[0]["lc/random"]
