@@ -309,27 +309,51 @@ def call_names(names: dict[nn.Module, str], calls: list[nn.Module]) -> list[str]
     return out
 
 
-class _CutCounter:
-    """Forward pre-hooks on every nonlinearity: for each call, count cut neurons per point.
+class NonlinearityHooks:
+    """Forward pre-hooks on every nonlinearity of ``model``: a subclass's ``_hook`` appends one
+    (B,) tensor per call to ``values`` (and the module to ``modules``); ``take`` stacks those of
+    the forward just run into (B, L), L = nonlinearity calls. Shared by LC's cut counts and the
+    partition's sign-pattern hashes."""
+
+    def __init__(self, model: nn.Module):
+        self.values: list[Tensor] = []
+        self.modules: list[nn.Module] = []       # modules called in the forward under way
+        self.last_modules: list[nn.Module] = []  # ... and in the last one taken
+        self._names = {m: name or type(m).__name__ for name, m in model.named_modules()
+                       if isinstance(m, NONLINEARITIES)}
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in self._names]
+
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        raise NotImplementedError
+
+    def take(self, first: Tensor | None = None) -> Tensor:
+        """(B, L) values of the forward just run (``first``: the first layer's, when skipped)."""
+        values = torch.stack(([first] if first is not None else []) + self.values, dim=1)
+        self.values, self.last_modules, self.modules = [], self.modules, []
+        return values
+
+    def layer_names(self) -> list[str]:
+        """Names of the layers of the last forward taken, in call order."""
+        return call_names(self._names, self.last_modules)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class _CutCounter(NonlinearityHooks):
+    """For each nonlinearity call, count cut neurons per point.
 
     The hooked tensors are (B*2P, ...) with rows grouped point by point, so ``view(B, 2P, -1)``
     puts one point's vertices on dim 1. No host sync: counts stay on the device.
     """
 
     def __init__(self, model: nn.Module, n_vertices: int):
+        super().__init__(model)
         self.n_vertices = n_vertices
         # On the fast path the first layer's counts come from its closed form; its hook then
         # only records the call (this skips the largest reduction of a CNN).
         self.skip_first = False
-        self.counts: list[Tensor] = []
-        self.modules: list[nn.Module] = []       # modules called in the forward under way
-        self.last_modules: list[nn.Module] = []  # ... and in the last one taken
-        names = {}
-        for name, module in model.named_modules():
-            if isinstance(module, NONLINEARITIES):
-                names[module] = name or type(module).__name__
-        self._names = names
-        self._handles = [m.register_forward_pre_hook(self._hook) for m in names]
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         if self.skip_first and not self.modules:
@@ -342,22 +366,8 @@ class _CutCounter:
         per_point = pre.reshape(-1, self.n_vertices, pre[0].numel())                    # (B, 2P, M)
         # separate amin/amax reductions are ~3x faster than aminmax over dim 1 on CPU
         low, high = per_point.amin(dim=1), per_point.amax(dim=1)                         # (B, M)
-        self.counts.append(((low <= 0) & (high >= 0)).sum(dim=1))                       # (B,)
+        self.values.append(((low <= 0) & (high >= 0)).sum(dim=1))                       # (B,)
         self.modules.append(module)
-
-    def take(self, first: Tensor | None = None) -> Tensor:
-        """(B, L) counts of the forward just run (``first``: the first layer's, when skipped)."""
-        counts = torch.stack(([first] if first is not None else []) + self.counts, dim=1)
-        self.counts, self.last_modules, self.modules = [], self.modules, []
-        return counts
-
-    def layer_names(self) -> list[str]:
-        """Names of the layers of the last forward taken, in call order."""
-        return call_names(self._names, self.last_modules)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
 
 
 def _default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
@@ -471,7 +481,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
                 first_pre = plan.head(x[:1])
                 plan.channels_last = _accepts_channels_last(
                     plan.body, first_pre.expand(n_vertices, *first_pre.shape[1:]))
-                counter.counts, counter.modules = [], []
+                counter.values, counter.modules = [], []
             channels_last = bool(plan.channels_last)
             if channels_last and not per_point:
                 shared_offsets = {r: o.permute(0, 2, 3, 1).contiguous()   # (2P, H, W, C)

@@ -49,8 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
-from .complexity import (NONLINEARITIES, _default_max_vertices, _plan_for, _widest_activation,
-                         call_names)
+from .complexity import (NONLINEARITIES, NonlinearityHooks, _default_max_vertices, _plan_for,
+                         _widest_activation)
 
 __all__ = ["PartitionSlice", "partition_slice", "plane_grid", "count_regions"]
 
@@ -101,40 +101,23 @@ def plane_grid(points: Tensor, resolution: int, margin: float) -> tuple[Tensor, 
     return torch.stack([a.reshape(-1), b.reshape(-1)], dim=1), origin, span
 
 
-class _PatternHasher:
-    """Forward pre-hooks on every nonlinearity: per call, a float64 hash of each row's signs."""
+class _PatternHasher(NonlinearityHooks):
+    """Per nonlinearity call, a float64 hash of each row's signs."""
 
     def __init__(self, model: nn.Module, seed: int):
+        super().__init__(model)
         self.gen = torch.Generator().manual_seed(seed)
         self.weights: dict[tuple[int, int], Tensor] = {}   # (call index, width) -> (M,) weights
-        self.codes: list[Tensor] = []
-        self.modules: list[nn.Module] = []        # modules called in the forward under way
-        self.last_modules: list[nn.Module] = []   # ... and in the last one taken
-        self._names = {m: name or type(m).__name__ for name, m in model.named_modules()
-                       if isinstance(m, NONLINEARITIES)}
-        self._handles = [m.register_forward_pre_hook(self._hook) for m in self._names]
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         pre = args[0]
         active = (pre.reshape(pre.shape[0], -1) > 0).to(torch.float64)           # (B, M)
-        key = (len(self.codes), active.shape[1])
+        key = (len(self.values), active.shape[1])
         if key not in self.weights:
             w = torch.randint(0, 2 ** _HASH_BITS, (active.shape[1],), generator=self.gen)
             self.weights[key] = w.to(device=pre.device, dtype=torch.float64)
-        self.codes.append(active @ self.weights[key])                           # (B,)
+        self.values.append(active @ self.weights[key])                          # (B,)
         self.modules.append(module)
-
-    def take(self) -> Tensor:
-        codes = torch.stack(self.codes, dim=1)                                  # (B, L)
-        self.codes, self.last_modules, self.modules = [], self.modules, []
-        return codes
-
-    def layer_names(self) -> list[str]:
-        return call_names(self._names, self.last_modules)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
 
 
 def count_regions(codes: Tensor) -> tuple[Tensor, int]:
