@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="pixels per side (default: the run's partition_resolution)")
     part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
     part.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    rep = sub.add_parser("report", help="print what a recorded run showed (Markdown)",
+                         description="The paper's phases as a finished run shows them: seen or "
+                                     "not, at which step, from which value to which.")
+    rep.add_argument("run_id", metavar="RUN_ID")
     args = parser.parse_args(argv)
     # a command-line tool: no per-file download bars from MLflow (checkpoints, snapshots) unless
     # the user asks for them
@@ -82,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
         print(f"{path}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+        return 0
+    if args.command == "report":
+        from .tracking import run_report
+        try:
+            print(run_report(args.run_id), end="")
+        except SettingsError as err:
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "import":
         from .tracking import import_metrics

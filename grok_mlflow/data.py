@@ -38,8 +38,9 @@ class DataSplits:
     """Train and test tensors on one device (and, for a streamed dataset, the training stream).
 
     Attributes:
-        x_train: (N_train, C, H, W) float32 in [0, 1].    y_train: (N_train,) int64 labels.
-        x_test: (N_test, C, H, W) float32 in [0, 1].      y_test: (N_test,) int64 labels.
+        x_train: (N_train, C, H, W) in [0, 1], the ``dtype`` setting's type (float32 by default).
+        y_train: (N_train,) int64 labels.
+        x_test: (N_test, C, H, W), as x_train.          y_test: (N_test,) int64 labels.
         num_classes: number of labels.
         domain: (low, high) of the input box, for LC's uniformly random points.
         train_stream: None for a dataset held as tensors. For a streamed one, the whole training
@@ -359,11 +360,18 @@ def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
             decoded += [_decode(images, index, _workers(settings)), labels[index]]
         x_tr, y_tr, x_te, y_te = decoded
 
-    def put(a: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    dtype = torch_dtype(settings.dtype)
 
-    return DataSplits(put(x_tr), put(y_tr), put(x_te), put(y_te), num_classes,
+    def put(a: np.ndarray, dtype: torch.dtype | None = None) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
+
+    return DataSplits(put(x_tr, dtype), put(y_tr), put(x_te, dtype), put(y_te), num_classes,
                       train_stream=stream)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``float32`` / ``float64`` (the ``dtype`` setting) as a torch dtype."""
+    return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
 class TensorBatches:
@@ -455,9 +463,10 @@ class StreamedBatches:
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int,
-                 device: torch.device, workers: int, done: int = 0):
+                 device: torch.device, workers: int, done: int = 0,
+                 dtype: torch.dtype = torch.float32):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.device, self.workers, self.done = device, workers, done
+        self.device, self.workers, self.done, self.dtype = device, workers, done, dtype
         self._batches = None
 
     def __iter__(self) -> "StreamedBatches":
@@ -477,7 +486,7 @@ class StreamedBatches:
             self.close()
             raise
         self.done += 1
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        x = images.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
         return x, labels.to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:
@@ -497,5 +506,6 @@ def training_batches(data: DataSplits, settings: Settings,
     a streamed dataset; ``settings`` gives ``batch_size``, ``seed`` and ``data_workers``."""
     if data.train_stream is not None:
         return StreamedBatches(data.train_stream, settings.batch_size, settings.seed,
-                               data.x_train.device, _workers(settings), done)
+                               data.x_train.device, _workers(settings), done,
+                               dtype=data.x_train.dtype)
     return TensorBatches(data.x_train, data.y_train, settings.batch_size, settings.seed, done)

@@ -34,7 +34,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PHASE_KEYS", "detect_phases", "smooth"]
+__all__ = ["PHASE_KEYS", "adversarial_keys", "detect_phases", "lc_phases", "robustness_onset",
+           "series", "smooth"]
 
 PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
               "grok/migration_onset_step", "grok/generalization_step",
@@ -53,7 +54,8 @@ def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
     return (cumsum[hi] - cumsum[lo]) / (hi - lo)
 
 
-def _series(history: Mapping[int, Mapping[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
+def series(history: Mapping[int, Mapping[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric: the steps that measured it with a finite value, sorted."""
     steps = np.array([s for s in sorted(history) if key in history[s] and
                       np.isfinite(history[s][key])], dtype=np.int64)
     return steps, np.array([history[s][key] for s in steps], dtype=float)
@@ -116,12 +118,12 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
         {phase key: step}; phases that did not happen are absent.
     """
     out: dict[str, int] = {}
-    steps, acc = _series(history, "acc/train")
+    steps, acc = series(history, "acc/train")
     interpolation = _first(steps, acc >= interpolation_acc) if len(acc) else None
     if interpolation is not None:
         out["grok/interpolation_step"] = interpolation
-    out.update(lc_phases(*_series(history, lc_key), window=window, rel_tol=rel_tol))
-    steps_te, acc_te = _series(history, "acc/test")
+    out.update(lc_phases(*series(history, lc_key), window=window, rel_tol=rel_tol))
+    steps_te, acc_te = series(history, "acc/test")
     if len(acc_te):
         smoothed = smooth(acc_te, window)
         generalization = _first(steps_te, smoothed >= generalization_frac * smoothed[-1])
@@ -129,24 +131,49 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
         if generalization is not None and smoothed[-1] - acc_te[0] >= min_gain:
             out["grok/generalization_step"] = generalization
     if adv_keys is None:
-        adv_keys = sorted({k for row in history.values() for k in row if k.startswith("adv/acc/")})
-    if adv_keys and interpolation is not None:
-        common = sorted(set.intersection(*(set(_series(history, k)[0]) for k in adv_keys)))
-        if len(common) >= 3:
-            adv_steps = np.array(common)
-            adv = np.mean([[history[s][k] for s in common] for k in adv_keys], axis=0)
-            s = smooth(adv, min(window, 3))
-            after = np.flatnonzero(adv_steps >= interpolation)
-            if len(after):
-                start = after[0]
-                low = start + int(np.argmin(s[start:]))
-                floor = s[low]
-                rise = np.flatnonzero(s[low:] >= floor + adv_rise)
-                if len(rise):
-                    rise_idx = low + rise[0]
-                    # the onset: where the curve last leaves its floor before the rise
-                    on_floor = np.flatnonzero(s[start:rise_idx] <= floor + 0.2 * adv_rise)
-                    onset = int(adv_steps[start + on_floor[-1]])
-                    out["grok/robustness_onset_step"] = onset
-                    out["grok/delay_steps"] = onset - interpolation
+        adv_keys = adversarial_keys(history)
+    common = (sorted(set.intersection(*(set(series(history, k)[0]) for k in adv_keys)))
+              if adv_keys else [])
+    if interpolation is not None and len(common) >= 3:
+        adv = np.mean([[history[s][k] for s in common] for k in adv_keys], axis=0)
+        onset = robustness_onset(np.array(common, dtype=np.int64), adv, interpolation,
+                                 window=window, adv_rise=adv_rise)
+        if onset is not None:
+            out["grok/robustness_onset_step"] = onset
+            out["grok/delay_steps"] = onset - interpolation
     return out
+
+
+def adversarial_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
+    """Every ``adv/acc/eps_*`` key of a history, sorted by eps."""
+    keys = {k for row in history.values() for k in row if k.startswith("adv/acc/eps_")}
+    return sorted(keys, key=lambda k: float(k.rsplit("_", 1)[1]))
+
+
+def robustness_onset(steps: np.ndarray, adv: np.ndarray, interpolation: int, *, window: int = 5,
+                     adv_rise: float = 0.05) -> int | None:
+    """Start of the late rise of one adversarial-accuracy curve (see the module docstring).
+
+    Args:
+        steps: (T,) measured steps, increasing.   adv: (T,) accuracies in [0, 1].
+        interpolation: the interpolation step; the rise is looked for from there on.
+    Returns:
+        The last step after interpolation within ``adv_rise``/5 of the curve's floor before it
+        rises ``adv_rise`` above that floor; None without such a rise (or < 3 points).
+    """
+    if len(adv) < 3:
+        return None
+    s = smooth(adv, min(window, 3))
+    after = np.flatnonzero(steps >= interpolation)
+    if not len(after):
+        return None
+    start = after[0]
+    low = start + int(np.argmin(s[start:]))
+    floor = s[low]
+    rise = np.flatnonzero(s[low:] >= floor + adv_rise)
+    if not len(rise):
+        return None
+    rise_idx = low + rise[0]
+    # the onset: where the curve last leaves its floor before the rise
+    on_floor = np.flatnonzero(s[start:rise_idx] <= floor + 0.2 * adv_rise)
+    return int(steps[start + on_floor[-1]])

@@ -38,7 +38,8 @@ DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette")
 MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
-OPTIMIZER_NAMES = ("adam", "adamw")
+OPTIMIZER_NAMES = ("adamw", "adam")
+DTYPE_NAMES = ("float32", "float64")
 DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
@@ -70,8 +71,8 @@ class Settings:
     init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
     batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)")
     # --- optimisation ---
-    optimizer: str = _f("adam", "adam (L2 in the gradient, as the paper) or adamw (decoupled)",
-                        OPTIMIZER_NAMES)
+    optimizer: str = _f("adamw", "adamw (decoupled weight decay: the authors' code for the paper) "
+                        "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
     lr: float = _f(1e-3, "learning rate (> 0)")
     weight_decay: float = _f(0.01, "weight decay (>= 0)")
     batch_size: int = _f(200, "minibatch size (>= 1, <= train_size)")
@@ -80,6 +81,8 @@ class Settings:
                    LOSS_NAMES)
     seed: int = _f(0, "seed of data split, init, batches and measures (>= 0)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES)
+    dtype: str = _f("float32", "floating-point type of the model, the data and every measure "
+                    "(float64: as the authors' MNIST MLP)", DTYPE_NAMES)
     # --- measurement schedule ---
     eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
     eval_every: int = _f(0, "also measure every N steps (0 = off)")
@@ -345,6 +348,7 @@ VALID = {
     "loss": " \\| ".join(LOSS_NAMES),
     "seed": "integer >= 0",
     "device": " \\| ".join(DEVICE_NAMES) + " (cuda needs a visible CUDA GPU)",
+    "dtype": " \\| ".join(DTYPE_NAMES),
     "eval_points": "integer >= 2",
     "eval_every": "integer >= 0",
     "checkpoint_every_s": "number > 0 (seconds)",

@@ -258,6 +258,8 @@ def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
 
     from .phases import PHASE_KEYS
     from .plots import sweep_figures
+    from .report import report_table, reproduction_report
+    from .tracking import read_history_csv
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     runs = child_runs(client, parent_id)
@@ -276,8 +278,17 @@ def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
             text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/history.csv")
         except Exception:  # noqa: BLE001 - a trial that died early has no history to draw
             continue
-        histories[name] = (run, _read_history(text))
+        histories[name] = (run, read_history_csv(text))
     client.log_text(parent_id, out.getvalue(), "phases.csv")
+    if histories:
+        # what every trial showed, one row each, in the grid's order (so sorted by swept value)
+        order = {trial_name(o): i for i, o in enumerate(spec.trials())}
+        names = sorted(histories, key=lambda n: order.get(n, len(order)))
+        table = report_table({n: reproduction_report(histories[n][1]) for n in names})
+        text = (f"### Sweep {spec.name}: what each trial showed\n\nA step where the phase was "
+                f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
+        client.log_text(parent_id, text, "report.md")
+        client.set_tag(parent_id, "mlflow.note.content", text)
     if histories:
         for path, fig in sweep_figures(histories, list(spec.grid)).items():
             try:
@@ -285,12 +296,6 @@ def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
             finally:
                 import matplotlib.pyplot as plt
                 plt.close(fig)
-
-
-def _read_history(text: str) -> dict[int, dict[str, float]]:
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
-            for r in rows}
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None) -> int:

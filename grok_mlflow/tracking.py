@@ -63,9 +63,10 @@ from .data import dataset_spec
 from .evaluation import accuracy_and_loss
 from .plugin import package_version
 from .phases import PHASE_KEYS, detect_phases
+from .report import report_markdown, reproduction_report
 from .robustness import robust_accuracy
 from .schedule import log_schedule
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 __all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "TrackingUnavailable",
            "import_metrics", "MetricBuffer",
@@ -626,10 +627,24 @@ class GrokTracker:
             plt.close(fig)
         self._artifacts_written = time.monotonic()
 
+    def _write_report(self) -> None:
+        """What the run showed (``grok_mlflow.report``): the run's MLflow description, the
+        artifact ``report.md``, and its headline on stderr."""
+        findings = reproduction_report(self.history)
+        text = report_markdown(findings, title=self.run_name)
+        self.client.set_tag(self.run_id, "mlflow.note.content", text)
+        self.client.log_text(self.run_id, text, "report.md")
+        seen = [f.phase for f in findings if f.seen]
+        print(f"\nWhat run {self.run_id} showed: "
+              + (", ".join(seen) if seen else "none of the paper's phases")
+              + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
+
+    def _lc_train_key(self) -> str:
+        return f"{lc_prefix(self.settings.lc_radius[0], self.settings.lc_radius)}/train"
+
     def detect_phases(self) -> dict[str, int]:
         """Grokking phases of the history so far (see ``grok_mlflow.phases``)."""
-        lc_key = f"{lc_prefix(self.settings.lc_radius[0], self.settings.lc_radius)}/train"
-        return detect_phases(self.history, lc_key=lc_key)
+        return detect_phases(self.history, lc_key=self._lc_train_key())
 
     # ------------------------------------------------------------------ teardown
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -675,6 +690,7 @@ class GrokTracker:
                 for key in PHASE_KEYS:
                     if key in self.phases:
                         self.client.set_tag(self.run_id, key, str(self.phases[key]))
+                self._write_report()
             if self.history:
                 self._write_artifacts()
             if clean and self.partition_schedule:
@@ -717,6 +733,29 @@ def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:
         row = history[step]
         writer.writerow([step, *(_csv_value(row.get(k)) for k in keys)])
     return out.getvalue()
+
+
+def read_history_csv(text: str) -> dict[int, dict[str, float]]:
+    """The inverse of ``history_csv``: {step: {key: value}}, empty cells left out."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
+            for r in rows}
+
+
+def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
+    """The report (``grok_mlflow.report``) of a recorded run, from its ``history.csv``
+    (``expected``: {phase: claim} for an extra column); ``SettingsError`` naming the run when it
+    has no history."""
+    from .report import report_markdown, reproduction_report
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        history = read_history_csv(mlflow.artifacts.load_text(f"runs:/{run_id}/history.csv"))
+    except Exception as err:  # noqa: BLE001 - unknown run, or a run with no measurements
+        raise SettingsError(f"report: no grok_mlflow history for run {run_id!r} in "
+                            f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
+    name = MlflowClient().get_run(run_id).data.tags.get("mlflow.runName", run_id)
+    return report_markdown(reproduction_report(history), title=name, expected=expected)
 
 
 def _csv_value(value: float | None) -> str:

@@ -93,7 +93,7 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                             f"{settings.dataset} ({input_dim}), got {settings.lc_directions}")
     torch.manual_seed(settings.seed)                   # initialisation
     model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization).to(device)
+                        dataset_spec(settings.dataset).normalization).to(device, data.x_train.dtype)
     # fused: one kernel for the whole update on CUDA (same maths; the step is launch-bound)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
                                                weight_decay=settings.weight_decay,
@@ -246,7 +246,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     torch_device = check_settings(settings)
     data = load_dataset(settings, torch.device("cpu"))
     model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization)
+                        dataset_spec(settings.dataset).normalization).to(data.x_train.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)

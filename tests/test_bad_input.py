@@ -72,6 +72,7 @@ INVALID = {
     "loss": [["--loss", "hinge"]],
     "seed": [["--seed", "-1"]],
     "device": [["--device", "tpu"]] + ([] if torch.cuda.is_available() else [["--device", "cuda"]]),
+    "dtype": [["--dtype", "float16"]],
     "eval_points": [["--eval_points", "1"]],
     "eval_every": [["--eval_every", "-5"]],
     "checkpoint_every_s": [["--checkpoint_every_s", "0"]],

@@ -359,3 +359,18 @@ def test_float32_cnn_counts_on_cuda_match_float64_despite_default_tf32():
     gpu = local_complexity(net.float().cuda(), x.cuda(), radius=0.005, n_directions=25).per_layer
     differ = (gpu.cpu() != exact).sum().item()
     assert differ <= 0.005 * exact.numel(), f"{differ} of {exact.numel()} counts differ"
+
+
+def test_float32_and_float64_counts_agree_on_the_papers_mlp():
+    import copy
+
+    from grok_mlflow.models import build_model
+    from grok_mlflow.settings import Settings
+
+    torch.manual_seed(0)
+    net = build_model(Settings(depth=3), (1, 28, 28), 10)           # the fig. 1 MLP, float32
+    x = torch.rand(300, 1, 28, 28)
+    single = local_complexity(net, x, radius=0.05, n_directions=25).per_layer
+    double = local_complexity(copy.deepcopy(net).double(), x.double(), radius=0.05,
+                              n_directions=25).per_layer
+    assert single.sum() > 0 and torch.equal(single, double)

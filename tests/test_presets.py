@@ -36,7 +36,7 @@ def test_explicit_settings_override_the_preset_and_defaults_do_not():
                                "depth": str(Settings().depth), "lr": "0.001"})
     assert s.steps == 500 and s.width == 64                  # explicit: override
     assert s.dataset == "mnist" and s.lc_radius == (0.005, 0.05)   # from the preset
-    assert s.depth == 4                                      # default-valued: the preset's
+    assert s.depth == 3                                      # default-valued: the preset's
 
 
 @pytest.mark.parametrize("content, message", [

@@ -100,6 +100,11 @@ max_concurrent: 2
     table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(
         f"runs:/{parent.info.run_id}/phases.csv"))))
     assert len(table) == 4 and {r["status"] for r in table} == {"FINISHED"}
+    report = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report.md")
+    assert parent.data.tags["mlflow.note.content"] == report
+    rows = [line.split(" | ")[0][2:] for line in report.splitlines()
+            if line.startswith("| width=")]
+    assert rows == ["width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"]
 
 
 def _stop_group(proc, timeout=15):

@@ -411,3 +411,14 @@ def test_eval_size_measures_accuracy_on_a_fixed_subset_and_leaves_lc_alone():
         assert measured[0][f"acc/{split}"] == float(full_acc)
     assert measured[20]["lc/train"] == measured[0]["lc/train"]        # same LC points
     assert measured[20]["lc/random"] == measured[0]["lc/random"]
+
+
+def test_a_float64_run_trains_measures_and_logs_in_float64(tracking_uri):
+    result = train(Settings(**TINY, dtype="float64"), progress=False)
+    assert {p.dtype for p in result.model.parameters()} == {torch.float64}
+    run = MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["dtype"] == "float64"
+    assert BASE_KEYS <= set(run.data.metrics)
+    single = train(Settings(**TINY), progress=False)
+    # same seed, same data: float64 and float32 arithmetic agree closely on a short run
+    assert abs(run.data.metrics["acc/train"] - single.metrics["acc/train"]) < 0.02
