@@ -114,7 +114,7 @@ def _lc_findings(steps: np.ndarray, lc: np.ndarray, label: str, suffix: str,
     found = lc_phases(steps, lc, window=t.window, rel_tol=t.rel_tol)
     s = smooth(lc, t.window)
     tol = t.rel_tol * max(float(s.max() - s.min()), 1e-12)
-    first, final = float(lc[0]), float(lc[-1])
+    first = float(lc[0])
     out = []
     fmin = found.get("grok/lc_first_min_step")
     i_min = None if fmin is None else int(np.searchsorted(steps, fmin))
@@ -145,17 +145,18 @@ def _lc_findings(steps: np.ndarray, lc: np.ndarray, label: str, suffix: str,
     height = max(float(s[i_peak] - s[i_min]), 1e-12)
     fallen = float(s[i_peak] - s[-1]) / height      # share of the ascent undone by the end
     hi = float(lc[i_peak])
+    end = float(s[-1])   # smoothed: a last-step loss spike must not decide or misreport it
     if onset is not None and fallen >= t.descent_frac:
-        out.append(Finding(names[2], True, onset, hi, final, label,
+        out.append(Finding(names[2], True, onset, hi, end, label,
                            f"region migration: {label} fell from its peak {hi:.3g} (step {peak}) "
-                           f"from step {onset} on, to {final:.3g} at step {steps[-1]} "
+                           f"from step {onset} on, to {end:.3g} at the end (smoothed) "
                            + (f"({fallen:.0%} of the ascent undone)" if fallen <= 1 else
                               "(below where the ascent began)")))
     elif onset is not None:
         out.append(Finding(names[2], False, None, None, None, label,
                            f"{label} dipped after its peak (step {onset}) but ended at "
-                           f"{final:.3g}, only {max(fallen, 0):.0%} of the ascent below the peak "
-                           f"{hi:.3g} ({t.descent_frac:.0%} needed)"))
+                           f"{end:.3g} (smoothed), only {max(fallen, 0):.0%} of the ascent below "
+                           f"the peak {hi:.3g} ({t.descent_frac:.0%} needed)"))
     else:
         out.append(Finding(names[2], False, None, None, None, label,
                            f"{label} stayed at its peak until the end (step {steps[-1]})"))

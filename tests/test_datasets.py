@@ -213,7 +213,7 @@ def test_stream_workers_survive_a_ctrl_c_sent_to_them(tmp_path):
     s = _streamed(tmp_path)
     data = load_dataset(s, CPU)
     with contextlib.closing(training_batches(data, s)) as batches:
-        next(batches)
+        next(batches), next(batches)   # one batch from each worker: both have initialised
         workers = multiprocessing.active_children()
         assert len(workers) == 2
         for worker in workers:                   # a terminal's Ctrl-C reaches them too
