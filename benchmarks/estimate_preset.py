@@ -75,7 +75,9 @@ def estimate(settings: Settings, train_steps: int) -> dict[str, float]:
     model = build_model(settings, data.input_shape, data.num_classes,
                         dataset_spec(settings.dataset).normalization).to(device)
     tracker = GrokTracker(model, (data.x_train, data.y_train), (data.x_test, data.y_test),
-                          settings, progress=False, log_model=False, experiment="estimate")
+                          settings.tracker_settings(dataset_spec(settings.dataset).default_adv_eps),
+                          domain=data.domain, progress=False, log_model=False,
+                          experiment="estimate")
     with tracker:                                           # measures step 0: the warm-up
         plain = min(tracker.schedule[1:], key=lambda t: (t in tracker.adv_schedule
                                                          or t in tracker.partition_schedule, t))

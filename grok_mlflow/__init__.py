@@ -11,13 +11,20 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "DivergenceError": "tracking",
     "GrokTracker": "tracking",
     "LocalComplexity": "complexity",
     "PartitionSlice": "partition",
     "Settings": "settings",
     "SettingsError": "settings",
+    "TrackerSettings": "settings",
+    "TrackingUnavailable": "recorder",
+    "detect_phases": "phases",
+    "import_metrics": "recorder",
     "local_complexity": "complexity",
     "partition_slice": "partition",
+    "register_nonlinearity": "complexity",
+    "reproduction_report": "report",
     "robust_accuracy": "robustness",
     "train": "training",
 }

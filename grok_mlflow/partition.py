@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
-from .complexity import (NONLINEARITIES, NonlinearityHooks, _default_max_vertices, _plan_for,
+from . import complexity
+from .complexity import (NonlinearityHooks, _default_max_vertices, _plan_for,
                          _widest_activation)
 
 __all__ = ["PartitionSlice", "partition_slice", "plane_grid", "count_regions"]
@@ -193,7 +194,8 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
         raise ValueError(f"resolution must be >= 2, got {resolution}")
     if margin < 0 or near <= 0:
         raise ValueError(f"margin must be >= 0 and near > 0, got {margin}, {near}")
-    if not any(isinstance(m, NONLINEARITIES) for m in model.modules()):
+    # the registry as it is now (register_nonlinearity may have added to it since import)
+    if not any(isinstance(m, complexity.NONLINEARITIES) for m in model.modules()):
         raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module")
     param = next(model.parameters(), None)
     device = param.device if param is not None else points.device

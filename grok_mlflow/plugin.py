@@ -1,17 +1,25 @@
 """The MLflow plugin: a run-context provider registered under the ``mlflow.run_context_provider``
 entry point (see pyproject.toml). MLflow loads it while importing itself, so this module imports
 nothing of grok_mlflow and nothing heavy.
+
+It tags only the runs grok_mlflow starts (``managed_run`` marks them while MLflow creates them):
+every other MLflow run in the same environment is left alone. It never asks CUDA anything (the
+tracker tags the device from the model it measures).
 """
 
 from __future__ import annotations
 
 import platform
-import sys
+import threading
+from contextlib import contextmanager
 from importlib import metadata
+from typing import Iterator
 
 from mlflow.tracking.context.abstract_context import RunContextProvider
 
-__all__ = ["GrokContextProvider", "package_version"]
+__all__ = ["GrokContextProvider", "managed_run", "package_version", "version_tags"]
+
+_state = threading.local()
 
 
 def package_version() -> str:
@@ -22,28 +30,33 @@ def package_version() -> str:
         return "unknown"
 
 
-class GrokContextProvider(RunContextProvider):
-    """Tags every MLflow run created while grok_mlflow is installed with the package version,
-    Python and torch versions, and the device (``grok_mlflow.device``: GPU name or cpu).
+def version_tags() -> dict[str, str]:
+    """grok_mlflow, Python and torch versions, from package metadata (no import of torch)."""
+    tags = {"grok_mlflow.version": package_version(),
+            "grok_mlflow.python": platform.python_version()}
+    try:
+        tags["grok_mlflow.torch"] = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        pass
+    return tags
 
-    Versions come from package metadata; CUDA is only asked about when torch is already imported
-    (this runs in every MLflow process, the UI server included).
-    """
+
+@contextmanager
+def managed_run() -> Iterator[None]:
+    """Inside the block, runs that MLflow creates (in this thread) are grok_mlflow's."""
+    depth = getattr(_state, "depth", 0)
+    _state.depth = depth + 1
+    try:
+        yield
+    finally:
+        _state.depth = depth
+
+
+class GrokContextProvider(RunContextProvider):
+    """Tags the runs grok_mlflow starts with ``version_tags()``; no other run."""
 
     def in_context(self) -> bool:
-        return True
+        return getattr(_state, "depth", 0) > 0
 
     def tags(self) -> dict[str, str]:
-        tags = {"grok_mlflow.version": package_version(),
-                "grok_mlflow.python": platform.python_version()}
-        try:
-            tags["grok_mlflow.torch"] = metadata.version("torch")
-        except metadata.PackageNotFoundError:
-            pass
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            cuda = torch.cuda.is_available()
-            tags["grok_mlflow.cuda"] = torch.version.cuda or "none"
-            tags["grok_mlflow.device"] = (torch.cuda.get_device_name(0) if cuda
-                                          else f"cpu ({platform.machine()})")
-        return tags
+        return version_tags()

@@ -13,7 +13,6 @@ attack differentiates with respect to the inputs only).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-__all__ = ["Settings", "SettingsError", "render_mlproject", "settings_table"]
+__all__ = ["Settings", "SettingsError", "TrackerSettings", "render_mlproject", "settings_table"]
 
 
 class SettingsError(ValueError):
@@ -108,49 +108,24 @@ class Settings:
     partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind = _base_type(f)
-            if kind is tuple:
-                if not isinstance(value, tuple) or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                    raise SettingsError(f"{f.name}: expected a list of numbers, got {value!r}")
-                object.__setattr__(self, f.name, tuple(float(v) for v in value))
-            elif kind is float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SettingsError(f"{f.name}: expected a number, got {value!r}")
-                if not math.isfinite(value):
-                    raise SettingsError(f"{f.name}: expected a finite number, got {value!r}")
-                object.__setattr__(self, f.name, float(value))
-            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise SettingsError(f"{f.name}: expected an integer, got {value!r}")
-            elif kind is bool and not isinstance(value, bool):
-                raise SettingsError(f"{f.name}: expected true or false, got {value!r}")
-            elif kind is str and not isinstance(value, str):
-                raise SettingsError(f"{f.name}: expected a string, got {value!r}")
-            choices = f.metadata["choices"]
-            if choices and value not in choices:
-                raise SettingsError(f"{f.name}: unknown value {value!r}; valid: "
-                                    + ", ".join(choices))
-        for name in ("train_size", "depth", "width", "batch_size", "steps", "lc_directions",
-                     "lc_samples", "adv_steps", "adv_samples"):
+        _check_types(self)
+        for name in ("train_size", "depth", "width", "batch_size"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points", "image_size", "random_labels",
-                     "partition_every", "eval_size"):
+        for name in ("image_size", "random_labels"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
-        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
         _require(self, "data_workers", self.data_workers >= -1, ">= -1")
-        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
-                 "in [16, 4096]")
-        for name in ("lr", "init_scale", "checkpoint_every_s"):
+        for name in ("lr", "init_scale"):
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
-        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
         _require(self, "batch_size", self.batch_size <= self.train_size,
                  f"<= train_size ({self.train_size})")
-        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
-                 "one or more radii, each > 0")
-        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
+        self.tracker_settings()   # the measurement settings' own checks
+
+    def tracker_settings(self, default_adv_eps: tuple[float, ...] = ()) -> "TrackerSettings":
+        """What the tracker needs of these settings (``adv_eps`` empty: ``default_adv_eps``)."""
+        values = {f.name: getattr(self, f.name) for f in fields(TrackerSettings)}
+        values["adv_eps"] = self.adv_eps or tuple(default_adv_eps)
+        return TrackerSettings(**values)
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str], base: "Settings | None" = None) -> "Settings":
@@ -177,6 +152,90 @@ class Settings:
     def to_params(self) -> dict[str, str]:
         """Every setting as a string, the way MLflow stores params (and ``from_strings`` reads)."""
         return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """What ``GrokTracker`` needs: when to measure, LC, PGD, partition, writing. Nothing in it
+    names a dataset or a model; ``Settings.tracker_settings()`` gives the project's own.
+
+    Example:
+        >>> TrackerSettings(steps=5000, lc_radius=(0.01, 0.05), adv_eps=(8 / 255,))
+    """
+
+    # --- when to measure ---
+    steps: int = _f(20000, "last optimisation step of the schedule (>= 1)")
+    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
+    eval_every: int = _f(0, "also measure every N steps (0 = off)")
+    # --- what to measure on ---
+    eval_size: int = _f(0, "samples per split that accuracy and loss are measured on, a fixed "
+                        "seeded subset (>= 0; 0 = the whole split, or 2,000 of a Dataset)")
+    loss: str = _f("cross_entropy", "loss reported as loss/*: cross_entropy or mse on one-hot "
+                   "targets", LOSS_NAMES)
+    seed: int = _f(0, "seed of the probe sets, LC directions and PGD starts (>= 0)")
+    # --- local complexity ---
+    lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; several "
+                                      "allowed (> 0)")
+    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
+    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
+    # --- adversarial robustness ---
+    adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
+                                    "0.1, 0.2 x the input range")
+    adv_steps: int = _f(10, "PGD steps (>= 1)")
+    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1)")
+    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+    # --- partition slice ---
+    partition_every: int = _f(10, "partition snapshot at every N-th eval step and the last "
+                                  "(0 = off)")
+    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
+    # --- writing ---
+    checkpoint_every_s: float = _f(30.0, "write buffered metrics (and a checkpoint) at the first "
+                                   "measured step after this many seconds (> 0)")
+    tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
+                                 "store before saving the metrics to a file (>= 0)")
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("steps", "lc_directions", "lc_samples", "adv_steps", "adv_samples"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size"):
+            _require(self, name, getattr(self, name) >= 0, ">= 0")
+        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
+        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
+                 "in [16, 4096]")
+        _require(self, "checkpoint_every_s", self.checkpoint_every_s > 0, "> 0")
+        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
+        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
+                 "one or more radii, each > 0")
+        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
+
+
+def _check_types(obj: Any) -> None:
+    """Each field of a settings dataclass has its annotated type (numbers coerced to float and
+    lists of numbers to tuples of floats) and, where it lists them, one of its choices."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kind = _base_type(f, type(obj))
+        if kind is tuple:
+            if not isinstance(value, tuple) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise SettingsError(f"{f.name}: expected a list of numbers, got {value!r}")
+            object.__setattr__(obj, f.name, tuple(float(v) for v in value))
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingsError(f"{f.name}: expected a number, got {value!r}")
+            if not math.isfinite(value):
+                raise SettingsError(f"{f.name}: expected a finite number, got {value!r}")
+            object.__setattr__(obj, f.name, float(value))
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SettingsError(f"{f.name}: expected an integer, got {value!r}")
+        elif kind is bool and not isinstance(value, bool):
+            raise SettingsError(f"{f.name}: expected true or false, got {value!r}")
+        elif kind is str and not isinstance(value, str):
+            raise SettingsError(f"{f.name}: expected a string, got {value!r}")
+        choices = f.metadata["choices"]
+        if choices and value not in choices:
+            raise SettingsError(f"{f.name}: unknown value {value!r}; valid: " + ", ".join(choices))
 
 
 def read_yaml(path: str, what: str) -> Any:
@@ -225,13 +284,13 @@ def load_preset(path: str, base: Settings | None = None) -> Settings:
         raise SettingsError(f"preset {path}: {err}") from None
 
 
-def _require(s: Settings, name: str, ok: bool, rule: str) -> None:
+def _require(s: Any, name: str, ok: bool, rule: str) -> None:
     if not ok:
         raise SettingsError(f"{name}: must be {rule}, got {_format(getattr(s, name))!r}")
 
 
-def _base_type(f: dataclasses.Field) -> type:
-    hint = typing.get_type_hints(Settings)[f.name]
+def _base_type(f: dataclasses.Field, cls: type = None) -> type:
+    hint = typing.get_type_hints(cls or Settings)[f.name]
     return typing.get_origin(hint) or hint
 
 

@@ -122,21 +122,6 @@ def load_spec(path: str) -> SweepSpec:
                      source=str(path))
 
 
-def absolute_tracking_uri() -> str:
-    """The tracking URI with a relative SQLite/file path made absolute (trials change cwd)."""
-    import mlflow
-
-    uri = mlflow.get_tracking_uri()
-    for prefix in ("sqlite:///",):
-        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-            return prefix + os.path.abspath(uri[len(prefix):])
-    if "://" not in uri:
-        return os.path.abspath(uri)
-    if uri.startswith("file:") and not uri.startswith("file:///"):
-        return "file://" + os.path.abspath(uri[len("file:"):].lstrip("/"))
-    return uri
-
-
 def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
@@ -145,12 +130,12 @@ def _trial(space: dict[str, Any]) -> None:
     """One Ray Tune trial: a child run of the sweep's parent, trained by the ordinary ``train``."""
     config = space["trial"]
     os.environ.pop("MLFLOW_RUN_ID", None)   # inherited from `mlflow run`: would resume the parent
-    import mlflow
     from ray import tune
 
+    from .recorder import child_run, trial_run_id, use_tracking_uri
     from .training import train
 
-    mlflow.set_tracking_uri(config["tracking_uri"])
+    use_tracking_uri(config["tracking_uri"])
     base = dict(config["base"])
     preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
     settings = apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
@@ -158,16 +143,11 @@ def _trial(space: dict[str, Any]) -> None:
     tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
             "grok_mlflow.trial": config["name"]}
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
-    earlier = mlflow.MlflowClient().search_runs(
-        [config["experiment_id"]],
-        f"tags.mlflow.parentRunId = '{config['parent_run_id']}' and "
-        f"tags.`grok_mlflow.trial` = '{config['name']}'")
+    earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
-        result = train(settings, run_name=config["name"], progress=False,
-                       resume=earlier[0].info.run_id)
+        result = train(settings, run_name=config["name"], progress=False, resume=earlier)
     else:
-        with mlflow.start_run(run_name=config["name"], experiment_id=config["experiment_id"],
-                              tags=tags):
+        with child_run(config["name"], config["experiment_id"], tags):
             result = train(settings, run_name=config["name"], progress=False)
     tune.report({k.replace("/", "_"): v for k, v in result.metrics.items()
                  if not k.startswith("lc") or k.count("/") == 1})
@@ -182,16 +162,14 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             ``$RAY_ADDRESS`` or a local Ray started for this sweep.
         storage_path: Ray Tune's results directory (default ``./ray_results``, made absolute).
     """
-    import mlflow
     import ray
-    from mlflow.tracking import MlflowClient
     from ray import tune
+
+    from .recorder import absolute_tracking_uri, sweep_parent_run, use_tracking_uri
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     uri = absolute_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient()
-    client.search_experiments()              # creates the SQLite schema here, once
+    use_tracking_uri(uri, create=True)       # creates the SQLite schema here, once
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     started_here = not ray.is_initialized()
     if started_here:
@@ -203,17 +181,14 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             raise SettingsError(
                 f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
                 "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
-        with mlflow.start_run(run_name=f"sweep:{spec.name}") as parent:
-            parent_id = parent.info.run_id
-            client.log_batch(parent_id, params=_spec_params(spec), synchronous=True)
-            client.set_tag(parent_id, "grok_mlflow.sweep", spec.name)
-            if spec.source:
-                client.log_artifact(parent_id, spec.source, "spec")
+        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec),
+                              {"grok_mlflow.sweep": spec.name}, spec.source) as (parent_id,
+                                                                                 experiment_id):
             # relative paths would resolve inside each trial's own directory
             base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
                                        ).to_params()
             configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
-                        "parent_run_id": parent_id, "experiment_id": parent.info.experiment_id,
+                        "parent_run_id": parent_id, "experiment_id": experiment_id,
                         "sweep": spec.name} for o in spec.trials()]
             storage = os.path.abspath(storage_path or "ray_results")
             tuner = tune.Tuner(
@@ -225,7 +200,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
             results = tuner.fit()
             errors = [str(r.error) for r in results if r.error]
-            _summarise(client, parent_id, spec)
+            _summarise(parent_id, spec)
             if errors:
                 raise RuntimeError(f"{len(errors)} of {len(configs)} trials failed; first: "
                                    f"{errors[0][:500]}")
@@ -235,34 +210,23 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     return parent_id
 
 
-def _spec_params(spec: SweepSpec):
-    from mlflow.entities import Param
-
+def _spec_params(spec: SweepSpec) -> dict[str, str]:
     params = {f"grid.{k}": _fmt(v) for k, v in spec.grid.items()}
     params.update({f"base.{k}": v for k, v in spec.base.to_params().items()})
     params["trials"] = str(len(spec.trials()))
-    return [Param(k, v[:6000]) for k, v in params.items()]
+    return params
 
 
-def child_runs(client, parent_id: str):
-    """The parent's child runs, oldest first."""
-    parent = client.get_run(parent_id)
-    return list(reversed(client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
-        max_results=10_000)))
-
-
-def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
-    """CSV of every trial's phases and final metrics, and comparison figures, on the parent."""
-    import mlflow
-
+def _summarise(parent_id: str, spec: SweepSpec) -> None:
+    """CSV of every trial's phases and final metrics, comparison figures and the trials'
+    reports, on the parent."""
     from .phases import PHASE_KEYS
     from .plots import sweep_figures
+    from .recorder import (child_runs, log_run_figure, log_run_text, read_history_csv,
+                           run_artifact_text, tag_run)
     from .report import report_table, reproduction_report
-    from .tracking import read_history_csv
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    runs = child_runs(client, parent_id)
+    runs = child_runs(parent_id)
     finals = ["acc/train", "acc/test", "lc/train", "lc/test", "lc/random"]
     out = io.StringIO()
     writer = csv.writer(out)
@@ -275,11 +239,11 @@ def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
                          *(run.data.metrics.get(k, "") for k in PHASE_KEYS),
                          *(run.data.metrics.get(k, "") for k in finals)])
         try:
-            text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/history.csv")
+            text = run_artifact_text(run.info.run_id, "history.csv")
         except Exception:  # noqa: BLE001 - a trial that died early has no history to draw
             continue
         histories[name] = (run, read_history_csv(text))
-    client.log_text(parent_id, out.getvalue(), "phases.csv")
+    log_run_text(parent_id, out.getvalue(), "phases.csv")
     if histories:
         # what every trial showed, one row each, in the grid's order (so sorted by swept value)
         order = {trial_name(o): i for i, o in enumerate(spec.trials())}
@@ -287,15 +251,10 @@ def _summarise(client, parent_id: str, spec: SweepSpec) -> None:
         table = report_table({n: reproduction_report(histories[n][1]) for n in names})
         text = (f"### Sweep {spec.name}: what each trial showed\n\nA step where the phase was "
                 f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
-        client.log_text(parent_id, text, "report.md")
-        client.set_tag(parent_id, "mlflow.note.content", text)
-    if histories:
+        log_run_text(parent_id, text, "report.md")
+        tag_run(parent_id, {"mlflow.note.content": text})
         for path, fig in sweep_figures(histories, list(spec.grid)).items():
-            try:
-                client.log_figure(parent_id, fig, path)
-            finally:
-                import matplotlib.pyplot as plt
-                plt.close(fig)
+            log_run_figure(parent_id, fig, path)
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None) -> int:
@@ -306,8 +265,8 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2
-    import mlflow
+    from .recorder import absolute_tracking_uri
 
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
-          f"  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}", file=sys.stderr)
+          f"  mlflow ui --backend-store-uri {absolute_tracking_uri()}", file=sys.stderr)
     return 0

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
-import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -23,9 +21,10 @@ from .data import check_dataset, dataset_spec, load_dataset, training_batches
 from .evaluation import loss_function
 from .models import build_model
 from .settings import Settings, SettingsError
+from .recorder import load_checkpoint, load_snapshot_weights, run_config, snapshot_steps
 from .tracking import GrokTracker
 
-__all__ = ["TrainResult", "check_settings", "resolve_device", "train"]
+__all__ = ["TrainResult", "check_settings", "resolve_device", "run_name_for", "train"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -36,6 +35,12 @@ class TrainResult:
     model: nn.Module
     run_id: str
     metrics: dict[str, float]
+
+
+def run_name_for(settings: Settings) -> str:
+    """A run name that says what defines the run, e.g. ``digits_mlp_w200_d4_wd0.01_s0``."""
+    return (f"{settings.dataset}_{settings.model}_w{settings.width}_d{settings.depth}"
+            f"_wd{settings.weight_decay:g}_s{settings.seed}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,9 +123,13 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
 
     tracker_context = GrokTracker(
         model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
-        settings=settings, domain=data.domain, run_name=run_name, experiment=experiment,
+        settings=settings.tracker_settings(dataset_spec(settings.dataset).default_adv_eps),
+        params=settings.to_params(), domain=data.domain,
+        run_name=run_name or run_name_for(settings), experiment=experiment,
         progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
-        extra_config={"n_train": data.n_train},   # a streamed dataset's x_train is a subset
+        # the project's settings (resume and partition rebuild the run from them); a streamed
+        # dataset's x_train is only its evaluation subset
+        extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train},
     ) if track else _Untracked()
     # the stream's workers stop before the tracker's final measurement and artifacts
     with (tracker_context as tracker, contextlib.closing(batches),
@@ -163,17 +172,6 @@ def _interrupt_at_step_boundary():
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_config(run_id: str, what: str) -> dict:
-    """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
-    import mlflow
-
-    try:
-        return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
-    except Exception as err:  # noqa: BLE001 - any lookup failure means: not a usable run id
-        raise SettingsError(f"{what}: no grok_mlflow run {run_id!r} in "
-                            f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
-
-
 def _config_settings(config: dict) -> Settings:
     return Settings(**{k: tuple(v) if isinstance(v, list) else v
                        for k, v in config["settings"].items()})
@@ -181,22 +179,7 @@ def _config_settings(config: dict) -> Settings:
 
 def resume_settings(run_id: str) -> Settings:
     """The settings a run was started with (its ``config.json``)."""
-    return _config_settings(_run_config(run_id, "resume"))
-
-
-def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
-    """The run's last checkpoint, or None when it has none (it then restarts from step 0)."""
-    import tempfile
-
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
-        except Exception:  # noqa: BLE001 - no checkpoint yet
-            return None
-        return torch.load(path, map_location=device, weights_only=False)
+    return _config_settings(run_config(run_id, "resume"))
 
 
 def draw_partition(run_id: str, step: int | None = None, resolution: int | None = None,
@@ -219,21 +202,16 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
         SettingsError: unknown run, a run without snapshots, or a step it has none for (the
             message lists the available steps).
     """
-    import tempfile
-
-    import mlflow
-
     from .partition import partition_slice
     from .plots import partition_figure
 
-    config = _run_config(run_id, "partition")
+    config = run_config(run_id, "partition")
+    if "settings" not in config:
+        raise SettingsError(f"partition: run {run_id} was not trained by grok_mlflow's train "
+                            "(its model cannot be rebuilt here)")
     settings = _config_settings(config)
     points = config.get("partition_points")
-    try:
-        stored = mlflow.MlflowClient().list_artifacts(run_id, "partition/weights")
-    except Exception:  # noqa: BLE001 - no such folder
-        stored = []
-    steps = sorted(int(os.path.basename(a.path)[5:-3]) for a in stored if a.path.endswith(".pt"))
+    steps = snapshot_steps(run_id)
     if not points or not steps:
         raise SettingsError(f"partition: run {run_id} has no partition snapshots "
                             "(it was trained with partition_every 0)")
@@ -247,10 +225,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     data = load_dataset(settings, torch.device("cpu"))
     model = build_model(settings, data.input_shape, data.num_classes,
                         dataset_spec(settings.dataset).normalization).to(data.x_train.dtype)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_snapshot_weights(run_id, step))
     model.to(torch_device)
     index = points["train_index"]
     part = partition_slice(model, data.x_train[index], resolution=settings.partition_resolution,

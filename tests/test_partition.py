@@ -222,3 +222,18 @@ def test_a_run_takes_partition_snapshots_and_the_cli_redraws_them(tracking_uri, 
     assert Image.open(out).size == (520, 520)
     assert main(["partition", result.run_id, "--step", "7"]) == 2
     assert "snapshot steps: " + ", ".join(map(str, snapshots)) in capsys.readouterr().err
+
+
+def test_a_model_whose_only_activation_is_a_registered_one_gets_its_partition():
+    from grok_mlflow.complexity import register_nonlinearity
+
+    class Square(nn.Module):          # a user's own activation, unknown to grok_mlflow
+        def forward(self, x):
+            return x.clamp(min=0) ** 2
+
+    register_nonlinearity(Square)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), Square(), nn.Linear(6, 3))
+    part = partition_slice(net, torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+                           resolution=64)
+    assert int(part.metrics()["partition/regions"]) >= 2

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from grok_mlflow.cli import main
 from grok_mlflow.settings import SettingsError
-from grok_mlflow.sweep import absolute_tracking_uri, load_spec, trial_name
+from grok_mlflow.recorder import absolute_tracking_uri
+from grok_mlflow.sweep import load_spec, trial_name
 
 from conftest import REPO
 

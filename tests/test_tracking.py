@@ -192,7 +192,7 @@ def test_mlflow_run_main_entry_point(tmp_path, tracking_uri):
     keys = set(run.data.metrics)
     assert {"acc/train", "acc/test", "loss/train", "loss/test", "lc_r0.02/train",
             "lc_r0.1/random", "lc_r0.1/test/layer_2", "adv/acc/eps_0.1"} <= keys
-    assert run.data.params["steps"] == "30" and run.data.params["optimizer"] == "adam"
+    assert run.data.params["steps"] == "30" and run.data.params["optimizer"] == "adamw"
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
                                          filter_string=f"source_run_id='{run.info.run_id}'",
                                          output_format="list")
@@ -261,7 +261,7 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(t
     schedule = log_schedule(1_000_000, 400)
     assert len(measured) > 5 and measured == schedule[:len(measured)]
     assert {"history.csv", "checkpoints"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    from grok_mlflow.training import load_checkpoint
+    from grok_mlflow.recorder import load_checkpoint
     assert load_checkpoint(run.info.run_id, torch.device("cpu"))["step"] >= measured[-1]
 
 
@@ -293,7 +293,7 @@ def test_mlflow_run_with_a_preset_and_an_override(tmp_path, tracking_uri, entry_
         assert params["activation"] == "gelu" and "grok_mlflow.stale_params" not in tags
     else:                         # MLflow logged the default first: the truth is in the tags
         assert params["activation"] == "relu"
-        assert tags["grok_mlflow.stale_params"] == "activation,optimizer"
+        assert tags["grok_mlflow.stale_params"] == "activation"   # optimizer: adamw is the default
         assert tags["setting.activation"] == "gelu"
         assert "-e preset" in done.stderr
     config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
@@ -376,7 +376,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, t
     assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
     measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
     assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
-    from grok_mlflow.training import load_checkpoint
+    from grok_mlflow.recorder import load_checkpoint
     state = load_checkpoint(run.info.run_id, torch.device("cpu"))
     assert state["step"] < step
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -422,3 +422,22 @@ def test_a_float64_run_trains_measures_and_logs_in_float64(tracking_uri):
     single = train(Settings(**TINY), progress=False)
     # same seed, same data: float64 and float32 arithmetic agree closely on a short run
     assert abs(run.data.metrics["acc/train"] - single.metrics["acc/train"]) < 0.02
+
+
+def test_the_plugin_tags_only_the_runs_grok_mlflow_starts(tracking_uri):
+    import platform
+
+    from grok_mlflow.plugin import GrokContextProvider, managed_run
+
+    with mlflow.start_run() as other:       # somebody else's run, in the same environment
+        pass
+    tags = MlflowClient().get_run(other.info.run_id).data.tags
+    assert not any(k.startswith("grok_mlflow.") for k in tags)
+    provider = GrokContextProvider()
+    assert not provider.in_context()
+    with managed_run():
+        assert provider.in_context() and set(provider.tags()) == {
+            "grok_mlflow.version", "grok_mlflow.python", "grok_mlflow.torch"}
+    ours = MlflowClient().get_run(train(Settings(**TINY), progress=False).run_id).data.tags
+    assert ours["grok_mlflow.torch"] == torch.__version__.split("+")[0]
+    assert ours["grok_mlflow.device"] == f"cpu ({platform.machine()})"

@@ -1,0 +1,133 @@
+"""PyTorch Lightning integration: a callback that measures LC and robustness during ``fit``.
+
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import MLFlowLogger
+    from grok_mlflow.lightning import GrokCallback
+
+    logger = MLFlowLogger(experiment_name="grokking", tracking_uri="sqlite:///mlflow.db")
+    trainer = Trainer(max_steps=10_000, logger=logger,
+                      callbacks=[GrokCallback(train=train_set, test=test_set)])
+    trainer.fit(module, train_loader)
+
+A thin adapter: Lightning's events become the calls a plain loop makes to ``GrokTracker``
+(``on_train_start`` enters it, every optimisation step is ``tracker.step(trainer.global_step)``,
+``on_train_end`` / ``on_exception`` leave it). With an ``MLFlowLogger`` the measurements go into
+the logger's own run (no second run; the logger keeps owning and ending it); without one the
+tracker starts a run of its own. The schedule runs over ``settings.steps``, by default the
+trainer's ``max_steps`` (or its estimated number of optimisation steps).
+
+Resume: the callback's state (the measured history and last step) is saved in Lightning's
+checkpoints; ``trainer.fit(..., ckpt_path=...)`` with an ``MLFlowLogger(run_id=...)`` of the same
+run continues the schedule, and steps that already reached the store are not logged twice.
+Install with ``pip install 'grok_mlflow[lightning]'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+try:
+    from lightning.pytorch import Callback
+    from lightning.pytorch.loggers import MLFlowLogger
+except ImportError as err:  # pragma: no cover - the optional extra is missing
+    raise ImportError("grok_mlflow.lightning needs PyTorch Lightning: "
+                      "pip install 'grok_mlflow[lightning]'") from err
+
+from .probes import Data
+from .recorder import Recorder
+from .settings import TrackerSettings
+from .tracking import GrokTracker, model_run_name
+
+__all__ = ["GrokCallback"]
+
+
+class GrokCallback(Callback):
+    """Measure a LightningModule during ``fit`` and record it with the trainer's MLflow logger.
+
+    Args:
+        train, test: data as for ``GrokTracker``: ``(x, y)`` tensors, a Dataset or a
+            DataLoader of (input, label) pairs; inputs as the module takes them.
+        settings: ``TrackerSettings``; ``steps`` left at its default is replaced by the
+            trainer's ``max_steps`` (or ``estimated_stepping_batches``).
+        domain: (low, high) box of the inputs (PGD runs only for (0, 1)).
+        run_name: name of a run started here (without an MLFlowLogger).
+        progress: the tracker's own progress bar (off: Lightning has one).
+
+    Attributes:
+        tracker: the ``GrokTracker`` of the last ``fit`` (``tracker.history``, ``tracker.run_id``).
+    """
+
+    def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
+                 domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
+                 progress: bool = False):
+        self.train, self.test, self.settings = train, test, settings
+        self.domain, self.run_name, self.progress = domain, run_name, progress
+        self.tracker: GrokTracker | None = None
+        self._open = False
+        self._resume: dict[str, Any] | None = None
+        self._last_step: int | None = None
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def on_train_start(self, trainer, pl_module) -> None:
+        settings = self.settings or TrackerSettings()
+        if self.settings is None or settings.steps == TrackerSettings().steps:
+            steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else int(
+                trainer.estimated_stepping_batches)
+            settings = dataclasses.replace(settings, steps=max(int(steps), 1))
+        logger = next((lg for lg in trainer.loggers if isinstance(lg, MLFlowLogger)), None)
+        name = self.run_name or model_run_name(pl_module)
+        recorder = None
+        if logger is not None:
+            # Lightning's logger owns the run: write into it, never end it
+            recorder = Recorder(name, run_id=logger.run_id, attach=True,
+                                flush_every_s=settings.checkpoint_every_s,
+                                tracking_uri=getattr(logger, "_tracking_uri", None))
+        self.tracker = GrokTracker(pl_module, self.train, self.test, settings,
+                                   domain=self.domain, run_name=name, log_model=False,
+                                   progress=self.progress, resume=self._resume,
+                                   recorder=recorder)
+        self.tracker.__enter__()
+        self._open = True
+        self._last_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step     # optimisation steps taken so far
+        if not self._open or step == self._last_step:
+            return                     # gradient accumulation: no optimizer step yet
+        self._last_step = step
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        self.tracker.step(step, loss=loss)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._leave(None)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._leave(exception)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.tracker is None:
+            return {}
+        return {"history": self.tracker.history, "step": self.tracker._last_step or 0}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict:
+            self._resume = {"tracker": {"history": state_dict["history"]},
+                            "step": state_dict["step"]}
+
+    # ------------------------------------------------------------------ internals
+    def _leave(self, exception: BaseException | None) -> None:
+        if self.tracker is None or not self._open:
+            return
+        self._open = False
+        try:
+            if exception is None:
+                self.tracker.__exit__(None, None, None)
+            else:
+                self.tracker.__exit__(type(exception), exception, exception.__traceback__)
+        except Exception as err:  # noqa: BLE001 - never hide Lightning's own exception
+            if exception is None:
+                raise
+            print(f"grok-mlflow: warning: {type(err).__name__} while closing the tracker",
+                  file=sys.stderr)

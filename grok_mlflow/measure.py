@@ -1,0 +1,76 @@
+"""Measuring one step: model + probes -> metric tensors. Pure: no MLflow, no host sync.
+
+``measure`` computes everything the tracker logs at a measured step, keyed as in MLflow:
+
+==============================  =========================================================
+``loss/{split}``, ``acc/{split}``   mean loss and clean accuracy on ``probes.accuracy``
+``lc/{set}``                    mean local complexity over ``probes.lc[set]`` (train, test,
+                                random); ``.../ci_low``, ``.../ci_high``: 99% CI;
+                                ``.../layer_{i}``: mean LC of nonlinearity i (1-based).
+                                With several radii: ``lc_r{radius}/{set}``.
+``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (``adversarial``)
+==============================  =========================================================
+
+Every value is a 0-dim tensor on the model's device; the recorder moves them to the host in one
+transfer.
+
+Example:
+    >>> metrics = measure(model, probes, TrackerSettings(), adversarial=True)
+    >>> metrics["lc/train"]                      # tensor(7.31, dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .complexity import local_complexity
+from .evaluation import accuracy_and_loss
+from .probes import Probes
+from .robustness import robust_accuracy
+from .settings import TrackerSettings
+
+__all__ = ["adv_budgets", "lc_prefix", "measure"]
+
+
+def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
+    """``lc`` for a single configured radius, else ``lc_r{radius}`` (e.g. ``lc_r0.05``)."""
+    return "lc" if len(radii) == 1 else f"lc_r{radius:g}"
+
+
+def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple[float, ...]:
+    """The PGD budgets: ``adv_eps`` when given, else 0.05, 0.1 and 0.2 times the width of the
+    input range (``domain``; 0.05, 0.1, 0.2 for [0, 1] pixels)."""
+    if settings.adv_eps:
+        return settings.adv_eps
+    width = domain[1] - domain[0]
+    return tuple(round(f * width, 12) for f in (0.05, 0.1, 0.2))
+
+
+def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
+            adversarial: bool = False) -> dict[str, Tensor]:
+    """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
+
+    The model runs in eval mode; its modes, gradients and the global RNG are left as they were
+    (each measure's own guarantee). PGD (torchattacks) keeps adversarial inputs in [0, 1], so
+    it needs inputs in [0, 1] (normalisation inside the model); budgets from ``adv_budgets``.
+    """
+    s = settings
+    metrics: dict[str, Tensor] = {}
+    for split, (x, y) in probes.accuracy.items():
+        metrics[f"acc/{split}"], metrics[f"loss/{split}"] = accuracy_and_loss(model, x, y, s.loss)
+    for set_name, points in probes.lc.items():
+        by_radius = local_complexity(model, points, radius=list(s.lc_radius),
+                                     n_directions=s.lc_directions, seed=s.seed)
+        for radius, lc in by_radius.items():
+            key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
+            metrics[key] = lc.mean()
+            metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
+            for i, layer_mean in enumerate(lc.layer_mean(), start=1):
+                metrics[f"{key}/layer_{i}"] = layer_mean
+    budgets = adv_budgets(s, probes.domain)
+    if adversarial and budgets:
+        x, y = probes.adv
+        for eps, acc in robust_accuracy(model, x, y, eps=list(budgets), steps=s.adv_steps,
+                                        seed=s.seed).items():
+            metrics[f"adv/acc/eps_{eps:g}"] = acc
+    return metrics

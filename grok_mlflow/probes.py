@@ -1,0 +1,172 @@
+"""What points to measure on: fixed, seeded probe sets drawn once from the user's data.
+
+The same points at every measured step, so that curves are comparable across steps:
+
+========================  ==========================================================================
+``lc["train"]``           ``lc_samples`` training inputs (a seeded permutation, seed + 1)
+``lc["test"]``            ``lc_samples`` test inputs (the same generator, next draw)
+``lc["random"]``          ``lc_samples`` inputs uniform in the input box ``domain`` (same generator)
+``adv``                   ``adv_samples`` test (input, label) pairs for PGD (same generator)
+``accuracy``              accuracy and loss: the whole splits, or ``eval_size`` seeded samples of
+                          each (seed + 3, sorted)
+``partition_x``           three training inputs of distinct classes where possible (seed + 2), the
+                          plane of the partition slice
+========================  ==========================================================================
+
+Data comes as users have it: ``(x, y)`` tensors, a ``Dataset`` of ``(x, y)`` items, or a
+``DataLoader`` (its dataset is read; an iterable dataset is iterated). A dataset is turned into
+tensors once: all of it when it has at most ``eval_size`` items (0: ``DATASET_LIMIT``, 2,000),
+else a seeded subset of that many (seed + 3); tensors are used whole.
+
+Example:
+    >>> probes = draw_probes((x_tr, y_tr), test_loader, TrackerSettings(lc_samples=500),
+    ...                      device=torch.device("cpu"))
+    >>> probes.lc["train"].shape        # (500, *input_shape)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from .settings import TrackerSettings
+
+__all__ = ["DATASET_LIMIT", "Data", "Probes", "as_tensors", "draw_probes"]
+
+DATASET_LIMIT = 2000      # items a Dataset/DataLoader is turned into when eval_size is 0
+
+Data = Union[tuple[Tensor, Tensor], Dataset, DataLoader]
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The fixed point sets of one tracked run, on the model's device.
+
+    Attributes:
+        lc: {"train", "test", "random"}: (N, *input_shape) inputs for local complexity.
+        accuracy: {"train", "test"}: (x, y) that accuracy and loss are measured on.
+        adv: (x, y) test pairs for PGD.
+        partition_index: indices into the training tensors of the three partition points.
+        partition_x: (3, *input_shape) those points.  partition_labels: their labels.
+        input_shape: one input's shape.  n_train, n_test: samples in the tensors drawn from.
+        domain: (low, high) of the input box.
+    """
+
+    lc: dict[str, Tensor]
+    accuracy: dict[str, tuple[Tensor, Tensor]]
+    adv: tuple[Tensor, Tensor]
+    partition_index: list[int]
+    partition_x: Tensor
+    partition_labels: list[int]
+    input_shape: tuple[int, ...]
+    n_train: int
+    n_test: int
+    domain: tuple[float, float]
+
+
+def as_tensors(data: Data, limit: int = DATASET_LIMIT, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``(x, y)`` tensors from tensors, a Dataset or a DataLoader.
+
+    Tensors are returned as they are. A map-style dataset with more than ``limit`` items gives a
+    seeded subset of ``limit`` of them (sorted indices); an iterable one its first ``limit``.
+
+    Raises:
+        TypeError: anything else, or items that are not (input, label) pairs.
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(
+            isinstance(t, Tensor) for t in data):
+        x, y = data
+        if len(x) != len(y):
+            raise ValueError(f"inputs and labels differ in length: {len(x)} vs {len(y)}")
+        return x, y
+    dataset = data.dataset if isinstance(data, DataLoader) else data
+    if isinstance(dataset, IterableDataset):
+        source = data if isinstance(data, DataLoader) else DataLoader(dataset, batch_size=256)
+        xs, ys, n = [], [], 0
+        for batch in source:
+            x, y = _pair(batch)
+            xs.append(x), ys.append(y)
+            n += len(x)
+            if n >= limit:
+                break
+        return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
+    if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
+        raise TypeError("data must be (x, y) tensors, a Dataset of (input, label) items or a "
+                        f"DataLoader, got {type(data).__name__}")
+    n = len(dataset)
+    if n > limit:
+        gen = torch.Generator().manual_seed(seed)
+        index = torch.randperm(n, generator=gen)[:limit].sort().values.tolist()
+    else:
+        index = list(range(n))
+    items = [_pair(dataset[i]) for i in index]
+    return (torch.stack([torch.as_tensor(x) for x, _ in items]),
+            torch.as_tensor([int(y) for _, y in items]))
+
+
+def _pair(item: Any) -> tuple[Tensor, Tensor]:
+    if isinstance(item, (tuple, list)) and len(item) >= 2:
+        return torch.as_tensor(item[0]), torch.as_tensor(item[1])
+    raise TypeError(f"a data item must be an (input, label) pair, got {type(item).__name__}")
+
+
+def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torch.device,
+                domain: tuple[float, float] = (0.0, 1.0), dtype: torch.dtype | None = None
+                ) -> Probes:
+    """Draw every probe set once (see the module docstring); seeded by ``settings.seed``.
+
+    Args:
+        train, test: the data, as users have it (see ``as_tensors``).
+        device: where the probes live (the model's device).
+        domain: (low, high) box of the inputs, for the random LC points.
+        dtype: floating type of the inputs (default: the training inputs').
+    """
+    s = settings
+    limit = s.eval_size or DATASET_LIMIT
+    x_train, y_train = as_tensors(train, limit, s.seed + 3)
+    x_test, y_test = as_tensors(test, limit, s.seed + 3)
+    dtype = dtype or (x_train.dtype if x_train.is_floating_point() else torch.float32)
+    gen = torch.Generator().manual_seed(s.seed + 1)
+
+    def subset(x: Tensor, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        idx = torch.randperm(len(x), generator=gen)[:min(k, len(x))].to(x.device)
+        return x[idx].to(device), y[idx].to(device)
+
+    lc = {"train": subset(x_train, y_train, s.lc_samples)[0],
+          "test": subset(x_test, y_test, s.lc_samples)[0]}
+    low, high = domain
+    shape = (s.lc_samples, *x_train.shape[1:])
+    lc["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(device=device,
+                                                                             dtype=dtype)
+    adv = subset(x_test, y_test, s.adv_samples)
+    # accuracy and loss: the whole splits, or fixed seeded subsets of eval_size (own generator,
+    # so the LC and PGD points above do not depend on eval_size)
+    eval_gen = torch.Generator().manual_seed(s.seed + 3)
+
+    def fixed(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if not s.eval_size or s.eval_size >= len(x):
+            return x, y
+        idx = torch.randperm(len(x), generator=eval_gen)[:s.eval_size].sort().values
+        return x[idx.to(x.device)], y[idx.to(x.device)]
+
+    accuracy = {"train": fixed(x_train, y_train), "test": fixed(x_test, y_test)}
+    accuracy = {k: (x.to(device), y.to(device)) for k, (x, y) in accuracy.items()}
+    # the partition plane: three seeded training points of distinct classes where possible
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(s.seed + 2))
+    labels = y_train.cpu()
+    chosen: list[int] = []
+    for i in order.tolist():
+        if int(labels[i]) not in {int(labels[j]) for j in chosen}:
+            chosen.append(i)
+        if len(chosen) == 3:
+            break
+    chosen += [i for i in order.tolist() if i not in chosen][:3 - len(chosen)]
+    return Probes(lc=lc, accuracy=accuracy, adv=adv, partition_index=chosen,
+                  partition_x=x_train[chosen].to(device),
+                  partition_labels=labels[chosen].tolist(),
+                  input_shape=tuple(x_train.shape[1:]), n_train=len(x_train),
+                  n_test=len(x_test), domain=domain)

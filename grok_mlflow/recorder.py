@@ -1,0 +1,540 @@
+"""The one module that talks to MLflow.
+
+``Recorder`` owns a tracked run's every MLflow call: starting or continuing the run, params, tags
+and ``config.json``, metrics written in batches (``MetricBuffer``: at most 1,000 per call,
+buffered and retried while the store is unreachable), checkpoints, artifacts (history, figures,
+report, partition snapshots, the model) and ending the run. The module's functions do the same
+for the rest of the package: reading a recorded run back (its config, history, checkpoint,
+partition weights), the unsent-metrics import, and a sweep's parent run.
+
+Nothing here measures or decides what to record: ``GrokTracker`` (``tracking``) does, and hands
+the results over.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+import mlflow
+import mlflow.pytorch
+import torch
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from torch import Tensor, nn
+
+from .plugin import managed_run, version_tags
+
+__all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailable",
+           "history_csv", "import_metrics", "load_checkpoint", "read_history_csv",
+           "run_artifact_text", "run_config", "tag_run"]
+
+DEFAULT_EXPERIMENT = "grok_mlflow"
+MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store did not accept writes within the retry window."""
+
+
+class MetricBuffer:
+    """Collects metrics and writes them with ``MlflowClient.log_batch`` in chunks of <= 1,000.
+
+    ``add`` takes numbers or 0-dim tensors (all tensors of one call are moved to the host together,
+    one sync); anything else raises ``TypeError`` instead of vanishing. ``flush`` writes
+    everything buffered; the tracker calls it when ``due()`` (``flush_every_s`` passed since the
+    last write), so long runs show up live in the UI.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 30.0):
+        self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
+        self.pending: list[Metric] = []
+        self.written = 0
+        self._last_flush = time.monotonic()
+
+    def add(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
+        """Buffer ``metrics`` at ``step``; returns them as Python floats."""
+        values = self.to_floats(metrics)
+        now = int(time.time() * 1000)
+        self.pending.extend(Metric(key, value, now, int(step)) for key, value in values.items())
+        return values
+
+    @staticmethod
+    def to_floats(metrics: Mapping[str, float | Tensor]) -> dict[str, float]:
+        """Numbers or 0-dim tensors as floats (one host transfer); anything else raises."""
+        keys = list(metrics)
+        tensors = [k for k in keys if isinstance(metrics[k], Tensor)]
+        values: dict[str, float] = {}
+        if tensors:
+            host = torch.stack([metrics[k].detach().reshape(()).double().cpu() for k in tensors])
+            values.update(zip(tensors, host.tolist()))
+        for key in keys:
+            if key in values:
+                continue
+            value = metrics[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"metric {key!r} must be a number or a 0-dim tensor, "
+                                f"got {type(value).__name__}")
+            values[key] = float(value)
+        return {k: values[k] for k in keys}
+
+    def due(self) -> bool:
+        """Whether ``flush_every_s`` has passed since the last write."""
+        return time.monotonic() - self._last_flush > self.flush_every_s
+
+    def flush(self, retry_s: float = 0.0) -> None:
+        """Write every buffered metric (chunks of 1,000), in order.
+
+        A failed write keeps the points buffered. With ``retry_s`` > 0 failed writes are retried
+        with exponential backoff (1 s, 2 s, ... 30 s) for that long; then ``TrackingUnavailable``
+        is raised, the points still buffered.
+        """
+        deadline, delay = time.monotonic() + retry_s, 1.0
+        while self.pending:
+            chunk = self.pending[:MAX_BATCH]
+            try:
+                self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+            except Exception as err:  # noqa: BLE001 - any failure of the store: retry, then say so
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TrackingUnavailable(
+                        f"{len(self.pending)} metric points not written: "
+                        f"{type(err).__name__}: {str(err)[:300]}") from err
+                time.sleep(min(delay, left))
+                delay = min(2 * delay, 30.0)
+                continue
+            del self.pending[:len(chunk)]
+            self.written += len(chunk)
+        self._last_flush = time.monotonic()
+
+    def save_unsent(self, directory: str = ".") -> str:
+        """Write the buffered points to ``unsent_metrics_<run>.jsonl`` (for ``grok-mlflow
+        import``); returns its path."""
+        path = os.path.abspath(os.path.join(directory, f"unsent_metrics_{self.run_id}.jsonl"))
+        with open(path, "a") as handle:
+            for m in self.pending:
+                handle.write(json.dumps({"run_id": self.run_id, "key": m.key, "value": m.value,
+                                         "timestamp": m.timestamp, "step": m.step}) + "\n")
+        return path
+
+
+class Recorder:
+    """One tracked run in MLflow: every MLflow call the tracker makes goes through here.
+
+    Args:
+        run_name: name of a new run.
+        experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME``, else
+            ``grok_mlflow``; an ``$MLFLOW_EXPERIMENT_ID`` is left to MLflow).
+        run_id: continue this existing run instead (and end it at ``end``).
+        flush_every_s: write buffered metrics at most this long after they were measured.
+
+    ``start`` continues the active MLflow run (a user's own ``mlflow.start_run``, or the one
+    ``mlflow run`` hands over in ``MLFLOW_RUN_ID``), or starts one; ``end`` ends it only if it
+    started it. Example:
+        >>> rec = Recorder(run_name="MLP_0.2M"); run_id = rec.start()
+        >>> rec.add_metrics({"acc/test": 0.9}, step=10); rec.flush(); rec.end("FINISHED")
+    """
+
+    def __init__(self, run_name: str, experiment: str | None = None, run_id: str | None = None,
+                 flush_every_s: float = 30.0, *, attach: bool = False,
+                 tracking_uri: str | None = None):
+        self.run_name, self.experiment, self.continue_run = run_name, experiment, run_id
+        self.flush_every_s, self.attach = flush_every_s, attach
+        self.uri = tracking_uri
+        self.run_id: str | None = None
+        self.owns_run = False
+        self._warned_unavailable = False
+
+    # ---------------------------------------------------------------- run lifecycle
+    def start(self) -> str:
+        """Start, continue or join the run; returns its id. With ``attach`` the run
+        ``run_id`` (someone else's, e.g. Lightning's ``MLFlowLogger``) is written into through
+        a client of ``tracking_uri`` alone: never made active, never ended here."""
+        if self.attach:
+            self.run_id = self.continue_run
+            self.client = MlflowClient(self.uri)
+        else:
+            _create_sqlite_store_once(mlflow.get_tracking_uri())
+            with managed_run():          # the plugin tags the runs grok_mlflow starts
+                if self.continue_run is not None:
+                    mlflow.start_run(run_id=self.continue_run)
+                    self.owns_run = True
+                elif mlflow.active_run() is None:
+                    if not os.environ.get("MLFLOW_RUN_ID"):
+                        experiment = (self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+                                      or (None if os.environ.get("MLFLOW_EXPERIMENT_ID") else
+                                          DEFAULT_EXPERIMENT))
+                        if experiment:
+                            mlflow.set_experiment(experiment)
+                    mlflow.start_run(run_name=self.run_name)
+                    self.owns_run = True
+            self.run_id = mlflow.active_run().info.run_id
+            self.client = MlflowClient()
+        self.buffer = MetricBuffer(self.client, self.run_id, self.flush_every_s)
+        self.set_tags(version_tags())    # also on a run someone else started
+        return self.run_id
+
+    def end(self, status: str) -> None:
+        """End the run (FINISHED, FAILED, KILLED) if this recorder started it."""
+        if self.owns_run:
+            mlflow.end_run(status)
+
+    # ---------------------------------------------------------------- params, tags, config
+    def params(self) -> dict[str, str]:
+        """The params the run already holds (``mlflow run`` logs its own before we start)."""
+        return dict(self.client.get_run(self.run_id).data.params)
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        """Log params in one batch (those the run already holds must be left out: MLflow params
+        cannot change)."""
+        if params:
+            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000])
+                                                       for k, v in params.items()],
+                                  synchronous=True)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_dict(self, obj: Mapping[str, Any], path: str) -> None:
+        self.client.log_dict(self.run_id, dict(obj), path)
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_figure(self, fig, path: str) -> None:
+        """Log a matplotlib figure, then close it."""
+        try:
+            self.client.log_figure(self.run_id, fig, path)
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+
+    # ---------------------------------------------------------------- metrics
+    def add_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
+        """Buffer metrics at ``step`` (numbers or 0-dim tensors); returns them as floats."""
+        return self.buffer.add(metrics, step)
+
+    def flush_due(self) -> bool:
+        return self.buffer.due()
+
+    def flush(self, retry_s: float = 0.0) -> bool:
+        """Write buffered metrics. During training (``retry_s`` 0) an unreachable store is not
+        waited for: the points stay buffered (one warning) and False is returned. With
+        ``retry_s`` the store is retried that long, then ``TrackingUnavailable`` is raised."""
+        try:
+            self.buffer.flush(retry_s)
+        except TrackingUnavailable as err:
+            if retry_s:
+                raise
+            if not self._warned_unavailable:
+                print(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
+                      "retrying", file=sys.stderr)
+                self._warned_unavailable = True
+            return False
+        return True
+
+    def save_unsent(self) -> str:
+        """Buffered points to ``unsent_metrics_<run>.jsonl``; says so on stderr; returns the
+        path. The run is then left as it is (ending it would fail the same way)."""
+        path = self.buffer.save_unsent()
+        print(f"grok-mlflow: error: the tracking store did not answer; "
+              f"{len(self.buffer.pending)} metric points saved to {path}. When it is back: "
+              f"grok-mlflow import {path}", file=sys.stderr)
+        self.owns_run = False
+        return path
+
+    def logged_steps(self) -> dict[str, int]:
+        """Last logged step of every metric of the run (a resumed run does not log them again)."""
+        keys = self.client.get_run(self.run_id).data.metrics
+        return {k: max(m.step for m in self.client.get_metric_history(self.run_id, k))
+                for k in keys}
+
+    # ---------------------------------------------------------------- artifacts
+    def log_file(self, local_path: str, artifact_dir: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, local_path, artifact_dir)
+
+    def save_checkpoint(self, state: Mapping[str, Any], retry: bool = False) -> None:
+        """``checkpoints/last.pt``; a failed upload warns (the next flush writes a newer one),
+        or raises with ``retry``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "last.pt")
+            torch.save(dict(state), path)
+            try:
+                self.client.log_artifact(self.run_id, path, "checkpoints")
+            except Exception as err:  # noqa: BLE001 - the next flush writes a newer one
+                if retry:
+                    raise
+                print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
+                      "retrying at the next flush", file=sys.stderr)
+
+    def log_snapshot(self, name: str, fig, state_dict: Mapping[str, Tensor]) -> None:
+        """A partition snapshot: ``partition/<name>.png`` and the weights it was drawn from
+        (``partition/weights/<name>.pt``). An unreachable store warns instead of stopping."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                png, pt = os.path.join(tmp, f"{name}.png"), os.path.join(tmp, f"{name}.pt")
+                fig.savefig(png, dpi=100)
+                torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, pt)
+                self.client.log_artifact(self.run_id, png, "partition")
+                self.client.log_artifact(self.run_id, pt, "partition/weights")
+        except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
+            print(f"grok-mlflow: warning: partition snapshot {name} not stored "
+                  f"({type(err).__name__})", file=sys.stderr)
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+
+    def log_partition_gif(self) -> None:
+        """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
+        from .plots import partition_gif
+
+        frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
+                        if a.path.endswith(".png"))
+        if not frames:
+            return
+        with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+            local = [mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=f,
+                                                         dst_path=tmp, tracking_uri=self.uri)
+                     for f in frames]
+            path = os.path.join(tmp, "partition.gif")
+            partition_gif(local, path)
+            self.client.log_artifact(self.run_id, path, "partition")
+
+    def log_model(self, model: nn.Module, example: Tensor) -> None:
+        """The trained model with ``mlflow.pytorch``, as a CPU copy (it loads on machines
+        without the training GPU). pt2 (MLflow 3's default format) traces the model on the
+        example input; an explicit requirement skips MLflow's inference of them (~4 s)."""
+        mlflow.pytorch.log_model(
+            copy.deepcopy(model).cpu(), name="model",
+            input_example=example.detach().cpu().numpy(),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+
+
+# -------------------------------------------------------------------- reading runs back
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No per-file download progress bars from MLflow inside the block (restored afterwards)."""
+    saved = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = saved
+
+
+def run_artifact_text(run_id: str, path: str) -> str:
+    """The text of a run's artifact (raises MLflow's error when there is none)."""
+    with _quiet_downloads():
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+
+
+def run_config(run_id: str, what: str) -> dict:
+    """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
+    from .settings import SettingsError
+
+    try:
+        return json.loads(run_artifact_text(run_id, "config.json"))
+    except Exception as err:  # noqa: BLE001 - any lookup failure means: not a usable run id
+        raise SettingsError(f"{what}: no grok_mlflow run {run_id!r} in "
+                            f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
+
+
+def run_name(run_id: str) -> str:
+    """The run's name (its id when it has none)."""
+    return MlflowClient().get_run(run_id).data.tags.get("mlflow.runName", run_id)
+
+
+def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
+    """The run's last checkpoint, or None when it has none (it then restarts from step 0)."""
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
+        except Exception:  # noqa: BLE001 - no checkpoint yet
+            return None
+        return torch.load(path, map_location=device, weights_only=False)
+
+
+def snapshot_steps(run_id: str) -> list[int]:
+    """Steps of the run's stored partition weights (``partition/weights/step_*.pt``)."""
+    try:
+        stored = MlflowClient().list_artifacts(run_id, "partition/weights")
+    except Exception:  # noqa: BLE001 - no such folder
+        stored = []
+    return sorted(int(os.path.basename(a.path)[5:-3]) for a in stored if a.path.endswith(".pt"))
+
+
+def load_snapshot_weights(run_id: str, step: int) -> dict[str, Tensor]:
+    """The state dict stored with the partition snapshot at ``step`` (on the CPU)."""
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run of the current tracking store."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def import_metrics(path: str) -> int:
+    """Write the points of an ``unsent_metrics_*.jsonl`` file into the current tracking store;
+    returns how many. Points already in the store are not written twice."""
+    client = MlflowClient()
+    by_run: dict[str, list[Metric]] = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                by_run.setdefault(row["run_id"], []).append(
+                    Metric(row["key"], row["value"], row["timestamp"], row["step"]))
+    written = 0
+    for run_id, metrics in by_run.items():
+        stored = {(m.key, m.step) for key in {m.key for m in metrics}
+                  for m in client.get_metric_history(run_id, key)}
+        fresh = [m for m in metrics if (m.key, m.step) not in stored]
+        for start in range(0, len(fresh), MAX_BATCH):
+            client.log_batch(run_id, metrics=fresh[start:start + MAX_BATCH], synchronous=True)
+        written += len(fresh)
+    return written
+
+
+def _create_sqlite_store_once(uri: str) -> None:
+    """Let one process at a time create a new SQLite store (its schema migrations race: eight
+    processes starting on a fresh file failed in alembic); a no-op for an existing store."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri[len("sqlite:///"):]
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)   # creates and migrates it
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:
+    """The measured history as CSV text: one row per step, one column per metric key."""
+    keys = sorted({k for row in history.values() for k in row})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["step", *keys])
+    for step in sorted(history):
+        row = history[step]
+        writer.writerow([step, *(_csv_value(row.get(k)) for k in keys)])
+    return out.getvalue()
+
+
+def read_history_csv(text: str) -> dict[int, dict[str, float]]:
+    """The inverse of ``history_csv``: {step: {key: value}}, empty cells left out."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
+            for r in rows}
+
+
+def _csv_value(value: float | None) -> str:
+    if value is None:
+        return ""
+    return repr(value) if math.isfinite(value) else str(value)
+
+
+def tracking_uri() -> str:
+    """The tracking URI in use."""
+    return mlflow.get_tracking_uri()
+
+
+# -------------------------------------------------------------------- sweeps
+def absolute_tracking_uri() -> str:
+    """The tracking URI with a relative SQLite/file path made absolute (trials change cwd)."""
+    uri = mlflow.get_tracking_uri()
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + os.path.abspath(uri[len(prefix):])
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    if uri.startswith("file:") and not uri.startswith("file:///"):
+        return "file://" + os.path.abspath(uri[len("file:"):].lstrip("/"))
+    return uri
+
+
+def use_tracking_uri(uri: str, create: bool = False) -> None:
+    """Point MLflow at ``uri`` (``create``: make a new SQLite schema now, in this process)."""
+    mlflow.set_tracking_uri(uri)
+    if create:
+        MlflowClient().search_experiments()
+
+
+@contextmanager
+def sweep_parent_run(name: str, params: Mapping[str, str], tags: Mapping[str, str],
+                     spec_file: str = "") -> Iterator[tuple[str, str]]:
+    """A sweep's parent run, with its spec as params (and file): yields (run id, experiment id)
+    and ends the run (FAILED on an exception)."""
+    with managed_run(), mlflow.start_run(run_name=name) as parent:
+        run_id = parent.info.run_id
+        client = MlflowClient()
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                         synchronous=True)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        if spec_file:
+            client.log_artifact(run_id, spec_file, "spec")
+        yield run_id, parent.info.experiment_id
+
+
+def trial_run_id(experiment_id: str, parent_id: str, trial: str) -> str | None:
+    """The child run of ``parent_id`` that ``trial`` already started (a restarted trial), if
+    any."""
+    runs = MlflowClient().search_runs(
+        [experiment_id], f"tags.mlflow.parentRunId = '{parent_id}' and "
+                         f"tags.`grok_mlflow.trial` = '{trial}'")
+    return runs[0].info.run_id if runs else None
+
+
+@contextmanager
+def child_run(name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """A new child run (``tags`` holds ``mlflow.parentRunId``), active inside the block."""
+    with managed_run(), mlflow.start_run(run_name=name, experiment_id=experiment_id,
+                                         tags=dict(tags)) as run:
+        yield run.info.run_id
+
+
+def child_runs(parent_id: str) -> list:
+    """The parent's child runs (``mlflow.entities.Run``), oldest first."""
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    return list(reversed(client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
+        max_results=10_000)))
+
+
+def log_run_text(run_id: str, text: str, path: str) -> None:
+    MlflowClient().log_text(run_id, text, path)
+
+
+def log_run_figure(run_id: str, fig, path: str) -> None:
+    """Log a matplotlib figure into a run, then close it."""
+    try:
+        MlflowClient().log_figure(run_id, fig, path)
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
