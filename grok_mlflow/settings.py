@@ -32,6 +32,13 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+def _t(name: str, help: str | None = None) -> Any:
+    """A ``Settings`` field that is also a ``TrackerSettings`` one: the same default and choices
+    (one source), its help from there unless the project says more."""
+    f = TrackerSettings.__dataclass_fields__[name]
+    return _f(f.default, help or f.metadata["help"], f.metadata["choices"])
+
+
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
 DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette")
@@ -41,6 +48,62 @@ LOSS_NAMES = ("cross_entropy", "mse")
 OPTIMIZER_NAMES = ("adamw", "adam")
 DTYPE_NAMES = ("float32", "float64")
 DEVICE_NAMES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """What ``GrokTracker`` needs: when to measure, LC, PGD, partition, writing. Nothing in it
+    names a dataset or a model; ``Settings.tracker_settings()`` gives the project's own.
+
+    Example:
+        >>> TrackerSettings(steps=5000, lc_radius=(0.01, 0.05), adv_eps=(8 / 255,))
+    """
+
+    # --- when to measure ---
+    steps: int = _f(20000, "last optimisation step of the schedule (>= 1)")
+    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
+    eval_every: int = _f(0, "also measure every N steps (0 = off)")
+    # --- what to measure on ---
+    eval_size: int = _f(0, "samples per split that accuracy and loss are measured on, a fixed "
+                        "seeded subset (>= 0; 0 = the whole split, or 2,000 of a Dataset)")
+    loss: str = _f("cross_entropy", "loss reported as loss/*: cross_entropy or mse on one-hot "
+                   "targets", LOSS_NAMES)
+    seed: int = _f(0, "seed of the probe sets, LC directions and PGD starts (>= 0)")
+    # --- local complexity ---
+    lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
+                                      "comma-separated for several (> 0)")
+    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
+    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
+    # --- adversarial robustness ---
+    adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
+                                    "0.1, 0.2 x the input range")
+    adv_steps: int = _f(10, "PGD steps (>= 1)")
+    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1)")
+    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+    # --- partition slice ---
+    partition_every: int = _f(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
+                                  "every N-th eval step and the last (0 = off)")
+    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
+    # --- writing ---
+    checkpoint_every_s: float = _f(30.0, "write buffered metrics and a checkpoint at the first "
+                                   "measured step after this many seconds (> 0)")
+    tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
+                                 "store before saving the metrics to a file (>= 0)")
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("steps", "lc_directions", "lc_samples", "adv_steps", "adv_samples"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size"):
+            _require(self, name, getattr(self, name) >= 0, ">= 0")
+        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
+        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
+                 "in [16, 4096]")
+        _require(self, "checkpoint_every_s", self.checkpoint_every_s > 0, "> 0")
+        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
+        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
+                 "one or more radii, each > 0")
+        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -58,9 +121,9 @@ class Settings:
                               "(>= 1) or a fraction (< 1) of train_size (>= 0)")
     image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)")
     download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
-    eval_size: int = _f(0, "images per split that accuracy and loss are measured on, a fixed "
-                        "seeded subset (>= 0; 0 = the whole split; imagenette decodes this many "
-                        "once, 0 = 2000)")
+    eval_size: int = _t("eval_size", "images per split that accuracy and loss are measured on, "
+                        "a fixed seeded subset (>= 0; 0 = the whole split; imagenette decodes this "
+                        "many once, 0 = 2000)")
     data_workers: int = _f(-1, "DataLoader processes decoding a streamed dataset (imagenette) "
                            "(-1 = one per CPU core, at most 8; 0 = decode in the training process)")
     # --- model ---
@@ -76,36 +139,31 @@ class Settings:
     lr: float = _f(1e-3, "learning rate (> 0)")
     weight_decay: float = _f(0.01, "weight decay (>= 0)")
     batch_size: int = _f(200, "minibatch size (>= 1, <= train_size)")
-    steps: int = _f(20000, "optimisation steps (>= 1)")
-    loss: str = _f("cross_entropy", "cross_entropy, or mse on one-hot targets (Omnigrok)",
-                   LOSS_NAMES)
-    seed: int = _f(0, "seed of data split, init, batches and measures (>= 0)")
+    steps: int = _t("steps", "optimisation steps (>= 1)")
+    loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
+    seed: int = _t("seed", "seed of data split, init, batches and measures (>= 0)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES)
     dtype: str = _f("float32", "floating-point type of the model, the data and every measure "
                     "(float64: as the authors' MNIST MLP)", DTYPE_NAMES)
     # --- measurement schedule ---
-    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
-    eval_every: int = _f(0, "also measure every N steps (0 = off)")
-    checkpoint_every_s: float = _f(30.0, "write buffered metrics and a checkpoint at the first "
-                                   "measured step after this many seconds (> 0)")
-    tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
-                                 "store before saving the metrics to a file (>= 0)")
+    eval_points: int = _t("eval_points")
+    eval_every: int = _t("eval_every")
+    checkpoint_every_s: float = _t("checkpoint_every_s")
+    tracking_retry_s: float = _t("tracking_retry_s")
     # --- local complexity ---
-    lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
-                                      "comma-separated for several (> 0)")
-    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
-    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1; at most the set; "
-                         "paper: 1000 for MNIST)")
+    lc_radius: tuple[float, ...] = _t("lc_radius")
+    lc_directions: int = _t("lc_directions")
+    lc_samples: int = _t("lc_samples", "points per LC set: train, test, random (>= 1; at most "
+                         "the set; paper: 1000 for MNIST)")
     # --- adversarial robustness ---
-    adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets in pixel units [0, 1], "
+    adv_eps: tuple[float, ...] = _t("adv_eps", "l-inf PGD budgets in pixel units [0, 1], "
                                     "comma-separated; empty = dataset default")
-    adv_steps: int = _f(10, "PGD steps (>= 1)")
-    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1; at most the test set)")
-    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+    adv_steps: int = _t("adv_steps")
+    adv_samples: int = _t("adv_samples", "fixed test subset for PGD (>= 1; at most the test set)")
+    adv_points: int = _t("adv_points")
     # --- input-space partition on a plane through three training points (paper figs. 1, 3)
-    partition_every: int = _f(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
-                                  "every N-th eval step and the last (0 = off)")
-    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
+    partition_every: int = _t("partition_every")
+    partition_resolution: int = _t("partition_resolution")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -152,62 +210,6 @@ class Settings:
     def to_params(self) -> dict[str, str]:
         """Every setting as a string, the way MLflow stores params (and ``from_strings`` reads)."""
         return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class TrackerSettings:
-    """What ``GrokTracker`` needs: when to measure, LC, PGD, partition, writing. Nothing in it
-    names a dataset or a model; ``Settings.tracker_settings()`` gives the project's own.
-
-    Example:
-        >>> TrackerSettings(steps=5000, lc_radius=(0.01, 0.05), adv_eps=(8 / 255,))
-    """
-
-    # --- when to measure ---
-    steps: int = _f(20000, "last optimisation step of the schedule (>= 1)")
-    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
-    eval_every: int = _f(0, "also measure every N steps (0 = off)")
-    # --- what to measure on ---
-    eval_size: int = _f(0, "samples per split that accuracy and loss are measured on, a fixed "
-                        "seeded subset (>= 0; 0 = the whole split, or 2,000 of a Dataset)")
-    loss: str = _f("cross_entropy", "loss reported as loss/*: cross_entropy or mse on one-hot "
-                   "targets", LOSS_NAMES)
-    seed: int = _f(0, "seed of the probe sets, LC directions and PGD starts (>= 0)")
-    # --- local complexity ---
-    lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; several "
-                                      "allowed (> 0)")
-    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
-    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
-    # --- adversarial robustness ---
-    adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
-                                    "0.1, 0.2 x the input range")
-    adv_steps: int = _f(10, "PGD steps (>= 1)")
-    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1)")
-    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
-    # --- partition slice ---
-    partition_every: int = _f(10, "partition snapshot at every N-th eval step and the last "
-                                  "(0 = off)")
-    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
-    # --- writing ---
-    checkpoint_every_s: float = _f(30.0, "write buffered metrics (and a checkpoint) at the first "
-                                   "measured step after this many seconds (> 0)")
-    tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
-                                 "store before saving the metrics to a file (>= 0)")
-
-    def __post_init__(self) -> None:
-        _check_types(self)
-        for name in ("steps", "lc_directions", "lc_samples", "adv_steps", "adv_samples"):
-            _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size"):
-            _require(self, name, getattr(self, name) >= 0, ">= 0")
-        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
-        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
-                 "in [16, 4096]")
-        _require(self, "checkpoint_every_s", self.checkpoint_every_s > 0, "> 0")
-        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
-        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
-                 "one or more radii, each > 0")
-        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
 
 
 def _check_types(obj: Any) -> None:
