@@ -12,8 +12,9 @@
 A thin adapter: Lightning's events become the calls a plain loop makes to ``GrokTracker``
 (``on_train_start`` enters it, every optimisation step is ``tracker.step(trainer.global_step)``,
 ``on_train_end`` / ``on_exception`` leave it). With an ``MLFlowLogger`` the measurements go into
-the logger's own run (no second run; the logger keeps owning and ending it); without one the
-tracker starts a run of its own. The schedule runs over ``settings.steps``, by default the
+the logger's own run (no second run; the logger keeps owning, naming and ending it; the
+tracker's settings become params ``grok.<name>`` beside the module's hyperparameters); without one
+the tracker starts a run of its own, named after the module. The schedule runs over ``settings.steps``, by default the
 trainer's ``max_steps`` (or its estimated number of optimisation steps).
 
 Resume: the callback's state (the measured history and last step) is saved in Lightning's
@@ -38,7 +39,7 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
 from .probes import Data
 from .recorder import Recorder
 from .settings import TrackerSettings
-from .tracking import GrokTracker, model_run_name
+from .tracking import GrokTracker, model_run_name, settings_params
 
 __all__ = ["GrokCallback"]
 
@@ -84,7 +85,9 @@ class GrokCallback(Callback):
             recorder = Recorder(name, run_id=logger.run_id, attach=True,
                                 flush_every_s=settings.checkpoint_every_s,
                                 tracking_uri=getattr(logger, "_tracking_uri", None))
-        self.tracker = GrokTracker(pl_module, self.train, self.test, settings,
+        # in the logger's run, our params are namespaced: the module's hparams are there too
+        params = settings_params(settings, "grok." if logger is not None else "")
+        self.tracker = GrokTracker(pl_module, self.train, self.test, settings, params=params,
                                    domain=self.domain, run_name=name, log_model=False,
                                    progress=self.progress, resume=self._resume,
                                    recorder=recorder)

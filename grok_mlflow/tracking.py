@@ -125,7 +125,7 @@ class GrokTracker:
         s = self.settings = settings or TrackerSettings()
         self.model, self.train_data, self.test_data, self.domain = model, train, test, domain
         self.run_name = run_name or model_run_name(model)
-        self.params = dict(params) if params is not None else _settings_params(s)
+        self.params = dict(params) if params is not None else settings_params(s)
         self.log_model, self.progress = log_model, progress
         self.artifact_every_s = artifact_every_s
         self.extra_config = dict(extra_config or {})
@@ -188,7 +188,7 @@ class GrokTracker:
                   f"{tuple(self.domain)} (normalise inside the model)", file=sys.stderr)
         existing = self.recorder.params()
         device = next(self.model.parameters()).device
-        tags = {"seed": str(self.settings.seed), "mlflow.runName": self.run_name,
+        tags = {"seed": str(self.settings.seed),
                 # the model is on this device already: naming it initialises nothing new
                 "grok_mlflow.device": (torch.cuda.get_device_name(device)
                                        if device.type == "cuda" else
@@ -197,6 +197,8 @@ class GrokTracker:
         # default first: keep the true values visible (tags, config.json) and say so.
         stale = sorted(k for k, v in self.params.items()
                        if k in existing and not _same_value(existing[k], v))
+        if not self.recorder.attach:     # a run another integration owns keeps its name
+            tags["mlflow.runName"] = self.run_name
         if stale:
             tags["grok_mlflow.stale_params"] = ",".join(stale)
             tags.update({f"setting.{k}": self.params[k] for k in stale})
@@ -408,10 +410,12 @@ class GrokTracker:
               + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
 
 
-def _settings_params(settings: TrackerSettings) -> dict[str, str]:
+def settings_params(settings: TrackerSettings, prefix: str = "") -> dict[str, str]:
+    """The tracker settings as MLflow params (``prefix``: e.g. ``grok.`` in a shared run)."""
     from .settings import _format
 
-    return {f.name: _format(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    return {prefix + f.name: _format(getattr(settings, f.name))
+            for f in dataclasses.fields(settings)}
 
 
 def _same_value(logged: str, resolved: str) -> bool:

@@ -56,10 +56,11 @@ def test_a_users_own_model_loop_and_dataloaders_with_default_measures():
     loader = DataLoader(train_set, batch_size=50, shuffle=True)
     model = TinyResNet()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    with GrokTracker(model, train=loader, test=test_set, settings=SMALL,
+    settings = TrackerSettings(steps=200)   # how long the loop trains; every measure at default
+    with GrokTracker(model, train=loader, test=test_set, settings=settings,
                      progress=False, log_model=False) as tracker:
         step = 0
-        while step < SMALL.steps:
+        while step < settings.steps:
             for x, y in loader:
                 loss = nn.functional.cross_entropy(model(x), y)
                 opt.zero_grad()
@@ -68,7 +69,7 @@ def test_a_users_own_model_loop_and_dataloaders_with_default_measures():
                 step += 1
                 tracker.step(step, loss=loss)
                 tracker.log_metrics({"my/grad_norm": torch.tensor(1.5), "my/lr": 0.01}, step)
-                if step == SMALL.steps:
+                if step == settings.steps:
                     break
     run = only_run()
     n_params = sum(p.numel() for p in model.parameters())
@@ -76,13 +77,13 @@ def test_a_users_own_model_loop_and_dataloaders_with_default_measures():
     assert run.data.tags["mlflow.runName"] == f"TinyResNet_{n_params / 1e3:.3g}k"
     metrics = set(run.data.metrics)
     assert {"acc/train", "acc/test", "lc/train", "lc/random", "adv/acc/eps_0.1",
-            "grok/interpolation_step" if "grok/interpolation_step" in metrics else "acc/test",
             "my/grad_norm", "my/lr"} <= metrics
     assert any(k.startswith("grok/") for k in metrics)
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(run.info.run_id, "lc/train")] == \
-        log_schedule(SMALL.steps, SMALL.eval_points)
-    assert len(client.get_metric_history(run.info.run_id, "my/lr")) == SMALL.steps
+        log_schedule(settings.steps, settings.eval_points)
+    assert len(client.get_metric_history(run.info.run_id, "my/lr")) == settings.steps
+    assert "partition/regions" in metrics                    # the default partition snapshots
     config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
     assert config["model"] == {"class": "test_integrations.TinyResNet", "parameters": n_params,
                                "measured_layers": ["block.0", "block.2"]}
@@ -159,6 +160,8 @@ def test_lightning_trainer_with_mlflow_logger_writes_one_run(tmp_path, tracking_
     assert steps == log_schedule(200, 8)                    # grok_mlflow's, on its schedule
     assert {"acc/test", "adv/acc/eps_0.1"} <= set(run.data.metrics)
     assert run.data.tags["mlflow.note.content"].startswith("### What this run showed")
+    assert run.data.params["grok.lc_samples"] == "50" and "lc_samples" not in run.data.params
+    assert not run.data.tags["mlflow.runName"].startswith("LitNet")   # the logger's name kept
 
 
 def test_lightning_resume_from_a_checkpoint_continues_without_duplicates(tmp_path,
