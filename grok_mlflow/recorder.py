@@ -32,7 +32,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
-from .plugin import managed_run, version_tags
+from ._context import managed_run, version_tags
 
 __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailable",
            "history_csv", "import_metrics", "load_checkpoint", "read_history_csv",

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from .complexity import local_complexity
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
-from .plugin import package_version
+from ._context import package_version
 from .probes import Data, draw_probes
 from .recorder import (DEFAULT_EXPERIMENT, MetricBuffer, Recorder, TrackingUnavailable,
                        history_csv, import_metrics, read_history_csv, run_artifact_text,
