@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--ray-address", default=None,
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
+    sweep.add_argument("--experiment", default=None,
+                       help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else the "
+                            "sweep's name)")
     part = sub.add_parser("partition", help="draw a run's input-space partition slice (PNG)",
                           description="Draw the partition on the plane through the run's three "
                                       "training points, from a stored snapshot's weights.")
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sweep":
         from .sweep import main_sweep
-        return main_sweep(args.spec, args.ray_address or None, args.storage_path)
+        return main_sweep(args.spec, args.ray_address or None, args.storage_path,
+                          args.experiment)
     if args.command == "mlproject":
         from .settings import render_mlproject
         print(render_mlproject(), end="")

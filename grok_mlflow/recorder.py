@@ -40,6 +40,18 @@ __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailabl
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
 MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
+# MLflow 3's UI opens an experiment by its kind; without this tag it may guess GenAI (traces)
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def use_experiment(name: str) -> str:
+    """Make ``name`` the active experiment (created if new) and mark it as model training for
+    the MLflow UI, unless it already has a kind; returns its id."""
+    experiment = mlflow.set_experiment(name)
+    if "mlflow.experimentKind" not in (experiment.tags or {}):
+        for key, value in EXPERIMENT_KIND.items():
+            MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 class TrackingUnavailable(RuntimeError):
@@ -174,7 +186,7 @@ class Recorder:
                                       or (None if os.environ.get("MLFLOW_EXPERIMENT_ID") else
                                           DEFAULT_EXPERIMENT))
                         if experiment:
-                            mlflow.set_experiment(experiment)
+                            use_experiment(experiment)
                     mlflow.start_run(run_name=self.run_name)
                     self.owns_run = True
             self.run_id = mlflow.active_run().info.run_id
@@ -486,9 +498,13 @@ def use_tracking_uri(uri: str, create: bool = False) -> None:
 
 @contextmanager
 def sweep_parent_run(name: str, params: Mapping[str, str], tags: Mapping[str, str],
-                     spec_file: str = "") -> Iterator[tuple[str, str]]:
-    """A sweep's parent run, with its spec as params (and file): yields (run id, experiment id)
-    and ends the run (FAILED on an exception)."""
+                     spec_file: str = "", experiment: str | None = None
+                     ) -> Iterator[tuple[str, str]]:
+    """A sweep's parent run, with its spec as params (and file), in ``experiment`` (created if
+    new, marked as model training): yields (run id, experiment id) and ends the run (FAILED on
+    an exception)."""
+    if experiment:
+        use_experiment(experiment)
     with managed_run(), mlflow.start_run(run_name=name) as parent:
         run_id = parent.info.run_id
         client = MlflowClient()

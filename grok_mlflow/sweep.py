@@ -154,10 +154,12 @@ def _trial(space: dict[str, Any]) -> None:
 
 
 def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
-              storage_path: str | None = None) -> str:
+              storage_path: str | None = None, experiment: str | None = None) -> str:
     """Run every trial of ``spec`` with Ray Tune; returns the parent run's id.
 
     Args:
+        experiment: the MLflow experiment of the parent and its children (default
+            ``$MLFLOW_EXPERIMENT_NAME``, else the sweep's name: one experiment per sweep).
         ray_address: an existing Ray cluster (``ray://...`` or ``host:port``); default
             ``$RAY_ADDRESS`` or a local Ray started for this sweep.
         storage_path: Ray Tune's results directory (default ``./ray_results``, made absolute).
@@ -182,8 +184,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
                 "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
         with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec),
-                              {"grok_mlflow.sweep": spec.name}, spec.source) as (parent_id,
-                                                                                 experiment_id):
+                              {"grok_mlflow.sweep": spec.name}, spec.source,
+                              _experiment_for(spec, experiment)) as (parent_id, experiment_id):
             # relative paths would resolve inside each trial's own directory
             base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
                                        ).to_params()
@@ -208,6 +210,15 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
+    """The sweep's experiment: the one asked for, ``$MLFLOW_EXPERIMENT_NAME``, else the sweep's
+    name. None under ``mlflow run`` (its launcher run, which becomes the parent, already lives in
+    the experiment ``mlflow run --experiment-name`` chose)."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return None
+    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or spec.name
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, str]:
@@ -257,11 +268,13 @@ def _summarise(parent_id: str, spec: SweepSpec) -> None:
             log_run_figure(parent_id, fig, path)
 
 
-def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None) -> int:
+def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,
+               experiment: str | None = None) -> int:
     """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status."""
     try:
         spec = load_spec(spec_path)
-        parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path)
+        parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path,
+                           experiment=experiment)
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2

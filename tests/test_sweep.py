@@ -86,6 +86,10 @@ max_concurrent: 2
     assert len(parents) == 1 and len(children) == 4
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.params["grid.width"] == "16,64"
+    experiment = client.get_experiment(parent.info.experiment_id)   # one experiment per sweep
+    assert experiment.name == "tiny" and {c.info.experiment_id for c in children} == {
+        experiment.experiment_id}
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert {c.data.tags["mlflow.runName"] for c in children} == {
         "width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"}
     for child in children:

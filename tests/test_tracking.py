@@ -53,6 +53,9 @@ def test_train_records_a_finished_run_with_every_metric(tracking_uri):
     assert run.data.params["width"] == "16" and run.data.params["lc_radius"] == "0.05"
     assert run.data.tags["mlflow.runName"] == "digits_mlp_w16_d2_wd0.01_s0"
     assert run.data.tags["grok_mlflow.version"]            # the run-context plugin
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "grok_mlflow"                 # training runs, for MLflow 3's UI
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     schedule = log_schedule(30, 4)
     history = client.get_metric_history(result.run_id, "lc/train")
     assert [m.step for m in history] == schedule            # every scheduled point, once
