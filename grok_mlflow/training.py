@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from torch import nn
 from .data import check_dataset, dataset_spec, load_dataset, training_batches
 from .evaluation import loss_function
 from .models import build_model
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, load_preset
 from .recorder import load_checkpoint, load_snapshot_weights, run_config, snapshot_steps
 from .tracking import GrokTracker
 
@@ -37,10 +38,27 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+# settings that say where or how a run ran, not what it is: never part of its name
+_NOT_IN_NAMES = {"preset", "data_root", "download", "data_workers", "device",
+                 "checkpoint_every_s", "tracking_retry_s"}
+
+
 def run_name_for(settings: Settings) -> str:
-    """A run name that says what defines the run, e.g. ``digits_mlp_w200_d4_wd0.01_s0``."""
-    return (f"{settings.dataset}_{settings.model}_w{settings.width}_d{settings.depth}"
-            f"_wd{settings.weight_decay:g}_s{settings.seed}")
+    """A run name that tells runs apart: the preset's file name (else ``dataset_model``), then
+    every setting that differs from the preset (else from the defaults), e.g. ``digits_mlp``,
+    ``digits_mlp:depth=2,width=16``, ``fig1_mnist_mlp:steps=20000,seed=1``."""
+    base, reference = f"{settings.dataset}_{settings.model}", Settings()
+    if settings.preset:
+        base = os.path.splitext(os.path.basename(settings.preset))[0]
+        try:
+            reference = load_preset(settings.preset)
+        except SettingsError:      # the file is gone (a run rebuilt elsewhere): the defaults
+            pass
+    mine, theirs = settings.to_params(), reference.to_params()
+    changed = [f"{k}={v}" for k, v in mine.items()
+               if k not in _NOT_IN_NAMES and v != theirs[k]]
+    name = base + (":" + ",".join(changed) if changed else "")
+    return name if len(name) <= 250 else name[:249] + "…"   # MLflow's run-name limit
 
 
 def resolve_device(name: str) -> torch.device:

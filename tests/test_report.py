@@ -152,7 +152,7 @@ def test_a_finished_run_carries_its_report_and_the_cli_prints_it(capsys):
     result = train(settings, progress=False)
     run = MlflowClient().get_run(result.run_id)
     note = run.data.tags["mlflow.note.content"]
-    assert note.startswith("### What this run showed: digits_mlp_w16_d2_wd0.01_s0")
+    assert note.startswith("### What this run showed: digits_mlp:train_size=300,depth=2,")
     assert mlflow.artifacts.load_text(f"runs:/{result.run_id}/report.md") == note
     for phase in ("first descent", "ascent", "second descent", "interpolation",
                   "delayed generalization", "delayed robustness (eps 0.1)"):

@@ -51,7 +51,9 @@ def test_train_records_a_finished_run_with_every_metric(tracking_uri):
     assert run.info.status == "FINISHED"
     assert BASE_KEYS <= set(run.data.metrics)
     assert run.data.params["width"] == "16" and run.data.params["lc_radius"] == "0.05"
-    assert run.data.tags["mlflow.runName"] == "digits_mlp_w16_d2_wd0.01_s0"
+    assert run.data.tags["mlflow.runName"] == (     # what differs from the defaults
+        "digits_mlp:train_size=300,depth=2,width=16,batch_size=50,steps=30,eval_points=4,"
+        "lc_directions=5,lc_samples=40,adv_steps=3,adv_samples=40,adv_points=2,partition_every=0")
     assert run.data.tags["grok_mlflow.version"]            # the run-context plugin
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "grok_mlflow"                 # training runs, for MLflow 3's UI
@@ -444,3 +446,17 @@ def test_the_plugin_tags_only_the_runs_grok_mlflow_starts(tracking_uri):
     ours = MlflowClient().get_run(train(Settings(**TINY), progress=False).run_id).data.tags
     assert ours["grok_mlflow.torch"] == torch.__version__.split("+")[0]
     assert ours["grok_mlflow.device"] == f"cpu ({platform.machine()})"
+
+
+def test_runs_of_different_presets_get_different_names():
+    from grok_mlflow.settings import load_preset
+    from grok_mlflow.training import run_name_for
+
+    presets = ["fig1_mnist_mlp", "fig3_mlp_init8", "fig25_gelu_mlp"]   # same dataset and MLP
+    loaded = [load_preset(str(REPO / "projects" / f"{p}.yaml")) for p in presets]
+    assert [run_name_for(s) for s in loaded] == presets
+    changed = dataclasses.replace(loaded[0], steps=20000, seed=1, device="cpu",
+                                  data_root="/elsewhere")
+    assert run_name_for(changed) == "fig1_mnist_mlp:steps=20000,seed=1"   # where it ran: not
+    assert run_name_for(Settings()) == "digits_mlp"
+    assert run_name_for(Settings(width=16, lr=3e-4)) == "digits_mlp:width=16,lr=0.0003"
