@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--ray-address", default=None,
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
+    sweep.add_argument("--verbose", action="store_true",
+                       help="Ray's and Ray Tune's own output too (default: the live table only)")
+    sweep.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                       help="when stderr is not a terminal, print the table this often "
+                            "(default 30)")
     sweep.add_argument("--experiment", default=None,
                        help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else the "
                             "sweep's name)")
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         from .sweep import main_sweep
         return main_sweep(args.spec, args.ray_address or None, args.storage_path,
-                          args.experiment)
+                          args.experiment, args.verbose, args.progress_every)
     if args.command == "mlproject":
         from .settings import render_mlproject
         print(render_mlproject(), end="")

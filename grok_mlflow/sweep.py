@@ -143,23 +143,35 @@ def _trial(space: dict[str, Any]) -> None:
     tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
             "grok_mlflow.trial": config["name"]}
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
+    def report_progress(step: int, metrics) -> None:   # the driver's live table (progress.py)
+        tune.report({"step": step, "steps": settings.steps,
+                     **{k.replace("/", "_"): v for k, v in metrics.items()
+                        if k in ("acc/test", "lc/train")}})
+
     earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
-        result = train(settings, run_name=config["name"], progress=False, resume=earlier)
+        result = train(settings, run_name=config["name"], progress=False, resume=earlier,
+                       on_progress=report_progress)
     else:
         with child_run(config["name"], config["experiment_id"], tags):
-            result = train(settings, run_name=config["name"], progress=False)
-    tune.report({k.replace("/", "_"): v for k, v in result.metrics.items()
-                 if not k.startswith("lc") or k.count("/") == 1})
+            result = train(settings, run_name=config["name"], progress=False,
+                           on_progress=report_progress)
+    tune.report({"step": settings.steps, "steps": settings.steps,
+                 **{k.replace("/", "_"): v for k, v in result.metrics.items()
+                    if not k.startswith("lc") or k.count("/") == 1}})
 
 
 def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
-              storage_path: str | None = None, experiment: str | None = None) -> str:
+              storage_path: str | None = None, experiment: str | None = None,
+              verbose: bool = False, progress_every_s: float = 30.0) -> str:
     """Run every trial of ``spec`` with Ray Tune; returns the parent run's id.
 
     Args:
         experiment: the MLflow experiment of the parent and its children (default
             ``$MLFLOW_EXPERIMENT_NAME``, else the sweep's name: one experiment per sweep).
+        verbose: Ray's and Ray Tune's own output too (default: only grok_mlflow's live table,
+            ``progress.SweepProgress``, redrawn in place on a terminal or every
+            ``progress_every_s`` seconds in a log).
         ray_address: an existing Ray cluster (``ray://...`` or ``host:port``); default
             ``$RAY_ADDRESS`` or a local Ray started for this sweep.
         storage_path: Ray Tune's results directory (default ``./ray_results``, made absolute).
@@ -167,6 +179,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     import ray
     from ray import tune
 
+    from .progress import SweepProgress
     from .recorder import absolute_tracking_uri, sweep_parent_run, use_tracking_uri
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -175,8 +188,10 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        import logging
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+                 configure_logging=verbose,
+                 logging_level=logging.INFO if verbose else logging.WARNING)
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         if len(nodes) > 1 and _is_local_store(uri):
@@ -198,7 +213,10 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 param_space={"trial": tune.grid_search(configs)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
                 run_config=tune.RunConfig(
-                    storage_path=storage, name=f"{spec.name}-{parent_id[:8]}", verbose=0,
+                    storage_path=storage, name=f"{spec.name}-{parent_id[:8]}",
+                    verbose=2 if verbose else 0, callbacks=[SweepProgress(
+                        spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
+                        every_s=progress_every_s)],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
             results = tuner.fit()
             errors = [str(r.error) for r in results if r.error]
@@ -210,6 +228,11 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+def _steps(spec: SweepSpec, overrides: dict[str, Any]) -> int:
+    """A trial's total steps (``steps`` may be on the grid)."""
+    return int(overrides.get("steps", spec.base.steps))
 
 
 def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
@@ -269,12 +292,14 @@ def _summarise(parent_id: str, spec: SweepSpec) -> None:
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,
-               experiment: str | None = None) -> int:
+               experiment: str | None = None, verbose: bool = False,
+               progress_every_s: float = 30.0) -> int:
     """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status."""
     try:
         spec = load_spec(spec_path)
         parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path,
-                           experiment=experiment)
+                           experiment=experiment, verbose=verbose,
+                           progress_every_s=progress_every_s)
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2

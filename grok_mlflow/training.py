@@ -13,7 +13,9 @@ import math
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -97,7 +99,9 @@ class _Untracked:
 
 
 def train(settings: Settings, *, experiment: str | None = None, run_name: str | None = None,
-          progress: bool = True, track: bool = True, resume: str | None = None) -> TrainResult:
+          progress: bool = True, track: bool = True, resume: str | None = None,
+          on_progress: Callable[[int, Mapping[str, float]], None] | None = None,
+          progress_every_s: float = 5.0) -> TrainResult:
     """Train ``settings.model`` on ``settings.dataset`` and track it in MLflow.
 
     Adam(W) on minibatches drawn without replacement (a fresh seeded permutation each epoch; the
@@ -107,6 +111,8 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     ``resume=RUN_ID`` continues that run from its last checkpoint (``settings`` should be the
     run's own: see ``resume_settings``); on CPU the result equals an uninterrupted run's.
     ``track=False`` runs the same loop with no measurement and no MLflow (for benchmarks).
+    ``on_progress(step, latest metrics)`` is called at every measured step and at least every
+    ``progress_every_s`` seconds (a sweep's trials report their progress through it).
     """
     device = check_settings(settings)
     data = load_dataset(settings, device)
@@ -153,6 +159,8 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     with (tracker_context as tracker, contextlib.closing(batches),
           _interrupt_at_step_boundary() as interrupted):
         model.train()
+        latest: Mapping[str, float] = {}
+        next_progress = time.monotonic() + progress_every_s
         for step in range(start, settings.steps + 1):
             if interrupted:
                 stop = KeyboardInterrupt(f"interrupted after step {step - 1}")
@@ -163,7 +171,11 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            tracker.step(step, loss=loss)
+            measured = tracker.step(step, loss=loss)
+            if on_progress is not None and (measured or time.monotonic() >= next_progress):
+                latest = measured or latest
+                on_progress(step, latest)
+                next_progress = time.monotonic() + progress_every_s
         final = tracker.history.get(settings.steps, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
 
