@@ -260,7 +260,10 @@ def _summarise(parent_id: str, spec: SweepSpec) -> None:
                            run_artifact_text, tag_run)
     from .report import report_table, reproduction_report
 
-    runs = child_runs(parent_id)
+    # the grid's order (sorted by the swept values as the spec lists them): rows, legends
+    order = {trial_name(o): i for i, o in enumerate(spec.trials())}
+    runs = sorted(child_runs(parent_id), key=lambda r: order.get(
+        r.data.tags.get("mlflow.runName", ""), len(order)))
     finals = ["acc/train", "acc/test", "lc/train", "lc/test", "lc/random"]
     out = io.StringIO()
     writer = csv.writer(out)
@@ -279,10 +282,8 @@ def _summarise(parent_id: str, spec: SweepSpec) -> None:
         histories[name] = (run, read_history_csv(text))
     log_run_text(parent_id, out.getvalue(), "phases.csv")
     if histories:
-        # what every trial showed, one row each, in the grid's order (so sorted by swept value)
-        order = {trial_name(o): i for i, o in enumerate(spec.trials())}
-        names = sorted(histories, key=lambda n: order.get(n, len(order)))
-        table = report_table({n: reproduction_report(histories[n][1]) for n in names})
+        # what every trial showed, one row each, in the grid's order
+        table = report_table({n: reproduction_report(h) for n, (_, h) in histories.items()})
         text = (f"### Sweep {spec.name}: what each trial showed\n\nA step where the phase was "
                 f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
         log_run_text(parent_id, text, "report.md")
