@@ -56,10 +56,9 @@ class SweepProgress(Callback):
     def __init__(self, name: str, trials: dict[str, int], every_s: float = 30.0,
                  stream: IO[str] | None = None):
         self.name, self.every_s = name, every_s
-        self.stream = stream or sys.stderr
+        self._stream = stream          # None: sys.stderr when drawing (Ray pickles callbacks)
         self.rows = {n: TrialRow(n, s) for n, s in trials.items()}
         self.width = max((len(n) for n in trials), default=0)
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.monotonic()
         self._drawn_lines = 0
         self._last_draw = 0.0
@@ -115,6 +114,14 @@ class SweepProgress(Callback):
 
     def lines(self) -> list[str]:
         return [self.total(), *(r.line(self.width) for r in self.rows.values())]
+
+    @property
+    def stream(self) -> IO[str]:
+        return self._stream or sys.stderr
+
+    @property
+    def tty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def draw(self, force: bool = False) -> None:
         """Redraw in place on a terminal (<= 2 per second), else a block every ``every_s``."""
