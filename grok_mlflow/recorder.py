@@ -225,11 +225,7 @@ class Recorder:
 
     def log_figure(self, fig, path: str) -> None:
         """Log a matplotlib figure, then close it."""
-        try:
-            self.client.log_figure(self.run_id, fig, path)
-        finally:
-            import matplotlib.pyplot as plt
-            plt.close(fig)
+        log_run_figure(self.run_id, fig, path, self.client)
 
     # ---------------------------------------------------------------- metrics
     def add_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
@@ -272,9 +268,6 @@ class Recorder:
                 for k in keys}
 
     # ---------------------------------------------------------------- artifacts
-    def log_file(self, local_path: str, artifact_dir: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, local_path, artifact_dir)
-
     def save_checkpoint(self, state: Mapping[str, Any], retry: bool = False) -> None:
         """``checkpoints/last.pt``; a failed upload warns (the next flush writes a newer one),
         or raises with ``retry``."""
@@ -547,10 +540,10 @@ def log_run_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 
 
-def log_run_figure(run_id: str, fig, path: str) -> None:
+def log_run_figure(run_id: str, fig, path: str, client: MlflowClient | None = None) -> None:
     """Log a matplotlib figure into a run, then close it."""
     try:
-        MlflowClient().log_figure(run_id, fig, path)
+        (client or MlflowClient()).log_figure(run_id, fig, path)
     finally:
         import matplotlib.pyplot as plt
         plt.close(fig)

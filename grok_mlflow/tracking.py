@@ -259,10 +259,6 @@ class GrokTracker:
                                   refresh=False)
         return values
 
-    def is_due(self, step: int) -> bool:
-        """Whether ``step`` is on the measurement schedule."""
-        return step in self._due
-
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Your own metrics at ``step``, through the same batched writes (numbers or 0-dim
         tensors; they also go into ``history.csv``). Returns them as floats."""
