@@ -17,7 +17,8 @@ A spec is YAML::
 Every trial runs the same ``train`` as a single run (same tracker, same metrics, ``grok/*``
 phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
 ``mlflow.parentRunId``. The parent run holds the spec (params and artifact), a CSV of every
-trial's phase steps and final metrics, and comparison figures.
+trial's phase steps and final metrics, and comparison figures; the experiment gets a saved MLflow
+UI view of the trials (``recorder.publish_sweep_view``), linked from its description.
 
 Known traps handled here (seen with Ray 2.60 / MLflow 3.17): trials report with
 ``ray.tune.report``; ``RunConfig`` gets an absolute ``storage_path``; trials run with their trial
@@ -180,9 +181,12 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     from ray import tune
 
     from .progress import SweepProgress
-    from .recorder import absolute_tracking_uri, sweep_parent_run, use_tracking_uri
+    from .recorder import (absolute_tracking_uri, publish_sweep_view, sweep_parent_run,
+                           use_tracking_uri)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if not verbose:   # Ray 2.60's new output engine prints its configuration box even when silent
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     uri = absolute_tracking_uri()
     use_tracking_uri(uri, create=True)       # creates the SQLite schema here, once
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
@@ -221,6 +225,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             results = tuner.fit()
             errors = [str(r.error) for r in results if r.error]
             _summarise(parent_id, spec)
+            publish_sweep_view(parent_id, spec.name, list(spec.grid), len(configs))
             if errors:
                 raise RuntimeError(f"{len(errors)} of {len(configs)} trials failed; first: "
                                    f"{errors[0][:500]}")
@@ -304,8 +309,11 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2
-    from .recorder import absolute_tracking_uri
+    from .recorder import absolute_tracking_uri, sweep_view_url
 
+    uri = absolute_tracking_uri()
+    serve = "" if uri.startswith(("http://", "https://")) else \
+        f"  mlflow ui --backend-store-uri {uri}\n"
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
-          f"  mlflow ui --backend-store-uri {absolute_tracking_uri()}", file=sys.stderr)
+          f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import mlflow
 import pytest
@@ -67,7 +68,8 @@ def test_relative_sqlite_uri_becomes_absolute(tmp_path, monkeypatch):
     assert absolute_tracking_uri() == f"sqlite:///{tmp_path}/rel.db"
 
 
-def test_a_four_trial_digits_sweep_leaves_a_parent_and_four_children(tmp_path, monkeypatch):
+def test_a_four_trial_digits_sweep_leaves_a_parent_and_four_children(tmp_path, monkeypatch,
+                                                                     capsys):
     monkeypatch.chdir(tmp_path)
     spec = write(tmp_path, """name: tiny
 base: {steps: 200, depth: 2, lc_samples: 50, lc_directions: 5, adv_samples: 50, eval_points: 8,
@@ -106,7 +108,24 @@ max_concurrent: 2
         f"runs:/{parent.info.run_id}/phases.csv"))))
     assert len(table) == 4 and {r["status"] for r in table} == {"FINISHED"}
     report = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report.md")
-    assert parent.data.tags["mlflow.note.content"] == report
+    pid, eid = parent.info.run_id, experiment.experiment_id
+    link = (f"#/experiments/{eid}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+            f"&viewStateShareKey={pid}")
+    assert parent.data.tags["mlflow.note.content"] == f"[Compare the trials]({link})\n\n{report}"
+    # the comparison view: the experiment's description links it; its filter lists the trials
+    assert experiment.tags["mlflow.note.content"].startswith(
+        f"**Sweep tiny** (4 trials over width, seed, run `{pid[:8]}`): [compare the trials]({link})")
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{pid}"])
+    assert view["orderByKey"] == "params.`width`" and view["selectedColumns"][:2] == [
+        "params.`width`", "params.`seed`"]
+    assert [c["metricKey"] for c in view["compareRunCharts"]] == [
+        "lc/train", "lc/test", "lc/random", "acc/train", "acc/test", "adv/acc/eps_0.05",
+        "adv/acc/eps_0.1", "adv/acc/eps_0.2"]
+    assert sorted(r.info.run_id for r in client.search_runs([eid], view["searchFilter"])) == \
+        sorted(c.info.run_id for c in children)
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"  mlflow ui --backend-store-uri {absolute_tracking_uri()}",
+        f"  then open http://127.0.0.1:5000/{link}"]
     rows = [line.split(" | ")[0][2:] for line in report.splitlines()
             if line.startswith("| width=")]
     assert rows == ["width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"]
@@ -254,4 +273,35 @@ max_concurrent: 2
                if line.split()[1:2] == ["RUNNING"] and 0 < int(line.split()[2].split("/")[0])
                < 3000 and "acc/test" in line]
     assert partway, done.stderr[-3000:]        # seen running, part-way, before the end
-    assert "Configuration for experiment" not in done.stderr   # Ray Tune's own box: off
+    assert "Configuration for experiment" not in done.stderr + done.stdout  # Ray Tune's box: off
+
+
+def test_sweep_views_keep_the_users_description_and_one_line_per_sweep():
+    """Two sweeps into one experiment with a description of the user's own: the user's text
+    stays first, then one line per sweep, newest first; publishing again replaces, not adds."""
+    from grok_mlflow.recorder import child_run, publish_sweep_view, sweep_parent_run
+
+    experiment = mlflow.set_experiment("shared")
+    client = MlflowClient()
+    client.set_experiment_tag(experiment.experiment_id, "mlflow.note.content", "My notes.")
+    parents = []
+    for sweep in ("a", "b"):
+        with sweep_parent_run(f"sweep:{sweep}", {}, {}, experiment="shared") as (pid, eid):
+            pass
+        for width in (8, 16):         # (a sweep's trials run in other processes)
+            with child_run(f"width={width}", eid, {"mlflow.parentRunId": pid}):
+                mlflow.log_param("width", width)
+                mlflow.log_metric("lc/train", 1.0, step=0)
+                mlflow.log_metric("adv/acc/eps_0.1", 0.5, step=0)
+        parents.append(pid)
+        publish_sweep_view(pid, sweep, ["width"], 2)
+    publish_sweep_view(parents[1], "b", ["width"], 2)
+    lines = client.get_experiment(eid).tags["mlflow.note.content"].split("\n\n")
+    assert lines[0] == "My notes." and len(lines) == 3
+    assert lines[1].startswith("**Sweep b** (2 trials over width, run `" + parents[1][:8])
+    assert lines[2].startswith("**Sweep a** (2 trials over width, run `" + parents[0][:8])
+    note = client.get_run(parents[1]).data.tags["mlflow.note.content"]
+    assert note.count("[Compare the trials]") == 1
+    view = json.loads(client.get_experiment(eid).tags[f"mlflow.sharedViewState.{parents[0]}"])
+    assert [c["metricKey"] for c in view["compareRunCharts"]] == ["lc/train", "adv/acc/eps_0.1"]
+    assert len(client.search_runs([eid], view["searchFilter"])) == 2

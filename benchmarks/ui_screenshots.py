@@ -1,0 +1,124 @@
+"""Screenshots of a sweep in the real MLflow UI, as a user opens it (README "Comparing runs").
+
+Runs a small digits sweep (3 widths; about a minute on 2 CPU cores) into a temporary SQLite
+store, starts a real ``mlflow ui`` on 127.0.0.1, and photographs it with headless Chromium
+(Debian: ``apt-get install chromium``):
+
+- ``ui_experiment.png``: the sweep's experiment, as it first opens (its description links the
+  comparison);
+- ``ui_compare_charts.png``: the comparison link: every trial's curves overlaid in the chart view;
+- ``ui_compare_table.png``: the same view as a table (swept settings and final metrics as columns).
+
+Usage::
+
+    python benchmarks/ui_screenshots.py [--out docs] [--port 5077] [--spec SPEC.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = """name: ui_demo
+base: {steps: 600, depth: 2, lc_samples: 100, eval_every: 50, partition_every: 0}
+grid:
+  width: [20, 50, 200]
+resources: {cpu: 1}
+max_concurrent: 2
+"""
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--hide-scrollbars", "--mute-audio"]
+
+
+def _browser() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return name
+    sys.exit("ui_screenshots: no chromium on PATH (Debian/Ubuntu: apt-get install chromium)")
+
+
+def _wait_for(url: str, timeout_s: float = 60) -> None:
+    end = time.time() + timeout_s
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"ui_screenshots: mlflow ui did not answer at {url} within {timeout_s:.0f} s")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def screenshot(browser: str, url: str, path: Path, size: str = "1800,1100",
+               budget_ms: int = 40000) -> None:
+    """One page, after ``budget_ms`` of (virtual) time for its charts to load."""
+    with tempfile.TemporaryDirectory() as profile:   # a first visit, as a new user's
+        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                        f"--window-size={size}", f"--virtual-time-budget={budget_ms}",
+                        f"--screenshot={path}", url], check=True, timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"  {path}  <- {url}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "docs"), help="folder for the PNGs")
+    parser.add_argument("--port", type=int, default=5077)
+    parser.add_argument("--spec", help="a sweep spec to run instead of the built-in one")
+    args = parser.parse_args()
+    browser = _browser()
+    if not _free(args.port):
+        sys.exit(f"ui_screenshots: port {args.port} is in use; pass --port")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = args.spec and os.path.abspath(args.spec)
+        if not spec:
+            spec = os.path.join(tmp, "ui_demo.yaml")
+            Path(spec).write_text(SPEC)
+        store = f"sqlite:///{tmp}/mlflow.db"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+        env.pop("MLFLOW_EXPERIMENT_NAME", None)
+        start = time.time()
+        done = subprocess.run([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp,
+                              env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"ui_screenshots: the sweep failed:\n{done.stderr[-2000:]}")
+        link = next(line.split("then open ", 1)[1] for line in done.stderr.splitlines()
+                    if "then open " in line)
+        print(f"sweep: {time.time() - start:.0f} s; {link}")
+        route = link.split("/#/", 1)[1]                      # experiments/ID/runs?...
+        experiment = route.split("/")[1]
+        base = f"http://127.0.0.1:{args.port}/"
+        ui = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+                               "--host", "127.0.0.1", "--port", str(args.port)], cwd=tmp,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+        try:
+            _wait_for(base)
+            screenshot(browser, f"{base}#/experiments/{experiment}?workflowType=machine_learning",
+                       out / "ui_experiment.png", budget_ms=15000)
+            screenshot(browser, f"{base}#/{route}", out / "ui_compare_charts.png")
+            screenshot(browser, f"{base}#/{route.replace('CHART', 'TABLE')}",
+                       out / "ui_compare_table.png", budget_ms=15000)
+        finally:
+            os.killpg(ui.pid, 15)
+            ui.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
