@@ -15,6 +15,18 @@ Choices where the paper is silent (each is documented where it is made):
   of the first layer, ``|w.x + b| <= r * max_p |w.v_p|`` (a hyperplane through a vertex counts).
 - The model runs in eval mode (batch norm uses its running statistics, dropout is off), so every
   vertex is pushed through the same function; the mode is restored afterwards.
+- Smooth activations (GeLU, SiLU): a neuron counts when its pre-activation changes sign inside
+  the neighbourhood, i.e. the zero level set of the pre-activation (where GeLU bends) cuts it,
+  as the paper counts for its GeLU networks (figs. 10, 25). For GeLU that set is a hyperplane
+  only in the first layer; deeper, it is a curved surface, and the count is of the surfaces
+  that separate two vertices. The count is exact for this definition: it only compares signs.
+
+Discrete inputs (tokens). With ``input_module`` the neighbourhoods live where the input becomes
+continuous: at that module's output e(x) (an embedding), {e(x) +- r v_p} in the flattened
+(T x D) embedding space, and the model runs from there on (the module's output is replaced by
+the vertices; everything else sees the point's own tokens). Counted: every nonlinearity after
+it (for a transformer, every MLP neuron at every position). A model whose output depends on its
+input other than through that module is refused.
 
 Speed. The naive cost is one forward pass over the N*2P vertices. Everything before the first
 nonlinearity is affine in the input (Flatten, Linear, Conv, normalisation, eval-mode batch norm),
@@ -42,7 +54,9 @@ from ._modes import evaluating, full_float32
 
 __all__ = [
     "LocalComplexity",
+    "FromModule",
     "NONLINEARITIES",
+    "embedded",
     "local_complexity",
     "register_nonlinearity",
     "sample_directions",
@@ -381,9 +395,72 @@ def _default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
     return max(1, budget // max(1, bytes_per_vertex))
 
 
+class FromModule(nn.Module):
+    """``model`` run from the output of its submodule ``name``: ``forward(z)`` runs ``model`` on
+    fixed input rows with that submodule's output replaced by ``z`` (B, *E). The model is held,
+    not registered, so this wrapper has no submodules of its own.
+
+    Example:
+        >>> run = FromModule(transformer, "embed", tokens[:1])
+        >>> torch.allclose(run(transformer.embed(tokens[:1])), transformer(tokens[:1]))
+        True
+    """
+
+    def __init__(self, model: nn.Module, name: str, like: Tensor):
+        super().__init__()
+        try:
+            self._target = model.get_submodule(name)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n][:12]
+            raise ValueError(f"lc_input: {type(model).__name__} has no module {name!r}; "
+                             f"modules: {', '.join(names)}...") from None
+        self.__dict__["_model"] = model            # not a submodule
+        self.name, self._row, self._z = name, like[:1], None
+
+    def _replace(self, _module, _args, _out):
+        return self._z
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The submodule's output at inputs ``x``.                             (N, *E)"""
+        out: list[Tensor] = []
+        handle = self._target.register_forward_hook(lambda m, a, o: out.append(o))
+        try:
+            self._model(x)
+        finally:
+            handle.remove()
+        if not out or not isinstance(out[0], Tensor) or not out[0].is_floating_point():
+            raise ValueError(f"lc_input: module {self.name!r} must return a float tensor")
+        return out[0]
+
+    def forward(self, z: Tensor) -> Tensor:
+        self._z = z
+        handle = self._target.register_forward_hook(self._replace)
+        try:
+            return self._model(self._row.expand(len(z), *self._row.shape[1:]))
+        finally:
+            handle.remove()
+            self._z = None
+
+
+def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor]:
+    """``(FromModule(model, name), e(x))``: the model from ``name`` on, and the points there.
+
+    Checks that the model's output depends on ``x`` only through ``name``: the model on ``x`` and
+    from ``e(x)`` (with other input rows) must agree, else ``ValueError``."""
+    run = FromModule(model, name, x[-1:])
+    z = run.embed(x)
+    k = min(len(x), 8)
+    direct, through = model(x[:k]), run(z[:k])
+    if not torch.allclose(direct, through, rtol=1e-4, atol=1e-5 * (1 + direct.abs().max())):
+        raise ValueError(f"lc_input: {type(model).__name__}'s output depends on its input other "
+                         f"than through {name!r}; choose the module where the input enters")
+    return run, z
+
+
 def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
                      n_directions: int = 25, directions: Tensor | None = None, seed: int = 0,
                      per_point: bool = False, max_batch_vertices: int | None = None,
+                     input_module: str | None = None,
                      ) -> LocalComplexity | dict[float, LocalComplexity]:
     """Local complexity of ``model`` around each point of ``x`` (paper sec. 2, fig. 7).
 
@@ -402,6 +479,10 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
             (the authors' code shares them). Point i's directions depend only on (seed, i).
         max_batch_vertices: vertices per forward chunk; default adapts to free memory (a quarter
             of free CUDA memory, 32 MiB on CPU). Counts do not depend on it.
+        input_module: for discrete inputs (token ids): the name of the module whose output is
+            the input space (e.g. ``"embed"``); ``x`` are then the model's own inputs, radius and
+            directions in that module's output units (D = its output size per point). See the
+            module docstring.
 
     Arithmetic is plain float32 (or the model's dtype) even where the user enabled TF32 or
     autocast: reduced precision flips the sign of radius-sized differences (see
@@ -427,6 +508,13 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     param = next(model.parameters(), None)
     device = param.device if param is not None else x.device
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    run: nn.Module = model                   # what the vertices go through
+    if input_module:
+        with evaluating(model), torch.no_grad(), full_float32():
+            run, x = embedded(model, input_module, x.to(device))       # x: (N, *E) embedded
+    elif not x.is_floating_point():
+        raise ValueError("x holds integers (token ids?): give input_module, the module whose "
+                         "output is continuous (e.g. the embedding)")
     x = x.to(device=device, dtype=dtype)
     n_points, input_shape = x.shape[0], x.shape[1:]
     dim = math.prod(input_shape)
@@ -452,11 +540,11 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     counter = _CutCounter(model, n_vertices)
     try:
         with evaluating(model), torch.no_grad(), full_float32():
-            plan = _plan_for(model)
+            plan = _plan_for(model) if run is model else _Plan(head=None, body=run)
             # Probe: one point's worth of rows through the whole model checks the input shape and
             # measures the widest activation per row, to size the chunks.
             try:
-                widest = _widest_activation(model, x[:1].expand(n_vertices, *input_shape))
+                widest = _widest_activation(model, x[:1].expand(n_vertices, *input_shape), run)
             except Exception as err:  # noqa: BLE001 - re-raised with the shape that was rejected
                 raise ValueError(f"{type(model).__name__} rejected input of shape "
                                  f"{tuple(input_shape)} (per point): {err}") from err
@@ -526,7 +614,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
                     flat = xb.reshape(stop - start, 1, dim)                  # (B, 1, D)
                     for r in radii:
                         vertices = flat + r * torch.cat([vb, -vb], dim=1)    # (B, 2P, D)
-                        model(vertices.view(-1, *input_shape))
+                        run(vertices.view(-1, *input_shape))
                         results[r].append(counter.take())
     finally:
         counter.remove()
@@ -563,8 +651,9 @@ def _head_shift(head: nn.Module, directions: Tensor, like: Tensor) -> Tensor:
     return out[1:] - out[:1]
 
 
-def _widest_activation(model: nn.Module, rows: Tensor) -> int:
-    """Run ``model`` on ``rows``; return the largest per-row size of any leaf module's output."""
+def _widest_activation(model: nn.Module, rows: Tensor, run: nn.Module | None = None) -> int:
+    """Run ``model`` (or ``run``, which runs it) on ``rows``; return the largest per-row size of
+    any leaf module's output."""
     widest = 0
 
     def keep(_module, _args, out):
@@ -574,7 +663,7 @@ def _widest_activation(model: nn.Module, rows: Tensor) -> int:
 
     handles = [m.register_forward_hook(keep) for m in model.modules() if not list(m.children())]
     try:
-        model(rows)
+        (run or model)(rows)
     finally:
         for handle in handles:
             handle.remove()

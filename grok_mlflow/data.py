@@ -1,7 +1,9 @@
 """Datasets as tensors on the training device (airbench style: no DataLoader in the hot loop).
 
-Every loader gives inputs in [0, 1] pixel units, shape (N, C, H, W); normalisation, where a
-dataset wants it, is the model's first module, so LC and PGD see pixels. ``DATASETS`` maps a name
+Every image loader gives inputs in [0, 1] pixel units, shape (N, C, H, W); normalisation, where
+a dataset wants it, is the model's first module, so LC and PGD see pixels. ``modular_addition``
+gives tokens instead: (N, 3) int64 sequences ``a, b, =`` (LC then works in the model's embedding
+space, and PGD is off). ``DATASETS`` maps a name
 to its ``DatasetSpec``; an unknown name lists the valid ones.
 
 Small datasets (digits, MNIST, CIFAR) live on the training device as tensors and
@@ -38,11 +40,13 @@ class DataSplits:
     """Train and test tensors on one device (and, for a streamed dataset, the training stream).
 
     Attributes:
-        x_train: (N_train, C, H, W) in [0, 1], the ``dtype`` setting's type (float32 by default).
+        x_train: (N_train, C, H, W) in [0, 1], the ``dtype`` setting's type (float32 by default);
+            for a token dataset (N_train, T) int64 token ids.
         y_train: (N_train,) int64 labels.
         x_test: (N_test, C, H, W), as x_train.          y_test: (N_test,) int64 labels.
         num_classes: number of labels.
-        domain: (low, high) of the input box, for LC's uniformly random points.
+        domain: (low, high) of the input box, for LC's uniformly random points (tokens: the
+            smallest and largest token id).
         train_stream: None for a dataset held as tensors. For a streamed one, the whole training
             subset as a Dataset of ((C, H, W) uint8 image, label) decoded on access, and
             x_train/y_train are only its fixed decoded evaluation subset.
@@ -59,6 +63,11 @@ class DataSplits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the inputs are token ids (integers) rather than continuous values."""
+        return not self.x_train.is_floating_point()
 
     @property
     def n_train(self) -> int:
@@ -82,6 +91,7 @@ class DatasetSpec:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     how_to_get: str = ""
     streamed: bool = False
+    tokens: bool = False     # inputs are int64 token ids (x as int arrays, never cast to float)
 
 
 def _load_digits(settings: Settings):
@@ -98,6 +108,30 @@ def _load_digits(settings: Settings):
     order = np.random.default_rng(settings.seed).permutation(len(x))
     train, test = order[:settings.train_size], order[settings.train_size:]
     return x[train], y[train], x[test], y[test], 10
+
+
+def modular_addition_pairs(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (a, b) of residues mod p as the token sequence ``a, b, =`` (``=`` is token p),
+    with label (a + b) mod p, in the order a * p + b.       (p^2, 3) int64, (p^2,) int64"""
+    p = settings.modulus
+    a, b = np.divmod(np.arange(p * p, dtype=np.int64), p)
+    x = np.stack([a, b, np.full_like(a, p)], axis=1)
+    return x, (a + b) % p
+
+
+def modular_train_size(settings: Settings) -> int:
+    """Training pairs of ``modular_addition``: round(train_fraction x p^2), at least 1."""
+    return max(1, round(settings.train_fraction * settings.modulus ** 2))
+
+
+def _load_modular_addition(settings: Settings):
+    """Modular addition (Power et al. 2022; Nanda et al. 2023): all p^2 pairs, a seeded split of
+    ``train_fraction`` of them for training, the rest for test. Generated; nothing to download."""
+    x, y = modular_addition_pairs(settings)
+    order = np.random.default_rng(settings.seed).permutation(len(x))
+    n = modular_train_size(settings)
+    train, test = np.sort(order[:n]), np.sort(order[n:])
+    return x[train], y[train], x[test], y[test], settings.modulus
 
 
 def _seeded_subset(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -300,6 +334,10 @@ DATASETS: dict[str, DatasetSpec] = {
                                          "imagenette2-160.tgz (image_size <= 160), "
                                          "imagenette2-320.tgz (<= 320) or imagenette2.tgz under "
                                          "DATA_ROOT/."),
+    "modular_addition": DatasetSpec(_load_modular_addition, max_train_size=0,
+                                    default_adv_eps=(),
+                                    description="(a + b) mod p as tokens a, b, = (generated)",
+                                    tokens=True),
 }
 
 
@@ -315,6 +353,21 @@ def dataset_spec(name: str) -> DatasetSpec:
 def check_dataset(settings: Settings) -> None:
     """Raise ``SettingsError`` for a train_size the dataset cannot give (before loading it)."""
     spec = dataset_spec(settings.dataset)
+    if spec.tokens:
+        n = modular_train_size(settings)
+        if n >= settings.modulus ** 2:
+            raise SettingsError(f"train_fraction: leaves no test pair of the {settings.modulus}^2 "
+                                f"(train {n}); lower it")
+        if settings.batch_size > n:
+            raise SettingsError(f"batch_size: must be <= the {n} training pairs "
+                                f"(train_fraction x modulus^2), got {settings.batch_size}")
+        if settings.random_labels >= 1 and settings.random_labels > n:
+            raise SettingsError(f"random_labels: must be <= the {n} training pairs, "
+                                f"got {settings.random_labels:g}")
+        return
+    if spec.streamed and settings.batch_size == 0:
+        raise SettingsError(f"batch_size: 0 (full batch) is not possible for the streamed "
+                            f"{settings.dataset}; give a minibatch size")
     if settings.train_size > spec.max_train_size:
         raise SettingsError(f"train_size: must be <= {spec.max_train_size} for "
                             f"{settings.dataset}, got {settings.train_size}")
@@ -340,7 +393,7 @@ def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
     spec = dataset_spec(settings.dataset)
     x_tr, y_tr, x_te, y_te, num_classes = spec.load(settings)
     y_tr, y_te = np.array(y_tr, dtype=np.int64), np.array(y_te, dtype=np.int64)
-    if len(y_tr) < settings.train_size:   # a local copy holding fewer than the real dataset
+    if not spec.tokens and len(y_tr) < settings.train_size:   # a local copy with fewer samples
         raise SettingsError(f"train_size: must be <= the {len(y_tr)} training samples of "
                             f"{settings.dataset} under data_root={settings.data_root!r}, "
                             f"got {settings.train_size}")
@@ -365,6 +418,9 @@ def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
     def put(a: np.ndarray, dtype: torch.dtype | None = None) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
 
+    if spec.tokens:           # token ids stay int64; random LC points are token ids too
+        return DataSplits(put(x_tr), put(y_tr), put(x_te), put(y_te), num_classes,
+                          domain=(0.0, float(max(x_tr.max(), x_te.max()))))
     return DataSplits(put(x_tr, dtype), put(y_tr), put(x_te, dtype), put(y_te), num_classes,
                       train_stream=stream)
 
@@ -378,10 +434,11 @@ class TensorBatches:
     """Minibatches of tensors that already live on the device, drawn by index (no host copy).
 
     Sampling without replacement: a fresh permutation each epoch from a seeded generator on the
-    data's device; the last incomplete batch of an epoch is dropped.
+    data's device; the last incomplete batch of an epoch is dropped. ``batch_size`` 0 or N: full
+    batch, the tensors themselves every step (no permutation, no copy).
 
     Args:
-        x: (N, ...) inputs.  y: (N,) labels.  batch_size: 1..N.  seed: the generator's seed.
+        x: (N, ...) inputs.  y: (N,) labels.  batch_size: 0..N.  seed: the generator's seed.
         done: minibatches already drawn (a resumed run), with ``load_state_dict``.
     Example:
         >>> batches = TensorBatches(x, y, batch_size=200, seed=0)
@@ -389,8 +446,10 @@ class TensorBatches:
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int, done: int = 0):
-        self.x, self.y, self.batch_size, self.done = x, y, batch_size, done
-        self.per_epoch = len(x) // batch_size                      # full batches per epoch
+        self.full = batch_size in (0, len(x))
+        self.batch_size = len(x) if self.full else batch_size
+        self.x, self.y, self.done = x, y, done
+        self.per_epoch = len(x) // self.batch_size                 # full batches per epoch
         self.generator = torch.Generator(device=x.device).manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long, device=x.device)
 
@@ -398,6 +457,9 @@ class TensorBatches:
         return self
 
     def __next__(self) -> tuple[Tensor, Tensor]:
+        if self.full:
+            self.done += 1
+            return self.x, self.y
         k = self.done % self.per_epoch
         if k == 0:
             self.order = torch.randperm(len(self.x), generator=self.generator,

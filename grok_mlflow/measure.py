@@ -60,7 +60,8 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
         metrics[f"acc/{split}"], metrics[f"loss/{split}"] = accuracy_and_loss(model, x, y, s.loss)
     for set_name, points in probes.lc.items():
         by_radius = local_complexity(model, points, radius=list(s.lc_radius),
-                                     n_directions=s.lc_directions, seed=s.seed)
+                                     n_directions=s.lc_directions, seed=s.seed,
+                                     input_module=s.lc_input or None)
         for radius, lc in by_radius.items():
             key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
             metrics[key] = lc.mean()

@@ -171,11 +171,91 @@ def build_resnet18(settings: Settings, input_shape: tuple[int, ...], num_classes
     return net
 
 
+class TokenEmbedding(nn.Module):
+    """Token plus learned position embeddings: (B, T) int64 ids -> (B, T, width). Its output is
+    where the transformer's input becomes continuous: LC's input space (``lc_input``)."""
+
+    def __init__(self, vocab: int, seq_len: int, width: int):
+        super().__init__()
+        self.token = nn.Embedding(vocab, width)
+        nn.init.normal_(self.token.weight, std=1 / math.sqrt(width))   # as Nanda et al. 2023
+        self.position = nn.Parameter(torch.randn(seq_len, width) / math.sqrt(width))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.token(tokens) + self.position                       # (B, T, D)
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention: ``heads`` heads of width // heads, no dropout."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, t, d = h.shape
+        q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        mix = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, d/H)
+        return self.out(mix.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm-free residual block: h + attn(h), then h + mlp(h); the MLP is Linear(width,
+    4 width) -> activation -> Linear(4 width, width), the activation a module (``mlp.act``) so
+    LC counts its 4 width x T neurons."""
+
+    def __init__(self, settings: Settings, heads: int = 4):
+        super().__init__()
+        w = settings.width
+        self.attn = Attention(w, heads)
+        self.mlp = nn.Sequential(OrderedDict(linear=nn.Linear(w, 4 * w),
+                                             act=activation(settings.activation),
+                                             proj=nn.Linear(4 * w, w)))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h + self.attn(h)
+        return h + self.mlp(h)
+
+
+class Transformer(nn.Module):
+    """A decoder-only transformer as in the grokking literature (Power et al. 2022; Nanda et al.
+    2023): ``TokenEmbedding`` -> ``depth`` ``TransformerBlock`` s (4 causal heads, MLP 4x width,
+    no LayerNorm) -> a linear read-out of the last position. (B, T) token ids -> (B, classes).
+
+    ``lc_input = "embed"``: the tracker measures LC in embedding space, from this module's output.
+    """
+
+    lc_input = "embed"
+
+    def __init__(self, settings: Settings, vocab: int, seq_len: int, num_classes: int):
+        super().__init__()
+        self.embed = TokenEmbedding(vocab, seq_len, settings.width)
+        self.blocks = nn.Sequential(*(TransformerBlock(settings) for _ in range(settings.depth)))
+        self.head = nn.Linear(settings.width, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.embed(tokens))                             # (B, T, D)
+        return self.head(h[:, -1])                                      # (B, classes)
+
+
+def build_transformer(settings: Settings, input_shape: tuple[int, ...],
+                      num_classes: int) -> nn.Module:
+    """``Transformer`` for token sequences of ``input_shape`` (T,), vocabulary ``modulus`` + 1
+    (the residues and ``=``); for modular addition (fig. 10) use activation gelu."""
+    if len(input_shape) != 1:
+        raise SettingsError("model: transformer needs token sequences (dataset "
+                            f"modular_addition), not inputs of shape {tuple(input_shape)}")
+    return Transformer(settings, settings.modulus + 1, input_shape[0], num_classes)
+
+
 MODELS: dict[str, Callable[[Settings, tuple[int, ...], int], nn.Module]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
     "preact_resnet18": build_preact_resnet18,
     "resnet18": build_resnet18,
+    "transformer": build_transformer,
 }
 
 

@@ -50,8 +50,8 @@ from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
 from . import complexity
-from .complexity import (NonlinearityHooks, _default_max_vertices, _plan_for,
-                         _widest_activation)
+from .complexity import (NonlinearityHooks, _default_max_vertices, _Plan, _plan_for,
+                         _widest_activation, embedded)
 
 __all__ = ["PartitionSlice", "partition_slice", "plane_grid", "count_regions"]
 
@@ -164,7 +164,8 @@ def _changes(values: Tensor) -> Tensor:
 
 def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
                     margin: float = 0.5, near: float = 0.1, slope: bool = True, seed: int = 0,
-                    max_batch_points: int | None = None) -> PartitionSlice:
+                    max_batch_points: int | None = None,
+                    input_module: str | None = None) -> PartitionSlice:
     """Activation regions and decision boundary of ``model`` on the plane through three points.
 
     Args:
@@ -179,6 +180,8 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
             memory, (R, R, classes) floats).
         seed: seed of the pattern-hash weights (results do not depend on it barring collisions).
         max_batch_points: grid rows per forward chunk; default from free memory as for LC.
+        input_module: for token inputs, the module whose output is the input space (as for
+            ``local_complexity``): the plane goes through the three points' embeddings there.
 
     Returns:
         ``PartitionSlice`` (maps on the model's device).
@@ -200,6 +203,13 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     param = next(model.parameters(), None)
     device = param.device if param is not None else points.device
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    run: nn.Module = model
+    if input_module:
+        with evaluating(model), torch.no_grad(), full_float32():
+            run, points = embedded(model, input_module, points.to(device))   # (3, *E)
+    elif not points.is_floating_point():
+        raise ValueError("points are integers (token ids?): give input_module, the module whose "
+                         "output is continuous (e.g. the embedding)")
     points = points.to(device=device, dtype=dtype)
     input_shape = points.shape[1:]
     ab, origin, span = plane_grid(points, resolution, margin)                   # (R*R, 2) ...
@@ -209,7 +219,8 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     hasher = _PatternHasher(model, seed)
     try:
         with evaluating(model), torch.no_grad(), full_float32():
-            plan = _plan_for(model)
+            entry = run                        # the model, or the model from input_module on
+            plan = _plan_for(model) if run is model else _Plan(head=None, body=run)
             # The first layer is affine in the input: its pre-activations on the plane are
             # g(p0) + a (g(p1) - g(p0)) + b (g(p2) - g(p0)), so the (R*R, D) inputs never exist.
             if plan.head is not None:
@@ -218,8 +229,7 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
                 run = plan.body
             else:
                 g0, g_span = origin.view(1, *input_shape), span.view(2, *input_shape)
-                run = model
-            widest = _widest_activation(model, points[:1])
+            widest = _widest_activation(model, points[:1], entry)
             hasher.take()
             if max_batch_points is None:
                 max_batch_points = _default_max_vertices(

@@ -5,7 +5,9 @@ The same points at every measured step, so that curves are comparable across ste
 ========================  ==========================================================================
 ``lc["train"]``           ``lc_samples`` training inputs (a seeded permutation, seed + 1)
 ``lc["test"]``            ``lc_samples`` test inputs (the same generator, next draw)
-``lc["random"]``          ``lc_samples`` inputs uniform in the input box ``domain`` (same generator)
+``lc["random"]``          ``lc_samples`` inputs uniform in the input box ``domain`` (same generator);
+                          for token ids (integer inputs): uniform random token sequences, ids in
+                          ``domain``
 ``adv``                   ``adv_samples`` test (input, label) pairs for PGD (same generator)
 ``accuracy``              accuracy and loss: the whole splits, or ``eval_size`` seeded samples of
                           each (seed + 3, sorted)
@@ -140,8 +142,12 @@ def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torc
           "test": subset(x_test, y_test, s.lc_samples)[0]}
     low, high = domain
     shape = (s.lc_samples, *x_train.shape[1:])
-    lc["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(device=device,
-                                                                             dtype=dtype)
+    if x_train.is_floating_point():
+        lc["random"] = (low + (high - low) * torch.rand(shape, generator=gen)).to(device=device,
+                                                                                 dtype=dtype)
+    else:                                                            # token ids
+        lc["random"] = torch.randint(int(low), int(high) + 1, shape, generator=gen,
+                                     dtype=x_train.dtype).to(device)
     adv = subset(x_test, y_test, s.adv_samples)
     # accuracy and loss: the whole splits, or fixed seeded subsets of eval_size (own generator,
     # so the LC and PGD points above do not depend on eval_size)

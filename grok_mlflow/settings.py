@@ -41,8 +41,8 @@ def _t(name: str, help: str | None = None) -> Any:
 
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
-DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette")
-MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18")
+DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette", "modular_addition")
+MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18", "transformer")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
 OPTIMIZER_NAMES = ("adamw", "adam")
@@ -74,6 +74,9 @@ class TrackerSettings:
                                       "comma-separated for several (> 0)")
     lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
     lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
+    lc_input: str = _f("", "module whose output is LC's input space, for models of tokens (the "
+                       "embedding, e.g. embed); empty = the model's input, or the model's own "
+                       "lc_input attribute (the transformer's is embed)")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
                                     "0.1, 0.2 x the input range")
@@ -116,9 +119,14 @@ class Settings:
     dataset: str = _f("digits", "dataset name; digits is embedded (sklearn, 8x8, offline)",
                       DATASET_NAMES)
     data_root: str = _f("data", "directory where downloadable datasets are read/stored")
-    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, <= the dataset's)")
+    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, <= the dataset's; "
+                         "modular_addition uses train_fraction)")
     random_labels: float = _f(0.0, "training labels replaced by seeded random ones: a count "
                               "(>= 1) or a fraction (< 1) of train_size (>= 0)")
+    modulus: int = _f(113, "modular_addition: the modulus p; inputs a, b, = with a, b < p, "
+                      "label (a + b) mod p (>= 2)")
+    train_fraction: float = _f(0.3, "modular_addition: fraction of the p^2 pairs trained on, a "
+                               "seeded split; the rest is the test set (0 < f < 1)")
     image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)")
     download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
     eval_size: int = _t("eval_size", "images per split that accuracy and loss are measured on, "
@@ -128,8 +136,10 @@ class Settings:
                            "(-1 = one per CPU core, at most 8; 0 = decode in the training process)")
     # --- model ---
     model: str = _f("mlp", "architecture name", MODEL_NAMES)
-    depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn (>= 1)")
-    width: int = _f(200, "units per hidden layer (mlp), channels per conv layer (cnn) (>= 1)")
+    depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn, blocks of the "
+                    "transformer (>= 1)")
+    width: int = _f(200, "units per hidden layer (mlp), channels per conv layer (cnn), model "
+                    "dimension of the transformer (>= 1; transformer: a multiple of 4 heads)")
     activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
     init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
     batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)")
@@ -138,7 +148,10 @@ class Settings:
                         "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
     lr: float = _f(1e-3, "learning rate (> 0)")
     weight_decay: float = _f(0.01, "weight decay (>= 0)")
-    batch_size: int = _f(200, "minibatch size (>= 1, <= train_size)")
+    adam_beta1: float = _f(0.9, "Adam(W)'s beta1 (0 <= b < 1)")
+    adam_beta2: float = _f(0.999, "Adam(W)'s beta2 (0 <= b < 1; the grokking recipe: 0.98)")
+    batch_size: int = _f(200, "minibatch size (<= train_size; 0 = full batch: the whole "
+                         "training set every step)")
     steps: int = _t("steps", "optimisation steps (>= 1)")
     loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
     seed: int = _t("seed", "seed of data split, init, batches and measures (>= 0)")
@@ -155,6 +168,7 @@ class Settings:
     lc_directions: int = _t("lc_directions")
     lc_samples: int = _t("lc_samples", "points per LC set: train, test, random (>= 1; at most "
                          "the set; paper: 1000 for MNIST)")
+    lc_input: str = _t("lc_input")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = _t("adv_eps", "l-inf PGD budgets in pixel units [0, 1], "
                                     "comma-separated; empty = dataset default")
@@ -167,16 +181,27 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("train_size", "depth", "width", "batch_size"):
+        for name in ("train_size", "depth", "width"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
+        _require(self, "batch_size", self.batch_size >= 0, ">= 0 (0 = full batch)")
+        _require(self, "modulus", self.modulus >= 2, ">= 2")
+        _require(self, "train_fraction", 0 < self.train_fraction < 1, "in (0, 1)")
+        for name in ("adam_beta1", "adam_beta2"):
+            _require(self, name, 0 <= getattr(self, name) < 1, "in [0, 1)")
+        if self.model == "transformer":
+            _require(self, "width", self.width % 4 == 0, "a multiple of 4 (the transformer's "
+                     "heads)")
+            _require(self, "batchnorm", not self.batchnorm, "false for the transformer (no "
+                     "normalisation layers)")
         for name in ("image_size", "random_labels"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "data_workers", self.data_workers >= -1, ">= -1")
         for name in ("lr", "init_scale"):
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
-        _require(self, "batch_size", self.batch_size <= self.train_size,
-                 f"<= train_size ({self.train_size})")
+        if self.dataset != "modular_addition":   # its training set: train_fraction x p^2
+            _require(self, "batch_size", self.batch_size <= self.train_size,
+                     f"<= train_size ({self.train_size})")
         self.tracker_settings()   # the measurement settings' own checks
 
     def tracker_settings(self, default_adv_eps: tuple[float, ...] = ()) -> "TrackerSettings":
@@ -391,20 +416,24 @@ VALID = {
     "data_root": "a directory holding the dataset in torchvision's layout (or download=true)",
     "train_size": "integer, 1 .. the dataset's maximum (digits 1796, mnist 60000, cifar 50000, imagenette 9469)",
     "random_labels": "number >= 0: a count (>= 1, <= train_size) or a fraction (< 1)",
+    "modulus": "integer >= 2",
+    "train_fraction": "number, 0 < f < 1",
     "image_size": "integer >= 0 (0 = dataset default)",
     "download": "true \\| false",
     "eval_size": "integer >= 0",
     "data_workers": "integer >= -1",
     "model": " \\| ".join(MODEL_NAMES),
     "depth": "integer >= 1",
-    "width": "integer >= 1",
+    "width": "integer >= 1 (transformer: a multiple of 4)",
     "activation": " \\| ".join(ACTIVATION_NAMES),
     "init_scale": "number > 0",
-    "batchnorm": "true \\| false",
+    "batchnorm": "true \\| false (not for the transformer)",
     "optimizer": " \\| ".join(OPTIMIZER_NAMES),
     "lr": "number > 0",
     "weight_decay": "number >= 0",
-    "batch_size": "integer, 1 .. train_size",
+    "adam_beta1": "number, 0 <= b < 1",
+    "adam_beta2": "number, 0 <= b < 1",
+    "batch_size": "integer, 0 .. train_size (0 = full batch)",
     "steps": "integer >= 1",
     "loss": " \\| ".join(LOSS_NAMES),
     "seed": "integer >= 0",
@@ -415,8 +444,9 @@ VALID = {
     "checkpoint_every_s": "number > 0 (seconds)",
     "tracking_retry_s": "number >= 0 (seconds)",
     "lc_radius": "one or more numbers > 0, comma-separated",
-    "lc_directions": "integer, 1 .. input dimension (digits 64, mnist 784, cifar 3072)",
+    "lc_directions": "integer, 1 .. input dimension (digits 64, mnist 784, cifar 3072; tokens: the embedded input's, 3 x width for the transformer)",
     "lc_samples": "integer >= 1",
+    "lc_input": "empty, or a module name of the model (its output must be a float tensor)",
     "adv_eps": "empty, or numbers in [0, 1], comma-separated",
     "adv_steps": "integer >= 1",
     "adv_samples": "integer >= 1",

@@ -159,6 +159,15 @@ class GrokTracker:
         device = next(self.model.parameters()).device
         self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
                                   self.domain)
+        lc_input = self.settings.lc_input or getattr(self.model, "lc_input", "") or ""
+        self.tokens = not self.probes.lc["train"].is_floating_point()
+        if self.tokens and not lc_input:
+            raise ValueError("the inputs are integers (token ids): set lc_input to the module "
+                             "whose output is continuous (the embedding), e.g. "
+                             "TrackerSettings(lc_input='embed')")
+        self.settings = dataclasses.replace(self.settings, lc_input=lc_input)
+        if self.tokens:            # PGD in input units needs a continuous input
+            self.adv_eps, self.adv_schedule = (), set()
         self.recorder.start()
         try:
             self._log_setup()
@@ -183,7 +192,10 @@ class GrokTracker:
 
     def _log_setup(self) -> None:
         """Params (stale ones kept as tags), tags and ``config.json``."""
-        if tuple(self.domain) != (0.0, 1.0) and self.settings.adv_points:
+        if self.tokens and self.settings.adv_points:
+            print("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
+                  "for continuous inputs in [0, 1]", file=sys.stderr)
+        elif tuple(self.domain) != (0.0, 1.0) and self.settings.adv_points:
             print(f"grok-mlflow: PGD off: it needs inputs in [0, 1] and the domain is "
                   f"{tuple(self.domain)} (normalise inside the model)", file=sys.stderr)
         existing = self.recorder.params()
@@ -209,7 +221,8 @@ class GrokTracker:
         self.recorder.set_tags(tags)
         p = self.probes
         probe = local_complexity(self.model, p.lc["train"][:1], radius=self.settings.lc_radius[0],
-                                 n_directions=self.settings.lc_directions)
+                                 n_directions=self.settings.lc_directions,
+                                 input_module=self.settings.lc_input or None)
         self.lc_layers = probe.layer_names
         config = {"tracker_settings": dataclasses.asdict(self.settings),
                   "model": {"class": f"{type(self.model).__module__}.{type(self.model).__name__}",
@@ -306,7 +319,8 @@ class GrokTracker:
 
         part = partition_slice(self.model, self.probes.partition_x,
                                resolution=self.settings.partition_resolution,
-                               seed=self.settings.seed)
+                               seed=self.settings.seed,
+                               input_module=self.settings.lc_input or None)
         fig = partition_figure(part, self.probes.partition_labels, f"{self.run_name}, step {step}")
         self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict())
         return part.metrics()

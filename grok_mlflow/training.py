@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .data import check_dataset, dataset_spec, load_dataset, training_batches
+from .data import check_dataset, dataset_spec, load_dataset, torch_dtype, training_batches
 from .evaluation import loss_function
 from .models import build_model
 from .settings import Settings, SettingsError, load_preset
@@ -117,14 +117,25 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     device = check_settings(settings)
     data = load_dataset(settings, device)
     input_dim = math.prod(data.input_shape)
-    if settings.lc_directions > input_dim:      # known only once the data is loaded
+    if data.tokens != (settings.model == "transformer"):
+        raise SettingsError(f"model: {settings.model} does not fit {settings.dataset} (token "
+                            "data needs the transformer, and the transformer token data)")
+    if not data.tokens and settings.lc_directions > input_dim:   # known once the data is loaded
         raise SettingsError(f"lc_directions: must be <= the input dimension of "
                             f"{settings.dataset} ({input_dim}), got {settings.lc_directions}")
     torch.manual_seed(settings.seed)                   # initialisation
     model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization).to(device, data.x_train.dtype)
+                        dataset_spec(settings.dataset).normalization).to(
+                            device, torch_dtype(settings.dtype))
+    if settings.lc_input:
+        names = [n for n, _ in model.named_modules() if n]
+        if settings.lc_input not in names:
+            raise SettingsError(f"lc_input: {settings.model} has no module "
+                                f"{settings.lc_input!r}; modules: {', '.join(names[:12])}"
+                                + (", ..." if len(names) > 12 else ""))
     # fused: one kernel for the whole update on CUDA (same maths; the step is launch-bound)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
+                                               betas=(settings.adam_beta1, settings.adam_beta2),
                                                weight_decay=settings.weight_decay,
                                                fused=device.type == "cuda" or None)
     loss_fn = loss_function(settings.loss)
@@ -254,12 +265,14 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     torch_device = check_settings(settings)
     data = load_dataset(settings, torch.device("cpu"))
     model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization).to(data.x_train.dtype)
+                        dataset_spec(settings.dataset).normalization).to(
+                            torch_dtype(settings.dtype))
     model.load_state_dict(load_snapshot_weights(run_id, step))
     model.to(torch_device)
     index = points["train_index"]
     part = partition_slice(model, data.x_train[index], resolution=settings.partition_resolution,
-                           seed=settings.seed)
+                           seed=settings.seed,
+                           input_module=settings.lc_input or getattr(model, "lc_input", None))
     fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
     out = out or f"partition_{run_id}_step{step}.png"
     fig.savefig(out, dpi=100)

@@ -53,7 +53,7 @@ EXPECTED_LAYERS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"transformer"}))   # tokens: test_tokens
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_every_model_builds_runs_and_exposes_its_nonlinearities(name, batchnorm):
     s = Settings(model=name, depth=3, width=8, batchnorm=batchnorm)
@@ -112,5 +112,5 @@ def test_init_scale_multiplies_every_parameter():
 
 
 def test_dataset_registry_entries_are_documented():
-    for spec in DATASETS.values():
-        assert spec.description and spec.default_adv_eps
+    for spec in DATASETS.values():     # token data has no PGD (budgets in pixel units)
+        assert spec.description and bool(spec.default_adv_eps) != spec.tokens

@@ -65,7 +65,7 @@ def test_params_round_trip():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"model": "transformer"}, "model: unknown value 'transformer'; valid: mlp"),
+    ({"model": "vit"}, "model: unknown value 'vit'; valid: mlp"),
     ({"activation": "tanh"}, "activation: unknown value 'tanh'; valid: relu, gelu, leaky_relu"),
     ({"loss": "hinge"}, "loss: unknown value 'hinge'; valid: cross_entropy, mse"),
     ({"device": "tpu"}, "device: unknown value 'tpu'; valid: auto, cpu, cuda"),
