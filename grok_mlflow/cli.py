@@ -77,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
                       help="pixels per side (default: the run's partition_resolution)")
     part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
     part.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    rad = sub.add_parser("radius", help="choose LC's radius: LC and neighbourhood deformation "
+                                        "over radii (figure, table, recommendation)",
+                         description="For a recorded run's network (or a preset's at "
+                                     "initialisation): LC for several radii and P, the "
+                                     "deformation of the neighbourhoods layer by layer, and the "
+                                     "largest radius they are not yet bent at.")
+    rad.add_argument("run_id", metavar="RUN_ID", nargs="?", default=None)
+    rad.add_argument("--preset", default=None, help="a preset's network at initialisation "
+                                                    "instead of a run's")
+    rad.add_argument("--step", type=int, default=None,
+                     help="a partition snapshot step (default: the run's last checkpoint)")
+    rad.add_argument("--radii", default=None,
+                     help="comma-separated radii (default 1e-4,3e-4,...,0.3,1)")
+    rad.add_argument("--directions", default="5,10,25", help="P values for LC (default 5,10,25)")
+    rad.add_argument("--points", type=int, default=200, help="training points (default 200)")
+    rad.add_argument("--tolerance", type=float, default=0.1,
+                     help="relative change of deformation still counted as unbent (default 0.1)")
+    rad.add_argument("--out", default=None, help="PNG path (default radius_<run or preset>.png)")
+    rad.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     rep = sub.add_parser("report", help="print what a recorded run showed (Markdown)",
                          description="The paper's phases as a finished run shows them: seen or "
                                      "not, at which step, from which value to which.")
@@ -94,6 +113,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
         print(f"{path}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+        return 0
+    if args.command == "radius":
+        from .training import choose_radius
+        try:
+            radii = [float(r) for r in args.radii.split(",")] if args.radii else None
+            directions = [int(p) for p in args.directions.split(",")]
+        except ValueError:
+            print("grok-mlflow: error: radius: --radii are numbers and --directions integers, "
+                  "comma-separated", file=sys.stderr)
+            return 2
+        if args.points < 1 or not args.tolerance > 0:
+            print("grok-mlflow: error: radius: --points must be >= 1 and --tolerance > 0",
+                  file=sys.stderr)
+            return 2
+        try:
+            study, path = choose_radius(args.run_id, args.preset, args.step, radii, directions,
+                                        args.points, args.tolerance, args.out, args.device)
+        except SettingsError as err:
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
+        print(study.table() + f"\nRecommended lc_radius: {study.recommended:g} "
+              f"(figure: {path})")
         return 0
     if args.command == "report":
         from .tracking import run_report

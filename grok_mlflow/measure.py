@@ -9,6 +9,10 @@
                                 ``.../layer_{i}``: mean LC of nonlinearity i (1-based).
                                 With several radii: ``lc_r{radius}/{set}``.
 ``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (``adversarial``)
+``deform/{stat}/layer_{i}``     mean over ``probes.lc["train"]`` of the neighbourhood graph's
+                                eccentricity / diameter at the output of nonlinearity i,
+                                relative to the input (``deform``; first radius; see
+                                ``grok_mlflow.deformation``); ``.../ci_low``, ``ci_high``
 ==============================  =========================================================
 
 Every value is a 0-dim tensor on the model's device; the recorder moves them to the host in one
@@ -24,6 +28,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .complexity import local_complexity
+from .deformation import deformation
 from .evaluation import accuracy_and_loss
 from .probes import Probes
 from .robustness import robust_accuracy
@@ -47,7 +52,7 @@ def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple
 
 
 def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
-            adversarial: bool = False) -> dict[str, Tensor]:
+            adversarial: bool = False, deform: bool = False) -> dict[str, Tensor]:
     """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
 
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
@@ -68,6 +73,16 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
             metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
             for i, layer_mean in enumerate(lc.layer_mean(), start=1):
                 metrics[f"{key}/layer_{i}"] = layer_mean
+    if deform:
+        d = deformation(model, probes.lc["train"], radius=s.lc_radius[0],
+                        n_directions=max(2, s.lc_directions), seed=s.seed,
+                        input_module=s.lc_input or None)
+        for stat in ("eccentricity", "diameter"):
+            mean, low, high = d.summary(stat)
+            for i in range(1, len(mean)):
+                key = f"deform/{stat}/layer_{i}"
+                metrics[key], metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = (
+                    mean[i], low[i], high[i])
     budgets = adv_budgets(s, probes.domain)
     if adversarial and budgets:
         x, y = probes.adv

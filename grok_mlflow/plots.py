@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["COLORS", "grokking_figure", "partition_figure", "partition_gif", "sweep_figures"]
+__all__ = ["COLORS", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
+           "sweep_figures"]
 
 COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
 _PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
@@ -172,6 +173,41 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
     fig.tight_layout()
     figures["figures/phases.png"] = fig
     return figures
+
+
+def radius_figure(study, title: str = "") -> Figure:
+    """Choosing LC's radius (``radius.radius_study``): relative average eccentricity and diameter
+    of the neighbourhoods per layer, one line per radius (paper figs. 8, 11, with 99% CIs), and
+    LC against the radius for each P (as fig. 9 right); the recommended radius marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for k, r in enumerate(study.radii):
+        colour = cmap(k / max(1, len(study.radii) - 1))
+        for ax, stat in zip(axes[:2], ("eccentricity", "diameter")):
+            mean, low, high = (t.cpu().numpy() for t in study.deformation[r].summary(stat))
+            layers = np.arange(len(mean))
+            style = "-" if r != study.recommended else "-o"
+            ax.plot(layers, mean, style, color=colour, label=f"r={r:g}",
+                    lw=2.5 if r == study.recommended else 1.2)
+            ax.fill_between(layers, low, high, color="red", alpha=0.3, lw=0)
+    for ax, stat in zip(axes[:2], ("eccentricity", "diameter")):
+        ax.set_yscale("log")
+        ax.set_xlabel("layer (0 = input)")
+        ax.set_ylabel(f"avg. {stat} / layer 0" if stat == "eccentricity" else "diameter / layer 0")
+    axes[0].legend(fontsize=7, ncol=2)
+    for i, p in enumerate(study.directions):
+        axes[2].plot(study.radii, study.lc[i].numpy(), "-o", ms=3, label=f"P={p}")
+    axes[2].axvline(study.recommended, color="k", ls="--", lw=1,
+                    label=f"recommended r={study.recommended:g}")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("radius r")
+    axes[2].set_ylabel("mean LC")
+    axes[2].legend(fontsize=8)
+    fig.suptitle((title + ": " if title else "") + f"recommended r = {study.recommended:g} "
+                 f"(deformation within {study.tolerance:.0%} of the smallest radius's)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def partition_figure(partition, labels: list | None = None, title: str = "") -> Figure:

@@ -83,6 +83,9 @@ class TrackerSettings:
     adv_steps: int = _f(10, "PGD steps (>= 1)")
     adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1)")
     adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+    # --- neighbourhood deformation ---
+    deform_points: int = _f(0, "log-spaced steps with the deformation of LC's neighbourhoods "
+                            "(deform/*), a subset of the eval steps (0 = off)")
     # --- partition slice ---
     partition_every: int = _f(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
                                   "every N-th eval step and the last (0 = off)")
@@ -97,7 +100,8 @@ class TrackerSettings:
         _check_types(self)
         for name in ("steps", "lc_directions", "lc_samples", "adv_steps", "adv_samples"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size"):
+        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size",
+                     "deform_points"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
         _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
@@ -175,6 +179,7 @@ class Settings:
     adv_steps: int = _t("adv_steps")
     adv_samples: int = _t("adv_samples", "fixed test subset for PGD (>= 1; at most the test set)")
     adv_points: int = _t("adv_points")
+    deform_points: int = _t("deform_points")
     # --- input-space partition on a plane through three training points (paper figs. 1, 3)
     partition_every: int = _t("partition_every")
     partition_resolution: int = _t("partition_resolution")
@@ -451,6 +456,7 @@ VALID = {
     "adv_steps": "integer >= 1",
     "adv_samples": "integer >= 1",
     "adv_points": "integer >= 0",
+    "deform_points": "integer >= 0",
     "partition_every": "integer >= 0",
     "partition_resolution": "integer, 16 .. 4096",
 }

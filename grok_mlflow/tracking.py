@@ -139,6 +139,10 @@ class GrokTracker:
         self.adv_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
                               for t in log_schedule(s.steps, s.adv_points)}
                              if s.adv_points and self.adv_eps else set())
+        # neighbourhood deformation: its own log-spaced cadence, snapped to eval steps likewise
+        self.deform_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
+                                 for t in log_schedule(s.steps, s.deform_points)}
+                                if s.deform_points else set())
         # partition snapshots: every N-th eval step, and the last
         self.partition_schedule = (set(self.schedule[::s.partition_every]) | {self.schedule[-1]}
                                    if s.partition_every else set())
@@ -238,7 +242,8 @@ class GrokTracker:
                                        "labels": p.partition_labels},
                   "adv_eps": list(self.adv_eps),
                   "schedule": {"eval_steps": self.schedule,
-                               "adv_steps": sorted(self.adv_schedule)},
+                               "adv_steps": sorted(self.adv_schedule),
+                               "deform_steps": sorted(self.deform_schedule)},
                   **self.extra_config}
         self.recorder.log_dict(config, "config.json")
 
@@ -286,7 +291,8 @@ class GrokTracker:
         if adversarial is None:
             adversarial = step in self.adv_schedule
         metrics = measure(self.model, self.probes, self.settings,
-                          adversarial=adversarial and bool(self.adv_eps))
+                          adversarial=adversarial and bool(self.adv_eps),
+                          deform=step in self.deform_schedule)
         if step in self.partition_schedule:
             metrics.update(self._partition_snapshot(step))
         values = self._record(metrics, step)

@@ -279,3 +279,87 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     import matplotlib.pyplot as plt
     plt.close(fig)
     return out, part.metrics()
+
+
+def _model_for(settings: Settings, device: torch.device):
+    """(data on the CPU, the settings' model on ``device``, initialised with its seed)."""
+    data = load_dataset(settings, torch.device("cpu"))
+    torch.manual_seed(settings.seed)
+    model = build_model(settings, data.input_shape, data.num_classes,
+                        dataset_spec(settings.dataset).normalization).to(
+                            torch_dtype(settings.dtype))
+    return data, model.to(device)
+
+
+def choose_radius(run_id: str | None = None, preset: str | None = None, step: int | None = None,
+                  radii=None, directions=(5, 10, 25), points: int = 200, tolerance: float = 0.1,
+                  out: str | None = None, device: str = "cpu"):
+    """``grok-mlflow radius``: LC and deformation over radii for a recorded run's network (its
+    last checkpoint, or its partition snapshot at ``step``) or a preset's network at
+    initialisation; a figure, a table and the recommended radius (``radius.radius_study``).
+
+    With ``run_id`` the figure and table are also logged into that run
+    (``radius/radius.png``, ``radius/radius.md``).
+
+    Returns:
+        (RadiusStudy, PNG path).
+    Raises:
+        SettingsError: neither or both of run_id/preset, an unknown run, a step without a
+            snapshot (the message lists them), bad radii/directions.
+    """
+    from .plots import radius_figure
+    from .radius import DEFAULT_RADII, radius_study
+    from .recorder import log_run_figure, log_run_text
+
+    if (run_id is None) == (preset is None):
+        raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
+    if run_id is not None:
+        config = run_config(run_id, "radius")
+        if "settings" not in config:
+            raise SettingsError(f"radius: run {run_id} was not trained by grok_mlflow's train "
+                                "(its model cannot be rebuilt here)")
+        settings = dataclasses.replace(_config_settings(config), device=device)
+        data, model = _model_for(settings, check_settings(settings))
+        if step is None:
+            state = load_checkpoint(run_id, next(model.parameters()).device)
+            if state is not None:
+                weights, step = state["model"], int(state["step"])
+            elif snapshot_steps(run_id):
+                step = snapshot_steps(run_id)[-1]
+                weights = load_snapshot_weights(run_id, step)
+            else:
+                raise SettingsError(f"radius: run {run_id} has neither a checkpoint nor a "
+                                    "partition snapshot to take weights from")
+        else:
+            steps = snapshot_steps(run_id)
+            if step not in steps:
+                raise SettingsError(f"radius: run {run_id} has no snapshot at step {step}; "
+                                    f"snapshot steps: {', '.join(map(str, steps)) or 'none'}")
+            weights = load_snapshot_weights(run_id, step)
+        model.load_state_dict(weights)
+        what = f"run {run_id[:8]}, step {step}"
+    else:
+        settings = dataclasses.replace(load_preset(preset), device=device)
+        data, model = _model_for(settings, check_settings(settings))
+        what = f"{os.path.basename(preset)} at initialisation"
+    gen = torch.Generator().manual_seed(settings.seed + 1)
+    index = torch.randperm(len(data.x_train), generator=gen)[:points]
+    x = data.x_train[index].to(next(model.parameters()).device)
+    try:
+        study = radius_study(model, x, radii=radii or DEFAULT_RADII, directions=directions,
+                             seed=settings.seed, tolerance=tolerance,
+                             input_module=settings.lc_input or getattr(model, "lc_input", None))
+    except ValueError as err:
+        raise SettingsError(f"radius: {err}") from None
+    fig = radius_figure(study, what)
+    out = out or (f"radius_{run_id}.png" if run_id else
+                  f"radius_{os.path.splitext(os.path.basename(preset))[0]}.png")
+    fig.savefig(out, dpi=100)
+    if run_id is not None:
+        log_run_figure(run_id, fig, "radius/radius.png")
+        log_run_text(run_id, f"### Choosing LC's radius: {what}\n\n{study.table()}",
+                     "radius/radius.md")
+    else:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return study, out

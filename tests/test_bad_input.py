@@ -94,6 +94,7 @@ INVALID = {
     "adv_steps": [["--adv_steps", "0"]],
     "adv_samples": [["--adv_samples", "0"]],
     "adv_points": [["--adv_points", "-1"]],
+    "deform_points": [["--deform_points", "-2"]],
     "partition_every": [["--partition_every", "-1"]],
     "partition_resolution": [["--partition_resolution", "8"], ["--partition_resolution", "5000"]],
 }
