@@ -96,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="relative change of deformation still counted as unbent (default 0.1)")
     rad.add_argument("--out", default=None, help="PNG path (default radius_<run or preset>.png)")
     rad.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    cmp_ = sub.add_parser("compare-regions", help="LC next to exact local region counts over a "
+                                                  "run's snapshots (paper fig. 26)")
+    cmp_.add_argument("run_id", metavar="RUN_ID")
+    cmp_.add_argument("--points", type=int, default=20, help="training points (default 20)")
+    cmp_.add_argument("--resolution", type=int, default=64,
+                      help="grid points per side of each square (default 64)")
+    cmp_.add_argument("--radius", type=float, default=None,
+                      help="half the square's side and LC's radius (default: the run's)")
+    cmp_.add_argument("--out", default=None, help="PNG path (default regions_<run>.png)")
+    cmp_.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     rep = sub.add_parser("report", help="print what a recorded run showed (Markdown)",
                          description="The paper's phases as a finished run shows them: seen or "
                                      "not, at which step, from which value to which.")
@@ -134,6 +144,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grok-mlflow: error: {err}", file=sys.stderr)
             return 2
         print(study.table() + f"\nRecommended lc_radius: {study.recommended:g} "
+              f"(figure: {path})")
+        return 0
+    if args.command == "compare-regions":
+        from .training import compare_regions
+        if args.points < 1 or args.resolution < 2 or (args.radius is not None
+                                                       and not args.radius > 0):
+            print("grok-mlflow: error: compare-regions: --points >= 1, --resolution >= 2, "
+                  "--radius > 0", file=sys.stderr)
+            return 2
+        try:
+            rows, rho, path = compare_regions(args.run_id, args.points, args.resolution,
+                                              args.radius, args.out, args.device)
+        except SettingsError as err:
+            print(f"grok-mlflow: error: {err}", file=sys.stderr)
+            return 2
+        print("| step | mean regions (2-D square) | mean LC |\n|---|---|---|")
+        for step, regions, lc in rows:
+            print(f"| {step} | {regions:.4g} | {lc:.4g} |")
+        print(f"\nSpearman rank correlation over {len(rows)} snapshots: {rho:.3f} "
               f"(figure: {path})")
         return 0
     if args.command == "report":

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = ["COLORS", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
-           "sweep_figures"]
+           "regions_figure", "sweep_figures"]
 
 COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
 _PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
@@ -206,6 +206,25 @@ def radius_figure(study, title: str = "") -> Figure:
     fig.suptitle((title + ": " if title else "") + f"recommended r = {study.recommended:g} "
                  f"(deformation within {study.tolerance:.0%} of the smallest radius's)",
                  fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def regions_figure(rows, rho: float, title: str = "") -> Figure:
+    """LC and the exact local region count over a run's snapshots (paper fig. 26): two axes,
+    one step axis; ``rows`` are (step, mean regions, mean LC)."""
+    steps = np.array([r[0] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(steps, [r[1] for r in rows], "-o", color="tab:purple", label="regions (2-D square)")
+    ax.set_ylabel("mean linear regions in the square", color="tab:purple")
+    twin = ax.twinx()
+    twin.plot(steps, [r[2] for r in rows], "-s", color=COLORS["train"], label="LC (train)")
+    twin.set_ylabel("mean LC", color=COLORS["train"])
+    ax.set_xscale("symlog", linthresh=max(1, int(steps[steps > 0].min()) if (steps > 0).any()
+                                          else 1))
+    ax.set_xlabel("step")
+    ax.set_title((title + "\n" if title else "") + f"Spearman rank correlation {rho:.2f}",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -363,3 +363,58 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         import matplotlib.pyplot as plt
         plt.close(fig)
     return study, out
+
+
+def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
+                    radius: float | None = None, out: str | None = None, device: str = "cpu"):
+    """``grok-mlflow compare-regions``: LC next to exact region counts (paper fig. 26).
+
+    At every partition snapshot of the run (its stored weights): mean LC of ``points`` seeded
+    training points (the run's radius and P, unless ``radius`` is given) and the mean number of
+    linear regions in the 2-D square of side 2r around each of them
+    (``regions.local_region_count``); both trajectories on one figure and their Spearman rank
+    correlation, logged into the run (``regions/compare.png``, ``regions/compare.csv``).
+
+    Returns:
+        (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
+    """
+    from .complexity import local_complexity
+    from .plots import regions_figure
+    from .recorder import log_run_figure, log_run_text
+    from .regions import local_region_count, rank_correlation
+
+    config = run_config(run_id, "compare-regions")
+    if "settings" not in config:
+        raise SettingsError(f"compare-regions: run {run_id} was not trained by grok_mlflow's "
+                            "train (its model cannot be rebuilt here)")
+    settings = dataclasses.replace(_config_settings(config), device=device)
+    steps = snapshot_steps(run_id)
+    if len(steps) < 2:
+        raise SettingsError(f"compare-regions: run {run_id} has {len(steps)} partition "
+                            "snapshot(s); it needs two or more (train with partition_every > 0)")
+    data, model = _model_for(settings, check_settings(settings))
+    if data.tokens:
+        raise SettingsError("compare-regions: counts regions in input space; token models "
+                            "are not supported")
+    r = radius or settings.lc_radius[0]
+    gen = torch.Generator().manual_seed(settings.seed + 1)
+    x = data.x_train[torch.randperm(len(data.x_train), generator=gen)[:points]].to(
+        next(model.parameters()).device)
+    rows = []
+    for step in steps:
+        model.load_state_dict(load_snapshot_weights(run_id, step))
+        regions = local_region_count(model, x, radius=r, resolution=resolution,
+                                     seed=settings.seed).double().mean().item()
+        lc = local_complexity(model, x, radius=r, n_directions=settings.lc_directions,
+                              seed=settings.seed).mean().item()
+        rows.append((step, regions, lc))
+    rho = rank_correlation(torch.tensor([row[1] for row in rows]),
+                           torch.tensor([row[2] for row in rows]))
+    fig = regions_figure(rows, rho, f"run {run_id[:8]}: r = {r:g}, {points} points, "
+                                    f"{resolution}x{resolution} grid")
+    out = out or f"regions_{run_id}.png"
+    fig.savefig(out, dpi=100)
+    table = "step,mean_regions,mean_lc\n" + "".join(f"{s},{g:.6g},{c:.6g}\n" for s, g, c in rows)
+    log_run_figure(run_id, fig, "regions/compare.png")
+    log_run_text(run_id, table + f"# spearman,{rho:.6g}\n", "regions/compare.csv")
+    return rows, rho, out

@@ -183,3 +183,53 @@ def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, cap
     assert "radius: give a RUN_ID or --preset FILE" in capsys.readouterr().err
     assert main(["radius", result.run_id, "--step", "7"]) == 2
     assert "no snapshot at step 7; snapshot steps: none" in capsys.readouterr().err
+
+
+def test_rank_correlation_equals_scipys_spearman():
+    from scipy.stats import spearmanr
+
+    from grok_mlflow.regions import rank_correlation
+
+    a = torch.tensor([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    b = torch.tensor([2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0])
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert rank_correlation(a, 2 * a + 1) == pytest.approx(1.0)
+
+
+def test_local_region_count_of_lines_through_the_point_is_twice_their_number():
+    """k ReLU hyperplanes through x in 2-D cut the square around x into exactly 2k sectors."""
+    from grok_mlflow.regions import local_region_count
+
+    x = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
+    for k in (1, 3, 5):
+        angles = torch.arange(k, dtype=torch.float64) * math.pi / k + 0.1
+        w = torch.stack([angles.cos(), angles.sin()], dim=1)               # (k, 2)
+        counts = []
+        for point in x:
+            net = nn.Sequential(nn.Linear(2, k), nn.ReLU(), nn.Linear(k, 2)).double()
+            net[0].weight.data, net[0].bias.data = w, -(w @ point)
+            counts.append(local_region_count(net, point[None], radius=0.1, resolution=96)[0])
+        assert counts == [2 * k, 2 * k]
+    linear = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    linear[0].bias.data = torch.full((3,), 100.0, dtype=torch.float64)      # no kink nearby
+    assert local_region_count(linear, x, radius=0.1).tolist() == [1, 1]
+
+
+def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from grok_mlflow.cli import main
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.training import train
+
+    result = train(Settings(steps=60, eval_points=6, depth=2, width=16, lc_samples=20,
+                            adv_points=0, partition_every=2, partition_resolution=16),
+                   progress=False)
+    assert main(["compare-regions", result.run_id, "--points", "5", "--resolution", "24",
+                 "--out", str(tmp_path / "c.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman rank correlation over" in printed and printed.count("\n| ") >= 3
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "regions")}
+    assert artifacts == {"regions/compare.png", "regions/compare.csv"}
+    assert main(["compare-regions", "0123456789abcdef"]) == 2
+    assert "compare-regions" in capsys.readouterr().err
