@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -558,7 +559,7 @@ def log_run_figure(run_id: str, fig, path: str, client: MlflowClient | None = No
 # opens. The experiment's description (its `mlflow.note.content` tag) is shown above its runs.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 SWEEP_LINE_PREFIX = "**Sweep "
-SWEEP_CHARTS = ["lc/train", "lc/test", "lc/random", "acc/train", "acc/test"]
+SWEEP_CHARTS = ["acc/train", "acc/test"]      # after lc/{train,test,random} (every radius)
 SWEEP_COLUMNS = ["acc/test", "acc/train", "lc/train", "grok/interpolation_step",
                  "grok/generalization_step"]
 
@@ -587,7 +588,10 @@ def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int
     children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
                                   max_results=10_000)
     logged = {k for run in children for k in run.data.metrics}
-    first = [k for k in SWEEP_CHARTS if k in logged] + sorted(
+    lc_keys = sorted((k for k in logged if re.fullmatch(r"lc(_r[^/]+)?/(train|test|random)", k)),
+                     key=lambda k: (k.split("/")[0], ("train", "test", "random").index(
+                         k.split("/")[1])))
+    first = lc_keys + [k for k in SWEEP_CHARTS if k in logged] + sorted(
         k for k in logged if k.startswith("adv/acc/"))
     state = {"searchFilter": f"tags.mlflow.parentRunId = '{parent_id}'",
              "orderByKey": f"params.`{swept[0]}`" if swept else "attributes.run_name",

@@ -293,6 +293,9 @@ def test_sweep_views_keep_the_users_description_and_one_line_per_sweep():
                 mlflow.log_param("width", width)
                 mlflow.log_metric("lc/train", 1.0, step=0)
                 mlflow.log_metric("adv/acc/eps_0.1", 0.5, step=0)
+                if sweep == "b":     # two radii: lc_r{radius}/{set}
+                    for key in ("lc_r0.5/test", "lc_r0.05/train", "lc_r0.05/train/layer_1"):
+                        mlflow.log_metric(key, 1.0, step=0)
         parents.append(pid)
         publish_sweep_view(pid, sweep, ["width"], 2)
     publish_sweep_view(parents[1], "b", ["width"], 2)
@@ -305,3 +308,6 @@ def test_sweep_views_keep_the_users_description_and_one_line_per_sweep():
     view = json.loads(client.get_experiment(eid).tags[f"mlflow.sharedViewState.{parents[0]}"])
     assert [c["metricKey"] for c in view["compareRunCharts"]] == ["lc/train", "adv/acc/eps_0.1"]
     assert len(client.search_runs([eid], view["searchFilter"])) == 2
+    view = json.loads(client.get_experiment(eid).tags[f"mlflow.sharedViewState.{parents[1]}"])
+    assert [c["metricKey"] for c in view["compareRunCharts"]] == [
+        "lc/train", "lc_r0.05/train", "lc_r0.5/test", "adv/acc/eps_0.1"]
