@@ -327,7 +327,10 @@ class NonlinearityHooks:
     """Forward pre-hooks on every nonlinearity of ``model``: a subclass's ``_hook`` appends one
     (B,) tensor per call to ``values`` (and the module to ``modules``); ``take`` stacks those of
     the forward just run into (B, L), L = nonlinearity calls. Shared by LC's cut counts and the
-    partition's sign-pattern hashes."""
+    partition's sign-pattern hashes. With ``on_output`` the hooks see each call's output instead
+    (as ``args[0]``; the deformation's embedded vertices)."""
+
+    on_output = False
 
     def __init__(self, model: nn.Module):
         self.values: list[Tensor] = []
@@ -335,7 +338,9 @@ class NonlinearityHooks:
         self.last_modules: list[nn.Module] = []  # ... and in the last one taken
         self._names = {m: name or type(m).__name__ for name, m in model.named_modules()
                        if isinstance(m, NONLINEARITIES)}
-        self._handles = [m.register_forward_pre_hook(self._hook) for m in self._names]
+        self._handles = [m.register_forward_hook(lambda mod, _args, out: self._hook(mod, (out,)))
+                         if self.on_output else m.register_forward_pre_hook(self._hook)
+                         for m in self._names]
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         raise NotImplementedError
@@ -395,6 +400,22 @@ def _default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
     return max(1, budget // max(1, bytes_per_vertex))
 
 
+def find_module(model: nn.Module, name: str) -> nn.Module:
+    """``model``'s submodule ``name``; else ``ValueError`` listing the first module names."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        raise ValueError(f"lc_input: {type(model).__name__} has no module {name!r}; modules: "
+                         + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")) from None
+
+
+def input_module_of(model: nn.Module, name: str = "") -> str:
+    """The module LC starts from: ``name`` when given, else the model's own ``lc_input``
+    attribute (the transformer's ``embed``), else "" (the model's input)."""
+    return name or getattr(model, "lc_input", "") or ""
+
+
 class FromModule(nn.Module):
     """``model`` run from the output of its submodule ``name``: ``forward(z)`` runs ``model`` on
     fixed input rows with that submodule's output replaced by ``z`` (B, *E). The model is held,
@@ -408,12 +429,7 @@ class FromModule(nn.Module):
 
     def __init__(self, model: nn.Module, name: str, like: Tensor):
         super().__init__()
-        try:
-            self._target = model.get_submodule(name)
-        except AttributeError:
-            names = [n for n, _ in model.named_modules() if n][:12]
-            raise ValueError(f"lc_input: {type(model).__name__} has no module {name!r}; "
-                             f"modules: {', '.join(names)}...") from None
+        self._target = find_module(model, name)
         self.__dict__["_model"] = model            # not a submodule
         self.name, self._row, self._z = name, like[:1], None
 

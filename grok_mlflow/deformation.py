@@ -38,9 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
-from . import complexity
-from .complexity import (_check_radii, _default_max_vertices, _mean_confidence_interval,
-                         call_names, embedded, sample_directions)
+from .complexity import (NonlinearityHooks, _check_radii, _default_max_vertices,
+                         _mean_confidence_interval, embedded, sample_directions)
 
 __all__ = ["Deformation", "deformation", "graph_statistics", "recommend_radius"]
 
@@ -104,28 +103,20 @@ def graph_statistics(vertices: Tensor) -> tuple[Tensor, Tensor]:
     return ecc.mean(dim=1), ecc.amax(dim=1)
 
 
-class _Outputs:
-    """Forward hooks keeping the output of every nonlinearity call, flattened per row."""
+class _Outputs(NonlinearityHooks):
+    """The output of every nonlinearity call, flattened per row, in call order."""
 
-    def __init__(self, model: nn.Module):
-        self.values: list[Tensor] = []
-        self.modules: list[nn.Module] = []
-        self.names = {m: name or type(m).__name__ for name, m in model.named_modules()
-                      if isinstance(m, complexity.NONLINEARITIES)}
-        self.handles = [m.register_forward_hook(self._keep) for m in self.names]
+    on_output = True
 
-    def _keep(self, module, _args, out) -> None:
-        self.values.append(out.flatten(1))
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        self.values.append(args[0].flatten(1))
         self.modules.append(module)
 
-    def take(self) -> list[Tensor]:
+    def take_all(self) -> list[Tensor]:
+        """The (rows, width_l) outputs of the forward just run (widths differ: not stacked)."""
         values, self.values = self.values, []
-        self.last, self.modules = self.modules, []
+        self.last_modules, self.modules = self.modules, []
         return values
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
@@ -178,8 +169,8 @@ def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
         hooks = _Outputs(model)
         try:
             run(x[:1])
-            widths = [v.shape[1] for v in hooks.take()]
-            layer_names = call_names(hooks.names, hooks.last)
+            widths = [v.shape[1] for v in hooks.take_all()]
+            layer_names = hooks.layer_names()
             if not layer_names:
                 raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module")
             if max_batch_vertices is None:
@@ -192,7 +183,8 @@ def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
                 for r in radii:
                     vertices = xb + r * signed                                # (B, 2P, D)
                     run(vertices.view(-1, *input_shape))
-                    layers = [vertices] + [v.view(len(xb), 2 * n_dir, -1) for v in hooks.take()]
+                    layers = [vertices] + [v.view(len(xb), 2 * n_dir, -1)
+                                           for v in hooks.take_all()]
                     stats = [graph_statistics(v) for v in layers]             # L + 1 pairs
                     out[r][0].append(torch.stack([s[0] for s in stats], dim=1))
                     out[r][1].append(torch.stack([s[1] for s in stats], dim=1))

@@ -219,17 +219,15 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     hasher = _PatternHasher(model, seed)
     try:
         with evaluating(model), torch.no_grad(), full_float32():
-            entry = run                        # the model, or the model from input_module on
             plan = _plan_for(model) if run is model else _Plan(head=None, body=run)
             # The first layer is affine in the input: its pre-activations on the plane are
             # g(p0) + a (g(p1) - g(p0)) + b (g(p2) - g(p0)), so the (R*R, D) inputs never exist.
             if plan.head is not None:
                 g = plan.head(points)                                           # (3, *S_1)
                 g0, g_span = g[:1], torch.stack([g[1] - g[0], g[2] - g[0]])    # (1|2, *S_1)
-                run = plan.body
             else:
                 g0, g_span = origin.view(1, *input_shape), span.view(2, *input_shape)
-            widest = _widest_activation(model, points[:1], entry)
+            widest = _widest_activation(model, points[:1], run)
             hasher.take()
             if max_batch_points is None:
                 max_batch_points = _default_max_vertices(
@@ -239,7 +237,7 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
                 chunk = ab[start:start + max_batch_points]                      # (B, 2)
                 coeff = chunk.view(-1, 2, *([1] * (g0.dim() - 1)))
                 rows = g0 + (coeff * g_span.unsqueeze(0)).sum(1)                # (B, *S_1)
-                out = run(rows)                                                 # (B, classes)
+                out = plan.body(rows)                                           # (B, classes)
                 codes.append(hasher.take())                                     # (B, L)
                 logits.append(out.float())
             layer_names = hasher.layer_names()

@@ -585,9 +585,7 @@ def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int
     client = MlflowClient()
     parent = client.get_run(parent_id)
     experiment_id = parent.info.experiment_id
-    children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
-                                  max_results=10_000)
-    logged = {k for run in children for k in run.data.metrics}
+    logged = {k for run in child_runs(parent_id) for k in run.data.metrics}
     lc_keys = sorted((k for k in logged if re.fullmatch(r"lc(_r[^/]+)?/(train|test|random)", k)),
                      key=lambda k: (k.split("/")[0], ("train", "test", "random").index(
                          k.split("/")[1])))

@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .complexity import local_complexity
+from .complexity import input_module_of, local_complexity
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
@@ -135,14 +135,10 @@ class GrokTracker:
         self.adv_eps = adv_budgets(s, domain) if tuple(domain) == (0.0, 1.0) else ()
         # step 0 (initialisation) is measured on entering the context
         self.schedule = log_schedule(s.steps, s.eval_points, s.eval_every)
-        # PGD on its own sparser log-spaced cadence, snapped to the nearest eval steps (a subset)
-        self.adv_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
-                              for t in log_schedule(s.steps, s.adv_points)}
-                             if s.adv_points and self.adv_eps else set())
-        # neighbourhood deformation: its own log-spaced cadence, snapped to eval steps likewise
-        self.deform_schedule = ({min(self.schedule, key=lambda e: abs(e - t))
-                                 for t in log_schedule(s.steps, s.deform_points)}
-                                if s.deform_points else set())
+        # PGD and the deformation on their own sparser log-spaced cadences, snapped to the
+        # nearest eval steps (subsets of the schedule)
+        self.adv_schedule = self._snapped(s.adv_points) if self.adv_eps else set()
+        self.deform_schedule = self._snapped(s.deform_points)
         # partition snapshots: every N-th eval step, and the last
         self.partition_schedule = (set(self.schedule[::s.partition_every]) | {self.schedule[-1]}
                                    if s.partition_every else set())
@@ -154,6 +150,13 @@ class GrokTracker:
         self._bar = None
         self._artifacts_written = time.monotonic()
 
+    def _snapped(self, points: int) -> set[int]:
+        """``points`` log-spaced steps, each moved to the nearest eval step (0: none)."""
+        if not points:
+            return set()
+        return {min(self.schedule, key=lambda e: abs(e - t))
+                for t in log_schedule(self.settings.steps, points)}
+
     @property
     def run_id(self) -> str | None:
         return self.recorder.run_id
@@ -163,7 +166,7 @@ class GrokTracker:
         device = next(self.model.parameters()).device
         self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
                                   self.domain)
-        lc_input = self.settings.lc_input or getattr(self.model, "lc_input", "") or ""
+        lc_input = input_module_of(self.model, self.settings.lc_input)
         self.tokens = not self.probes.lc["train"].is_floating_point()
         if self.tokens and not lc_input:
             raise ValueError("the inputs are integers (token ids): set lc_input to the module "

@@ -20,6 +20,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from .complexity import find_module, input_module_of
 from .data import check_dataset, dataset_spec, load_dataset, torch_dtype, training_batches
 from .evaluation import loss_function
 from .models import build_model
@@ -128,11 +129,10 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                         dataset_spec(settings.dataset).normalization).to(
                             device, torch_dtype(settings.dtype))
     if settings.lc_input:
-        names = [n for n, _ in model.named_modules() if n]
-        if settings.lc_input not in names:
-            raise SettingsError(f"lc_input: {settings.model} has no module "
-                                f"{settings.lc_input!r}; modules: {', '.join(names[:12])}"
-                                + (", ..." if len(names) > 12 else ""))
+        try:
+            find_module(model, settings.lc_input)
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
     # fused: one kernel for the whole update on CUDA (same maths; the step is launch-bound)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
                                                betas=(settings.adam_beta1, settings.adam_beta2),
@@ -246,11 +246,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     from .partition import partition_slice
     from .plots import partition_figure
 
-    config = run_config(run_id, "partition")
-    if "settings" not in config:
-        raise SettingsError(f"partition: run {run_id} was not trained by grok_mlflow's train "
-                            "(its model cannot be rebuilt here)")
-    settings = _config_settings(config)
+    config, settings = _run_settings(run_id, "partition", device)
     points = config.get("partition_points")
     steps = snapshot_steps(run_id)
     if not points or not steps:
@@ -260,19 +256,12 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     if step not in steps:
         raise SettingsError(f"partition: run {run_id} has no snapshot at step {step}; "
                             f"snapshot steps: {', '.join(map(str, steps))}")
-    settings = dataclasses.replace(settings, device=device,
-                                   partition_resolution=resolution or settings.partition_resolution)
-    torch_device = check_settings(settings)
-    data = load_dataset(settings, torch.device("cpu"))
-    model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization).to(
-                            torch_dtype(settings.dtype))
+    resolution = resolution or settings.partition_resolution
+    data, model = _model_for(settings)
     model.load_state_dict(load_snapshot_weights(run_id, step))
-    model.to(torch_device)
     index = points["train_index"]
-    part = partition_slice(model, data.x_train[index], resolution=settings.partition_resolution,
-                           seed=settings.seed,
-                           input_module=settings.lc_input or getattr(model, "lc_input", None))
+    part = partition_slice(model, data.x_train[index], resolution=resolution, seed=settings.seed,
+                           input_module=input_module_of(model, settings.lc_input) or None)
     fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
     out = out or f"partition_{run_id}_step{step}.png"
     fig.savefig(out, dpi=100)
@@ -281,8 +270,19 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     return out, part.metrics()
 
 
-def _model_for(settings: Settings, device: torch.device):
-    """(data on the CPU, the settings' model on ``device``, initialised with its seed)."""
+def _run_settings(run_id: str, command: str, device: str) -> tuple[dict, Settings]:
+    """A recorded run's ``config.json`` and settings (on ``device``), for rebuilding its model;
+    ``SettingsError`` for an unknown run or one that our ``train`` did not record."""
+    config = run_config(run_id, command)
+    if "settings" not in config:
+        raise SettingsError(f"{command}: run {run_id} was not trained by grok_mlflow's train "
+                            "(its model cannot be rebuilt here)")
+    return config, dataclasses.replace(_config_settings(config), device=device)
+
+
+def _model_for(settings: Settings):
+    """(data on the CPU, the settings' model on their device, initialised with their seed)."""
+    device = check_settings(settings)
     data = load_dataset(settings, torch.device("cpu"))
     torch.manual_seed(settings.seed)
     model = build_model(settings, data.input_shape, data.num_classes,
@@ -314,24 +314,17 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
     if (run_id is None) == (preset is None):
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
     if run_id is not None:
-        config = run_config(run_id, "radius")
-        if "settings" not in config:
-            raise SettingsError(f"radius: run {run_id} was not trained by grok_mlflow's train "
-                                "(its model cannot be rebuilt here)")
-        settings = dataclasses.replace(_config_settings(config), device=device)
-        data, model = _model_for(settings, check_settings(settings))
-        if step is None:
-            state = load_checkpoint(run_id, next(model.parameters()).device)
-            if state is not None:
-                weights, step = state["model"], int(state["step"])
-            elif snapshot_steps(run_id):
-                step = snapshot_steps(run_id)[-1]
-                weights = load_snapshot_weights(run_id, step)
-            else:
-                raise SettingsError(f"radius: run {run_id} has neither a checkpoint nor a "
-                                    "partition snapshot to take weights from")
+        _, settings = _run_settings(run_id, "radius", device)
+        data, model = _model_for(settings)
+        state = load_checkpoint(run_id, next(model.parameters()).device) if step is None else None
+        if state is not None:
+            weights, step = state["model"], int(state["step"])
         else:
             steps = snapshot_steps(run_id)
+            if step is None and not steps:
+                raise SettingsError(f"radius: run {run_id} has neither a checkpoint nor a "
+                                    "partition snapshot to take weights from")
+            step = steps[-1] if step is None else step
             if step not in steps:
                 raise SettingsError(f"radius: run {run_id} has no snapshot at step {step}; "
                                     f"snapshot steps: {', '.join(map(str, steps)) or 'none'}")
@@ -340,7 +333,7 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         what = f"run {run_id[:8]}, step {step}"
     else:
         settings = dataclasses.replace(load_preset(preset), device=device)
-        data, model = _model_for(settings, check_settings(settings))
+        data, model = _model_for(settings)
         what = f"{os.path.basename(preset)} at initialisation"
     gen = torch.Generator().manual_seed(settings.seed + 1)
     index = torch.randperm(len(data.x_train), generator=gen)[:points]
@@ -348,7 +341,7 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
     try:
         study = radius_study(model, x, radii=radii or DEFAULT_RADII, directions=directions,
                              seed=settings.seed, tolerance=tolerance,
-                             input_module=settings.lc_input or getattr(model, "lc_input", None))
+                             input_module=input_module_of(model, settings.lc_input) or None)
     except ValueError as err:
         raise SettingsError(f"radius: {err}") from None
     fig = radius_figure(study, what)
@@ -383,16 +376,12 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     from .recorder import log_run_figure, log_run_text
     from .regions import local_region_count, rank_correlation
 
-    config = run_config(run_id, "compare-regions")
-    if "settings" not in config:
-        raise SettingsError(f"compare-regions: run {run_id} was not trained by grok_mlflow's "
-                            "train (its model cannot be rebuilt here)")
-    settings = dataclasses.replace(_config_settings(config), device=device)
+    _, settings = _run_settings(run_id, "compare-regions", device)
     steps = snapshot_steps(run_id)
     if len(steps) < 2:
         raise SettingsError(f"compare-regions: run {run_id} has {len(steps)} partition "
                             "snapshot(s); it needs two or more (train with partition_every > 0)")
-    data, model = _model_for(settings, check_settings(settings))
+    data, model = _model_for(settings)
     if data.tokens:
         raise SettingsError("compare-regions: counts regions in input space; token models "
                             "are not supported")
