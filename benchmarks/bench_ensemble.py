@@ -1,125 +1,95 @@
-"""Issue #19, first measurement: K small runs trained as one stacked model vs one after another.
+"""Issue #19: K runs trained as one stacked model / the same K runs one after another.
 
-Only the training step is measured here (no tracking; the stacked sweep itself is not built yet):
-the digits MLP (4 hidden layers of ``width``, AdamW) for K members that differ in seed (their
-initialisation and their minibatch order), trained
+Both sides are the product's own loops, untracked (``track=False``: training alone, as a grid
+of small runs spends its steps): sequentially, K calls of ``train``; stacked, one call of
+``train_stacked`` (``grok_mlflow.stacking``: every parameter on a leading member axis, one
+``vmap``-ed forward/backward, one ``StackedAdamW`` step). The K members differ as a sweep's
+trials do: seed (initialisation, data split, batch order) and weight decay. Each side's time is
+its whole call, data loading and model building included (the same work per member on both).
 
-- sequentially: K ordinary models, N steps each;
-- stacked: ``torch.func.stack_module_state`` puts every parameter on a leading member axis, one
-  ``vmap``-ed forward/backward over the members' own minibatches, one AdamW step on the stacked
-  tensors (AdamW is elementwise, so this is exactly K independent AdamW updates).
-
-It prints total training steps per second of each and their ratio, and (float64) the largest
-difference between a stacked member's final weights and the same member trained alone.
+It prints total training steps per second of each and the ratio, then (float64, CPU) the
+largest difference between a stacked member's final weights and the same run trained alone.
 
 Usage::
 
-    python benchmarks/bench_ensemble.py [--steps 200] [--members 4,8,16] [--widths 50,200]
+    python benchmarks/bench_ensemble.py [--steps 500] [--members 4,8,16] [--widths 50,200]
+    python benchmarks/bench_ensemble.py --device cuda --members 8,16,32,64 \\
+        --preset projects/fig1_mnist_mlp.yaml --data-root DIR      # GPU, fig. 1 MLP on MNIST
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import time
 
 import torch
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
-from grok_mlflow.data import load_dataset
-from grok_mlflow.models import build_model
-from grok_mlflow.settings import Settings
+from grok_mlflow.settings import Settings, load_preset
+from grok_mlflow.training import train, train_stacked
 
-
-def members(settings: Settings, k: int, dtype: torch.dtype) -> list[nn.Module]:
-    out = []
-    for seed in range(k):
-        torch.manual_seed(seed)
-        out.append(build_model(settings, (1, 8, 8), 10).to(dtype))
-    return out
+from common import stable_allocator
 
 
-def batch_orders(n: int, batch: int, k: int, steps: int) -> torch.Tensor:
-    """(K, steps, B) minibatch indices: member k's own seeded permutations, epoch by epoch."""
-    per_epoch = n // batch
-    orders = []
-    for seed in range(k):
-        gen = torch.Generator().manual_seed(seed)
-        rows = []
-        while len(rows) < steps:
-            perm = torch.randperm(n, generator=gen)
-            rows += [perm[i * batch:(i + 1) * batch] for i in range(per_epoch)]
-        orders.append(torch.stack(rows[:steps]))
-    return torch.stack(orders)
+def members(base: Settings, k: int) -> list[Settings]:
+    """K members as a weight decay x seed grid gives them."""
+    return [dataclasses.replace(base, seed=i, weight_decay=(0.0, 0.01)[i % 2]) for i in range(k)]
 
 
-def sequential(models, x, y, orders, lr=1e-3, wd=0.01):
-    for k, model in enumerate(models):
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-        for idx in orders[k]:
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return models
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
-def stacked(models, x, y, orders, lr=1e-3, wd=0.01):
-    params, buffers = stack_module_state(models)                 # {name: (K, ...)}
-    base = copy.deepcopy(models[0]).to("meta")
-    opt = torch.optim.AdamW(list(params.values()), lr=lr, weight_decay=wd)
-
-    def loss_of(p, b, xb, yb):
-        return nn.functional.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
-
-    batched = vmap(loss_of)
-    for step in range(orders.shape[1]):
-        idx = orders[:, step]                                    # (K, B)
-        loss = batched(params, buffers, x[idx], y[idx]).sum()    # members are independent
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return params
+def timed(fn, device: str) -> float:
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
 
 
 def main() -> int:
+    stable_allocator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--members", default="4,8,16")
     parser.add_argument("--widths", default="50,200")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default="", help="base settings (default: the digits MLP)")
+    parser.add_argument("--data-root", default="", help="data_root for the preset's dataset")
     args = parser.parse_args()
-    data = load_dataset(Settings(), torch.device("cpu"))
-    x, y = data.x_train, data.y_train
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, "
-          f"batch 200, digits MLP depth 4")
-    warm = batch_orders(len(x), 200, 2, 20)           # first calls pay one-time costs
-    for fn in (sequential, stacked):
-        fn(members(Settings(width=50), 2, torch.float32), x, y, warm)
+    base = load_preset(args.preset) if args.preset else Settings()
+    base = dataclasses.replace(base, steps=args.steps, device=args.device,
+                               **({"data_root": args.data_root, "download": False}
+                                  if args.data_root else {}))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, "
+          f"{base.dataset} {base.model} depth {base.depth}, batch {base.batch_size}, "
+          f"{args.steps} steps per member")
+    warm = members(dataclasses.replace(base, steps=20, width=16), 2)   # one-time costs
+    train_stacked(warm, progress=False, track=False)
+    train(warm[0], progress=False, track=False)
     print("| width | K | sequential steps/s | stacked steps/s | stacked / sequential |")
     print("|---|---|---|---|---|")
     for width in (int(w) for w in args.widths.split(",")):
-        settings = Settings(width=width)
         for k in (int(m) for m in args.members.split(",")):
-            orders = batch_orders(len(x), 200, k, args.steps)
-            times = {}
-            for name, fn in (("sequential", sequential), ("stacked", stacked)):
-                models = members(settings, k, torch.float32)
-                start = time.perf_counter()
-                fn(models, x, y, orders)
-                times[name] = time.perf_counter() - start
+            grid = members(dataclasses.replace(base, width=width), k)
+            sequential = timed(lambda: [train(s, progress=False, track=False) for s in grid],
+                               args.device)
+            stacked = timed(lambda: train_stacked(grid, progress=False, track=False),
+                            args.device)
             total = k * args.steps
-            print(f"| {width} | {k} | {total / times['sequential']:.0f} | "
-                  f"{total / times['stacked']:.0f} | "
-                  f"{times['sequential'] / times['stacked']:.2f} |", flush=True)
-    # equality: float64, K = 3, width 50, 50 steps
-    settings = Settings(width=50)
-    orders = batch_orders(len(x), 200, 3, 50)
-    alone = sequential(members(settings, 3, torch.float64), x.double(), y, orders)
-    together = stacked(members(settings, 3, torch.float64), x.double(), y, orders)
-    diff = max((together[name][k] - dict(alone[k].named_parameters())[name]).abs().max().item()
-               for k in range(3) for name in together)
-    print(f"\nfloat64, 3 members x 50 steps: largest |stacked - alone| weight difference {diff:.1e}")
+            print(f"| {width} | {k} | {total / sequential:.0f} | {total / stacked:.0f} | "
+                  f"{sequential / stacked:.2f} |", flush=True)
+    if args.device == "cpu":
+        grid = members(dataclasses.replace(base, width=50, steps=50, dtype="float64"), 3)
+        together = train_stacked(grid, progress=False, track=False)
+        diff = max((a - b).abs().max().item()
+                   for s, member in zip(grid, together)
+                   for a, b in zip(member.model.state_dict().values(),
+                                   train(s, progress=False, track=False).model.state_dict()
+                                   .values()))
+        print(f"\nfloat64, 3 members x 50 steps: largest |stacked - alone| weight difference "
+              f"{diff:.1e}")
     return 0
 
 

@@ -31,8 +31,8 @@ from torch import Tensor
 
 from .settings import Settings, SettingsError
 
-__all__ = ["DATASETS", "DataSplits", "DatasetSpec", "StreamedBatches", "TensorBatches",
-           "load_dataset", "training_batches"]
+__all__ = ["DATASETS", "DataSplits", "DatasetSpec", "StackedBatches", "StreamedBatches",
+           "TensorBatches", "load_dataset", "training_batches"]
 
 
 @dataclass(frozen=True)
@@ -474,6 +474,77 @@ class TensorBatches:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["batches_rng"])
         self.order = state["order"].to(self.x.device)
+
+    def close(self) -> None:
+        pass
+
+
+class StackedBatches:
+    """Minibatches for K stacked members (``stacking.StackedModules``): member k gets exactly the
+    batches its own ``TensorBatches`` would give (its data, its seeded epoch permutations), and
+    all K are gathered in one indexing operation per step.
+
+    Members may differ in their data (seed, ``train_size``, ``random_labels``) but not in the
+    batch size. A member's permutation is redrawn, from its own generator, when its epoch ends
+    (members of different ``train_size`` end epochs at different steps).
+
+    Args:
+        members: K ``TensorBatches`` (fresh, or restored with ``load_state_dict``) with one batch
+            size and the same number of batches drawn.
+    Example:
+        >>> b = StackedBatches([TensorBatches(x_k, y_k, 200, seed=k) for k, (x_k, y_k) in ...])
+        >>> xb, yb = next(b)                                       # (K, 200, ...), (K, 200)
+    """
+
+    def __init__(self, members: list[TensorBatches]):
+        sizes = {m.batch_size for m in members}
+        if len(sizes) != 1:
+            raise ValueError(f"stacked members need one batch size, got {sorted(sizes)}")
+        if len({m.done for m in members}) != 1:
+            raise ValueError("stacked members must have drawn the same number of batches")
+        self.members, self.batch_size, self.done = members, sizes.pop(), members[0].done
+        self.full = all(m.full for m in members)
+        x0 = members[0].x
+        self.n = np.array([len(m.x) for m in members])
+        if self.full and len(set(self.n.tolist())) != 1:
+            raise ValueError("full-batch members must have the same number of samples")
+        n_max, k = int(self.n.max()), len(members)
+        self.x = torch.zeros((k, n_max, *x0.shape[1:]), dtype=x0.dtype, device=x0.device)
+        self.y = torch.zeros((k, n_max), dtype=members[0].y.dtype, device=x0.device)
+        for i, m in enumerate(members):                      # (K, N_max, ...), zero-padded
+            self.x[i, :len(m.x)], self.y[i, :len(m.y)] = m.x, m.y
+        self.per_epoch = np.array([m.per_epoch for m in members])
+        self.orders = torch.zeros((k, n_max), dtype=torch.long, device=x0.device)
+        self.redraw = np.array([not m.full for m in members])   # full batch: x itself, in order
+        for i, m in enumerate(members):
+            if m.full:
+                self.orders[i, :len(m.x)] = torch.arange(len(m.x), device=x0.device)
+            elif len(m.order):
+                self.orders[i, :len(m.order)] = m.order
+        self._rows = torch.arange(k, device=x0.device)[:, None]             # (K, 1)
+        self._within = torch.arange(self.batch_size, device=x0.device)      # (B,)
+
+    def __iter__(self) -> "StackedBatches":
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        self.done += 1
+        for m in self.members:
+            m.done = self.done
+        if self.full:
+            return self.x, self.y
+        position = (self.done - 1) % self.per_epoch                  # (K,) batch within epoch
+        for i in np.flatnonzero((position == 0) & self.redraw):      # those starting an epoch
+            m = self.members[i]
+            m.order = torch.randperm(len(m.x), generator=m.generator, device=m.x.device)
+            self.orders[i, :len(m.order)] = m.order
+        start = torch.as_tensor(position * self.batch_size, device=self.x.device)[:, None]
+        idx = self.orders.gather(1, start + self._within)            # (K, B)
+        return self.x[self._rows, idx], self.y[self._rows, idx]     # (K, B, ...), (K, B)
+
+    def member_state_dict(self, k: int) -> dict:
+        """Member k's state, as its own ``TensorBatches.state_dict()``."""
+        return self.members[k].state_dict()
 
     def close(self) -> None:
         pass

@@ -70,16 +70,16 @@ class SweepProgress(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info) -> None:
-        row = self._update(trial, "RUNNING")
-        if row is not None:
+        members = result.get("members")     # a stacked group reports every member at once
+        for row in self._update(trial, "RUNNING"):
             row.step = int(result.get("step", row.step))
-            row.metrics.update({k: float(result[k]) for k in ("acc_test", "lc_train")
-                                if isinstance(result.get(k), (int, float))})
+            metrics = members.get(row.name, {}) if isinstance(members, dict) else result
+            row.metrics.update({k: float(metrics[k]) for k in ("acc_test", "lc_train")
+                                if isinstance(metrics.get(k), (int, float))})
         self.draw()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        row = self._update(trial, "TERMINATED")
-        if row is not None:
+        for row in self._update(trial, "TERMINATED"):
             row.step = row.steps
         self.draw(force=True)
 
@@ -91,12 +91,14 @@ class SweepProgress(Callback):
         self._update(trial, "RESTARTED")
 
     # ------------------------------------------------------------------ drawing
-    def _update(self, trial: Any, state: str) -> TrialRow | None:
-        name = trial.config.get("trial", {}).get("name") if hasattr(trial, "config") else None
-        row = self.rows.get(name)
-        if row is not None:
+    def _update(self, trial: Any, state: str) -> list[TrialRow]:
+        """The rows of a Ray trial (a stacked group's: one per member), set to ``state``."""
+        config = trial.config.get("trial", {}) if hasattr(trial, "config") else {}
+        names = [m["name"] for m in config.get("members", [])] or [config.get("name")]
+        rows = [self.rows[n] for n in names if n in self.rows]
+        for row in rows:
             row.state = state
-        return row
+        return rows
 
     def total(self) -> str:
         """The headline: trials by state, elapsed time and the estimate of the rest."""

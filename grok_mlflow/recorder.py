@@ -159,9 +159,12 @@ class Recorder:
 
     def __init__(self, run_name: str, experiment: str | None = None, run_id: str | None = None,
                  flush_every_s: float = 30.0, *, attach: bool = False,
-                 tracking_uri: str | None = None):
+                 tracking_uri: str | None = None, end_attached: bool = False,
+                 keep_previous: bool = False):
         self.run_name, self.experiment, self.continue_run = run_name, experiment, run_id
-        self.flush_every_s, self.attach = flush_every_s, attach
+        self.flush_every_s, self.attach, self.end_attached = flush_every_s, attach, end_attached
+        self.keep_previous = keep_previous
+        self._previous: dict | None = None     # the last checkpoint stored (keep_previous)
         self.uri = tracking_uri
         self.run_id: str | None = None
         self.owns_run = False
@@ -171,7 +174,8 @@ class Recorder:
     def start(self) -> str:
         """Start, continue or join the run; returns its id. With ``attach`` the run
         ``run_id`` (someone else's, e.g. Lightning's ``MLFlowLogger``) is written into through
-        a client of ``tracking_uri`` alone: never made active, never ended here."""
+        a client of ``tracking_uri`` alone: never made active, and ended here only with
+        ``end_attached`` (the runs of stacked members, several open at once in one process)."""
         if self.attach:
             self.run_id = self.continue_run
             self.client = MlflowClient(self.uri)
@@ -197,9 +201,12 @@ class Recorder:
         return self.run_id
 
     def end(self, status: str) -> None:
-        """End the run (FINISHED, FAILED, KILLED) if this recorder started it."""
+        """End the run (FINISHED, FAILED, KILLED) if this recorder started it (or, attached,
+        was told to end it)."""
         if self.owns_run:
             mlflow.end_run(status)
+        elif self.attach and self.end_attached:
+            self.client.set_terminated(self.run_id, status)
 
     # ---------------------------------------------------------------- params, tags, config
     def params(self) -> dict[str, str]:
@@ -271,10 +278,15 @@ class Recorder:
     # ---------------------------------------------------------------- artifacts
     def save_checkpoint(self, state: Mapping[str, Any], retry: bool = False) -> None:
         """``checkpoints/last.pt``; a failed upload warns (the next flush writes a newer one),
-        or raises with ``retry``."""
+        or raises with ``retry``. With ``keep_previous`` the file also holds, under
+        ``"previous"``, the checkpoint stored before it (stacked members resume at one common
+        step even when a kill came between two members' checkpoints)."""
+        payload = dict(state)
+        if self.keep_previous:
+            payload["previous"] = self._previous
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "last.pt")
-            torch.save(dict(state), path)
+            torch.save(payload, path)
             try:
                 self.client.log_artifact(self.run_id, path, "checkpoints")
             except Exception as err:  # noqa: BLE001 - the next flush writes a newer one
@@ -282,6 +294,9 @@ class Recorder:
                     raise
                 print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
                       "retrying at the next flush", file=sys.stderr)
+                return
+        if self.keep_previous:     # a copy: the state's tensors are the live weights
+            self._previous = copy.deepcopy(dict(state))
 
     def log_snapshot(self, name: str, fig, state_dict: Mapping[str, Tensor]) -> None:
         """A partition snapshot: ``partition/<name>.png`` and the weights it was drawn from
@@ -290,7 +305,8 @@ class Recorder:
             with tempfile.TemporaryDirectory() as tmp:
                 png, pt = os.path.join(tmp, f"{name}.png"), os.path.join(tmp, f"{name}.pt")
                 fig.savefig(png, dpi=100)
-                torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, pt)
+                # clone: a stacked member's tensors are views of every member's storage
+                torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, pt)
                 self.client.log_artifact(self.run_id, png, "partition")
                 self.client.log_artifact(self.run_id, pt, "partition/weights")
         except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
@@ -319,9 +335,24 @@ class Recorder:
     def log_model(self, model: nn.Module, example: Tensor) -> None:
         """The trained model with ``mlflow.pytorch``, as a CPU copy (it loads on machines
         without the training GPU). pt2 (MLflow 3's default format) traces the model on the
-        example input; an explicit requirement skips MLflow's inference of them (~4 s)."""
+        example input; an explicit requirement skips MLflow's inference of them (~4 s).
+        ``mlflow.pytorch`` logs into the active run: an attached run is made active (nested) for
+        the call."""
+        active = mlflow.active_run()
+        if self.attach and (active is None or active.info.run_id != self.run_id):
+            with managed_run(), mlflow.start_run(run_id=self.run_id, nested=active is not None):
+                return self._log_model(model, example)
+        return self._log_model(model, example)
+
+    @staticmethod
+    def _log_model(model: nn.Module, example: Tensor) -> None:
+        model = copy.deepcopy(model).cpu()
+        for module in model.modules():   # a deep-copied view keeps its whole base storage
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    module._buffers[name] = buffer.clone()
         mlflow.pytorch.log_model(
-            copy.deepcopy(model).cpu(), name="model",
+            model, name="model",
             input_example=example.detach().cpu().numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
@@ -526,6 +557,35 @@ def child_run(name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterato
     with managed_run(), mlflow.start_run(run_name=name, experiment_id=experiment_id,
                                          tags=dict(tags)) as run:
         yield run.info.run_id
+
+
+def create_run(name: str, experiment_id: str | None = None,
+               tags: Mapping[str, str] | None = None) -> str:
+    """A new RUNNING run created through the client (not made active), with the tags the fluent
+    API would give it (user, source, git commit, grok_mlflow's versions) plus ``tags``;
+    ``experiment_id`` default: ``$MLFLOW_EXPERIMENT_NAME``, else ``grok_mlflow``."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    _create_sqlite_store_once(mlflow.get_tracking_uri())
+    if experiment_id is None:
+        experiment_id = use_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME")
+                                       or DEFAULT_EXPERIMENT)
+    with managed_run():                   # the plugin's tags, as for the runs we start
+        resolved = resolve_tags(dict(tags or {}))
+    return MlflowClient().create_run(experiment_id, tags=resolved, run_name=name).info.run_id
+
+
+def end_runs(run_ids: list[str], status: str) -> None:
+    """End runs (FINISHED, FAILED, KILLED) through the client."""
+    client = MlflowClient()
+    for run_id in run_ids:
+        client.set_terminated(run_id, status)
+
+
+def run_statuses(run_ids: list[str]) -> list[str]:
+    """Each run's status (RUNNING, FINISHED, FAILED, KILLED)."""
+    client = MlflowClient()
+    return [client.get_run(r).info.status for r in run_ids]
 
 
 def child_runs(parent_id: str) -> list:

@@ -13,6 +13,15 @@ A spec is YAML::
     max_concurrent: 2                # trials at once (default: as many as resources allow)
     max_failures: 2                  # a trial that dies is restarted this often; it continues
                                      # its child run from the run's last checkpoint
+    ensemble: auto                   # auto: trials that differ only in shape-keeping settings
+                                     # (seed, lr, weight_decay, ...) train as one stacked model;
+                                     # off: one process per trial
+    max_members: 16                  # at most this many trials in one stacked group
+
+With ``ensemble: auto`` (the default) the trials are grouped (``stack_groups``): trials whose
+settings differ only in what ``training.STACKABLE`` lists train together as one stacked model
+in one Ray trial (``training.train_stacked``), each still its own child run with everything a
+single trial logs. A group of one trains as an ordinary trial.
 
 Every trial runs the same ``train`` as a single run (same tracker, same metrics, ``grok/*``
 phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
@@ -58,11 +67,33 @@ class SweepSpec:
     max_concurrent: int = 0
     max_failures: int = 2
     source: str = ""
+    ensemble: str = "auto"
+    max_members: int = 16
 
     def trials(self) -> list[dict[str, Any]]:
         """Every combination of the grid, as {setting: value}, in spec order."""
         keys = list(self.grid)
         return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
+
+    def stack_groups(self) -> list[list[dict[str, Any]]]:
+        """The trials in the groups that train together (``ensemble: auto``): same
+        ``training.stack_key``, in grid order, at most ``max_members`` each; with
+        ``ensemble: off`` every trial alone."""
+        from .training import stack_key
+
+        trials = self.trials()
+        if self.ensemble == "off":
+            return [[t] for t in trials]
+        groups: dict[Any, list[list[dict[str, Any]]]] = {}
+        order: list[list[dict[str, Any]]] = []
+        for i, trial in enumerate(trials):
+            key = stack_key(apply_values(self.base, trial))
+            chunks = groups.setdefault(key if key is not None else ("alone", i), [])
+            if not chunks or len(chunks[-1]) >= self.max_members:
+                chunks.append([])
+                order.append(chunks[-1])
+            chunks[-1].append(trial)
+        return order
 
 
 def trial_name(overrides: dict[str, Any]) -> str:
@@ -86,10 +117,11 @@ def load_spec(path: str) -> SweepSpec:
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
     unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent",
-                                  "max_failures"})
+                                  "max_failures", "ensemble", "max_members"})
     if unknown:
         raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
-                            "base, grid, resources, max_concurrent, max_failures")
+                            "base, grid, resources, max_concurrent, max_failures, ensemble, "
+                            "max_members")
     base_values = data.get("base") or {}
     if not isinstance(base_values, dict):
         raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
@@ -117,32 +149,52 @@ def load_spec(path: str) -> SweepSpec:
     max_failures = data.get("max_failures", 2)
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SettingsError(f"spec {path}: max_failures must be an integer >= 0")
+    ensemble = data.get("ensemble", "auto")
+    if ensemble is False:            # YAML reads a bare `off` as false
+        ensemble = "off"
+    if ensemble not in ("auto", "off"):
+        raise SettingsError(f"spec {path}: ensemble must be auto or off, got {ensemble!r}")
+    max_members = data.get("max_members", 16)
+    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
+        raise SettingsError(f"spec {path}: max_members must be an integer >= 1")
     return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
                      resources={k: float(v) for k, v in resources.items()},
                      max_concurrent=max_concurrent, max_failures=max_failures,
-                     source=str(path))
+                     source=str(path), ensemble=ensemble, max_members=max_members)
 
 
 def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
+def _trial_settings(config: dict[str, Any]) -> Settings:
+    """A trial's settings: the sweep's resolved base and its overrides."""
+    base = dict(config["base"])
+    preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
+    return apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
+                        config["overrides"])
+
+
+def _trial_tags(config: dict[str, Any]) -> dict[str, str]:
+    return {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
+            "grok_mlflow.trial": config["name"]}
+
+
 def _trial(space: dict[str, Any]) -> None:
-    """One Ray Tune trial: a child run of the sweep's parent, trained by the ordinary ``train``."""
+    """One Ray Tune trial: a child run of the sweep's parent, trained by the ordinary ``train``;
+    a stacked group (``members``) goes to ``_stacked_trial``."""
     config = space["trial"]
     os.environ.pop("MLFLOW_RUN_ID", None)   # inherited from `mlflow run`: would resume the parent
+    if "members" in config:
+        return _stacked_trial(config)
     from ray import tune
 
     from .recorder import child_run, trial_run_id, use_tracking_uri
     from .training import train
 
     use_tracking_uri(config["tracking_uri"])
-    base = dict(config["base"])
-    preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
-    settings = apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
-                      config["overrides"])
-    tags = {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
-            "grok_mlflow.trial": config["name"]}
+    settings = _trial_settings(config)
+    tags = _trial_tags(config)
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
     def report_progress(step: int, metrics) -> None:   # the driver's live table (progress.py)
         tune.report({"step": step, "steps": settings.steps,
@@ -160,6 +212,49 @@ def _trial(space: dict[str, Any]) -> None:
     tune.report({"step": settings.steps, "steps": settings.steps,
                  **{k.replace("/", "_"): v for k, v in result.metrics.items()
                     if not k.startswith("lc") or k.count("/") == 1}})
+
+
+def _stacked_trial(group: dict[str, Any]) -> None:
+    """One Ray Tune trial that trains a stacked group (``training.train_stacked``): one child
+    run per member. A restarted group continues its members' runs from their checkpoints
+    (members that already ended, FINISHED or FAILED, are not trained again)."""
+    from ray import tune
+
+    from .recorder import run_statuses, trial_run_id, use_tracking_uri
+    from .training import train_stacked
+
+    first = group["members"][0]
+    use_tracking_uri(first["tracking_uri"])
+    earlier = [trial_run_id(m["experiment_id"], m["parent_run_id"], m["name"])
+               for m in group["members"]]
+    known = [r for r in earlier if r]
+    status = dict(zip(known, run_statuses(known)))
+    todo = [(m, r) for m, r in zip(group["members"], earlier)
+            if r is None or status[r] not in ("FINISHED", "FAILED")]
+    if not todo:
+        return
+    settings = [_trial_settings(m) for m, _ in todo]
+    names = [m["name"] for m, _ in todo]
+    steps = settings[0].steps
+
+    def report_progress(step: int, latest) -> None:   # the driver's live table (progress.py)
+        tune.report({"step": step, "steps": steps, "members": {
+            name: {k.replace("/", "_"): v for k, v in metrics.items()
+                   if k in ("acc/test", "lc/train")} for name, metrics in latest.items()}})
+
+    results = train_stacked(
+        settings, run_names=names, experiment_id=first["experiment_id"],
+        tags=[{**_trial_tags(m), "grok_mlflow.stack": group["name"]} for m, _ in todo],
+        resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
+        on_progress=report_progress)
+    tune.report({"step": steps, "steps": steps, "members": {
+        name: {k.replace("/", "_"): v for k, v in r.metrics.items()
+               if k in ("acc/test", "lc/train")} for name, r in zip(names, results)}})
+
+
+def _group_name(members: list[dict[str, Any]], index: int, groups: int) -> str:
+    """``stack 1/2 (4 runs)``: a stacked group's name in Ray and in the members' tags."""
+    return f"stack {index}/{groups} ({len(members)} runs)"
 
 
 def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
@@ -211,10 +306,17 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
                         "parent_run_id": parent_id, "experiment_id": experiment_id,
                         "sweep": spec.name} for o in spec.trials()]
+            by_name = {c["name"]: c for c in configs}
+            groups = spec.stack_groups()
+            trials = [by_name[trial_name(g[0])] if len(g) == 1 else
+                      {"name": _group_name(g, i, len(groups)),
+                       "members": [by_name[trial_name(o)] for o in g]}
+                      for i, g in enumerate(groups, start=1)]
+            cpus = float(ray.cluster_resources().get("CPU", 1.0))
             storage = os.path.abspath(storage_path or "ray_results")
             tuner = tune.Tuner(
-                tune.with_resources(_trial, spec.resources),
-                param_space={"trial": tune.grid_search(configs)},
+                tune.with_resources(_trial, lambda config: _resources(spec, config, cpus)),
+                param_space={"trial": tune.grid_search(trials)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
                 run_config=tune.RunConfig(
                     storage_path=storage, name=f"{spec.name}-{parent_id[:8]}",
@@ -224,15 +326,28 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
             results = tuner.fit()
             errors = [str(r.error) for r in results if r.error]
-            _summarise(parent_id, spec)
+            failed = _summarise(parent_id, spec)
             publish_sweep_view(parent_id, spec.name, list(spec.grid), len(configs))
-            if errors:
-                raise RuntimeError(f"{len(errors)} of {len(configs)} trials failed; first: "
-                                   f"{errors[0][:500]}")
+            if errors or failed:
+                first = errors[0][:500] if errors else failed[0]
+                raise RuntimeError(f"{max(len(failed), len(errors))} of {len(configs)} trials "
+                                   f"failed; first: {first}")
     finally:
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float):
+    """A Ray trial's resources: the spec's per trial; a stacked group of K trials takes K times
+    the CPUs (at most the cluster's: Ray gives a trial as many threads as CPUs) and one trial's
+    GPU share (its members share a device)."""
+    from ray import tune
+
+    members = len(config["trial"].get("members", [None]))
+    cpu = min(spec.resources["cpu"] * members, max(cpus, spec.resources["cpu"]))
+    bundle = {"CPU": cpu, **({"GPU": spec.resources["gpu"]} if spec.resources["gpu"] else {})}
+    return tune.PlacementGroupFactory([bundle])
 
 
 def _steps(spec: SweepSpec, overrides: dict[str, Any]) -> int:
@@ -253,12 +368,14 @@ def _spec_params(spec: SweepSpec) -> dict[str, str]:
     params = {f"grid.{k}": _fmt(v) for k, v in spec.grid.items()}
     params.update({f"base.{k}": v for k, v in spec.base.to_params().items()})
     params["trials"] = str(len(spec.trials()))
+    params["ensemble"], params["max_members"] = spec.ensemble, str(spec.max_members)
+    params["stacked_groups"] = str(sum(len(g) > 1 for g in spec.stack_groups()))
     return params
 
 
-def _summarise(parent_id: str, spec: SweepSpec) -> None:
+def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     """CSV of every trial's phases and final metrics, comparison figures and the trials'
-    reports, on the parent."""
+    reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
     from .phases import PHASE_KEYS
     from .plots import sweep_figures
     from .recorder import (child_runs, log_run_figure, log_run_text, read_history_csv,
@@ -295,6 +412,9 @@ def _summarise(parent_id: str, spec: SweepSpec) -> None:
         tag_run(parent_id, {"mlflow.note.content": text})
         for path, fig in sweep_figures(histories, list(spec.grid)).items():
             log_run_figure(parent_id, fig, path)
+    return [f"{r.data.tags.get('grok_mlflow.trial', r.info.run_id)}: "
+            f"{r.data.tags.get('grok_mlflow.failure', 'FAILED')}"
+            for r in runs if r.info.status == "FAILED"]
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,

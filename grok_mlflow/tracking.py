@@ -334,6 +334,11 @@ class GrokTracker:
         self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict())
         return part.metrics()
 
+    def flush(self, step: int) -> None:
+        """Write the buffered metrics and the checkpoint at ``step`` now, whatever the clock
+        (``StackedTracker`` flushes its members together)."""
+        self._flush(step)
+
     def _flush(self, step: int | None, retry_s: float = 0.0) -> None:
         """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``.
 

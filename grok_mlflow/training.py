@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -28,7 +28,8 @@ from .settings import Settings, SettingsError, load_preset
 from .recorder import load_checkpoint, load_snapshot_weights, run_config, snapshot_steps
 from .tracking import GrokTracker
 
-__all__ = ["TrainResult", "check_settings", "resolve_device", "run_name_for", "train"]
+__all__ = ["STACKABLE", "TrainResult", "check_settings", "check_stackable", "resolve_device",
+           "run_name_for", "stack_key", "train", "train_stacked"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -39,6 +40,7 @@ class TrainResult:
     model: nn.Module
     run_id: str
     metrics: dict[str, float]
+    error: str = ""      # why a stacked member stopped early (it diverged); empty otherwise
 
 
 # settings that say where or how a run ran, not what it is: never part of its name
@@ -99,6 +101,17 @@ class _Untracked:
         return None
 
 
+class _UntrackedGroup(_Untracked):
+    """Stands in for ``StackedTracker`` when nothing is measured (``train_stacked(track=False)``)."""
+
+    def __init__(self, members: int) -> None:
+        self.alive, self.failed = list(range(members)), {}
+        self.run_ids, self.history = [None] * members, [{} for _ in range(members)]
+
+    def step(self, step: int, losses=None) -> dict:
+        return {}
+
+
 def train(settings: Settings, *, experiment: str | None = None, run_name: str | None = None,
           progress: bool = True, track: bool = True, resume: str | None = None,
           on_progress: Callable[[int, Mapping[str, float]], None] | None = None,
@@ -116,23 +129,7 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     ``progress_every_s`` seconds (a sweep's trials report their progress through it).
     """
     device = check_settings(settings)
-    data = load_dataset(settings, device)
-    input_dim = math.prod(data.input_shape)
-    if data.tokens != (settings.model == "transformer"):
-        raise SettingsError(f"model: {settings.model} does not fit {settings.dataset} (token "
-                            "data needs the transformer, and the transformer token data)")
-    if not data.tokens and settings.lc_directions > input_dim:   # known once the data is loaded
-        raise SettingsError(f"lc_directions: must be <= the input dimension of "
-                            f"{settings.dataset} ({input_dim}), got {settings.lc_directions}")
-    torch.manual_seed(settings.seed)                   # initialisation
-    model = build_model(settings, data.input_shape, data.num_classes,
-                        dataset_spec(settings.dataset).normalization).to(
-                            device, torch_dtype(settings.dtype))
-    if settings.lc_input:
-        try:
-            find_module(model, settings.lc_input)
-        except ValueError as err:
-            raise SettingsError(str(err)) from None
+    data, model = _data_and_model(settings, device)
     # fused: one kernel for the whole update on CUDA (same maths; the step is launch-bound)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
                                                betas=(settings.adam_beta1, settings.adam_beta2),
@@ -189,6 +186,181 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                 next_progress = time.monotonic() + progress_every_s
         final = tracker.history.get(settings.steps, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
+
+
+def _data_and_model(settings: Settings, device: torch.device):
+    """The run's data on ``device`` and its model, initialised from ``settings.seed``; the
+    checks that need them loaded (model fits data, P <= input dimension, lc_input exists)."""
+    data = load_dataset(settings, device)
+    input_dim = math.prod(data.input_shape)
+    if data.tokens != (settings.model == "transformer"):
+        raise SettingsError(f"model: {settings.model} does not fit {settings.dataset} (token "
+                            "data needs the transformer, and the transformer token data)")
+    if not data.tokens and settings.lc_directions > input_dim:   # known once the data is loaded
+        raise SettingsError(f"lc_directions: must be <= the input dimension of "
+                            f"{settings.dataset} ({input_dim}), got {settings.lc_directions}")
+    torch.manual_seed(settings.seed)                   # initialisation
+    model = build_model(settings, data.input_shape, data.num_classes,
+                        dataset_spec(settings.dataset).normalization).to(
+                            device, torch_dtype(settings.dtype))
+    if settings.lc_input:
+        try:
+            find_module(model, settings.lc_input)
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
+    return data, model
+
+
+# Settings that stacked members may differ in: every tensor keeps its shape. Everything else
+# (dataset, model, depth, width, activation, batchnorm, dtype, device, steps, batch size, ...)
+# must be equal within a stacked group.
+STACKABLE = frozenset({
+    "seed", "lr", "weight_decay", "adam_beta1", "adam_beta2", "optimizer", "init_scale",
+    "train_size", "random_labels", "train_fraction", "loss", "eval_size", "eval_points",
+    "eval_every", "checkpoint_every_s", "tracking_retry_s", "lc_radius", "lc_directions",
+    "lc_samples", "adv_eps", "adv_steps", "adv_samples", "adv_points", "deform_points",
+    "partition_every", "partition_resolution", "preset", "data_root", "download",
+    "data_workers"})
+
+
+def stack_key(settings: Settings) -> tuple | None:
+    """What must be equal for runs to train as one stacked model (``train_stacked``), or None
+    for a run that cannot be stacked (a streamed dataset: each member would need its own
+    stream). Full-batch runs (``batch_size`` 0) also need equal training sets."""
+    if dataset_spec(settings.dataset).streamed:
+        return None
+    params = settings.to_params()
+    key = {k: v for k, v in params.items() if k not in STACKABLE}
+    if settings.batch_size == 0:
+        key.update(train_size=params["train_size"], train_fraction=params["train_fraction"])
+    return tuple(sorted(key.items()))
+
+
+def check_stackable(members: Sequence[Settings]) -> None:
+    """``SettingsError`` naming the first setting that differs between members in a way that
+    changes a tensor's shape (see ``STACKABLE``)."""
+    if not members:
+        raise SettingsError("stacked training needs at least one member")
+    if any(stack_key(s) is None for s in members):
+        raise SettingsError(f"dataset: {members[0].dataset} is streamed; stacked training needs "
+                            "a dataset held as tensors (use ensemble: off)")
+    first = dict(stack_key(members[0]))
+    for s in members[1:]:
+        for k, v in stack_key(s):
+            if first.get(k) != v:
+                raise SettingsError(f"{k}: stacked members must share it (it changes a tensor's "
+                                    f"shape), got {first.get(k)!r} and {v!r}")
+
+
+def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | None = None,
+                  experiment: str | None = None, experiment_id: str | None = None,
+                  tags: Sequence[Mapping[str, str]] | None = None,
+                  resume: Sequence[str] | None = None, progress: bool = True,
+                  on_progress: Callable[[int, Mapping[str, Mapping[str, float]]], None]
+                  | None = None, progress_every_s: float = 5.0,
+                  track: bool = True) -> list[TrainResult]:
+    """Train K runs as one stacked model; each is tracked as a full run of its own.
+
+    The members may differ in the settings of ``STACKABLE`` (seed, lr, weight decay, optimizer,
+    init scale, train size, random labels, loss, measurement settings); the rest must be
+    equal (``check_stackable``). Each member gets what ``train`` would give it (its data, its
+    initialisation, its batch order, its optimizer), but one forward, backward and optimizer
+    step serves all of them (``stacking``). Its histories equal a single run's up to rounding:
+    float64 on the CPU to ~1e-12, float32 to ~1e-6 relative (a batched matmul sums in another
+    order). A member that diverges ends FAILED alone (``ensemble.StackedTracker``).
+
+    Args:
+        members: K settings.
+        run_names: K names (default ``run_name_for`` each).
+        experiment, experiment_id: where new runs go (``StackedTracker``).
+        tags: K mappings of tags for the new runs (a sweep's parent and trial names).
+        resume: the members' K runs to continue from their checkpoints (all at one step:
+            ``ensemble.align_checkpoints``; None for a member without a run yet); the settings
+            must be the runs' own.
+        on_progress: ``on_progress(step, {name: latest metrics})`` at measured steps and at
+            least every ``progress_every_s`` seconds.
+        track: False: the same loop with no measurement and no MLflow (for benchmarks).
+    Returns:
+        K ``TrainResult``s (a member that diverged: ``error`` says why, its model as it was).
+    """
+    from .data import StackedBatches, TensorBatches
+    from .ensemble import StackedTracker, align_checkpoints
+    from .stacking import StackedAdamW, StackedModules
+
+    members = list(members)
+    check_stackable(members)
+    names = list(run_names or [run_name_for(s) for s in members])
+    device = next(check_settings(s) for s in members[::-1])   # every member checked
+    built = [_data_and_model(s, device) for s in members]
+    data = [d for d, _ in built]
+    stack = StackedModules([m for _, m in built])
+    optimizer = StackedAdamW(stack, lr=[s.lr for s in members],
+                             beta1=[s.adam_beta1 for s in members],
+                             beta2=[s.adam_beta2 for s in members],
+                             weight_decay=[s.weight_decay for s in members],
+                             decoupled=[s.optimizer == "adamw" for s in members])
+    views = [optimizer.member_optimizer(k) for k in range(len(members))]
+    states = (align_checkpoints([load_checkpoint(r, device) if r else None for r in resume],
+                                names) if resume else [None] * len(members))
+    done = next((int(s["step"]) for s in states if s is not None), 0)
+    singles = [TensorBatches(d.x_train, d.y_train, s.batch_size, s.seed, done)
+               for d, s in zip(data, members)]
+    for k, state in enumerate(states):
+        if state is not None:
+            stack.members[k].load_state_dict(state["model"])     # into the stacked storage
+            optimizer.load_member_state_dict(k, views[k], state["optimizer"])
+            singles[k].load_state_dict(state)
+    batches = StackedBatches(singles)                            # (K, B, ...) per step
+
+    def checkpoint(k: int) -> dict:
+        """Member k's state as its own single run saves it (its slice only, copied)."""
+        return {"model": {n: t.clone() for n, t in stack.members[k].state_dict().items()},
+                "optimizer": optimizer.member_state_dict(k, views[k]),
+                **batches.member_state_dict(k), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+    spec = [dataset_spec(s.dataset) for s in members]
+    tracker = StackedTracker(
+        stack.members, train=[(d.x_train, d.y_train) for d in data],
+        test=[(d.x_test, d.y_test) for d in data],
+        settings=[s.tracker_settings(sp.default_adv_eps) for s, sp in zip(members, spec)],
+        run_names=names, experiment=experiment, experiment_id=experiment_id,
+        tags=list(tags) if tags is not None else None,
+        params=[s.to_params() for s in members], domain=data[0].domain,
+        extra_config=[{"settings": dataclasses.asdict(s), "n_train": d.n_train,
+                       "stacked": {"members": names, "index": k}}
+                      for k, (s, d) in enumerate(zip(members, data))],
+        checkpoint=checkpoint, resume=states,
+        run_ids=list(resume) if resume else None, progress=progress
+    ) if track else _UntrackedGroup(len(members))
+    losses_of = [s.loss for s in members]
+    with tracker, _interrupt_at_step_boundary() as interrupted:
+        stack.train()
+        for model in stack.members:
+            model.train()
+        latest: dict[str, Mapping[str, float]] = {}
+        next_progress = time.monotonic() + progress_every_s
+        for step in range(done + 1, members[0].steps + 1):
+            if interrupted:
+                stop = KeyboardInterrupt(f"interrupted after step {step - 1}")
+                stop.at_step_boundary = True
+                raise stop
+            x, y = next(batches)                                 # (K, B, ...), (K, B)
+            losses = stack.losses(x, y, losses_of)               # (K,)
+            optimizer.zero_grad()
+            losses.sum().backward()                              # members are independent
+            optimizer.step()
+            measured = tracker.step(step, losses.detach())
+            if not tracker.alive:
+                break                                            # every member diverged
+            if on_progress is not None and (measured or time.monotonic() >= next_progress):
+                latest.update({names[k]: v for k, v in measured.items()})
+                on_progress(step, latest)
+                next_progress = time.monotonic() + progress_every_s
+    return [TrainResult(model=stack.members[k], run_id=tracker.run_ids[k],
+                        metrics=tracker.history[k].get(members[k].steps, {}),
+                        error=str(tracker.failed.get(k, "")))
+            for k in range(len(members))]
 
 
 @contextlib.contextmanager

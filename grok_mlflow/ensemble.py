@@ -1,0 +1,254 @@
+"""``StackedTracker``: ``GrokTracker`` for K networks trained as one stacked model.
+
+Each member is a full run: its own MLflow run with everything a single tracked run records (LC,
+PGD, accuracy, partition snapshots, ``grok/*``, report, checkpoints, model), measured on its own
+data by its own ``GrokTracker`` (measurement loops over members; training does not). What the
+group adds:
+
+- **one clock**: members write metrics and checkpoints together, at the same step, so that a
+  group killed at any moment resumes every member at one common step (``align_checkpoints``;
+  each checkpoint also holds the one before it, for a kill between two members' writes);
+- **failing alone**: a member whose loss or weights stop being finite ends FAILED (its last good
+  checkpoint kept) while the others go on.
+
+For your own ``torch.func`` ensembles::
+
+    params, buffers = torch.func.stack_module_state(models)          # {name: (K, ...)}
+    members = stacking.member_views(models[0], params, buffers)      # K nn.Modules (views)
+    with StackedTracker(members, train=(x, y), test=(x_te, y_te),
+                        settings=TrackerSettings(steps=5000),
+                        run_names=[f"seed={k}" for k in range(K)]) as tracker:
+        for step in range(1, 5001):
+            losses = ...                                             # (K,) per-member losses
+            ...one optimizer step on params...
+            tracker.step(step, losses)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from .probes import Data
+from .recorder import Recorder, create_run, end_runs, use_experiment
+from .settings import Settings, SettingsError, TrackerSettings
+from .tracking import DivergenceError, GrokTracker
+
+__all__ = ["StackedTracker", "align_checkpoints"]
+
+
+def _per_member(value: Any, k: int, what: str, one: Callable[[Any], bool]) -> list:
+    """``value`` for every member: a list of K, or one value shared by all."""
+    if isinstance(value, list) and not one(value):
+        if len(value) != k:
+            raise ValueError(f"{what}: {len(value)} values for {k} members")
+        return list(value)
+    return [value] * k
+
+
+def _is_data(value: Any) -> bool:
+    """A list that is itself one dataset: a [x, y] pair of tensors."""
+    return len(value) == 2 and all(isinstance(v, Tensor) for v in value)
+
+
+class StackedTracker:
+    """Track K stacked members, one MLflow run each (see the module docstring).
+
+    Args:
+        models: the K members as ordinary modules (``stacking.StackedModules.members`` or
+            ``stacking.member_views``), measured one after another.
+        train, test: one dataset for every member (``(x, y)``, a Dataset or a DataLoader, as
+            ``GrokTracker`` takes it), or a ``list`` of K of them.
+        settings: one ``TrackerSettings`` (or ``Settings``) for all, or a list of K.
+        run_names: K run names.
+        experiment: experiment name of new runs (default ``$MLFLOW_EXPERIMENT_NAME``, else
+            ``grok_mlflow``); ``experiment_id`` instead, when known.
+        tags: tags of the new runs: one mapping for all, or a list of K (e.g. a sweep's
+            ``mlflow.parentRunId`` and trial names).
+        params, extra_config: one mapping or K (as ``GrokTracker``'s).
+        domain, log_model: as ``GrokTracker``'s.
+        checkpoint: ``checkpoint(k)`` returns member k's training state to save (as
+            ``GrokTracker``'s ``checkpoint``); called for every member at every group flush.
+        resume: K checkpoints to continue from (``align_checkpoints``), None for a fresh member.
+        run_ids: K existing runs to continue (None: create them).
+        progress: one progress bar for the group on stderr.
+
+    Attributes:
+        run_ids: the K runs.   trackers: the K ``GrokTracker``s.   failed: {k: the error} of
+        members that ended FAILED while the others went on.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], train: Data | list, test: Data | list,
+                 settings: TrackerSettings | Settings | list | None = None, *,
+                 run_names: Sequence[str], experiment: str | None = None,
+                 experiment_id: str | None = None, tags: Mapping[str, str] | list | None = None,
+                 params: Mapping[str, str] | list | None = None,
+                 extra_config: Mapping[str, Any] | list | None = None,
+                 domain: tuple[float, float] = (0.0, 1.0), log_model: bool = True,
+                 checkpoint: Callable[[int], dict[str, Any]] | None = None,
+                 resume: Sequence[Mapping[str, Any] | None] | None = None,
+                 run_ids: Sequence[str | None] | None = None, progress: bool = True):
+        k = len(models)
+        if k < 1 or len(run_names) != k:
+            raise ValueError(f"StackedTracker: {k} models and {len(run_names)} run names; "
+                             "give one name per member")
+        self.models, self.run_names, self.domain = list(models), list(run_names), domain
+        self.train_data = _per_member(train, k, "train", _is_data)
+        self.test_data = _per_member(test, k, "test", _is_data)
+        settings = _per_member(settings, k, "settings", lambda v: False)
+        self.settings = [s.tracker_settings() if isinstance(s, Settings) else
+                         (s or TrackerSettings()) for s in settings]
+        self.tags = _per_member(tags or {}, k, "tags", lambda v: False)
+        self.params = _per_member(params, k, "params", lambda v: False)
+        self.extra_config = _per_member(extra_config, k, "extra_config", lambda v: False)
+        self.resume = list(resume) if resume is not None else [None] * k
+        self.run_ids: list[str | None] = list(run_ids) if run_ids is not None else [None] * k
+        self.experiment, self.experiment_id = experiment, experiment_id
+        self.log_model, self.checkpoint_fn, self.progress = log_model, checkpoint, progress
+        self.flush_every_s = min(s.checkpoint_every_s for s in self.settings)
+        self.trackers: list[GrokTracker] = []
+        self.failed: dict[int, BaseException] = {}
+        self._last_flush = time.monotonic()
+        self._bar = None
+
+    @property
+    def alive(self) -> list[int]:
+        """Members still training (not FAILED)."""
+        return [k for k in range(len(self.trackers)) if k not in self.failed]
+
+    # ------------------------------------------------------------------ start
+    def __enter__(self) -> "StackedTracker":
+        if self.experiment_id is None and self.experiment:
+            self.experiment_id = use_experiment(self.experiment)
+        try:
+            for k, model in enumerate(self.models):
+                run_id = self.run_ids[k] or create_run(self.run_names[k], self.experiment_id,
+                                                       self.tags[k])
+                self.run_ids[k] = run_id
+                # the group decides when members flush (one clock): never by themselves
+                recorder = Recorder(self.run_names[k], run_id=run_id, flush_every_s=math.inf,
+                                    attach=True, end_attached=True, keep_previous=True)
+                checkpoint = ((lambda k=k: self.checkpoint_fn(k))
+                              if self.checkpoint_fn is not None else None)
+                tracker = GrokTracker(model, self.train_data[k], self.test_data[k],
+                                      self.settings[k], domain=self.domain,
+                                      run_name=self.run_names[k], params=self.params[k],
+                                      log_model=self.log_model, progress=False,
+                                      extra_config=self.extra_config[k], checkpoint=checkpoint,
+                                      resume=self.resume[k], recorder=recorder)
+                tracker.__enter__()
+                self.trackers.append(tracker)
+        except BaseException as err:
+            for tracker in self.trackers:
+                tracker.__exit__(type(err), err, err.__traceback__)
+            # runs created for members never entered are not left RUNNING
+            end_runs([r for r in self.run_ids[len(self.trackers):] if r], "FAILED")
+            raise
+        if self.progress:
+            from tqdm.auto import tqdm
+            start = max((t._last_step or 0) for t in self.trackers)
+            self._bar = tqdm(total=self.settings[0].steps, unit="step", initial=start,
+                             desc=f"{len(self.trackers)} stacked runs", dynamic_ncols=True,
+                             mininterval=0.1 if sys.stderr.isatty() else 30.0)
+        return self
+
+    # ------------------------------------------------------------------ per step
+    def step(self, step: int, losses: Tensor | Sequence[float] | None = None
+             ) -> dict[int, dict[str, float]]:
+        """Call once per optimisation step of the stacked model.
+
+        Args:
+            step: the step just taken.
+            losses: (K,) the members' minibatch losses (checked for divergence at measured
+                steps, as ``GrokTracker.step`` does).
+        Returns:
+            {member: metrics} of the members measured at this step (empty when none was due).
+        """
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
+        measured: dict[int, dict[str, float]] = {}
+        for k in self.alive:
+            try:
+                values = self.trackers[k].step(step, None if losses is None else losses[k])
+            except DivergenceError as err:
+                self._fail(k, err)
+                continue
+            if values is not None:
+                measured[k] = values
+        if measured and time.monotonic() - self._last_flush > self.flush_every_s:
+            self.flush(step)
+        return measured
+
+    def flush(self, step: int) -> None:
+        """Every live member's metrics and checkpoint at ``step``, together."""
+        for k in self.alive:
+            try:
+                self.trackers[k].flush(step)
+            except DivergenceError as err:
+                self._fail(k, err)
+        self._last_flush = time.monotonic()
+
+    def _fail(self, k: int, err: DivergenceError) -> None:
+        """Member k diverged: its run ends FAILED (last good checkpoint kept); the rest go on."""
+        self.failed[k] = err
+        print(f"grok-mlflow: {self.run_names[k]} diverged ({err}); its run ends FAILED, "
+              f"{len(self.alive)} other member(s) go on", file=sys.stderr)
+        self.trackers[k].__exit__(type(err), err, err.__traceback__)
+
+    # ------------------------------------------------------------------ end
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._bar is not None:
+            self._bar.close()
+        first: BaseException | None = None
+        for k in self.alive:          # each member ends as a single run would; all of them
+            try:
+                self.trackers[k].__exit__(exc_type, exc, tb)
+            except Exception as err:  # noqa: BLE001 - end the others, then raise the first
+                first = first or err
+        if first is not None and exc_type is None:
+            raise first
+        return False
+
+    @property
+    def history(self) -> list[dict[int, dict[str, float]]]:
+        """Each member's measured history."""
+        return [t.history for t in self.trackers]
+
+
+def align_checkpoints(states: Sequence[Mapping[str, Any] | None],
+                      names: Sequence[str]) -> list[Mapping[str, Any] | None]:
+    """The members' checkpoints at one common step, to resume a stacked group exactly.
+
+    Members write checkpoints together; a kill between two members' writes leaves some a flush
+    ahead. Each checkpoint holds the one before it (``"previous"``; None: there was none, the
+    member starts again from step 0), so every member can be taken back to the earliest step.
+
+    Args:
+        states: each member's last checkpoint (None: it has none yet).
+        names: the members' names, for the error.
+    Returns:
+        K checkpoints (or None: start from scratch), all at one step.
+    Raises:
+        SettingsError: the checkpoints are more than one flush apart.
+    """
+    steps = [int(s["step"]) if s is not None else 0 for s in states]
+    target = min(steps)
+    aligned = []
+    for state, step, name in zip(states, steps, names):
+        previous = state.get("previous") if state is not None else None
+        if step == target:
+            aligned.append(state)
+        elif previous is None and target == 0:
+            aligned.append(None)
+        elif previous is not None and int(previous["step"]) == target:
+            aligned.append(previous)
+        else:
+            raise SettingsError(
+                f"resume: the stacked members' checkpoints are more than one flush apart "
+                f"({', '.join(f'{n}: step {s}' for n, s in zip(names, steps))}); {name} "
+                f"cannot be taken back to step {target}")
+    return aligned
