@@ -41,6 +41,24 @@ def test_spec_grid_is_the_full_product_in_spec_order(tmp_path):
     assert trial_name({"lr": 0.001, "batchnorm": True}) == "lr=0.001,batchnorm=true"
 
 
+def test_trials_that_keep_every_shape_are_stacked_in_groups(tmp_path):
+    """width changes shapes (two groups); seed and weight decay do not; max_members cuts a
+    group; ensemble: off (YAML's bare off) runs every trial alone."""
+    spec = load_spec(write(tmp_path, "base: {steps: 10}\ngrid: {width: [8, 16], seed: [0, 1, 2],"
+                                     " weight_decay: [0.0, 0.1]}\nmax_members: 4\n"))
+    groups = [[trial_name(t) for t in g] for g in spec.stack_groups()]
+    assert [len(g) for g in groups] == [4, 2, 4, 2]
+    assert groups[0] == ["width=8,seed=0,weight_decay=0", "width=8,seed=0,weight_decay=0.1",
+                         "width=8,seed=1,weight_decay=0", "width=8,seed=1,weight_decay=0.1"]
+    assert all(t.startswith("width=16") for g in groups[2:] for t in g)
+    off = load_spec(write(tmp_path, "grid: {seed: [0, 1]}\nensemble: off\n", "off.yaml"))
+    assert off.ensemble == "off" and [len(g) for g in off.stack_groups()] == [1, 1]
+    # full batch: different training-set sizes are different shapes
+    full = load_spec(write(tmp_path, "base: {batch_size: 0}\ngrid: {train_size: [500, 1000],"
+                                     " seed: [0, 1]}\n", "full.yaml"))
+    assert [len(g) for g in full.stack_groups()] == [2, 2]
+
+
 @pytest.mark.parametrize("text, message", [
     ("base: {steps: 10}\n", "needs a 'grid:' mapping"),
     ("grid: {colour: [1]}\n", "unknown setting(s) colour"),
@@ -48,6 +66,8 @@ def test_spec_grid_is_the_full_product_in_spec_order(tmp_path):
     ("grid: {width: 8}\n", "grid.width: must be a non-empty list"),
     ("grid: {width: [8]}\nworkers: 3\n", "unknown key(s) workers"),
     ("grid: {width: [8]}\nresources: {tpu: 1}\n", "resources must be"),
+    ("grid: {width: [8]}\nensemble: maybe\n", "ensemble must be auto or off, got 'maybe'"),
+    ("grid: {width: [8]}\nmax_members: 0\n", "max_members must be an integer >= 1"),
 ])
 def test_bad_specs_fail_with_one_line(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -94,6 +114,11 @@ max_concurrent: 2
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert {c.data.tags["mlflow.runName"] for c in children} == {
         "width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"}
+    # ensemble: auto (the default): the two seeds of each width train as one stacked model
+    assert parent.data.params["ensemble"] == "auto" and parent.data.params["stacked_groups"] == "2"
+    assert {c.data.tags["mlflow.runName"]: c.data.tags["grok_mlflow.stack"] for c in children} \
+        == {"width=16,seed=0": "stack 1/2 (2 runs)", "width=16,seed=1": "stack 1/2 (2 runs)",
+            "width=64,seed=0": "stack 2/2 (2 runs)", "width=64,seed=1": "stack 2/2 (2 runs)"}
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -188,7 +213,11 @@ def test_a_sweep_against_an_existing_ray_cluster(tmp_path, monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ensemble", ["auto", "off"])
+def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypatch, ensemble):
+    """kill -9 of the trial's worker mid-run; Ray restarts it, and it continues its child
+    run(s) from the last checkpoint. ``auto``: the two seeds are one stacked group (issue #19):
+    both members resume together, their histories exactly an uninterrupted group's."""
     import os
     import signal
     import subprocess
@@ -196,13 +225,16 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
     import time
 
     from grok_mlflow.schedule import log_schedule
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.training import train_stacked
 
     from conftest import subprocess_env
 
-    spec = write(tmp_path, "base: {steps: 1500, depth: 2, width: 32, lc_samples: 30, "
-                           "lc_directions: 4, adv_points: 0, eval_points: 150, "
-                           "checkpoint_every_s: 0.2}\n"
-                           "grid: {seed: [0, 1]}\nmax_concurrent: 1\nmax_failures: 2\n")
+    base = dict(steps=1500, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
+                eval_points=150, checkpoint_every_s=0.2)
+    spec = write(tmp_path, f"base: {base}\n".replace("'", "")
+                 + f"grid: {{seed: [0, 1]}}\nmax_concurrent: 1\nmax_failures: 2\n"
+                   f"ensemble: {ensemble}\n")
     uri = mlflow.get_tracking_uri()
     sweep = subprocess.Popen([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp_path,
                              env=subprocess_env(MLFLOW_TRACKING_URI=uri, RAY_AUTH_MODE="disabled"),
@@ -233,6 +265,15 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "lc/train")]
         assert steps == schedule       # no duplicated and no missing step, killed trial included
+    if ensemble == "auto":
+        assert {c.data.tags["grok_mlflow.stack"] for c in children} == {"stack 1/1 (2 runs)"}
+        mlflow.set_experiment("reference")
+        reference = train_stacked([Settings(**base, seed=k) for k in (0, 1)], progress=False)
+        for child, uninterrupted in zip(sorted(children, key=lambda c: c.data.params["seed"]),
+                                        reference):
+            for key in ("lc/train", "acc/test", "loss/train"):
+                assert [m.value for m in client.get_metric_history(child.info.run_id, key)] == \
+                    [m.value for m in client.get_metric_history(uninterrupted.run_id, key)], key
 
 
 def _cmdline(pid: str) -> str:
