@@ -17,16 +17,19 @@ _EXPORTS = {
     "PartitionSlice": "partition",
     "Settings": "settings",
     "SettingsError": "settings",
+    "StackedTracker": "ensemble",
     "TrackerSettings": "settings",
     "TrackingUnavailable": "recorder",
     "detect_phases": "phases",
     "import_metrics": "recorder",
     "local_complexity": "complexity",
+    "member_views": "stacking",
     "partition_slice": "partition",
     "register_nonlinearity": "complexity",
     "reproduction_report": "report",
     "robust_accuracy": "robustness",
     "train": "training",
+    "train_stacked": "training",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -290,7 +290,7 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
     members = list(members)
     check_stackable(members)
     names = list(run_names or [run_name_for(s) for s in members])
-    device = next(check_settings(s) for s in members[::-1])   # every member checked
+    device = [check_settings(s) for s in members][0]     # every member checked, up front
     built = [_data_and_model(s, device) for s in members]
     data = [d for d, _ in built]
     stack = StackedModules([m for _, m in built])

@@ -253,3 +253,15 @@ def test_stacked_tracker_on_a_users_own_vmapped_ensemble():
         assert [m.step for m in client.get_metric_history(run_id, "lc/train")] == \
             log_schedule(60, 6)
         assert "adv/acc/eps_0.1" in run.data.metrics
+
+
+def test_train_stacked_refuses_bad_members_in_one_line_before_any_run():
+    with pytest.raises(SettingsError, match="^width: stacked members must share it"):
+        train_stacked([Settings(), Settings(width=50)], progress=False)
+    # a member's own problem, found once its data is loaded: still before any run exists
+    with pytest.raises(SettingsError, match=r"^lc_directions: must be <= the input dimension "
+                                            r"of digits \(64\), got 65$"):
+        train_stacked([Settings(), Settings(lc_directions=65)], progress=False)
+    client = MlflowClient()
+    assert not [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id])]
