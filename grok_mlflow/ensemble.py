@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from torch import Tensor, nn
 
 from .probes import Data
-from .recorder import Recorder, create_run, end_runs, use_experiment
+from .recorder import Recorder, create_run, end_runs, reopen_runs, use_experiment
 from .settings import Settings, SettingsError, TrackerSettings
 from .tracking import DivergenceError, GrokTracker
 
@@ -124,6 +124,7 @@ class StackedTracker:
     def __enter__(self) -> "StackedTracker":
         if self.experiment_id is None and self.experiment:
             self.experiment_id = use_experiment(self.experiment)
+        reopen_runs([r for r in self.run_ids if r])       # continued runs: RUNNING again
         try:
             for k, model in enumerate(self.models):
                 run_id = self.run_ids[k] or create_run(self.run_names[k], self.experiment_id,

@@ -575,6 +575,13 @@ def create_run(name: str, experiment_id: str | None = None,
     return MlflowClient().create_run(experiment_id, tags=resolved, run_name=name).info.run_id
 
 
+def reopen_runs(run_ids: list[str]) -> None:
+    """Mark runs RUNNING again (stacked members continued after a stop)."""
+    client = MlflowClient()
+    for run_id in run_ids:
+        client.update_run(run_id, status="RUNNING")
+
+
 def end_runs(run_ids: list[str], status: str) -> None:
     """End runs (FINISHED, FAILED, KILLED) through the client."""
     client = MlflowClient()

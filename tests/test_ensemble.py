@@ -265,3 +265,44 @@ def test_train_stacked_refuses_bad_members_in_one_line_before_any_run():
     client = MlflowClient()
     assert not [r for e in client.search_experiments() for r in client.search_runs(
         [e.experiment_id])]
+
+
+def test_a_group_stopped_between_two_members_checkpoints_resumes_at_one_step(tmp_path):
+    """A stop mid-run, then member 1's checkpoint is taken back one flush (its own
+    ``previous``): exactly what a kill between two members' writes leaves. Resuming takes every
+    member back to the common step; their histories equal an uninterrupted group's."""
+    base = dataclasses.replace(SMALL, steps=120, eval_points=30, partition_every=0,
+                               adv_points=0, checkpoint_every_s=0.01)
+    grid = [base, dataclasses.replace(base, seed=1, weight_decay=0.1)]
+    names = ["a", "b"]
+
+    def stop_at_80(step, latest):
+        if step >= 80:
+            raise KeyboardInterrupt("stopped")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_stacked(grid, run_names=names, progress=False, on_progress=stop_at_80)
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    run_ids = [client.search_runs(experiments, f"attributes.run_name = '{n}'")[0].info.run_id
+               for n in names]
+    assert [client.get_run(r).info.status for r in run_ids] == ["KILLED", "KILLED"]
+    last = [torch.load(mlflow.artifacts.download_artifacts(
+        run_id=r, artifact_path="checkpoints/last.pt", dst_path=str(tmp_path / r)),
+        weights_only=False) for r in run_ids]
+    assert last[0]["step"] == last[1]["step"] and last[1]["previous"]["step"] < last[1]["step"]
+    behind = tmp_path / "behind" / "last.pt"
+    behind.parent.mkdir()
+    torch.save(last[1]["previous"], behind)                  # member b: one flush behind
+    client.log_artifact(run_ids[1], str(behind), "checkpoints")
+    resumed = train_stacked(grid, run_names=names, resume=run_ids, progress=False)
+    assert [r.run_id for r in resumed] == run_ids
+    mlflow.set_experiment("reference")
+    reference = train_stacked(grid, run_names=names, progress=False)
+    for mine, theirs in zip(run_ids, reference):
+        assert client.get_run(mine).info.status == "FINISHED"
+        for key in ("lc/train", "acc/test", "loss/train"):
+            got = client.get_metric_history(mine, key)
+            assert [m.step for m in got] == log_schedule(120, 30), key    # none twice
+            assert [m.value for m in got] == [
+                m.value for m in client.get_metric_history(theirs.run_id, key)], key
