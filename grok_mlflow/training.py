@@ -1,8 +1,10 @@
-"""The training loop: one readable function, data on the device, the tracker doing the rest.
+"""The training loops, data on the device, the tracker doing the rest: ``train`` (one run) and
+``train_stacked`` (K runs that keep every tensor shape, trained as one stacked model).
 
 Example:
     >>> result = train(Settings(steps=200, eval_points=5))
     >>> result.metrics["acc/test"]
+    >>> results = train_stacked([Settings(steps=200, seed=k) for k in range(8)])   # 8 runs
 """
 
 from __future__ import annotations
