@@ -230,8 +230,8 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
 
     from conftest import subprocess_env
 
-    base = dict(steps=1500, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
-                eval_points=150, checkpoint_every_s=0.2)
+    base = dict(steps=800, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
+                eval_points=80, checkpoint_every_s=0.2)
     spec = write(tmp_path, f"base: {base}\n".replace("'", "")
                  + f"grid: {{seed: [0, 1]}}\nmax_concurrent: 1\nmax_failures: 2\n"
                    f"ensemble: {ensemble}\n")
@@ -247,7 +247,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
         if children and any(a.path == "checkpoints"
                             for a in client.list_artifacts(children[0].info.run_id)):
             history = client.get_metric_history(children[0].info.run_id, "lc/train")
-            if history and max(m.step for m in history) >= 150:
+            if history and max(m.step for m in history) >= 80:
                 workers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
                            and _cmdline(pid).startswith("ray::ImplicitFunc")]
                 if workers:
@@ -260,7 +260,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
     children = [r for e in client.search_experiments() for r in client.search_runs(
         [e.experiment_id], "tags.`grok_mlflow.trial` != ''")]
     assert sorted(c.data.tags["grok_mlflow.trial"] for c in children) == ["seed=0", "seed=1"]
-    schedule = log_schedule(1500, 150)
+    schedule = log_schedule(800, 80)
     for child in children:
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "lc/train")]
