@@ -529,8 +529,6 @@ class StackedBatches:
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         self.done += 1
-        for m in self.members:
-            m.done = self.done
         if self.full:
             return self.x, self.y
         position = (self.done - 1) % self.per_epoch                  # (K,) batch within epoch
