@@ -17,12 +17,13 @@ from .settings import Settings, SettingsError
 def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser("train", help="train one network and track it in MLflow",
                             description="Train one network and record it in MLflow.")
+    defaults = Settings().to_params()
     for f in fields(Settings):
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         choices = f.metadata["choices"]
         parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(),
                             help=f.metadata["help"] + (f" ({', '.join(choices)})" if choices else "")
-                            + f" [default: {Settings().to_params()[f.name]}]")
+                            + f" [default: {defaults[f.name]}]")
     parser.add_argument("--experiment", default=None,
                         help="MLflow experiment for a new run (default: grok_mlflow)")
     parser.add_argument("--run-name", default=None, help="MLflow run name")

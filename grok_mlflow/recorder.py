@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 import mlflow
-import mlflow.pytorch
 import torch
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
@@ -49,9 +49,17 @@ def use_experiment(name: str) -> str:
     """Make ``name`` the active experiment (created if new) and mark it as model training for
     the MLflow UI, unless it already has a kind; returns its id."""
     experiment = mlflow.set_experiment(name)
-    if "mlflow.experimentKind" not in (experiment.tags or {}):
-        for key, value in EXPERIMENT_KIND.items():
-            MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    client = MlflowClient()
+    for key, value in EXPERIMENT_KIND.items():
+        if key in (experiment.tags or {}):
+            continue
+        try:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+        except MlflowException:
+            # Processes starting together race to insert the same tag (a SQL store answers the
+            # loser with a UNIQUE constraint error); the tag being there is all that matters.
+            if key not in (client.get_experiment(experiment.experiment_id).tags or {}):
+                raise
     return experiment.experiment_id
 
 
@@ -346,6 +354,8 @@ class Recorder:
 
     @staticmethod
     def _log_model(model: nn.Module, example: Tensor) -> None:
+        import mlflow.pytorch      # here, not at import: it imports Lightning when installed (~5 s)
+
         model = copy.deepcopy(model).cpu()
         for module in model.modules():   # a deep-copied view keeps its whole base storage
             for name, buffer in module._buffers.items():

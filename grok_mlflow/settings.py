@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field, fields
@@ -167,6 +168,8 @@ class Settings:
     eval_every: int = _t("eval_every")
     checkpoint_every_s: float = _t("checkpoint_every_s")
     tracking_retry_s: float = _t("tracking_retry_s")
+    log_model: bool = _f(True, "log the trained model with mlflow.pytorch at the end (pt2, "
+                         "~5 s and the model's size per run; false for large sweeps)")
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _t("lc_radius")
     lc_directions: int = _t("lc_directions")
@@ -321,8 +324,13 @@ def _require(s: Any, name: str, ok: bool, rule: str) -> None:
         raise SettingsError(f"{name}: must be {rule}, got {_format(getattr(s, name))!r}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)     # resolving the annotations: ~1 ms, once per class
+
+
 def _base_type(f: dataclasses.Field, cls: type = None) -> type:
-    hint = typing.get_type_hints(cls or Settings)[f.name]
+    hint = _type_hints(cls or Settings)[f.name]
     return typing.get_origin(hint) or hint
 
 
@@ -448,6 +456,7 @@ VALID = {
     "eval_every": "integer >= 0",
     "checkpoint_every_s": "number > 0 (seconds)",
     "tracking_retry_s": "number >= 0 (seconds)",
+    "log_model": "true \\| false",
     "lc_radius": "one or more numbers > 0, comma-separated",
     "lc_directions": "integer, 1 .. input dimension (digits 64, mnist 784, cifar 3072; tokens: the embedded input's, 3 x width for the transformer)",
     "lc_samples": "integer >= 1",

@@ -47,7 +47,7 @@ class TrainResult:
 
 # settings that say where or how a run ran, not what it is: never part of its name
 _NOT_IN_NAMES = {"preset", "data_root", "download", "data_workers", "device",
-                 "checkpoint_every_s", "tracking_retry_s"}
+                 "checkpoint_every_s", "tracking_retry_s", "log_model"}
 
 
 def run_name_for(settings: Settings) -> str:
@@ -161,6 +161,7 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
         params=settings.to_params(), domain=data.domain,
         run_name=run_name or run_name_for(settings), experiment=experiment,
         progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
+        log_model=settings.log_model,
         # the project's settings (resume and partition rebuild the run from them); a streamed
         # dataset's x_train is only its evaluation subset
         extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train},
@@ -333,7 +334,8 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
                        "stacked": {"members": names, "index": k}}
                       for k, (s, d) in enumerate(zip(members, data))],
         checkpoint=checkpoint, resume=states,
-        run_ids=list(resume) if resume else None, progress=progress
+        run_ids=list(resume) if resume else None, progress=progress,
+        log_model=members[0].log_model,        # equal within a group (not in STACKABLE)
     ) if track else _UntrackedGroup(len(members))
     losses_of = [s.loss for s in members]
     with tracker, _interrupt_at_step_boundary() as interrupted:

@@ -86,6 +86,7 @@ INVALID = {
     "eval_every": [["--eval_every", "-5"]],
     "checkpoint_every_s": [["--checkpoint_every_s", "0"]],
     "tracking_retry_s": [["--tracking_retry_s", "-1"]],
+    "log_model": [["--log_model", "maybe"]],
     "lc_radius": [["--lc_radius", "0"], ["--lc_radius", "0.1,-1"], ["--lc_radius", "a,b"]],
     "lc_directions": [["--lc_directions", "0"], ["--lc_directions", "65"]],
     "lc_samples": [["--lc_samples", "0"]],

@@ -72,7 +72,7 @@ def test_eight_processes_into_one_sqlite_store(tmp_path, tracking_uri):
 
 
 def test_eight_processes_into_one_mlflow_server(tmp_path):
-    server = Server(tmp_path)
+    server = Server(tmp_path, workers=4)      # MLflow's default: requests race between workers
     server.start()
     try:
         mlflow.set_tracking_uri(server.uri)

@@ -21,20 +21,22 @@ from conftest import subprocess_env
 class Server:
     """`mlflow server` on loopback, in its own process group (stopped as a whole)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, workers: int = 1):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.tmp_path, self.proc = tmp_path, None
+        self.tmp_path, self.proc, self.workers = tmp_path, None, workers
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def start(self):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
              str(self.port), "--backend-store-uri", f"sqlite:///{self.tmp_path}/server.db",
-             "--artifacts-destination", str(self.tmp_path / "artifacts")],
+             "--artifacts-destination", str(self.tmp_path / "artifacts"),
+             "--workers", str(self.workers)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env=subprocess_env())
+            # no background job runner (GenAI scoring): it costs ~10 s of start-up on 2 cores
+            env=subprocess_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -231,7 +231,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
     from conftest import subprocess_env
 
     base = dict(steps=800, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
-                eval_points=80, checkpoint_every_s=0.2)
+                eval_points=80, checkpoint_every_s=0.2, partition_resolution=64, log_model=False)
     spec = write(tmp_path, f"base: {base}\n".replace("'", "")
                  + f"grid: {{seed: [0, 1]}}\nmax_concurrent: 1\nmax_failures: 2\n"
                    f"ensemble: {ensemble}\n")
@@ -294,7 +294,7 @@ def test_a_sweep_shows_each_trials_progress_while_it_runs(tmp_path):
 
     spec = write(tmp_path, """name: live
 base: {steps: 3000, depth: 2, width: 32, lc_samples: 50, lc_directions: 5, adv_samples: 50,
-       eval_points: 30, adv_points: 3, partition_every: 0}
+       eval_points: 30, adv_points: 3, partition_every: 0, log_model: false}
 grid:
   seed: [0, 1]
 resources: {cpu: 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -305,44 +306,78 @@ def test_mlflow_run_with_a_preset_and_an_override(tmp_path, tracking_uri, entry_
     assert config["settings"]["activation"] == "gelu"
 
 
-@pytest.mark.parametrize("how", ["cli", "mlflow_run"])
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri, how):
+def test_log_model_false_logs_no_model_and_never_imports_mlflow_pytorch(tmp_path, tracking_uri):
+    """``mlflow.pytorch`` imports Lightning when it is installed (seconds per process): a run
+    that logs no model never imports it."""
+    code = ("import sys; from grok_mlflow import Settings, train; "
+            "r = train(Settings(steps=5, eval_points=2, width=8, depth=1, lc_samples=5, "
+            "lc_directions=2, adv_points=0, partition_every=0, log_model=False), progress=False); "
+            "print(r.run_id, 'mlflow.pytorch' in sys.modules, 'lightning' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_id, imported_flavor, imported_lightning = done.stdout.split()
+    assert (imported_flavor, imported_lightning) == ("False", "False")
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["log_model"] == "false"
+    assert mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                       filter_string=f"source_run_id='{run_id}'",
+                                       output_format="list") == []
+
+
+def test_kill_9_twice_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri):
+    """One run killed twice: started by ``grok-mlflow train``, kill -9, resumed by
+    ``mlflow run . -P resume=ID`` (its launcher run and child process killed together), kill -9
+    again, resumed by ``grok-mlflow train --resume ID`` to the end. Every history is the schedule
+    (no step twice, none missing) and the weights equal an uninterrupted run's."""
     import signal
     import time
 
     settings = dict(steps=1500, eval_points=150, width=32, depth=2, lc_samples=30,
                     lc_directions=4, adv_points=0, checkpoint_every_s=0.2, partition_every=0)
-    args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress"]
-    for k, v in settings.items():
-        args += [f"--{k}", str(v)]
     env = subprocess_env(MLFLOW_TRACKING_URI=tracking_uri)
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     client = MlflowClient()
-    deadline, run_id = time.monotonic() + 120, None
-    while time.monotonic() < deadline and proc.poll() is None:
-        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-        if runs and any(a.path == "checkpoints" for a in client.list_artifacts(runs[0].info.run_id)):
-            run_id = runs[0].info.run_id
-            history = client.get_metric_history(run_id, "lc/train")
-            if history and max(m.step for m in history) >= 200:
+
+    def kill_past(proc, step, run_id=None):
+        """kill -9 (the whole process group) once ``lc/train`` is past ``step`` and a
+        checkpoint exists; returns the run's id."""
+        deadline, killed = time.monotonic() + 180, False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if run_id is None:
+                runs = [r for e in client.search_experiments()
+                        for r in client.search_runs([e.experiment_id])]
+                if runs and any(a.path == "checkpoints"
+                                for a in client.list_artifacts(runs[0].info.run_id)):
+                    run_id = runs[0].info.run_id
+            history = client.get_metric_history(run_id, "lc/train") if run_id else []
+            if history and max(m.step for m in history) >= step:
+                killed = True
                 break
-        time.sleep(0.2)
-    assert run_id is not None and proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    assert client.get_run(run_id).info.status == "RUNNING"       # a crash leaves it open
-    if how == "cli":
-        done = subprocess.run([sys.executable, "-m", "grok_mlflow", "train", "--no-progress",
-                               "--resume", run_id], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)
-    else:   # mlflow run opens a run of its own first; training continues in run_id
-        done = mlflow_run(tmp_path, tracking_uri, f"resume={run_id}")
+            time.sleep(0.2)
+        assert killed and proc.poll() is None, "the run ended before it was killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert client.get_run(run_id).info.status == "RUNNING"       # a crash leaves it open
+        return run_id
+
+    train_cmd = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress"]
+    first = subprocess.Popen(train_cmd + [a for k, v in settings.items() for a in (f"--{k}", str(v))],
+                             cwd=tmp_path, env=env, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    run_id = kill_past(first, 200)
+    # mlflow run opens a run of its own first; training continues in run_id
+    second = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager",
+                               "local", "-P", f"resume={run_id}"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    kill_past(second, 700, run_id)
+    launcher = [r for e in client.search_experiments()
+                for r in client.search_runs([e.experiment_id]) if r.info.run_id != run_id]
+    assert len(launcher) == 1 and launcher[0].data.tags["grok_mlflow.resumed_run"] == run_id
+    assert not launcher[0].data.metrics
+    done = subprocess.run(train_cmd + ["--resume", run_id], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    if how == "mlflow_run":
-        launcher = [r for e in client.search_experiments()
-                    for r in client.search_runs([e.experiment_id]) if r.info.run_id != run_id]
-        assert len(launcher) == 1 and launcher[0].data.tags["grok_mlflow.resumed_run"] == run_id
-        assert not launcher[0].data.metrics
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     schedule = log_schedule(1500, 150)
