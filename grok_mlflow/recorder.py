@@ -463,16 +463,22 @@ def import_metrics(path: str) -> int:
 
 def _create_sqlite_store_once(uri: str) -> None:
     """Let one process at a time create a new SQLite store (its schema migrations race: eight
-    processes starting on a fresh file failed in alembic); a no-op for an existing store."""
+    processes starting on a fresh file failed in alembic, and a process that opened the file
+    while another was still migrating it found columns missing).
+
+    The creator makes ``<file>.lock`` before the file itself, so a file without a lock file is a
+    store made elsewhere (opened as it is); with one, the store is opened under the lock, after
+    its creator has finished."""
     if not uri.startswith("sqlite:///"):
         return
     path = uri[len("sqlite:///"):]
-    if os.path.exists(path) and os.path.getsize(path) > 0:
+    if (os.path.exists(path) and os.path.getsize(path) > 0
+            and not os.path.exists(path + ".lock")):
         return
     import fcntl
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".lock", "w") as lock:
+    with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             MlflowClient(uri).search_experiments(max_results=1)   # creates and migrates it

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 
 import mlflow
+import mlflow.pytorch
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -147,6 +148,12 @@ def test_a_members_histories_equal_a_single_run_float64():
         config = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")
         assert config["stacked"]["index"] == grid.index(settings)
         assert config["settings"]["train_size"] == settings.train_size
+        models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                             filter_string=f"source_run_id='{result.run_id}'",
+                                             output_format="list")
+        assert len(models) == 1                  # each member's own model, in its own run
+        x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+        assert torch.equal(mlflow.pytorch.load_model(models[0].model_uri)(x), result.model(x))
 
 
 def test_float32_members_stay_close_to_single_runs():
