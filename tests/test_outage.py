@@ -107,7 +107,7 @@ def test_a_server_outage_mid_run_loses_no_point(server, tmp_path):
 def test_a_server_that_never_returns_leaves_a_file_to_import(server, tmp_path):
     from grok_mlflow.cli import main
 
-    proc = subprocess.Popen(train_args(tracking_retry_s=2, steps=8000), cwd=tmp_path,
+    proc = subprocess.Popen(train_args(tracking_retry_s=2), cwd=tmp_path,
                             env=child_env(server.uri), stderr=subprocess.PIPE, text=True)
     run_id = wait_for_points(MlflowClient(), 20)
     server.stop()
@@ -120,6 +120,6 @@ def test_a_server_that_never_returns_leaves_a_file_to_import(server, tmp_path):
     client = MlflowClient()
     for key in ("lc/train", "acc/test"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == \
-            log_schedule(8000, 300), key
+            log_schedule(3000, 300), key
     assert main(["import", str(path)]) == 0           # importing twice adds nothing
-    assert len(client.get_metric_history(run_id, "lc/train")) == len(log_schedule(8000, 300))
+    assert len(client.get_metric_history(run_id, "lc/train")) == len(log_schedule(3000, 300))
