@@ -42,23 +42,21 @@ __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailabl
 DEFAULT_EXPERIMENT = "grok_mlflow"
 MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
 # MLflow 3's UI opens an experiment by its kind; without this tag it may guess GenAI (traces)
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def use_experiment(name: str) -> str:
     """Make ``name`` the active experiment (created if new) and mark it as model training for
     the MLflow UI, unless it already has a kind; returns its id."""
     experiment = mlflow.set_experiment(name)
-    client = MlflowClient()
-    for key, value in EXPERIMENT_KIND.items():
-        if key in (experiment.tags or {}):
-            continue
+    if KIND_TAG not in (experiment.tags or {}):
+        client = MlflowClient()
         try:
-            client.set_experiment_tag(experiment.experiment_id, key, value)
+            client.set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
         except MlflowException:
             # Processes starting together race to insert the same tag (a SQL store answers the
             # loser with a UNIQUE constraint error); the tag being there is all that matters.
-            if key not in (client.get_experiment(experiment.experiment_id).tags or {}):
+            if KIND_TAG not in (client.get_experiment(experiment.experiment_id).tags or {}):
                 raise
     return experiment.experiment_id
 
