@@ -1,5 +1,6 @@
 """Training throughput: our loop (``train(track=False)``) / a minimal hand-written PyTorch loop
-(same model, same batches size, data on the device), steps per second, side by side.
+(same model, same batches size, data on the device), steps per second, side by side; and the
+cost of ``loss_float64`` (the loss from float64 logits) on the MLP presets' loop.
 
     python benchmarks/bench_training.py [--steps 3000]
 """
@@ -62,6 +63,18 @@ def main():
             print(f"{name:<18} {device_name:<4} {settings.steps} steps: ours "
                   f"{settings.steps / ours:8.0f} steps/s, minimal loop {settings.steps / minimal:8.0f}"
                   f" steps/s, ratio ours/minimal = {minimal / ours:4.2f}")
+        # loss_float64 on the MLP presets' loops: fig. 1's MLP (3 x 200, batch 200, 10 classes;
+        # digits stands in for MNIST: the same loop, 64 inputs) and the default digits run
+        for name, settings in [("digits MLP 3x200", Settings(depth=3, steps=args.steps)),
+                               ("digits MLP 4x200", Settings(steps=args.steps))]:
+            settings = replace(settings, device=device_name)
+            high = replace(settings, loss_float64=True)
+            f32, f64 = float("inf"), float("inf")
+            for _ in range(3):   # interleaved, best of three
+                f32 = min(f32, timed(lambda: train(settings, progress=False, track=False)))
+                f64 = min(f64, timed(lambda: train(high, progress=False, track=False)))
+            print(f"{name:<18} {device_name:<4} loss_float64: {settings.steps / f64:8.0f} steps/s "
+                  f"vs float32 loss {settings.steps / f32:8.0f} steps/s, cost = {f64 / f32:4.2f}x")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,21 @@ LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-def loss_function(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss called ``name``; an unknown name lists the valid ones."""
+def loss_function(name: str, float64: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+    """The loss called ``name``; an unknown name lists the valid ones.
+
+    ``float64``: the loss computed from the logits cast to float64 (the grokking literature's
+    ``cross_entropy_high_precision``): a float64 0-dim loss whose gradient flows back to the
+    float32 logits. Near-zero losses keep their digits (float32 log-softmax rounds a loss of
+    1e-8 to 0 or to ~6e-8).
+    """
     try:
-        return LOSSES[name]
+        fn = LOSSES[name]
     except KeyError:
         raise SettingsError(f"loss: unknown value {name!r}; valid: " + ", ".join(LOSSES)) from None
+    if not float64:
+        return fn
+    return lambda logits, labels: fn(logits.double(), labels)
 
 
 def accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy",

@@ -21,7 +21,8 @@ from torch import nn
 
 from .settings import Settings, SettingsError
 
-__all__ = ["ACTIVATIONS", "MODELS", "build_model", "scale_parameters"]
+__all__ = ["ACTIVATIONS", "MODELS", "TRANSFORMER_INITS", "build_model", "init_transformer",
+           "scale_parameters"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -173,12 +174,13 @@ def build_resnet18(settings: Settings, input_shape: tuple[int, ...], num_classes
 
 class TokenEmbedding(nn.Module):
     """Token plus learned position embeddings: (B, T) int64 ids -> (B, T, width). Its output is
-    where the transformer's input becomes continuous: LC's input space (``lc_input``)."""
+    where the transformer's input becomes continuous: LC's input space (``lc_input``).
+    Both start at N(0, 1/width) (Nanda et al. 2023); ``init_transformer`` may redraw them."""
 
     def __init__(self, vocab: int, seq_len: int, width: int):
         super().__init__()
         self.token = nn.Embedding(vocab, width)
-        nn.init.normal_(self.token.weight, std=1 / math.sqrt(width))   # as Nanda et al. 2023
+        nn.init.normal_(self.token.weight, std=1 / math.sqrt(width))
         self.position = nn.Parameter(torch.randn(seq_len, width) / math.sqrt(width))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -186,13 +188,14 @@ class TokenEmbedding(nn.Module):
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention: ``heads`` heads of width // heads, no dropout."""
+    """Causal multi-head self-attention: ``heads`` heads of width // heads, no dropout, scores
+    scaled by 1/sqrt(width // heads) (as Nanda et al.'s); ``bias``: Q/K/V and output biases."""
 
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, bias: bool = True):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
+        self.qkv = nn.Linear(width, 3 * width, bias=bias)
+        self.out = nn.Linear(width, width, bias=bias)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, t, d = h.shape
@@ -204,15 +207,15 @@ class Attention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm-free residual block: h + attn(h), then h + mlp(h); the MLP is Linear(width,
     4 width) -> activation -> Linear(4 width, width), the activation a module (``mlp.act``) so
-    LC counts its 4 width x T neurons."""
+    LC counts its 4 width x T neurons. ``biases``: ``TRANSFORMER_BIASES``."""
 
     def __init__(self, settings: Settings, heads: int = 4):
         super().__init__()
-        w = settings.width
-        self.attn = Attention(w, heads)
-        self.mlp = nn.Sequential(OrderedDict(linear=nn.Linear(w, 4 * w),
+        w, biases = settings.width, settings.transformer_biases
+        self.attn = Attention(w, heads, bias=biases == "all")
+        self.mlp = nn.Sequential(OrderedDict(linear=nn.Linear(w, 4 * w, bias=biases != "none"),
                                              act=activation(settings.activation),
-                                             proj=nn.Linear(4 * w, w)))
+                                             proj=nn.Linear(4 * w, w, bias=biases != "none")))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = h + self.attn(h)
@@ -223,6 +226,8 @@ class Transformer(nn.Module):
     """A decoder-only transformer as in the grokking literature (Power et al. 2022; Nanda et al.
     2023): ``TokenEmbedding`` -> ``depth`` ``TransformerBlock`` s (4 causal heads, MLP 4x width,
     no LayerNorm) -> a linear read-out of the last position. (B, T) token ids -> (B, classes).
+    Weights and biases as ``settings.transformer_init`` / ``transformer_biases`` say
+    (``init_transformer``).
 
     ``lc_input = "embed"``: the tracker measures LC in embedding space, from this module's output.
     """
@@ -233,11 +238,49 @@ class Transformer(nn.Module):
         super().__init__()
         self.embed = TokenEmbedding(vocab, seq_len, settings.width)
         self.blocks = nn.Sequential(*(TransformerBlock(settings) for _ in range(settings.depth)))
-        self.head = nn.Linear(settings.width, num_classes)
+        self.head = nn.Linear(settings.width, num_classes,
+                              bias=settings.transformer_biases == "all")
+        init_transformer(self, settings.transformer_init, vocab)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.embed(tokens))                             # (B, T, D)
         return self.head(h[:, -1])                                      # (B, classes)
+
+
+def init_transformer(model: Transformer, scheme: str, vocab: int) -> None:
+    """Redraw ``model``'s weights in place by ``scheme`` (``TRANSFORMER_INITS``), from the global
+    RNG. Every bias starts at 0 except under ``pytorch`` (nn.Linear's own uniform biases).
+
+    - ``nanda``: every weight N(0, 1/width), the read-out N(0, 1/vocab) (Nanda et al. 2023's
+      ``transformers.py``: W_E, W_pos, W_Q/K/V/O, W_in, W_out by 1/sqrt(d_model), W_U by
+      1/sqrt(d_vocab)). Sum of squared weights at width 128, p = 113: ~1,780.
+    - ``transformerlens``: every weight, embeddings included, N(0, (0.8/sqrt(width))^2)
+      (TransformerLens's ``init_weights`` for its grokking demo's config).
+    - ``pytorch``: nn.Linear's default (Kaiming-uniform, std 1/sqrt(3 fan_in)); embeddings
+      N(0, 1/width). This package's transformer before issue #26; ~540 at width 128.
+    """
+    try:
+        std_of = TRANSFORMER_INITS[scheme]
+    except KeyError:
+        raise SettingsError(f"transformer_init: unknown value {scheme!r}; valid: "
+                            + ", ".join(TRANSFORMER_INITS)) from None
+    if std_of is None:
+        return
+    width = model.embed.token.embedding_dim
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            else:
+                p.normal_(0.0, std_of(width, vocab, name.startswith("head.")))
+
+
+# name -> (width, vocab, is_read_out) -> std of every weight; None keeps PyTorch's defaults
+TRANSFORMER_INITS: dict[str, Callable[[int, int, bool], float] | None] = {
+    "nanda": lambda width, vocab, read_out: 1 / math.sqrt(vocab if read_out else width),
+    "transformerlens": lambda width, vocab, read_out: 0.8 / math.sqrt(width),
+    "pytorch": None,
+}
 
 
 def build_transformer(settings: Settings, input_shape: tuple[int, ...],

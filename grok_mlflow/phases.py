@@ -6,11 +6,15 @@ comparable in the MLflow UI's table and parallel-coordinates plot:
 
 =================================  ====================================================================
 ``grok/interpolation_step``        first step with training accuracy >= ``interpolation_acc`` (0.99)
-``grok/lc_first_min_step``         end of the first descent: first local minimum of smoothed train LC
-                                   that the curve then rises from by >= ``rel_tol`` of its range
-``grok/lc_peak_step``              ascent peak: maximum of smoothed train LC after the first minimum
+``grok/lc_first_min_step``         end of the first descent: the low point before the ascent, the
+                                   smoothed train LC's largest rise (>= ``rel_tol`` of its range)
+``grok/lc_peak_step``              ascent peak: the top of that largest rise
+``grok/lc_peak_value``             smoothed train LC at the peak (LC units: hyperplanes per point)
+``grok/ascent_steps``              peak step - first-minimum step
 ``grok/migration_onset_step``      start of the second descent: first step after the peak where smoothed
                                    train LC is below the peak by >= ``rel_tol`` of the ascent height
+``grok/descent_depth``             fraction of the ascent the second descent undid by the last
+                                   measurement: (peak - last) / (peak - first minimum)
 ``grok/generalization_step``       first step with smoothed test accuracy >= 95% of its final value
                                    (only if it ends >= ``min_gain`` above its first value)
 ``grok/robustness_onset_step``     start of the late rise of adversarial accuracy (mean over eps): after
@@ -34,12 +38,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PHASE_KEYS", "adversarial_keys", "detect_phases", "lc_phases", "robustness_onset",
+__all__ = ["PHASE_KEYS", "SHAPE_KEYS", "adversarial_keys", "detect_phases", "lc_phases", "robustness_onset",
            "series", "smooth"]
 
 PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
               "grok/migration_onset_step", "grok/generalization_step",
               "grok/robustness_onset_step", "grok/delay_steps")
+# what the LC curve's phases looked like (not steps): values, lengths, fractions
+SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
 
 
 def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
@@ -67,40 +73,53 @@ def _first(steps: np.ndarray, mask: np.ndarray) -> int | None:
 
 
 def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5,
-              rel_tol: float = 0.05) -> dict[str, int]:
-    """First minimum, ascent peak and migration onset of one LC curve (see module docstring)."""
-    out: dict[str, int] = {}
+              rel_tol: float = 0.05) -> dict[str, float]:
+    """The LC phases of one curve (see the module docstring): the dominant ascent, the first
+    descent before it and the second descent after it.
+
+    The ascent is the curve's largest rise: the pair of measurements i < j with the largest
+    s[j] - s[i] on the smoothed curve s (i the lowest point before j). It counts only if it rises
+    by >= ``rel_tol`` of the curve's range. A small early wobble (LC rising 2 units at steps
+    8-19 while falling from 47 to 21) is then not mistaken for the ascent that follows it (21
+    -> 29 at steps 113-300): the earlier rule, "the first minimum that the curve rises from",
+    took the wobble.
+
+    Returns {key: value}: ``grok/lc_first_min_step`` (i), ``grok/lc_peak_step`` (j),
+    ``grok/lc_peak_value`` (s[j], LC units), ``grok/ascent_steps`` (j - i in steps),
+    ``grok/migration_onset_step`` (the first step after the peak at least ``rel_tol`` of the
+    ascent's height below it) and ``grok/descent_depth`` (the fraction of the ascent undone by
+    the last measurement, (s[j] - s[-1]) / (s[j] - s[i]): 0 = none, 1 = back to the minimum,
+    > 1 below it), the last two only when the second descent started. Absent phases are absent.
+    """
+    out: dict[str, float] = {}
     if len(lc) < 3:
         return out
     s = smooth(lc, window)
     tol = rel_tol * max(float(s.max() - s.min()), 1e-12)
-    # first descent ends at the first local minimum that the curve later rises from by tol
-    first_min = None
-    running_min_idx = 0
-    for i in range(1, len(s)):
-        if s[i] < s[running_min_idx]:
-            running_min_idx = i
-        elif s[i] - s[running_min_idx] >= tol:
-            first_min = running_min_idx
-            break
-    if first_min is None:
+    low, rise, ascent = 0, 0.0, None           # running minimum, best rise, its (i, j)
+    for j in range(1, len(s)):
+        if s[j] < s[low]:
+            low = j
+        elif s[j] - s[low] > rise:
+            rise, ascent = float(s[j] - s[low]), (low, j)
+    if ascent is None or rise < tol:
         return out
+    first_min, peak = ascent
     out["grok/lc_first_min_step"] = int(steps[first_min])
-    peak = first_min + int(np.argmax(s[first_min:]))
-    if peak == first_min:
-        return out
     out["grok/lc_peak_step"] = int(steps[peak])
-    height = s[peak] - s[first_min]
-    onset = _first(steps[peak:], s[peak:] <= s[peak] - rel_tol * max(height, 1e-12))
+    out["grok/lc_peak_value"] = float(s[peak])
+    out["grok/ascent_steps"] = int(steps[peak] - steps[first_min])
+    onset = _first(steps[peak:], s[peak:] <= s[peak] - rel_tol * rise)
     if onset is not None:
         out["grok/migration_onset_step"] = onset
+        out["grok/descent_depth"] = float((s[peak] - s[-1]) / rise)
     return out
 
 
 def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
                   adv_keys: Sequence[str] | None = None, window: int = 5, rel_tol: float = 0.05,
                   interpolation_acc: float = 0.99, generalization_frac: float = 0.95,
-                  adv_rise: float = 0.05, min_gain: float = 0.1) -> dict[str, int]:
+                  adv_rise: float = 0.05, min_gain: float = 0.1) -> dict[str, float]:
     """Phase steps of a run from its ``{step: {metric: value}}`` history.
 
     Args:
@@ -115,9 +134,9 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
         min_gain: test accuracy must end at least this far above its first value (chance) for
             ``grok/generalization_step`` to exist.
     Returns:
-        {phase key: step}; phases that did not happen are absent.
+        {phase key: step, or value for ``SHAPE_KEYS``}; phases that did not happen are absent.
     """
-    out: dict[str, int] = {}
+    out: dict[str, float] = {}
     steps, acc = series(history, "acc/train")
     interpolation = _first(steps, acc >= interpolation_acc) if len(acc) else None
     if interpolation is not None:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["COLORS", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
+__all__ = ["COLORS", "claims_figure", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
            "regions_figure", "sweep_figures"]
 
 COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
@@ -173,6 +173,40 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
     fig.tight_layout()
     figures["figures/phases.png"] = fig
     return figures
+
+
+_VERDICT_COLORS = {"supported": "tab:green", "contradicted": "tab:red",
+                   "inconclusive": "tab:gray"}
+
+
+def claims_figure(verdicts) -> Figure:
+    """One panel per claim (``claims.Verdict``): the quantity's per-value mean against the swept
+    value (in the spec's order; a hollow marker at the axis floor where no trial showed it),
+    titled with the claim and coloured by its verdict."""
+    n = max(len(verdicts), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    for ax, v in zip(axes[0], verdicts):
+        colour = _VERDICT_COLORS[v.status]
+        labels = [str(x) for x, _ in v.points]
+        seen = [(i, y) for i, (_, y) in enumerate(v.points) if y is not None]
+        if seen:
+            ax.plot(*zip(*seen), "-o", color=colour)
+        floor = min((y for _, y in seen), default=0.0)
+        missing = [i for i, (_, y) in enumerate(v.points) if y is None]
+        if missing:
+            ax.plot(missing, [floor] * len(missing), "o", mfc="none", color=colour,
+                    label="not seen")
+            ax.legend(fontsize=7, frameon=False)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel(v.claim.versus)
+        ax.set_ylabel(v.claim.quantity + (": fraction of trials with it" if v.claim.trend in
+                                          ("absent", "present") else ""), fontsize=8)
+        fig_ref = f" (fig. {v.claim.figure})" if v.claim.figure else ""
+        ax.set_title(f"{v.status.upper()}{fig_ref}\n{v.claim.text[:70]}", fontsize=8,
+                     color=colour)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def radius_figure(study, title: str = "") -> Figure:

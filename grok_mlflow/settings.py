@@ -49,6 +49,8 @@ LOSS_NAMES = ("cross_entropy", "mse")
 OPTIMIZER_NAMES = ("adamw", "adam")
 DTYPE_NAMES = ("float32", "float64")
 DEVICE_NAMES = ("auto", "cpu", "cuda")
+TRANSFORMER_INIT_NAMES = ("nanda", "transformerlens", "pytorch")
+TRANSFORMER_BIAS_NAMES = ("mlp", "none", "all")
 
 
 @dataclass(frozen=True)
@@ -148,17 +150,30 @@ class Settings:
     activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
     init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
     batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)")
+    transformer_init: str = _f("nanda", "transformer weights: nanda = N(0, 1/width) for every "
+                               "weight and N(0, 1/vocab) for the read-out (Nanda et al. 2023); "
+                               "transformerlens = N(0, (0.8/sqrt(width))^2) for all; pytorch = "
+                               "nn.Linear's default (uniform, std 1/sqrt(3 fan_in))",
+                               TRANSFORMER_INIT_NAMES)
+    transformer_biases: str = _f("mlp", "which transformer layers have biases (zero at init, "
+                                 "except pytorch init): mlp (Nanda et al.), none, or all (also "
+                                 "Q/K/V, attention output and read-out)", TRANSFORMER_BIAS_NAMES)
     # --- optimisation ---
     optimizer: str = _f("adamw", "adamw (decoupled weight decay: the authors' code for the paper) "
                         "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
     lr: float = _f(1e-3, "learning rate (> 0)")
     weight_decay: float = _f(0.01, "weight decay (>= 0)")
+    warmup_steps: int = _f(0, "linear learning-rate warm-up: lr x min(step / N, 1) (>= 0; 0 = "
+                           "off; Nanda et al.: 10)")
     adam_beta1: float = _f(0.9, "Adam(W)'s beta1 (0 <= b < 1)")
     adam_beta2: float = _f(0.999, "Adam(W)'s beta2 (0 <= b < 1; the grokking recipe: 0.98)")
     batch_size: int = _f(200, "minibatch size (<= train_size; 0 = full batch: the whole "
                          "training set every step)")
     steps: int = _t("steps", "optimisation steps (>= 1)")
     loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
+    loss_float64: bool = _f(False, "the training loss computed in float64 from the logits (as "
+                            "the grokking literature's log-softmax: no float32 round-off of "
+                            "losses near 0)")
     seed: int = _t("seed", "seed of data split, init, batches and measures (>= 0)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES)
     dtype: str = _f("float32", "floating-point type of the model, the data and every measure "
@@ -201,6 +216,12 @@ class Settings:
                      "heads)")
             _require(self, "batchnorm", not self.batchnorm, "false for the transformer (no "
                      "normalisation layers)")
+        else:
+            for name in ("transformer_init", "transformer_biases"):
+                default = Settings.__dataclass_fields__[name].default
+                _require(self, name, getattr(self, name) == default,
+                         f"left at {default!r}: it is a transformer setting")
+        _require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
         for name in ("image_size", "random_labels"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "data_workers", self.data_workers >= -1, ">= -1")
@@ -441,14 +462,18 @@ VALID = {
     "activation": " \\| ".join(ACTIVATION_NAMES),
     "init_scale": "number > 0",
     "batchnorm": "true \\| false (not for the transformer)",
+    "transformer_init": " \\| ".join(TRANSFORMER_INIT_NAMES) + " (transformer only)",
+    "transformer_biases": " \\| ".join(TRANSFORMER_BIAS_NAMES) + " (transformer only)",
     "optimizer": " \\| ".join(OPTIMIZER_NAMES),
     "lr": "number > 0",
     "weight_decay": "number >= 0",
+    "warmup_steps": "integer >= 0",
     "adam_beta1": "number, 0 <= b < 1",
     "adam_beta2": "number, 0 <= b < 1",
     "batch_size": "integer, 0 .. train_size (0 = full batch)",
     "steps": "integer >= 1",
     "loss": " \\| ".join(LOSS_NAMES),
+    "loss_float64": "true \\| false",
     "seed": "integer >= 0",
     "device": " \\| ".join(DEVICE_NAMES) + " (cuda needs a visible CUDA GPU)",
     "dtype": " \\| ".join(DTYPE_NAMES),

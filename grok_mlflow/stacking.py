@@ -122,7 +122,8 @@ class StackedModules:
         """Every member on its own inputs: (K, B, *input) -> (K, B, *output)."""
         return self._forward(self.params, self.buffers, x)
 
-    def losses(self, x: Tensor, y: Tensor, losses: Sequence[str]) -> Tensor:
+    def losses(self, x: Tensor, y: Tensor, losses: Sequence[str],
+               float64: bool = False) -> Tensor:
         """Each member's mean minibatch loss on its own batch: (K,).
 
         Args:
@@ -130,10 +131,11 @@ class StackedModules:
             losses: K loss names (``evaluation.loss_function``: cross_entropy, mse); members with
                 different losses each get their own (every distinct loss is computed for all and
                 selected by an exact 0/1 weight).
+            float64: each loss computed from float64 logits (``loss_function``).
         """
         out = self(x)                                             # (K, B, C)
         names = sorted(set(losses))
-        by_name = {n: vmap(loss_function(n))(out, y) for n in names}   # {name: (K,)}
+        by_name = {n: vmap(loss_function(n, float64))(out, y) for n in names}   # {name: (K,)}
         if len(names) == 1:
             return by_name[names[0]]
         total = torch.zeros_like(by_name[names[0]])
@@ -199,12 +201,18 @@ class StackedAdamW:
             p.grad = None
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One update of every member (torch's single-tensor Adam(W), member-wise)."""
+    def step(self, lr_scale: float = 1.0) -> None:
+        """One update of every member (torch's single-tensor Adam(W), member-wise), each member's
+        learning rate times ``lr_scale`` (a warm-up's factor, as ``train`` sets a torch
+        optimizer's ``lr``)."""
         self.steps += 1
         t = self.steps
         # bias corrections in float64 per member, as torch computes them on Python floats
-        step_size = self._column([-lr_ / (1 - b1 ** t) for lr_, b1 in zip(self.lr, self.beta1)])
+        lrs = [lr_ * lr_scale for lr_ in self.lr]
+        step_size = self._column([-lr_ / (1 - b1 ** t) for lr_, b1 in zip(lrs, self.beta1)])
+        decay = self._decay if lr_scale == 1.0 else self._column(
+            [1 - lr_ * wd if d else 1.0 for lr_, wd, d in zip(lrs, self.weight_decay,
+                                                               self.decoupled)])
         bc2_sqrt = self._column([math.sqrt(1 - b2 ** t) for b2 in self.beta2])
         for name, p in self.stack.params.items():
             grad = p.grad
@@ -213,7 +221,7 @@ class StackedAdamW:
             shape = lambda c: self._shaped(c, p)                  # noqa: E731
             if self._any_l2:
                 grad = grad + p * shape(self._l2)                 # Adam: grad += wd * p
-            p.mul_(shape(self._decay))                            # AdamW: p *= 1 - lr * wd
+            p.mul_(shape(decay))                                  # AdamW: p *= 1 - lr * wd
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(grad, shape(self._b1c))                       # m += (1 - b1)(g - m)
             v.mul_(shape(self._b2)).add_(grad * grad * shape(self._b2c))

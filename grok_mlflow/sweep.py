@@ -17,6 +17,11 @@ A spec is YAML::
                                      # (seed, lr, weight_decay, ...) train as one stacked model;
                                      # off: one process per trial
     max_members: 16                  # at most this many trials in one stacked group
+    claims:                          # the paper's claims, judged over the trials at the end
+      - text: "Increasing width hastens region migration"
+        figure: "5"
+        quantity: grok/migration_onset_step
+        trend: decreasing            # see grok_mlflow.claims for every field and the rules
 
 With ``ensemble: auto`` (the default) the trials are grouped (``stack_groups``): trials whose
 settings differ only in what ``training.STACKABLE`` lists train together as one stacked model
@@ -27,7 +32,9 @@ Every trial runs the same ``train`` as a single run (same tracker, same metrics,
 phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
 ``mlflow.parentRunId``. The parent run holds the spec (params and artifact), a CSV of every
 trial's phase steps and final metrics, and comparison figures; the experiment gets a saved MLflow
-UI view of the trials (``recorder.publish_sweep_view``), linked from its description.
+UI view of the trials (``recorder.publish_sweep_view``), linked from its description. With
+``claims:`` the parent's description opens with each claim's verdict (``claims.evaluate``), also
+in its ``claims.md`` and ``figures/claims.png`` and on the sweep's last terminal lines.
 
 Known traps handled here (seen with Ray 2.60 / MLflow 3.17): trials report with
 ``ray.tune.report``; ``RunConfig`` gets an absolute ``storage_path``; trials run with their trial
@@ -69,6 +76,7 @@ class SweepSpec:
     source: str = ""
     ensemble: str = "auto"
     max_members: int = 16
+    claims: tuple = ()        # claims.Claim, judged at the end
 
     def trials(self) -> list[dict[str, Any]]:
         """Every combination of the grid, as {setting: value}, in spec order."""
@@ -117,11 +125,11 @@ def load_spec(path: str) -> SweepSpec:
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
     unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent",
-                                  "max_failures", "ensemble", "max_members"})
+                                  "max_failures", "ensemble", "max_members", "claims"})
     if unknown:
         raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
                             "base, grid, resources, max_concurrent, max_failures, ensemble, "
-                            "max_members")
+                            "max_members, claims")
     base_values = data.get("base") or {}
     if not isinstance(base_values, dict):
         raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
@@ -157,10 +165,17 @@ def load_spec(path: str) -> SweepSpec:
     max_members = data.get("max_members", 16)
     if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
         raise SettingsError(f"spec {path}: max_members must be an integer >= 1")
+    from .claims import parse_claims
+
+    try:
+        claims = tuple(parse_claims(data.get("claims"), grid))
+    except SettingsError as err:
+        raise SettingsError(f"spec {path}: {err}") from None
     return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
                      resources={k: float(v) for k, v in resources.items()},
                      max_concurrent=max_concurrent, max_failures=max_failures,
-                     source=str(path), ensemble=ensemble, max_members=max_members)
+                     source=str(path), ensemble=ensemble, max_members=max_members,
+                     claims=claims)
 
 
 def _is_local_store(uri: str) -> bool:
@@ -376,10 +391,11 @@ def _spec_params(spec: SweepSpec) -> dict[str, str]:
 def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     """CSV of every trial's phases and final metrics, comparison figures and the trials'
     reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
-    from .phases import PHASE_KEYS
-    from .plots import sweep_figures
+    from .phases import PHASE_KEYS, SHAPE_KEYS
+    from .plots import claims_figure, sweep_figures
     from .recorder import (child_runs, log_run_figure, log_run_text, read_history_csv,
                            run_artifact_text, tag_run)
+    from .claims import claims_markdown
     from .report import report_table, reproduction_report
 
     # the grid's order (sorted by the swept values as the spec lists them): rows, legends
@@ -389,13 +405,14 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     finals = ["acc/train", "acc/test", "lc/train", "lc/test", "lc/random"]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["run_id", "trial", *spec.grid, "status", *PHASE_KEYS, *finals])
+    columns = [*PHASE_KEYS, *SHAPE_KEYS]
+    writer.writerow(["run_id", "trial", *spec.grid, "status", *columns, *finals])
     histories = {}
     for run in runs:
         name = run.data.tags.get("mlflow.runName", run.info.run_id)
         writer.writerow([run.info.run_id, name, *(run.data.params.get(k, "") for k in spec.grid),
                          run.info.status,
-                         *(run.data.metrics.get(k, "") for k in PHASE_KEYS),
+                         *(run.data.metrics.get(k, "") for k in columns),
                          *(run.data.metrics.get(k, "") for k in finals)])
         try:
             text = run_artifact_text(run.info.run_id, "history.csv")
@@ -403,18 +420,40 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
             continue
         histories[name] = (run, read_history_csv(text))
     log_run_text(parent_id, out.getvalue(), "phases.csv")
+    verdicts = judge_claims(spec, runs)
+    claims_text = ""
+    if verdicts:
+        claims_text = claims_markdown(verdicts, spec.name)
+        log_run_text(parent_id, claims_text, "claims.md")
+        log_run_figure(parent_id, claims_figure(verdicts), "figures/claims.png")
     if histories:
         # what every trial showed, one row each, in the grid's order
         table = report_table({n: reproduction_report(h) for n, (_, h) in histories.items()})
         text = (f"### Sweep {spec.name}: what each trial showed\n\nA step where the phase was "
                 f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
         log_run_text(parent_id, text, "report.md")
-        tag_run(parent_id, {"mlflow.note.content": text})
+        # the verdicts first: what a reader opening the parent run looks for
+        tag_run(parent_id, {"mlflow.note.content": (claims_text + "\n" if claims_text else "")
+                            + text})
         for path, fig in sweep_figures(histories, list(spec.grid)).items():
             log_run_figure(parent_id, fig, path)
+    elif claims_text:
+        tag_run(parent_id, {"mlflow.note.content": claims_text})
     return [f"{r.data.tags.get('grok_mlflow.trial', r.info.run_id)}: "
             f"{r.data.tags.get('grok_mlflow.failure', 'FAILED')}"
             for r in runs if r.info.status == "FAILED"]
+
+
+def judge_claims(spec: SweepSpec, runs: list) -> list:
+    """Each of ``spec.claims`` judged (``claims.evaluate``) over the child ``runs``: a trial's
+    swept settings from its trial name, its quantities from its logged metrics."""
+    from .claims import evaluate
+
+    by_name = {trial_name(o): o for o in spec.trials()}
+    trials = [(by_name[name], run.data.metrics) for run in runs
+              if (name := run.data.tags.get("grok_mlflow.trial",
+                                            run.data.tags.get("mlflow.runName"))) in by_name]
+    return [evaluate(c, trials, spec.grid[c.versus]) for c in spec.claims]
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,
@@ -436,4 +475,11 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
         f"  mlflow ui --backend-store-uri {uri}\n"
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
           f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
+    if spec.claims:                      # the verdicts: the sweep's last lines
+        from .recorder import run_artifact_text
+
+        print("The paper's claims:\n" + "\n".join(
+            line[2:].replace("**", "") for line in
+            run_artifact_text(parent, "claims.md").splitlines() if line.startswith("- **")),
+            file=sys.stderr)
     return 0

@@ -455,6 +455,18 @@ def _same_value(logged: str, resolved: str) -> bool:
         return False
 
 
+def _sweep_report(run_id: str) -> str:
+    """A sweep parent's verdicts on its claims and its per-trial table (``claims.md``,
+    ``report.md``), or "" when ``run_id`` has neither."""
+    parts = []
+    for name in ("claims.md", "report.md"):
+        try:
+            parts.append(run_artifact_text(run_id, name))
+        except Exception:  # noqa: BLE001 - not a sweep parent, or a sweep without claims
+            continue
+    return "\n".join(parts)
+
+
 def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
     """The report (``grok_mlflow.report``) of a recorded run, from its ``history.csv``
     (``expected``: {phase: claim} for an extra column); ``SettingsError`` naming the run when it
@@ -462,6 +474,9 @@ def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
     try:
         history = read_history_csv(run_artifact_text(run_id, "history.csv"))
     except Exception as err:  # noqa: BLE001 - unknown run, or a run with no measurements
+        sweep = _sweep_report(run_id)
+        if sweep:
+            return sweep
         raise SettingsError(f"report: no grok_mlflow history for run {run_id!r} in "
                             f"{tracking_uri()} ({type(err).__name__})") from None
     return report_markdown(reproduction_report(history), title=run_name(run_id),

@@ -31,7 +31,7 @@ from .recorder import load_checkpoint, load_snapshot_weights, run_config, snapsh
 from .tracking import GrokTracker
 
 __all__ = ["STACKABLE", "TrainResult", "check_settings", "check_stackable", "resolve_device",
-           "run_name_for", "stack_key", "train", "train_stacked"]
+           "run_name_for", "stack_key", "train", "train_stacked", "warmup_factor"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -137,7 +137,7 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                                                betas=(settings.adam_beta1, settings.adam_beta2),
                                                weight_decay=settings.weight_decay,
                                                fused=device.type == "cuda" or None)
-    loss_fn = loss_function(settings.loss)
+    loss_fn = loss_function(settings.loss, settings.loss_float64)
     state = load_checkpoint(resume, device) if resume else None
     start = 1 if state is None else int(state["step"]) + 1
     batches = training_batches(data, settings, done=start - 1)   # (B, ...) inputs on the device
@@ -181,6 +181,9 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if step <= settings.warmup_steps:                       # a function of the step:
+                for group in optimizer.param_groups:                 # nothing to checkpoint
+                    group["lr"] = settings.lr * warmup_factor(settings, step)
             optimizer.step()
             measured = tracker.step(step, loss=loss)
             if on_progress is not None and (measured or time.monotonic() >= next_progress):
@@ -189,6 +192,15 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
                 next_progress = time.monotonic() + progress_every_s
         final = tracker.history.get(settings.steps, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
+
+
+def warmup_factor(settings: Settings, step: int) -> float:
+    """The learning rate's factor at optimisation step ``step`` (1-based): min(step / N, 1) for
+    N = ``warmup_steps`` (N = 0: always 1). Nanda et al.'s LambdaLR gives min(s / 10, 1) at their
+    0-based step s, so their first update has lr 0; here the first has lr / N."""
+    if settings.warmup_steps == 0:
+        return 1.0
+    return min(step / settings.warmup_steps, 1.0)
 
 
 def _data_and_model(settings: Settings, device: torch.device):
@@ -350,10 +362,10 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
                 stop.at_step_boundary = True
                 raise stop
             x, y = next(batches)                                 # (K, B, ...), (K, B)
-            losses = stack.losses(x, y, losses_of)               # (K,)
+            losses = stack.losses(x, y, losses_of, members[0].loss_float64)   # (K,)
             optimizer.zero_grad()
             losses.sum().backward()                              # members are independent
-            optimizer.step()
+            optimizer.step(warmup_factor(members[0], step))      # warm-up: equal in a group
             measured = tracker.step(step, losses.detach())
             if not tracker.alive:
                 break                                            # every member diverged

@@ -78,3 +78,26 @@ def test_accuracy_phases_and_delayed_robustness():
 def test_the_lc_key_is_configurable(lc_key):
     history = history_from(**{lc_key.replace("/", "__"): lc_curve(100, 5_000)})
     assert "grok/lc_peak_step" in detect_phases(history, lc_key=lc_key)
+
+
+def test_the_dominant_ascent_wins_over_an_early_wobble():
+    """Fig. 10's shape on a dense early schedule: LC falls 47 -> 21 with a small wobble on the
+    way (+2 at steps 8-19), rises 21 -> 29 (steps 120-300), then slowly falls to 19. The ascent
+    is the large rise, not the wobble; its shape quantities follow from the curve."""
+    steps = np.array(sorted(set(range(1, 40)) | set(range(40, 15_001, 20))))
+    knots = ([1, 8, 19, 30, 120, 300, 3_000, 15_000], [47, 44, 46, 40, 21, 29, 26, 19])
+    lc = np.interp(steps, *knots)
+    phases = detect_phases({int(s): {"lc/train": float(v)} for s, v in zip(steps, lc)},
+                           window=1)
+    assert phases["grok/lc_first_min_step"] == 120
+    assert phases["grok/lc_peak_step"] == 300
+    assert phases["grok/lc_peak_value"] == pytest.approx(29.0)
+    assert phases["grok/ascent_steps"] == 180
+    assert 300 < phases["grok/migration_onset_step"] < 3_000   # 5% of the ascent: 28.6
+    assert phases["grok/descent_depth"] == pytest.approx((29 - 19) / (29 - 21))
+
+
+def test_shape_quantities_are_absent_without_a_second_descent():
+    rising = detect_phases(history_from(lc__train=lambda s: np.log10(s + 1) + 1.0), window=1)
+    assert rising["grok/lc_peak_step"] == STEPS[-1] and "grok/lc_peak_value" in rising
+    assert "grok/migration_onset_step" not in rising and "grok/descent_depth" not in rising

@@ -99,6 +99,8 @@ grid:
   seed: [0, 1]
 resources: {cpu: 1}
 max_concurrent: 2
+claims:
+  - {text: "Width changes the final train LC", figure: "5", quantity: lc/train, trend: present}
 """)
     assert main(["sweep", spec]) == 0
     client = MlflowClient()
@@ -128,7 +130,8 @@ max_concurrent: 2
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"phases.csv", "figures", "spec"} <= artifacts
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
-    assert figures == {"figures/lc.png", "figures/accuracy.png", "figures/phases.png"}
+    assert figures == {"figures/lc.png", "figures/accuracy.png", "figures/phases.png",
+                       "figures/claims.png"}
     table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(
         f"runs:/{parent.info.run_id}/phases.csv"))))
     assert len(table) == 4 and {r["status"] for r in table} == {"FINISHED"}
@@ -136,7 +139,19 @@ max_concurrent: 2
     pid, eid = parent.info.run_id, experiment.experiment_id
     link = (f"#/experiments/{eid}/runs?workflowType=machine_learning&compareRunsMode=CHART"
             f"&viewStateShareKey={pid}")
-    assert parent.data.tags["mlflow.note.content"] == f"[Compare the trials]({link})\n\n{report}"
+    # the claim's verdict: first in the description (after the link), in claims.md and its
+    # figure, on the terminal's last line and in `grok-mlflow report PARENT`
+    claims = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/claims.md")
+    verdict = ("- **SUPPORTED**: Width changes the final train LC (fig. 5): lc/train present in "
+               "4 of 4 trials.")
+    assert claims.splitlines()[2] == verdict
+    assert parent.data.tags["mlflow.note.content"] == \
+        f"[Compare the trials]({link})\n\n{claims}\n{report}"
+    assert "figures/claims.png" in {a.path for a in client.list_artifacts(pid, "figures")}
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2:] == ["The paper's claims:", verdict[2:].replace("**", "")]
+    assert main(["report", pid]) == 0
+    assert capsys.readouterr().out == f"{claims}\n{report}"
     # the comparison view: the experiment's description links it; its filter lists the trials
     assert experiment.tags["mlflow.note.content"].startswith(
         f"**Sweep tiny** (4 trials over width, seed, run `{pid[:8]}`): [compare the trials]({link})")
@@ -148,9 +163,8 @@ max_concurrent: 2
         "adv/acc/eps_0.1", "adv/acc/eps_0.2"]
     assert sorted(r.info.run_id for r in client.search_runs([eid], view["searchFilter"])) == \
         sorted(c.info.run_id for c in children)
-    assert capsys.readouterr().err.splitlines()[-2:] == [
-        f"  mlflow ui --backend-store-uri {absolute_tracking_uri()}",
-        f"  then open http://127.0.0.1:5000/{link}"]
+    assert err[-4:-2] == [f"  mlflow ui --backend-store-uri {absolute_tracking_uri()}",
+                          f"  then open http://127.0.0.1:5000/{link}"]
     rows = [line.split(" | ")[0][2:] for line in report.splitlines()
             if line.startswith("| width=")]
     assert rows == ["width=16,seed=0", "width=16,seed=1", "width=64,seed=0", "width=64,seed=1"]

@@ -43,9 +43,16 @@ def test_modular_addition_is_every_pair_split_by_a_seeded_fraction():
     assert xb is data.x_train and yb is data.y_train
 
 
-def _transformer(dtype=torch.float64, seed=0):
+def _transformer(dtype=torch.float64, seed=0, **options):
     torch.manual_seed(seed)
-    return build_model(Settings(**TINY), (3,), 7).to(dtype)
+    return build_model(Settings(**{**TINY, **options}), (3,), 7).to(dtype)
+
+
+def _bias(linear):
+    """A linear layer's bias in float64, zeros where it has none (transformer_biases)."""
+    if linear.bias is None:
+        return torch.zeros(linear.out_features, dtype=torch.float64)
+    return linear.bias.double()
 
 
 def _independent_count(model, tokens, radius, directions):
@@ -57,7 +64,7 @@ def _independent_count(model, tokens, radius, directions):
     n, t, d = e.shape
     offsets = radius * torch.cat([directions, -directions]).double()    # (2P, 3D)
     h = (e.reshape(n, 1, t * d) + offsets).reshape(-1, t, d)            # (N*2P, 3, D)
-    qkv = h @ block.attn.qkv.weight.double().T + block.attn.qkv.bias.double()
+    qkv = h @ block.attn.qkv.weight.double().T + _bias(block.attn.qkv)
     q, k, v = qkv.split(d, dim=-1)
     heads = 4
 
@@ -67,15 +74,18 @@ def _independent_count(model, tokens, radius, directions):
     scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(d // heads)
     scores = scores.masked_fill(torch.triu(torch.ones(t, t, dtype=torch.bool), 1), -math.inf)
     mix = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(len(h), t, d)
-    h = h + mix @ block.attn.out.weight.double().T + block.attn.out.bias.double()
-    pre = h @ block.mlp.linear.weight.double().T + block.mlp.linear.bias.double()  # (B, 3, 4D)
+    h = h + mix @ block.attn.out.weight.double().T + _bias(block.attn.out)
+    pre = h @ block.mlp.linear.weight.double().T + _bias(block.mlp.linear)  # (B, 3, 4D)
     pre = pre.reshape(n, len(offsets), -1)
     cut = (pre.amin(1) <= 0) & (pre.amax(1) >= 0)
     return cut.sum(1)                                                    # (N,)
 
 
-def test_transformer_lc_equals_an_independent_float64_count():
-    model = _transformer()
+# the literature's transformer (zero MLP biases), and every bias present and non-zero
+@pytest.mark.parametrize("options", [{}, dict(transformer_init="pytorch",
+                                               transformer_biases="all")])
+def test_transformer_lc_equals_an_independent_float64_count(options):
+    model = _transformer(**options)
     tokens = load_dataset(Settings(**TINY), torch.device("cpu")).x_train[:10]
     directions = sample_directions(3 * 16, 6, seed=3, dtype=torch.float64)
     for radius in (0.01, 0.1, 1.0):
@@ -86,9 +96,48 @@ def test_transformer_lc_equals_an_independent_float64_count():
         assert torch.equal(lc.per_layer[:, 0], expected), radius
         assert 0 < expected.sum() < 10 * 3 * 64          # some cut, not all: a real test
     # float32 counts the same neurons here (signs compared, nothing accumulated)
-    lc32 = local_complexity(_transformer(torch.float32), tokens, radius=0.1,
+    lc32 = local_complexity(_transformer(torch.float32, **options), tokens, radius=0.1,
                             directions=directions.float(), input_module="embed")
     assert torch.equal(lc32.per_layer[:, 0], _independent_count(model, tokens, 0.1, directions))
+
+
+# std of each weight at width 128, p = 113 (vocab 114): Nanda's 1/sqrt(d_model) everywhere and
+# 1/sqrt(d_vocab) for the read-out; TransformerLens's 0.8/sqrt(d_model); nn.Linear's
+# 1/sqrt(3 fan_in) (fan_in 512 for the MLP's output projection)
+EXPECTED_STD = {
+    "nanda": {"qkv": 128 ** -0.5, "proj": 128 ** -0.5, "head": 114 ** -0.5},
+    "transformerlens": {"qkv": 0.8 * 128 ** -0.5, "proj": 0.8 * 128 ** -0.5,
+                        "head": 0.8 * 128 ** -0.5},
+    "pytorch": {"qkv": (3 * 128) ** -0.5, "proj": (3 * 512) ** -0.5, "head": (3 * 128) ** -0.5},
+}
+
+
+@pytest.mark.parametrize("init", sorted(EXPECTED_STD))
+def test_transformer_init_has_the_literatures_scale_measured_on_a_built_model(init):
+    torch.manual_seed(0)
+    model = build_model(Settings(dataset="modular_addition", model="transformer", width=128,
+                                 depth=1, transformer_init=init, transformer_biases="all"),
+                        (3,), 113)
+    block = model.blocks[0]
+    weights = {"qkv": block.attn.qkv.weight, "proj": block.mlp.proj.weight,
+               "head": model.head.weight}
+    for name, w in weights.items():
+        assert float(w.std()) == pytest.approx(EXPECTED_STD[init][name], rel=0.03), name
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    assert len(biases) == 5
+    zero = [bool((b == 0).all()) for b in biases]
+    assert zero == [init != "pytorch"] * 5          # zero at init, except nn.Linear's own
+
+
+@pytest.mark.parametrize("biases, expected", [
+    ("mlp", ["blocks.0.mlp.linear.bias", "blocks.0.mlp.proj.bias"]),
+    ("none", []),
+    ("all", ["blocks.0.attn.qkv.bias", "blocks.0.attn.out.bias", "blocks.0.mlp.linear.bias",
+             "blocks.0.mlp.proj.bias", "head.bias"])])
+def test_transformer_biases_exist_where_the_setting_says(biases, expected):
+    model = _transformer(transformer_biases=biases)
+    assert [n for n, _ in model.named_parameters() if "bias" in n] == expected
+    assert model(torch.tensor([[1, 2, 7]])).shape == (1, 7)
 
 
 class BagOfTokens(nn.Module):
@@ -173,6 +222,10 @@ def test_a_short_mlflow_run_of_the_fig10_preset(tmp_path, tracking_uri):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     run = runs[0]
     assert run.data.params["model"] == "transformer" and run.data.params["modulus"] == "13"
+    assert {k: run.data.params[k] for k in ("transformer_init", "transformer_biases",
+                                            "warmup_steps", "loss_float64", "activation")} == {
+        "transformer_init": "nanda", "transformer_biases": "mlp", "warmup_steps": "10",
+        "loss_float64": "true", "activation": "gelu"}              # the literature's build
     assert {"lc_r0.005/train", "lc_r0.05/random", "acc/test", "partition/regions"} <= set(
         run.data.metrics)
     assert run.data.metrics["acc/train"] > 0.2       # learning: chance is 1/13
