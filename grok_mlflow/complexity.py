@@ -53,7 +53,9 @@ from torch import Tensor, nn
 from ._modes import evaluating, full_float32
 
 __all__ = [
+    "DEFAULT_DIRECTIONS",
     "LocalComplexity",
+    "default_directions",
     "FromModule",
     "NONLINEARITIES",
     "embedded",
@@ -473,8 +475,17 @@ def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor
     return run, z
 
 
+DEFAULT_DIRECTIONS = 25     # the paper's P
+
+
+def default_directions(dim: int) -> int:
+    """LC's default number of directions P for inputs of dimension ``dim``: min(25, dim)."""
+    return min(DEFAULT_DIRECTIONS, dim)
+
+
 def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
-                     n_directions: int = 25, directions: Tensor | None = None, seed: int = 0,
+                     n_directions: int | None = None, directions: Tensor | None = None,
+                     seed: int = 0,
                      per_point: bool = False, max_batch_vertices: int | None = None,
                      input_module: str | None = None,
                      ) -> LocalComplexity | dict[float, LocalComplexity]:
@@ -487,7 +498,9 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
             Moved to the model's device.
         radius: r > 0 in input units, or a sequence of radii (one direction draw serves all).
             The paper uses 0.005 for CNNs (1e-4 for Imagenette ResNets), larger for MLPs.
-        n_directions: P in [1, D], the cross-polytope dimension (2P vertices). Paper: 25.
+        n_directions: P in [1, D], the cross-polytope dimension (2P vertices); None (or 0):
+            ``default_directions(D)`` = min(25, D) (the paper's 25, fewer for inputs of fewer
+            than 25 dimensions, e.g. fig. 6's 2-D toy networks).
         directions: optional (P, D) directions shared by all points, or (N, P, D) per point,
             overriding the sampling (D = prod(input_shape)). Used as given (not re-orthonormalised).
         seed: seed of the private generator that draws the directions (the global RNG is unused).
@@ -543,6 +556,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
                              f"got {tuple(directions.shape)}")
         n_directions = directions.shape[-2]
         directions = directions.to(device=device, dtype=dtype)
+    n_directions = n_directions or default_directions(dim)
     if not 1 <= n_directions <= dim:
         raise ValueError(f"n_directions must be in [1, input dimension {dim}], got {n_directions}")
     if not any(isinstance(m, NONLINEARITIES) for m in model.modules()):

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ._modes import evaluating
 from .settings import SettingsError
 
-__all__ = ["LOSSES", "accuracy_and_loss", "loss_function"]
+__all__ = ["LOSSES", "accuracy_and_loss", "loss_function", "regression_loss"]
 
 
 def _mse_one_hot(logits: Tensor, labels: Tensor) -> Tensor:
@@ -47,19 +47,32 @@ def loss_function(name: str, float64: bool = False) -> Callable[[Tensor, Tensor]
 
 
 def accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy",
-                      batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+                      batch_size: int = 4096, *, task: str = "multiclass",
+                      loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+                      ) -> tuple[Tensor | None, Tensor]:
     """Clean accuracy in [0, 1] and mean loss over (x, y), in eval mode, batched.
 
-    The model's train/eval modes are restored afterwards. Returns two float64 0-dim tensors on
-    the model's device (no host sync).
+    Args:
+        loss: the loss's name (``LOSSES``) for ``task`` multiclass.
+        task: ``multiclass`` (argmax accuracy; a binary model wrapped as ``tasks.TwoLogits`` is
+            one) or ``regression`` (no accuracy: None; mean squared error).
+        loss_fn: the user's own ``loss_fn(output, labels)`` (a batch mean), instead of either.
+    The model's train/eval modes are restored afterwards. Returns float64 0-dim tensors on
+    the model's device (no host sync), the accuracy None for regression.
     """
-    fn = loss_function(loss)
+    fn = loss_fn or (regression_loss if task == "regression" else loss_function(loss))
     correct = torch.zeros((), dtype=torch.float64, device=x.device)
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
     with evaluating(model), torch.no_grad():
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = model(xb)
-            correct += (logits.argmax(dim=1) == yb).sum()
-            total_loss += fn(logits, yb).double() * len(xb)
-    return correct / len(x), total_loss / len(x)
+            out = model(xb)
+            if task != "regression":
+                correct += (out.argmax(dim=1) == yb).sum()
+            total_loss += torch.as_tensor(fn(out, yb)).double() * len(xb)
+    return (None if task == "regression" else correct / len(x)), total_loss / len(x)
+
+
+def regression_loss(out: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error of a regression output against its targets (reshaped to its shape)."""
+    return F.mse_loss(out, y.reshape(out.shape).to(out.dtype))

@@ -55,6 +55,8 @@ class GrokCallback(Callback):
         domain: (low, high) box of the inputs (PGD runs only for (0, 1)).
         run_name: name of a run started here (without an MLFlowLogger).
         progress: the tracker's own progress bar (off: Lightning has one).
+        task, output, loss_fn: as ``GrokTracker``'s (binary and regression modules, modules
+            returning a dict or ``ModelOutput``).
 
     Attributes:
         tracker: the ``GrokTracker`` of the last ``fit`` (``tracker.history``, ``tracker.run_id``).
@@ -62,8 +64,10 @@ class GrokCallback(Callback):
 
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
                  domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
-                 progress: bool = False):
+                 progress: bool = False, task: str | None = None, output=None,
+                 loss_fn=None):
         self.train, self.test, self.settings = train, test, settings
+        self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
         self.domain, self.run_name, self.progress = domain, run_name, progress
         self.tracker: GrokTracker | None = None
         self._open = False
@@ -90,7 +94,7 @@ class GrokCallback(Callback):
         self.tracker = GrokTracker(pl_module, self.train, self.test, settings, params=params,
                                    domain=self.domain, run_name=name, log_model=False,
                                    progress=self.progress, resume=self._resume,
-                                   recorder=recorder)
+                                   recorder=recorder, **self.task_options)
         self.tracker.__enter__()
         self._open = True
         self._last_step = trainer.global_step

@@ -8,7 +8,9 @@
                                 random); ``.../ci_low``, ``.../ci_high``: 99% CI;
                                 ``.../layer_{i}``: mean LC of nonlinearity i (1-based).
                                 With several radii: ``lc_r{radius}/{set}``.
-``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (``adversarial``)
+``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (``adversarial``);
+                                regression: ``adv/loss/eps_{eps}``, the loss under PGD that
+                                maximises it (no ``acc/*`` at all for regression)
 ``deform/{stat}/layer_{i}``     mean over ``probes.lc["train"]`` of the neighbourhood graph's
                                 eccentricity / diameter at the output of nonlinearity i,
                                 relative to the input (``deform``; first radius; see
@@ -31,7 +33,7 @@ from .complexity import local_complexity
 from .deformation import deformation
 from .evaluation import accuracy_and_loss
 from .probes import Probes
-from .robustness import robust_accuracy
+from .robustness import robust_accuracy, robust_loss
 from .settings import TrackerSettings
 
 __all__ = ["adv_budgets", "lc_prefix", "measure"]
@@ -52,17 +54,23 @@ def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple
 
 
 def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
-            adversarial: bool = False, deform: bool = False) -> dict[str, Tensor]:
+            adversarial: bool = False, deform: bool = False, task: str = "multiclass",
+            loss_fn=None) -> dict[str, Tensor]:
     """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
 
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
     (each measure's own guarantee). PGD (torchattacks) keeps adversarial inputs in [0, 1], so
     it needs inputs in [0, 1] (normalisation inside the model); budgets from ``adv_budgets``.
+    ``task``: ``multiclass`` (a binary model as ``tasks.TwoLogits``) or ``regression`` (no
+    accuracy; PGD reports the loss it reaches); ``loss_fn``: the user's loss, else the task's.
     """
     s = settings
     metrics: dict[str, Tensor] = {}
     for split, (x, y) in probes.accuracy.items():
-        metrics[f"acc/{split}"], metrics[f"loss/{split}"] = accuracy_and_loss(model, x, y, s.loss)
+        acc, metrics[f"loss/{split}"] = accuracy_and_loss(model, x, y, s.loss, task=task,
+                                                          loss_fn=loss_fn)
+        if acc is not None:
+            metrics[f"acc/{split}"] = acc
     for set_name, points in probes.lc.items():
         by_radius = local_complexity(model, points, radius=list(s.lc_radius),
                                      n_directions=s.lc_directions, seed=s.seed,
@@ -84,7 +92,12 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
                 metrics[key], metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = (
                     mean[i], low[i], high[i])
     budgets = adv_budgets(s, probes.domain)
-    if adversarial and budgets:
+    if adversarial and budgets and task == "regression":
+        x, y = probes.adv
+        for eps, loss in robust_loss(model, x, y, eps=list(budgets), steps=s.adv_steps,
+                                     seed=s.seed, loss_fn=loss_fn).items():
+            metrics[f"adv/loss/eps_{eps:g}"] = loss
+    elif adversarial and budgets:
         x, y = probes.adv
         for eps, acc in robust_accuracy(model, x, y, eps=list(budgets), steps=s.adv_steps,
                                         seed=s.seed).items():

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -69,6 +70,13 @@ class Probes:
     n_test: int
     domain: tuple[float, float]
 
+    def with_labels(self, relabel) -> "Probes":
+        """These probes with every label tensor passed through ``relabel`` (e.g. a binary
+        task's 0/1 floats as integers); the points are the same."""
+        return dataclasses.replace(
+            self, accuracy={k: (x, relabel(y)) for k, (x, y) in self.accuracy.items()},
+            adv=(self.adv[0], relabel(self.adv[1])))
+
 
 def as_tensors(data: Data, limit: int = DATASET_LIMIT, seed: int = 0) -> tuple[Tensor, Tensor]:
     """``(x, y)`` tensors from tensors, a Dataset or a DataLoader.
@@ -107,7 +115,7 @@ def as_tensors(data: Data, limit: int = DATASET_LIMIT, seed: int = 0) -> tuple[T
         index = list(range(n))
     items = [_pair(dataset[i]) for i in index]
     return (torch.stack([torch.as_tensor(x) for x, _ in items]),
-            torch.as_tensor([int(y) for _, y in items]))
+            torch.stack([torch.as_tensor(y) for _, y in items]))
 
 
 def _pair(item: Any) -> tuple[Tensor, Tensor]:

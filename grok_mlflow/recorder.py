@@ -338,20 +338,22 @@ class Recorder:
             partition_gif(local, path)
             self.client.log_artifact(self.run_id, path, "partition")
 
-    def log_model(self, model: nn.Module, example: Tensor) -> None:
+    def log_model(self, model: nn.Module, example: Tensor, tensor_output: bool = True) -> None:
         """The trained model with ``mlflow.pytorch``, as a CPU copy (it loads on machines
         without the training GPU). pt2 (MLflow 3's default format) traces the model on the
-        example input; an explicit requirement skips MLflow's inference of them (~4 s).
+        example input; an explicit requirement skips MLflow's inference of them (~4 s). A model
+        whose output is not one tensor (a dict, a ``ModelOutput``: ``tensor_output`` False) is
+        pickled instead (pt2 takes only tensor signatures).
         ``mlflow.pytorch`` logs into the active run: an attached run is made active (nested) for
         the call."""
         active = mlflow.active_run()
         if self.attach and (active is None or active.info.run_id != self.run_id):
             with managed_run(), mlflow.start_run(run_id=self.run_id, nested=active is not None):
-                return self._log_model(model, example)
-        return self._log_model(model, example)
+                return self._log_model(model, example, tensor_output)
+        return self._log_model(model, example, tensor_output)
 
     @staticmethod
-    def _log_model(model: nn.Module, example: Tensor) -> None:
+    def _log_model(model: nn.Module, example: Tensor, tensor_output: bool = True) -> None:
         import mlflow.pytorch      # here, not at import: it imports Lightning when installed (~5 s)
 
         model = copy.deepcopy(model).cpu()
@@ -362,7 +364,8 @@ class Recorder:
         mlflow.pytorch.log_model(
             model, name="model",
             input_example=example.detach().cpu().numpy(),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            **({} if tensor_output else {"serialization_format": "pickle"}))
 
 
 # -------------------------------------------------------------------- reading runs back

@@ -249,6 +249,24 @@ def _robustness_finding(history: Mapping[int, Mapping[str, float]], key: str,
                    f"{top:.3f} ({final:.3f} at the end)")
 
 
+def _loss_finding(history: Mapping[int, Mapping[str, float]],
+                  t: ReportThresholds) -> Finding:
+    """A regression's generalization, read off its test loss (it has no accuracy, so no
+    interpolation or delayed generalization in the accuracy sense): seen when the smoothed test
+    loss ends at most half its first value; the step is where it first came within 5% of its
+    total fall."""
+    steps, loss = series(history, "loss/test")
+    s = smooth(loss, t.window)
+    label = "test loss"
+    if len(s) < 2 or s[-1] > 0.5 * s[0]:
+        return Finding("generalization (test loss)", False, None, None, None, label,
+                       f"test loss did not halve ({loss[0]:.3g} -> {loss[-1]:.3g})")
+    step = int(steps[np.flatnonzero(s <= s[-1] + 0.05 * (s[0] - s[-1]))[0]])
+    return Finding("generalization (test loss)", True, step, float(loss[0]), float(loss[-1]),
+                   label, f"test loss fell from {loss[0]:.3g} to {loss[-1]:.3g} (within 5% of "
+                          f"its fall by step {step}); a regression has no accuracy phases")
+
+
 def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
                         lc_key: str | None = None,
                         thresholds: ReportThresholds = ReportThresholds()) -> list[Finding]:
@@ -273,8 +291,12 @@ def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
         label = f"LC(train, r={radius})" if radius else "LC(train)"
         suffix = f" (r={radius})" if len(keys) > 1 else ""
         findings += _lc_findings(*series(history, key), label, suffix, thresholds)
-    accuracy, interp = _accuracy_findings(history, thresholds)
-    findings += accuracy
+    if not len(series(history, "acc/train")[1]) and len(series(history, "loss/test")[1]):
+        findings.append(_loss_finding(history, thresholds))   # regression: no accuracy
+        interp = None
+    else:
+        accuracy, interp = _accuracy_findings(history, thresholds)
+        findings += accuracy
     findings += [_robustness_finding(history, k, interp, thresholds)
                  for k in adversarial_keys(history)]
     return findings

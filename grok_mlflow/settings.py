@@ -75,7 +75,8 @@ class TrackerSettings:
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
                                       "comma-separated for several (> 0)")
-    lc_directions: int = _f(25, "cross-polytope dimension P (1..input dim)")
+    lc_directions: int = _f(0, "cross-polytope dimension P (1..input dim; 0 = min(25, input "
+                            "dim), the paper's 25 wherever the input has that many dimensions)")
     lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
     lc_input: str = _f("", "module whose output is LC's input space, for models of tokens (the "
                        "embedding, e.g. embed); empty = the model's input, or the model's own "
@@ -101,10 +102,10 @@ class TrackerSettings:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("steps", "lc_directions", "lc_samples", "adv_steps", "adv_samples"):
+        for name in ("steps", "lc_samples", "adv_steps", "adv_samples"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
         for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size",
-                     "deform_points"):
+                     "deform_points", "lc_directions"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         _require(self, "eval_points", self.eval_points >= 2, ">= 2")
         _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
@@ -483,7 +484,7 @@ VALID = {
     "tracking_retry_s": "number >= 0 (seconds)",
     "log_model": "true \\| false",
     "lc_radius": "one or more numbers > 0, comma-separated",
-    "lc_directions": "integer, 1 .. input dimension (digits 64, mnist 784, cifar 3072; tokens: the embedded input's, 3 x width for the transformer)",
+    "lc_directions": "integer, 0 .. input dimension (0 = min(25, input dimension); digits 64, mnist 784, cifar 3072; tokens: the embedded input's, 3 x width for the transformer)",
     "lc_samples": "integer >= 1",
     "lc_input": "empty, or a module name of the model (its output must be a float tensor)",
     "adv_eps": "empty, or numbers in [0, 1], comma-separated",

@@ -41,7 +41,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .complexity import input_module_of, local_complexity
+from ._modes import evaluating
+from .complexity import default_directions, find_module, input_module_of, local_complexity
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
@@ -52,6 +53,8 @@ from .recorder import (DEFAULT_EXPERIMENT, MetricBuffer, Recorder, TrackingUnava
 from .report import report_markdown, reproduction_report
 from .schedule import log_schedule
 from .settings import Settings, SettingsError, TrackerSettings
+from .tasks import (TASKS, OutputSpec, TensorOutput, TwoLogits, describe_output, infer_task,
+                    select_output)
 
 __all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "MetricBuffer",
            "TrackingUnavailable", "history_csv", "import_metrics", "lc_prefix",
@@ -101,6 +104,20 @@ class GrokTracker:
             reached its store are measured again but not logged twice.
         recorder: write through this ``Recorder`` instead (e.g. one attached to another
             integration's run, as the Lightning callback does).
+        task: ``multiclass``, ``binary`` or ``regression`` (``grok_mlflow.tasks``); default:
+            inferred from the model's outputs and the labels. Sets which metrics exist: no
+            ``acc/*`` for regression, whose PGD reports ``adv/loss/eps_*``.
+        output: which tensor of a model that returns a dict, ``ModelOutput``, tuple or
+            dataclass to measure: a key, an index or a callable; default ``logits`` when present,
+            else the first tensor (said once on stderr).
+        loss_fn: your ``loss_fn(output, labels)`` (a batch mean) for ``loss/*`` and a
+            regression's PGD, instead of the task's (cross-entropy, binary cross-entropy, MSE).
+
+    Everything that can be checked before training (the settings, the output choice, the task,
+    LC's P against the input dimension, the first LC probe) is checked on entering, before the
+    MLflow run exists: a bad value raises ``ValueError`` with one line and leaves no run. A
+    failure after the run started ends it FAILED with the tag ``grok_mlflow.failure`` saying
+    why in one line.
 
     Entering the context measures step 0 (the network before training); leaving it measures the
     last step seen if it was not measured, flushes, writes the report, ``history.csv`` and the
@@ -119,7 +136,16 @@ class GrokTracker:
                  extra_config: Mapping[str, Any] | None = None,
                  checkpoint: Callable[[], dict[str, Any]] | None = None,
                  resume: Mapping[str, Any] | None = None, run_id: str | None = None,
-                 recorder: Recorder | None = None):
+                 recorder: Recorder | None = None, task: str | None = None,
+                 output: OutputSpec = None,
+                 loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None):
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task: unknown value {task!r}; valid: {', '.join(TASKS)} (or "
+                             "None: inferred from the outputs and labels)")
+        if not (output is None or callable(output) or isinstance(output, (str, int))):
+            raise ValueError(f"output: must be a key (str), an index (int) or a callable, got "
+                             f"{type(output).__name__}")
+        self.task, self.output, self.loss_fn = task, output, loss_fn
         if isinstance(settings, Settings):
             settings = settings.tracker_settings()
         s = self.settings = settings or TrackerSettings()
@@ -163,18 +189,7 @@ class GrokTracker:
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "GrokTracker":
-        device = next(self.model.parameters()).device
-        self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
-                                  self.domain)
-        lc_input = input_module_of(self.model, self.settings.lc_input)
-        self.tokens = not self.probes.lc["train"].is_floating_point()
-        if self.tokens and not lc_input:
-            raise ValueError("the inputs are integers (token ids): set lc_input to the module "
-                             "whose output is continuous (the embedding), e.g. "
-                             "TrackerSettings(lc_input='embed')")
-        self.settings = dataclasses.replace(self.settings, lc_input=lc_input)
-        if self.tokens:            # PGD in input units needs a continuous input
-            self.adv_eps, self.adv_schedule = (), set()
+        self._prepare()                 # every check that can fail, before the run exists
         self.recorder.start()
         try:
             self._log_setup()
@@ -186,7 +201,8 @@ class GrokTracker:
                 state = self.resume["tracker"]
                 self.history = {int(k): dict(v) for k, v in state["history"].items()}
                 self._last_step = int(self.resume["step"])
-        except BaseException:
+        except BaseException as err:
+            self._fail(err)
             self._end("FAILED")
             raise
         if self.progress:
@@ -196,6 +212,89 @@ class GrokTracker:
                              desc=self.run_name, initial=self._last_step or 0,
                              mininterval=0.1 if sys.stderr.isatty() else 30.0)
         return self
+
+    def _prepare(self) -> None:
+        """Probes, the measured model (output tensor, task), LC's input and P, and the first LC
+        probe: everything that can fail on the user's model or data, before any run exists."""
+        device = next(self.model.parameters()).device
+        self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
+                                  self.domain)
+        lc_input = input_module_of(self.model, self.settings.lc_input)
+        self.tokens = not self.probes.lc["train"].is_floating_point()
+        if self.tokens and not lc_input:
+            raise ValueError("the inputs are integers (token ids): set lc_input to the module "
+                             "whose output is continuous (the embedding), e.g. "
+                             "TrackerSettings(lc_input='embed')")
+        if self.tokens:            # PGD in input units needs a continuous input
+            self.adv_eps, self.adv_schedule = (), set()
+        self.net, self.measured_task, self.output_note = self._measured_model()
+        dim = self._lc_dimension(lc_input)
+        p = self.settings.lc_directions
+        if p > dim:
+            raise ValueError(f"lc_directions: must be <= the input dimension {dim} (LC's "
+                             f"directions span the input), got {p}; 0 = min(25, {dim})")
+        self.settings = dataclasses.replace(self.settings, lc_input=lc_input,
+                                            lc_directions=p or default_directions(dim))
+        probe = local_complexity(self.net, self.probes.lc["train"][:1],
+                                 radius=self.settings.lc_radius[0],
+                                 n_directions=self.settings.lc_directions,
+                                 input_module=self.settings.lc_input or None)
+        self.lc_layers = probe.layer_names
+
+    def _measured_model(self) -> tuple[nn.Module, str, str]:
+        """(the module every measure runs, its task for ``measure``, a note on the output).
+
+        A model returning anything but a tensor is wrapped in ``TensorOutput``; a binary one in
+        ``TwoLogits``, its labels made 0/1 integers (cross-entropy over [0, z] is its binary
+        cross-entropy). Raises ``ValueError`` (one line) for a bad ``output`` or ``task``."""
+        x, y = self.probes.accuracy["train"]
+        with evaluating(self.model), torch.no_grad():
+            out = self.model(x[:8])
+        tensor = select_output(out, self.output)
+        note = describe_output(out, self.output)
+        net = self.model if note == "" else TensorOutput(self.model, self.output)
+        task = self.task or infer_task(tensor, y[:8])
+        self.task = task
+        if task == "multiclass" and (tensor.dim() != 2 or tensor.shape[1] < 2
+                                     or y.is_floating_point()):
+            raise ValueError(f"task: multiclass needs (N, classes >= 2) logits and integer "
+                             f"labels; got outputs {tuple(tensor.shape)} and {y.dtype} labels")
+        if task == "binary":
+            if tensor[0].numel() != 1:
+                raise ValueError(f"task: binary needs one logit per sample; the output is "
+                                 f"{tuple(tensor.shape)}")
+            self.probes = self.probes.with_labels(lambda labels: (labels > 0.5).long())
+            return TwoLogits(net), "multiclass", note
+        return net, task, note
+
+    def _lc_dimension(self, lc_input: str) -> int:
+        """The dimension of LC's input space: an input's size, or (tokens) the size per point
+        of ``lc_input``'s output."""
+        x = self.probes.lc["train"][:1]
+        if not lc_input:
+            return math.prod(x.shape[1:])
+        seen: list[Tensor] = []
+        handle = find_module(self.model, lc_input).register_forward_hook(
+            lambda module, args, out: seen.append(out))
+        try:
+            with evaluating(self.model), torch.no_grad():
+                self.net(x)
+        finally:
+            handle.remove()
+        return seen[0][0].numel()
+
+    def _fail(self, err: BaseException) -> None:
+        """Say on the run why it failed, in one line (tag ``grok_mlflow.failure``)."""
+        if isinstance(err, KeyboardInterrupt) or not self.recorder.run_id:
+            return
+        line = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        if isinstance(err, DivergenceError):
+            line = f"diverged: {err}"
+        try:
+            self.recorder.set_tags({"grok_mlflow.failure": line,
+                                    "grok_mlflow.failure_step": str(self._last_step)})
+        except Exception:  # noqa: BLE001 - the store may be the reason; the error itself wins
+            pass
 
     def _log_setup(self) -> None:
         """Params (stale ones kept as tags), tags and ``config.json``."""
@@ -226,12 +325,10 @@ class GrokTracker:
                   "`mlflow run . -e preset -P preset=...` for exact params.", file=sys.stderr)
         self.recorder.log_params({k: v for k, v in self.params.items() if k not in existing})
         self.recorder.set_tags(tags)
+        if self.output_note:
+            print(f"grok-mlflow: {self.output_note}", file=sys.stderr)
         p = self.probes
-        probe = local_complexity(self.model, p.lc["train"][:1], radius=self.settings.lc_radius[0],
-                                 n_directions=self.settings.lc_directions,
-                                 input_module=self.settings.lc_input or None)
-        self.lc_layers = probe.layer_names
-        config = {"tracker_settings": dataclasses.asdict(self.settings),
+        config = {"task": self.task, "output": (self.output_note or "the model's tensor"),"tracker_settings": dataclasses.asdict(self.settings),
                   "model": {"class": f"{type(self.model).__module__}.{type(self.model).__name__}",
                             "parameters": sum(q.numel() for q in self.model.parameters()),
                             "measured_layers": list(self.lc_layers)},
@@ -293,9 +390,10 @@ class GrokTracker:
         """
         if adversarial is None:
             adversarial = step in self.adv_schedule
-        metrics = measure(self.model, self.probes, self.settings,
+        metrics = measure(self.net, self.probes, self.settings,
                           adversarial=adversarial and bool(self.adv_eps),
-                          deform=step in self.deform_schedule)
+                          deform=step in self.deform_schedule, task=self.measured_task,
+                          loss_fn=self._loss_fn())
         if step in self.partition_schedule:
             metrics.update(self._partition_snapshot(step))
         values = self._record(metrics, step)
@@ -326,13 +424,24 @@ class GrokTracker:
         from .partition import partition_slice
         from .plots import partition_figure
 
-        part = partition_slice(self.model, self.probes.partition_x,
+        part = partition_slice(self.net, self.probes.partition_x,
                                resolution=self.settings.partition_resolution,
                                seed=self.settings.seed,
                                input_module=self.settings.lc_input or None)
         fig = partition_figure(part, self.probes.partition_labels, f"{self.run_name}, step {step}")
         self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict())
-        return part.metrics()
+        metrics = part.metrics()
+        if self.task == "regression":           # no decision boundary to be near
+            metrics.pop("partition/regions_near_boundary", None)
+        return metrics
+
+    def _loss_fn(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """The user's loss as the measured model's outputs need it (a binary model's two logits
+        [0, z] back to z), or None (the task's own)."""
+        fn = self.loss_fn
+        if fn is None or self.task != "binary":
+            return fn
+        return lambda two, labels: fn(two[:, 1], labels.to(two.dtype))
 
     def flush(self, step: int) -> None:
         """Write the buffered metrics and the checkpoint at ``step`` now, whatever the clock
@@ -383,9 +492,8 @@ class GrokTracker:
                     self._last_step not in self.history):
                 # the loop stopped before settings.steps: its last step is measured all the same
                 self.measure(self._last_step, adversarial=bool(self.adv_schedule))
-            if exc_type is not None and issubclass(exc_type, DivergenceError):
-                self.recorder.set_tags({"grok_mlflow.failure": f"diverged: {exc}",
-                                        "grok_mlflow.failure_step": str(self._last_step)})
+            if exc is not None:
+                self._fail(exc)
         finally:
             self._end(status, clean=exc_type is None, checkpoint=consistent)
         return False
@@ -413,7 +521,8 @@ class GrokTracker:
             if clean and self.partition_schedule:
                 self.recorder.log_partition_gif()
             if clean and self.log_model:
-                self.recorder.log_model(self.model, self.probes.accuracy["train"][0][:2])
+                self.recorder.log_model(self.model, self.probes.accuracy["train"][0][:2],
+                                        tensor_output=not self.output_note)
             if clean:
                 print(f"\nRun {self.run_id} recorded. To look at it:\n"
                       f"  mlflow ui --backend-store-uri {self.recorder.uri or tracking_uri()}",

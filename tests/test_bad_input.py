@@ -94,7 +94,7 @@ INVALID = {
     "tracking_retry_s": [["--tracking_retry_s", "-1"]],
     "log_model": [["--log_model", "maybe"]],
     "lc_radius": [["--lc_radius", "0"], ["--lc_radius", "0.1,-1"], ["--lc_radius", "a,b"]],
-    "lc_directions": [["--lc_directions", "0"], ["--lc_directions", "65"]],
+    "lc_directions": [["--lc_directions", "-1"], ["--lc_directions", "65"]],
     "lc_samples": [["--lc_samples", "0"]],
     "lc_input": [["--lc_input", "nope"]],
     "adv_eps": [["--adv_eps", "2"], ["--adv_eps", "-0.1"]],

@@ -16,6 +16,7 @@ from torch import nn
 
 from grok_mlflow import GrokTracker, Settings, train
 from grok_mlflow.cli import main
+from grok_mlflow.phases import PHASE_KEYS, SHAPE_KEYS
 from grok_mlflow.schedule import log_schedule
 from grok_mlflow.tracking import MetricBuffer
 
@@ -219,13 +220,15 @@ def test_a_real_short_run_logs_its_phases_as_metrics_and_tags():
                         adv_points=0)
     result = train(settings, progress=False)
     run = MlflowClient().get_run(result.run_id)
-    phases = {k: int(v) for k, v in run.data.metrics.items() if k.startswith("grok/")}
+    phases = {k: int(v) for k, v in run.data.metrics.items() if k in PHASE_KEYS}
     # digits: the MLP fits the training set within 1,500 steps, and train LC first falls
     # from its initial value, then rises (the first two phases of the paper)
     assert {"grok/interpolation_step", "grok/lc_first_min_step",
             "grok/generalization_step"} <= set(phases)
     assert phases["grok/lc_first_min_step"] < phases.get("grok/lc_peak_step", 10**9)
     assert all(run.data.tags[k] == str(v) for k, v in phases.items())
+    shape = {k for k in run.data.metrics if k in SHAPE_KEYS}          # values, not steps
+    assert {"grok/lc_peak_value", "grok/ascent_steps"} <= shape
     history = MlflowClient().get_metric_history(result.run_id, "grok/interpolation_step")
     assert [m.step for m in history] == [1500]
 

@@ -1,0 +1,168 @@
+"""What a model's output means: the task (multi-class, binary, regression) and the output tensor.
+
+The tracker measures any model; this module says how to read its output (issue #27):
+
+==============  ===============================  ============================  =================
+task            output, labels                   loss (``loss/*``)             accuracy (``acc/*``)
+==============  ===============================  ============================  =================
+``multiclass``  (N, C) logits, C >= 2;           cross-entropy (or ``mse`` on  argmax == label
+                (N,) integer labels              one-hot targets)
+``binary``      (N,) or (N, 1) one logit;        binary cross-entropy on the   logit > 0 ==
+                (N,) labels 0 / 1 (any dtype)    logit                         (label > 0.5)
+``regression``  any shape; float targets of      mean squared error            none
+                the output's size per sample
+==============  ===============================  ============================  =================
+
+``infer_task`` picks one from a batch of outputs and labels (integer labels and >= 2 outputs:
+multiclass; one output and labels all 0 or 1: binary; else float labels: regression); a
+``task=`` given to the tracker overrides it. A user's own ``loss_fn(output, labels)`` replaces
+the loss of any task. A binary model is measured as ``TwoLogits`` (logits [0, z]) with labels
+0 / 1 as integers: its cross-entropy is exactly the binary cross-entropy on z and its argmax
+is z > 0, so accuracy, PGD and the partition's boundary read it as a 2-class model.
+
+Outputs: a model may return a tensor, a dict (or a Hugging Face ``ModelOutput``), a tuple or a
+dataclass. ``select_output`` takes the tensor that ``output`` names (a key, an index or a
+callable), by default ``logits`` when present, else the first tensor. ``TensorOutput`` wraps a
+model so that every measure sees that tensor, with the model's own submodule names (so LC's layer
+names do not change) and its own parameters.
+
+Example:
+    >>> net = TensorOutput(hf_model, output="logits")      # net(x) -> the logits tensor
+    >>> infer_task(net(x[:8]), y[:8])
+    'multiclass'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["TASKS", "OutputSpec", "TensorOutput", "TwoLogits", "describe_output", "infer_task",
+           "select_output"]
+
+TASKS = ("multiclass", "binary", "regression")
+OutputSpec = Union[str, int, Callable[[Any], Tensor], None]
+
+
+def _items(out: Any) -> list[tuple[Any, Any]]:
+    """(key, value) pairs of a structured output, in its own order."""
+    if isinstance(out, dict) or hasattr(out, "keys") and hasattr(out, "__getitem__"):
+        return [(k, out[k]) for k in out.keys()]
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)]
+    if isinstance(out, (tuple, list)):
+        return list(enumerate(out))
+    return []
+
+
+def select_output(out: Any, output: OutputSpec = None) -> Tensor:
+    """The tensor of a model's output ``out`` that the measures read.
+
+    Args:
+        out: what the model returned.
+        output: a key (dict, ``ModelOutput``, dataclass field), an index (tuple, list), a
+            callable ``output(out) -> Tensor``, or None: ``out`` itself when it is a tensor, else
+            its ``logits`` when present, else its first tensor.
+    Raises:
+        ValueError: one line naming what was asked for and what the output holds.
+    """
+    if callable(output):
+        chosen = output(out)
+    elif output is None:
+        if isinstance(out, Tensor):
+            return out
+        items = _items(out)
+        chosen = next((v for k, v in items if k == "logits" and isinstance(v, Tensor)), None)
+        if chosen is None:
+            chosen = next((v for _, v in items if isinstance(v, Tensor)), None)
+        if chosen is None:
+            raise ValueError(f"output: the model returned a {type(out).__name__} with no tensor "
+                             "in it; pass output= (a key, an index or a callable)")
+    else:
+        items = dict(_items(out))
+        if output not in items:
+            raise ValueError(f"output: {output!r} is not in the model's {type(out).__name__} "
+                             f"output; it has: {', '.join(map(repr, items)) or 'nothing'}")
+        chosen = items[output]
+    if not isinstance(chosen, Tensor):
+        raise ValueError(f"output: {output!r} gives a {type(chosen).__name__}, not a tensor")
+    return chosen
+
+
+def describe_output(out: Any, output: OutputSpec = None) -> str:
+    """One line saying which tensor ``select_output`` took (for the log), or "" for a tensor."""
+    if isinstance(out, Tensor) and output is None:
+        return ""
+    if callable(output):
+        return "the tensor output= returns"
+    if output is not None:
+        return f"output {output!r}"
+    keys = [k for k, v in _items(out) if isinstance(v, Tensor)]
+    which = "logits" if "logits" in keys else keys[0] if keys else "?"
+    return (f"the model returns a {type(out).__name__}; measuring its {which!r} "
+            f"(pass output= to choose another of {', '.join(map(repr, keys))})")
+
+
+class _SameNames(nn.Module):
+    """A view of ``model`` whose children, parameters and buffers are registered under their own
+    names, so ``named_modules`` lists the same layer names (``hidden1.act``, not
+    ``model.hidden1.act``) and every measure sees the very same modules; the model itself stays
+    outside the module tree and its forward is called as it is, hooks and all."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self._inner = [model]                     # a list: not a submodule
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        for name, p in model.named_parameters(recurse=False):
+            self.register_parameter(name, p)
+        for name, b in model.named_buffers(recurse=False):
+            self.register_buffer(name, b)
+        if hasattr(model, "lc_input"):
+            self.lc_input = model.lc_input
+
+    def train(self, mode: bool = True) -> "_SameNames":
+        self._inner[0].train(mode)
+        return super().train(mode)
+
+
+class TensorOutput(_SameNames):
+    """``model`` with its output reduced to one tensor (``select_output``), same names."""
+
+    def __init__(self, model: nn.Module, output: OutputSpec = None):
+        super().__init__(model)
+        self.output = output
+
+    def forward(self, *args, **kwargs) -> Tensor:
+        return select_output(self._inner[0](*args, **kwargs), self.output)
+
+
+class TwoLogits(_SameNames):
+    """A one-logit binary classifier as two logits ``[0, z]``: softmax([0, z])[1] = sigmoid(z), so
+    cross-entropy over the two equals binary cross-entropy on z and argmax equals z > 0. Lets
+    torchattacks' PGD (which maximises cross-entropy) and the partition's argmax boundary read a
+    binary model exactly. Same names as the model."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self._inner[0](x).reshape(len(x), 1)                       # (N, 1)
+        return torch.cat([torch.zeros_like(z), z], dim=1)              # (N, 2)
+
+
+def infer_task(out: Tensor, labels: Tensor) -> str:
+    """The task of a batch of outputs (N, ...) and labels (N, ...) (see the module table)."""
+    per_sample = out[0].numel() if len(out) else 0
+    integer = not labels.is_floating_point()
+    binary_labels = bool(((labels == 0) | (labels == 1)).all()) if labels.numel() else False
+    if per_sample == 1 and labels.dim() <= 1 + (labels.dim() == 2 and labels.shape[-1] == 1) \
+            and binary_labels:
+        return "binary"
+    if integer and labels.dim() == 1 and per_sample >= 2 and out.dim() == 2:
+        return "multiclass"
+    if not integer:
+        return "regression"
+    raise ValueError(f"task: cannot tell the task from outputs of shape {tuple(out.shape)} and "
+                     f"{labels.dtype} labels of shape {tuple(labels.shape)}; pass task= "
+                     f"({', '.join(TASKS)})")
