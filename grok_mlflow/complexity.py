@@ -469,7 +469,7 @@ def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor
     z = run.embed(x)
     k = min(len(x), 8)
     direct, through = model(x[:k]), run(z[:k])
-    if not torch.allclose(direct, through, rtol=1e-4, atol=1e-5 * (1 + direct.abs().max())):
+    if not torch.allclose(direct, through, rtol=1e-4, atol=1e-5 * (1 + float(direct.abs().max()))):
         raise ValueError(f"lc_input: {type(model).__name__}'s output depends on its input other "
                          f"than through {name!r}; choose the module where the input enters")
     return run, z

@@ -40,8 +40,8 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TASKS", "OutputSpec", "TensorOutput", "TwoLogits", "describe_output", "infer_task",
-           "select_output"]
+__all__ = ["TASKS", "MeasuredModel", "OutputSpec", "TensorOutput", "TwoLogits",
+           "describe_output", "infer_task", "measured_model", "select_output"]
 
 TASKS = ("multiclass", "binary", "regression")
 OutputSpec = Union[str, int, Callable[[Any], Tensor], None]
@@ -166,3 +166,51 @@ def infer_task(out: Tensor, labels: Tensor) -> str:
     raise ValueError(f"task: cannot tell the task from outputs of shape {tuple(out.shape)} and "
                      f"{labels.dtype} labels of shape {tuple(labels.shape)}; pass task= "
                      f"({', '.join(TASKS)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredModel:
+    """How the tracker measures a user's model (``measured_model``).
+
+    Attributes:
+        net: the module every measure runs (the model itself, ``TensorOutput`` or ``TwoLogits``).
+        task: the user's task (``TASKS``), as ``config.json`` records it.
+        measure_task: the task ``measure`` computes: ``multiclass`` for a binary model (as
+            ``TwoLogits``), else ``task``.
+        note: one line on which output tensor is measured ("" for a model returning a tensor).
+        relabel: labels -> the labels ``net`` is measured against (binary: 0/1 integers), or None.
+    """
+    net: nn.Module
+    task: str
+    measure_task: str
+    note: str
+    relabel: Callable[[Tensor], Tensor] | None = None
+
+
+def measured_model(model: nn.Module, x: Tensor, y: Tensor, task: str | None = None,
+                   output: OutputSpec = None) -> MeasuredModel:
+    """Read ``model``'s output on a few inputs ``x`` (labels ``y``) and decide how to measure it.
+
+    A model returning anything but one tensor is wrapped in ``TensorOutput``; a binary one in
+    ``TwoLogits`` with its labels as 0/1 integers (cross-entropy over [0, z] is its binary
+    cross-entropy). Raises ``ValueError`` (one line) for a bad ``output`` or ``task``.
+    """
+    from ._modes import evaluating
+
+    with evaluating(model), torch.no_grad():
+        out = model(x)
+    tensor = select_output(out, output)
+    note = describe_output(out, output)
+    net = model if note == "" else TensorOutput(model, output)
+    task = task or infer_task(tensor, y)
+    if task == "multiclass" and (tensor.dim() != 2 or tensor.shape[1] < 2
+                                 or y.is_floating_point()):
+        raise ValueError(f"task: multiclass needs (N, classes >= 2) logits and integer labels; "
+                         f"got outputs {tuple(tensor.shape)} and {y.dtype} labels")
+    if task == "binary":
+        if tensor[0].numel() != 1:
+            raise ValueError(f"task: binary needs one logit per sample; the output is "
+                             f"{tuple(tensor.shape)}")
+        return MeasuredModel(TwoLogits(net), task, "multiclass", note,
+                             lambda labels: (labels > 0.5).long())
+    return MeasuredModel(net, task, task, note)

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ._modes import evaluating
-from .complexity import default_directions, find_module, input_module_of, local_complexity
+from .complexity import default_directions, embedded, input_module_of, local_complexity
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
@@ -53,8 +53,7 @@ from .recorder import (DEFAULT_EXPERIMENT, MetricBuffer, Recorder, TrackingUnava
 from .report import report_markdown, reproduction_report
 from .schedule import log_schedule
 from .settings import Settings, SettingsError, TrackerSettings
-from .tasks import (TASKS, OutputSpec, TensorOutput, TwoLogits, describe_output, infer_task,
-                    select_output)
+from .tasks import TASKS, OutputSpec, measured_model
 
 __all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "MetricBuffer",
            "TrackingUnavailable", "history_csv", "import_metrics", "lc_prefix",
@@ -227,8 +226,16 @@ class GrokTracker:
                              "TrackerSettings(lc_input='embed')")
         if self.tokens:            # PGD in input units needs a continuous input
             self.adv_eps, self.adv_schedule = (), set()
-        self.net, self.measured_task, self.output_note = self._measured_model()
-        dim = self._lc_dimension(lc_input)
+        x, y = self.probes.accuracy["train"]
+        chosen = measured_model(self.model, x[:8], y[:8], self.task, self.output)
+        self.net, self.task, self.measured_task = chosen.net, chosen.task, chosen.measure_task
+        self.output_note = chosen.note
+        if chosen.relabel is not None:
+            self.probes = self.probes.with_labels(chosen.relabel)
+        x = self.probes.lc["train"][:1]
+        with evaluating(self.net), torch.no_grad():     # LC's input space: the embedding's
+            dim = (embedded(self.net, lc_input, x)[1][0].numel() if lc_input
+                   else math.prod(x.shape[1:]))
         p = self.settings.lc_directions
         if p > dim:
             raise ValueError(f"lc_directions: must be <= the input dimension {dim} (LC's "
@@ -240,48 +247,6 @@ class GrokTracker:
                                  n_directions=self.settings.lc_directions,
                                  input_module=self.settings.lc_input or None)
         self.lc_layers = probe.layer_names
-
-    def _measured_model(self) -> tuple[nn.Module, str, str]:
-        """(the module every measure runs, its task for ``measure``, a note on the output).
-
-        A model returning anything but a tensor is wrapped in ``TensorOutput``; a binary one in
-        ``TwoLogits``, its labels made 0/1 integers (cross-entropy over [0, z] is its binary
-        cross-entropy). Raises ``ValueError`` (one line) for a bad ``output`` or ``task``."""
-        x, y = self.probes.accuracy["train"]
-        with evaluating(self.model), torch.no_grad():
-            out = self.model(x[:8])
-        tensor = select_output(out, self.output)
-        note = describe_output(out, self.output)
-        net = self.model if note == "" else TensorOutput(self.model, self.output)
-        task = self.task or infer_task(tensor, y[:8])
-        self.task = task
-        if task == "multiclass" and (tensor.dim() != 2 or tensor.shape[1] < 2
-                                     or y.is_floating_point()):
-            raise ValueError(f"task: multiclass needs (N, classes >= 2) logits and integer "
-                             f"labels; got outputs {tuple(tensor.shape)} and {y.dtype} labels")
-        if task == "binary":
-            if tensor[0].numel() != 1:
-                raise ValueError(f"task: binary needs one logit per sample; the output is "
-                                 f"{tuple(tensor.shape)}")
-            self.probes = self.probes.with_labels(lambda labels: (labels > 0.5).long())
-            return TwoLogits(net), "multiclass", note
-        return net, task, note
-
-    def _lc_dimension(self, lc_input: str) -> int:
-        """The dimension of LC's input space: an input's size, or (tokens) the size per point
-        of ``lc_input``'s output."""
-        x = self.probes.lc["train"][:1]
-        if not lc_input:
-            return math.prod(x.shape[1:])
-        seen: list[Tensor] = []
-        handle = find_module(self.model, lc_input).register_forward_hook(
-            lambda module, args, out: seen.append(out))
-        try:
-            with evaluating(self.model), torch.no_grad():
-                self.net(x)
-        finally:
-            handle.remove()
-        return seen[0][0].numel()
 
     def _fail(self, err: BaseException) -> None:
         """Say on the run why it failed, in one line (tag ``grok_mlflow.failure``)."""
