@@ -181,15 +181,17 @@ def evaluate(claim: Claim, trials: Sequence[tuple[Mapping[str, Any], Mapping[str
     q = claim.quantity
     if not chosen:
         return Verdict(claim, "inconclusive", "no trial matches `where`")
-    have = [(o, m[q]) for o, m in chosen if q in m and np.isfinite(m[q])]
+    have = [(o, m[q]) for o, m in chosen if m.get(q) is not None and np.isfinite(m[q])]
     n, k = len(chosen), len(have)
     order = list(values) if values is not None else list(dict.fromkeys(
         o[claim.versus] for o, _ in chosen))
     if claim.trend in ("absent", "present"):
-        # points: the fraction of trials at each swept value that show the quantity
-        points = tuple((x, sum(o[claim.versus] == x for o, _ in have)
-                        / sum(o[claim.versus] == x for o, _ in chosen))
-                       for x in order if any(o[claim.versus] == x for o, _ in chosen))
+        # points: the fraction of trials at each swept value that show the quantity (over
+        # every trial, so a `where` claim is seen against the trials it leaves out)
+        shown = [o for o, m in trials if m.get(q) is not None and np.isfinite(m[q])]
+        points = tuple((x, sum(o[claim.versus] == x for o in shown)
+                        / sum(o[claim.versus] == x for o, _ in trials))
+                       for x in order if any(o[claim.versus] == x for o, _ in trials))
         wrong = k if claim.trend == "absent" else n - k
         said = f"{q} present in {k} of {n} trials"
         status = ("supported" if wrong == 0 else "contradicted" if wrong > n / 2

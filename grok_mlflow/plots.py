@@ -199,8 +199,11 @@ def claims_figure(verdicts) -> Figure:
             ax.legend(fontsize=7, frameon=False)
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(v.claim.versus)
-        ax.set_ylabel(v.claim.quantity + (": fraction of trials with it" if v.claim.trend in
-                                          ("absent", "present") else ""), fontsize=8)
+        fraction = v.claim.trend in ("absent", "present")
+        ax.set_ylabel(v.claim.quantity + (": fraction of trials with it" if fraction else ""),
+                      fontsize=8)
+        if fraction:
+            ax.set_ylim(-0.05, 1.05)
         fig_ref = f" (fig. {v.claim.figure})" if v.claim.figure else ""
         ax.set_title(f"{v.status.upper()}{fig_ref}\n{v.claim.text[:70]}", fontsize=8,
                      color=colour)

@@ -76,7 +76,7 @@ def test_where_selects_the_trials_an_absent_claim_is_about():
               ({"batchnorm": False, "seed": 1}, {Q: 400.0}), ({"batchnorm": True, "seed": 1}, {})]
     claim = Claim("BN removes migration", Q, "absent", "batchnorm", where={"batchnorm": True})
     v = evaluate(claim, trials, [False, True])
-    assert v.status == "supported" and v.points == ((True, 0.0),)
+    assert v.status == "supported" and v.points == ((False, 1.0), (True, 0.0))
     assert evaluate(Claim("x", Q, "absent", "batchnorm"), trials, [False, True]).status \
         == "inconclusive"                                            # all trials: 2 of 4 have it
 

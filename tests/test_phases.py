@@ -101,3 +101,27 @@ def test_shape_quantities_are_absent_without_a_second_descent():
     rising = detect_phases(history_from(lc__train=lambda s: np.log10(s + 1) + 1.0), window=1)
     assert rising["grok/lc_peak_step"] == STEPS[-1] and "grok/lc_peak_value" in rising
     assert "grok/migration_onset_step" not in rising and "grok/descent_depth" not in rising
+
+
+def test_the_real_fig10_cpu_history():
+    """The fig. 10 CPU preset's seed-0 run (p = 113, 50% of pairs, 2,500 steps; README "Fig. 10"),
+    its history as recorded: LC (r = 0.05) rises 54.3 -> 62.9 in the first 24 steps, falls to
+    27.5 by interpolation (step 200), drifts to 23.9 while test accuracy climbs to 1.0 (step
+    1,050) and falls to 17.3 by step 2,500. The only rise is the early one; the grokking is
+    delayed 5x after interpolation."""
+    from grok_mlflow.recorder import read_history_csv
+    from grok_mlflow.report import reproduction_report
+
+    from conftest import REPO
+
+    history = read_history_csv((REPO / "tests" / "data" / "fig10_cpu_seed0_history.csv")
+                               .read_text())
+    phases = detect_phases(history, lc_key="lc_r0.005/train")
+    assert phases["grok/interpolation_step"] == 200
+    assert phases["grok/generalization_step"] == 1050
+    wide = detect_phases(history, lc_key="lc_r0.05/train")
+    assert (wide["grok/lc_first_min_step"], wide["grok/lc_peak_step"]) == (0, 21)
+    assert wide["grok/migration_onset_step"] == 24
+    assert wide["grok/descent_depth"] > 1            # ends far below where the rise began
+    found = {f.phase: f for f in reproduction_report(history)}
+    assert found["delayed generalization"].seen and found["delayed generalization"].step == 1050
