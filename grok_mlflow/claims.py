@@ -151,21 +151,14 @@ def parse_claims(data: Any, grid: Mapping[str, Sequence[Any]]) -> list[Claim]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); nan when either side is constant."""
-    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's rank correlation (average ranks for ties; ``regions.rank_correlation``); nan
+    when either side is constant."""
+    import torch
 
+    from .regions import rank_correlation
 
-def _ranks(v: np.ndarray) -> np.ndarray:
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v))
-    ranks[order] = np.arange(len(v), dtype=float)
-    for value in np.unique(v):                     # ties share their mean rank
-        tied = v == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    return rank_correlation(torch.tensor(x, dtype=torch.float64),
+                            torch.tensor(y, dtype=torch.float64))
 
 
 def evaluate(claim: Claim, trials: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
