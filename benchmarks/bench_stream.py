@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from grok_mlflow.data import dataset_spec, load_dataset, training_batches
+from grok_mlflow.batches import training_batches
+from grok_mlflow.data import dataset_spec, load_dataset
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.training import resolve_device
+from grok_mlflow.run_parts import resolve_device
 
 from time_presets import write_standins
 

@@ -40,10 +40,11 @@ def main():
         start = time.perf_counter()
         result = train(settings, progress=False)
         tracked = time.perf_counter() - start
+    from grok_mlflow.schedule import MeasureSchedule
     from grok_mlflow.tracking import GrokTracker
 
     tracker = GrokTracker.__new__(GrokTracker)   # only the per-step bookkeeping, no run
-    tracker._due, tracker._bar, tracker._last_step = {0}, None, None
+    tracker.schedule, tracker._bar, tracker.last_step = MeasureSchedule((0,)), None, None
     n = 100_000
     start = time.perf_counter()
     for step in range(1, n + 1):

@@ -16,7 +16,8 @@ import torch
 from grok_mlflow.data import load_dataset
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.training import resolve_device, train
+from grok_mlflow.run_parts import resolve_device
+from grok_mlflow.training import train
 
 from common import stable_allocator
 

@@ -35,7 +35,8 @@ from grok_mlflow.data import dataset_spec, load_dataset
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings, load_preset
 from grok_mlflow.tracking import GrokTracker
-from grok_mlflow.training import resolve_device, train
+from grok_mlflow.run_parts import resolve_device
+from grok_mlflow.training import train
 
 from time_presets import write_standins
 
@@ -79,13 +80,15 @@ def estimate(settings: Settings, train_steps: int) -> dict[str, float]:
                           domain=data.domain, progress=False, log_model=False,
                           experiment="estimate")
     with tracker:                                           # measures step 0: the warm-up
-        plain = min(tracker.schedule[1:], key=lambda t: (t in tracker.adv_schedule
-                                                         or t in tracker.partition_schedule, t))
+        due = tracker.schedule
+        plain = min(due.eval_steps[1:], key=lambda t: (t in due.adv_steps
+                                                       or t in due.partition_steps, t))
         evaluation = _timed(lambda: tracker.measure(plain, adversarial=False), device)
         with_pgd = _timed(lambda: tracker.measure(plain, adversarial=True), device)
         snapshot = _timed(lambda: tracker._partition_snapshot(plain), device)
-    counts = {"steps": settings.steps, "evals": len(tracker.schedule),
-              "pgd": len(tracker.adv_schedule), "partition": len(tracker.partition_schedule)}
+    counts = {"steps": settings.steps, "evals": len(tracker.schedule.eval_steps),
+              "pgd": len(tracker.schedule.adv_steps),
+              "partition": len(tracker.schedule.partition_steps)}
     parts = {"step": per_step, "eval": evaluation, "pgd": max(with_pgd - evaluation, 0.0),
              "partition": snapshot}
     parts["fixed"] = max(one_step_run_s(settings) - 2 * evaluation - per_step, 0.0)

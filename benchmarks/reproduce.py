@@ -93,8 +93,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from grok_mlflow.settings import load_preset
-    from grok_mlflow.tracking import run_report
-    from grok_mlflow.training import resolve_device, train
+    from grok_mlflow.runs import run_report
+    from grok_mlflow.run_parts import resolve_device
+    from grok_mlflow.training import train
 
     reports = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help="shorten every trial (a check)")
     args = parser.parse_args()
 
-    from grok_mlflow.recorder import run_artifact_text
+    from grok_mlflow.stored import run_artifact_text
     from grok_mlflow.sweep import load_spec, run_sweep
 
     blocks = []

@@ -25,7 +25,7 @@ _EXPORTS = {
     "local_complexity": "complexity",
     "member_views": "stacking",
     "partition_slice": "partition",
-    "register_nonlinearity": "complexity",
+    "register_nonlinearity": "network",
     "reproduction_report": "report",
     "robust_accuracy": "robustness",
     "train": "training",

@@ -1,7 +1,10 @@
 """Command line: ``grok-mlflow train --width 200 --steps 1000 ...`` (also ``python -m grok_mlflow``).
 
-Every ``Settings`` field is an option of the same name (``--train_size`` or ``--train-size``).
-A bad value prints one line naming the setting and exits with status 2 before any work starts.
+Every ``Settings`` field is an option of ``train`` (``--train_size`` or ``--train-size``). The
+commands are one table (``COMMANDS``: name -> its arguments and what it runs); ``main`` has the
+one error handler: a bad value prints one line naming it and exits with status 2 before any work
+starts; Ctrl-C during training exits 130 (the run KILLED, a checkpoint kept), an unreachable
+store or a diverged run exit 1.
 """
 
 from __future__ import annotations
@@ -9,14 +12,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from typing import Callable
 
 from .settings import Settings, SettingsError
 
+__all__ = ["COMMANDS", "main"]
 
-def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = sub.add_parser("train", help="train one network and track it in MLflow",
-                            description="Train one network and record it in MLflow.")
+
+@dataclass(frozen=True)
+class Command:
+    """One ``grok-mlflow`` command: its help, its arguments and what it runs (returns the exit
+    status; raises ``SettingsError`` for a bad value)."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str = ""
+    interrupted: str = ""        # what Ctrl-C leaves behind (said on exit 130), if it matters
+
+
+# ---------------------------------------------------------------------------------- train
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings().to_params()
     for f in fields(Settings):
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
@@ -30,60 +47,77 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--resume", default=None, metavar="RUN_ID",
                         help="continue this run from its last checkpoint, with its own settings")
-    return parser
 
 
 def _tag_mlflow_run_as_resume(run_id: str) -> None:
     """Under ``mlflow run . -P resume=ID`` MLflow has opened a new run (MLFLOW_RUN_ID) before we
     start; the training continues in run ``ID``, and the new run only points to it."""
-    import os
-
     opened = os.environ.get("MLFLOW_RUN_ID")
     if opened and opened != run_id:
-        from .tracking import tag_run
+        from .recorder import tag_run
         tag_run(opened, {"grok_mlflow.resumed_run": run_id,
                          "mlflow.note.content": f"Launcher of a resume: the training continued "
                                                 f"in run {run_id}."})
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grok-mlflow",
-                                     description="Watch deep networks grok, in MLflow.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    sub.add_parser("mlproject", help="print the MLproject file generated from the settings")
-    imp = sub.add_parser("import", help="write metrics saved while the tracking store was "
-                                        "unreachable (unsent_metrics_*.jsonl) into it")
-    imp.add_argument("files", nargs="+")
-    sweep = sub.add_parser("sweep", help="run a Ray Tune sweep (projects/sweeps/*.yaml)",
-                           description="Run every trial of a sweep spec as MLflow child runs.")
-    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweep.py)")
-    sweep.add_argument("--ray-address", default=None,
-                       help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
-    sweep.add_argument("--verbose", action="store_true",
-                       help="Ray's and Ray Tune's own output too (default: the live table only)")
-    sweep.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
-                       help="when stderr is not a terminal, print the table this often "
-                            "(default 30)")
-    sweep.add_argument("--experiment", default=None,
-                       help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else the "
-                            "sweep's name)")
-    part = sub.add_parser("partition", help="draw a run's input-space partition slice (PNG)",
-                          description="Draw the partition on the plane through the run's three "
-                                      "training points, from a stored snapshot's weights.")
+def _train_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``train``: the options given, or a resumed run's own."""
+    from .runs import resume_settings
+
+    values = {f.name: getattr(args, f.name) for f in fields(Settings)
+              if getattr(args, f.name) is not None}
+    if not args.resume:
+        return Settings.from_strings(values)
+    settings = resume_settings(args.resume)
+    # `mlflow run . -P resume=ID` passes every parameter at its default: values equal to the
+    # default or to the run's own are fine, others are refused
+    own, default = settings.to_params(), Settings().to_params()
+    given = Settings.from_strings(values).to_params()
+    changed = [k for k in values if given[k] not in (own[k], default[k])]
+    if changed:
+        raise SettingsError("resume: a resumed run keeps its settings; drop "
+                            + ", ".join(f"--{k}" for k in changed))
+    _tag_mlflow_run_as_resume(args.resume)
+    return settings
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .run_parts import check_settings
+    from .training import train
+
+    settings = _train_settings(args)
+    check_settings(settings)
+    # SettingsError from here on: found while loading the data, before any run starts; or an
+    # image file that does not decode mid-run (the tracker marked the run FAILED, points kept)
+    train(settings, experiment=args.experiment, run_name=args.run_name,
+          progress=not args.no_progress, resume=args.resume)
+    return 0
+
+
+# ------------------------------------------------------------------------- recorded runs
+def _device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+
+
+def _partition_arguments(part: argparse.ArgumentParser) -> None:
     part.add_argument("run_id", metavar="RUN_ID")
     part.add_argument("--step", type=int, default=None, help="snapshot step (default: the last)")
     part.add_argument("--resolution", type=int, default=None,
                       help="pixels per side (default: the run's partition_resolution)")
     part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
-    part.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    rad = sub.add_parser("radius", help="choose LC's radius: LC and neighbourhood deformation "
-                                        "over radii (figure, table, recommendation)",
-                         description="For a recorded run's network (or a preset's at "
-                                     "initialisation): LC for several radii and P, the "
-                                     "deformation of the neighbourhoods layer by layer, and the "
-                                     "largest radius they are not yet bent at.")
+    _device_argument(part)
+
+
+def _partition(args: argparse.Namespace) -> int:
+    from .runs import draw_partition
+
+    path, metrics = draw_partition(args.run_id, args.step, args.resolution, args.out,
+                                   args.device)
+    print(f"{path}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+    return 0
+
+
+def _radius_arguments(rad: argparse.ArgumentParser) -> None:
     rad.add_argument("run_id", metavar="RUN_ID", nargs="?", default=None)
     rad.add_argument("--preset", default=None, help="a preset's network at initialisation "
                                                     "instead of a run's")
@@ -96,9 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     rad.add_argument("--tolerance", type=float, default=0.1,
                      help="relative change of deformation still counted as unbent (default 0.1)")
     rad.add_argument("--out", default=None, help="PNG path (default radius_<run or preset>.png)")
-    rad.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    cmp_ = sub.add_parser("compare-regions", help="LC next to exact local region counts over a "
-                                                  "run's snapshots (paper fig. 26)")
+    _device_argument(rad)
+
+
+def _radius(args: argparse.Namespace) -> int:
+    from .runs import choose_radius
+
+    try:
+        radii = [float(r) for r in args.radii.split(",")] if args.radii else None
+        directions = [int(p) for p in args.directions.split(",")]
+    except ValueError:
+        raise SettingsError("radius: --radii are numbers and --directions integers, "
+                            "comma-separated") from None
+    if args.points < 1 or not args.tolerance > 0:
+        raise SettingsError("radius: --points must be >= 1 and --tolerance > 0")
+    study, path = choose_radius(args.run_id, args.preset, args.step, radii, directions,
+                                args.points, args.tolerance, args.out, args.device)
+    print(study.table() + f"\nRecommended lc_radius: {study.recommended:g} (figure: {path})")
+    return 0
+
+
+def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
     cmp_.add_argument("run_id", metavar="RUN_ID")
     cmp_.add_argument("--points", type=int, default=20, help="training points (default 20)")
     cmp_.add_argument("--resolution", type=int, default=64,
@@ -106,134 +158,145 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--radius", type=float, default=None,
                       help="half the square's side and LC's radius (default: the run's)")
     cmp_.add_argument("--out", default=None, help="PNG path (default regions_<run>.png)")
-    cmp_.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    rep = sub.add_parser("report", help="print what a recorded run showed (Markdown)",
-                         description="The paper's phases as a finished run shows them: seen or "
-                                     "not, at which step, from which value to which.")
-    rep.add_argument("run_id", metavar="RUN_ID")
-    args = parser.parse_args(argv)
+    _device_argument(cmp_)
+
+
+def _compare_regions(args: argparse.Namespace) -> int:
+    from .runs import compare_regions
+
+    if args.points < 1 or args.resolution < 2 or (args.radius is not None
+                                                   and not args.radius > 0):
+        raise SettingsError("compare-regions: --points >= 1, --resolution >= 2, --radius > 0")
+    rows, rho, path = compare_regions(args.run_id, args.points, args.resolution, args.radius,
+                                      args.out, args.device)
+    print("| step | mean regions (2-D square) | mean LC |\n|---|---|---|")
+    for step, regions, lc in rows:
+        print(f"| {step} | {regions:.4g} | {lc:.4g} |")
+    print(f"\nSpearman rank correlation over {len(rows)} snapshots: {rho:.3f} (figure: {path})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .runs import run_report
+
+    print(run_report(args.run_id), end="")
+    return 0
+
+
+# ------------------------------------------------------------------------ the rest
+def _import(args: argparse.Namespace) -> int:
+    from .recorder import import_metrics
+
+    for path in args.files:
+        try:
+            count = import_metrics(path)
+        except (OSError, ValueError, KeyError) as err:
+            raise SettingsError(f"import {path}: {err}") from None
+        print(f"{path}: {count} metric points written", file=sys.stderr)
+    return 0
+
+
+def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweep.py)")
+    sweep.add_argument("--ray-address", default=None,
+                       help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
+    sweep.add_argument("--verbose", action="store_true",
+                       help="Ray's and Ray Tune's own output too (default: the live table only)")
+    sweep.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                       help="when stderr is not a terminal, print the table this often "
+                            "(default 30)")
+    sweep.add_argument("--experiment", default=None,
+                       help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else the "
+                            "sweep's name)")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import main_sweep
+
+    return main_sweep(args.spec, args.ray_address or None, args.storage_path, args.experiment,
+                      args.verbose, args.progress_every)
+
+
+def _mlproject(args: argparse.Namespace) -> int:
+    from .settings import render_mlproject
+
+    print(render_mlproject(), end="")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("train one network and track it in MLflow", _train_arguments, _train,
+                     "Train one network and record it in MLflow.",
+                     interrupted="the run is marked KILLED with every measured point and a "
+                                 "checkpoint written (continue it with --resume RUN_ID)"),
+    "mlproject": Command("print the MLproject file generated from the settings",
+                         lambda p: None, _mlproject),
+    "import": Command("write metrics saved while the tracking store was unreachable "
+                      "(unsent_metrics_*.jsonl) into it",
+                      lambda p: p.add_argument("files", nargs="+"), _import),
+    "sweep": Command("run a Ray Tune sweep (projects/sweeps/*.yaml)", _sweep_arguments, _sweep,
+                     "Run every trial of a sweep spec as MLflow child runs."),
+    "partition": Command("draw a run's input-space partition slice (PNG)", _partition_arguments,
+                         _partition, "Draw the partition on the plane through the run's three "
+                                     "training points, from a stored snapshot's weights."),
+    "radius": Command("choose LC's radius: LC and neighbourhood deformation over radii "
+                      "(figure, table, recommendation)", _radius_arguments, _radius,
+                      "For a recorded run's network (or a preset's at initialisation): LC for "
+                      "several radii and P, the deformation of the neighbourhoods layer by "
+                      "layer, and the largest radius they are not yet bent at."),
+    "compare-regions": Command("LC next to exact local region counts over a run's snapshots "
+                               "(paper fig. 26)", _compare_arguments, _compare_regions),
+    "report": Command("print what a recorded run showed (Markdown)",
+                      lambda p: p.add_argument("run_id", metavar="RUN_ID"), _report,
+                      "The paper's phases as a finished run shows them: seen or not, at which "
+                      "step, from which value to which."),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grok-mlflow",
+                                     description="Watch deep networks grok, in MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.arguments(sub.add_parser(name, help=command.help,
+                                         description=command.description or None))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     # a command-line tool: no per-file download bars from MLflow (checkpoints, snapshots) unless
     # the user asks for them
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if args.command == "partition":
-        from .training import draw_partition
-        try:
-            path, metrics = draw_partition(args.run_id, args.step, args.resolution, args.out,
-                                           args.device)
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        print(f"{path}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
-        return 0
-    if args.command == "radius":
-        from .training import choose_radius
-        try:
-            radii = [float(r) for r in args.radii.split(",")] if args.radii else None
-            directions = [int(p) for p in args.directions.split(",")]
-        except ValueError:
-            print("grok-mlflow: error: radius: --radii are numbers and --directions integers, "
-                  "comma-separated", file=sys.stderr)
-            return 2
-        if args.points < 1 or not args.tolerance > 0:
-            print("grok-mlflow: error: radius: --points must be >= 1 and --tolerance > 0",
-                  file=sys.stderr)
-            return 2
-        try:
-            study, path = choose_radius(args.run_id, args.preset, args.step, radii, directions,
-                                        args.points, args.tolerance, args.out, args.device)
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        print(study.table() + f"\nRecommended lc_radius: {study.recommended:g} "
-              f"(figure: {path})")
-        return 0
-    if args.command == "compare-regions":
-        from .training import compare_regions
-        if args.points < 1 or args.resolution < 2 or (args.radius is not None
-                                                       and not args.radius > 0):
-            print("grok-mlflow: error: compare-regions: --points >= 1, --resolution >= 2, "
-                  "--radius > 0", file=sys.stderr)
-            return 2
-        try:
-            rows, rho, path = compare_regions(args.run_id, args.points, args.resolution,
-                                              args.radius, args.out, args.device)
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        print("| step | mean regions (2-D square) | mean LC |\n|---|---|---|")
-        for step, regions, lc in rows:
-            print(f"| {step} | {regions:.4g} | {lc:.4g} |")
-        print(f"\nSpearman rank correlation over {len(rows)} snapshots: {rho:.3f} "
-              f"(figure: {path})")
-        return 0
-    if args.command == "report":
-        from .tracking import run_report
-        try:
-            print(run_report(args.run_id), end="")
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "import":
-        from .tracking import import_metrics
-        for path in args.files:
-            try:
-                count = import_metrics(path)
-            except (OSError, ValueError, KeyError) as err:
-                print(f"grok-mlflow: error: import {path}: {err}", file=sys.stderr)
-                return 2
-            print(f"{path}: {count} metric points written", file=sys.stderr)
-        return 0
-    if args.command == "sweep":
-        from .sweep import main_sweep
-        return main_sweep(args.spec, args.ray_address or None, args.storage_path,
-                          args.experiment, args.verbose, args.progress_every)
-    if args.command == "mlproject":
-        from .settings import render_mlproject
-        print(render_mlproject(), end="")
-    if args.command == "train":
-        values = {f.name: getattr(args, f.name) for f in fields(Settings)
-                  if getattr(args, f.name) is not None}
-        try:
-            from .tracking import DivergenceError, TrackingUnavailable
-            from .training import check_settings, resume_settings, train
-            if args.resume:
-                settings = resume_settings(args.resume)
-                # `mlflow run . -P resume=ID` passes every parameter at its default: values
-                # equal to the default or to the run's own are fine, others are refused
-                own, default = settings.to_params(), Settings().to_params()
-                given = Settings.from_strings(values).to_params()
-                changed = [k for k in values if given[k] not in (own[k], default[k])]
-                if changed:
-                    raise SettingsError("resume: a resumed run keeps its settings; drop "
-                                        + ", ".join(f"--{k}" for k in changed))
-                _tag_mlflow_run_as_resume(args.resume)
-            else:
-                settings = Settings.from_strings(values)
-            check_settings(settings)
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        try:
-            train(settings, experiment=args.experiment, run_name=args.run_name,
-                  progress=not args.no_progress, resume=args.resume)
-        # found while loading the data, before any run starts; or an image file that does not
-        # decode mid-run (data.UnreadableImage: the tracker marked the run FAILED, points kept)
-        except SettingsError as err:
-            print(f"grok-mlflow: error: {err}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("grok-mlflow: interrupted; the run is marked KILLED with every measured "
-                  "point and a checkpoint written (continue it with --resume RUN_ID)",
-                  file=sys.stderr)
-            return 130
-        except TrackingUnavailable:
-            return 1   # the tracker said where the metrics were saved
-        except DivergenceError as err:
-            print(f"grok-mlflow: error: diverged: {err}; the run is marked FAILED, its last "
-                  "good checkpoint kept", file=sys.stderr)
-            return 1
-    return 0
+    command = COMMANDS[args.command]
+    try:
+        return command.run(args)
+    except SettingsError as err:
+        print(f"grok-mlflow: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if not command.interrupted:
+            raise
+        print(f"grok-mlflow: interrupted; {command.interrupted}", file=sys.stderr)
+        return 130
+    except RuntimeError as err:
+        return _runtime_failure(err)
+
+
+def _runtime_failure(err: RuntimeError) -> int:
+    """Exit 1 for the failures a run records itself (an unreachable store: the tracker said
+    where the metrics were saved; a diverged run: FAILED, its last good checkpoint kept)."""
+    from .recorder import TrackingUnavailable
+    from .tracking import DivergenceError
+
+    if isinstance(err, DivergenceError):
+        print(f"grok-mlflow: error: diverged: {err}; the run is marked FAILED, its last good "
+              "checkpoint kept", file=sys.stderr)
+        return 1
+    if isinstance(err, TrackingUnavailable):
+        return 1
+    raise err
 
 
 if __name__ == "__main__":

@@ -40,66 +40,20 @@ vertices chunk by chunk), which gives the same counts.
 from __future__ import annotations
 
 import math
-import operator
 import statistics
-import weakref
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
-import torch.fx as fx
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
+from .network import (NonlinearityHooks, Plan, accepts_channels_last, check_radii,
+                      default_max_vertices, has_nonlinearity, plan_for, prepare_input,
+                      widest_activation)
 
-__all__ = [
-    "DEFAULT_DIRECTIONS",
-    "LocalComplexity",
-    "default_directions",
-    "FromModule",
-    "NONLINEARITIES",
-    "embedded",
-    "local_complexity",
-    "register_nonlinearity",
-    "sample_directions",
-]
-
-# Modules whose *input* is a pre-activation. Smooth saturating functions (tanh, sigmoid, softmax)
-# are left out on purpose: they have no kink, and output heads often end in them.
-NONLINEARITIES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.RReLU, nn.GELU, nn.SiLU, nn.ELU, nn.SELU,
-    nn.CELU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Hardswish,
-)
-
-
-def register_nonlinearity(module_type: type[nn.Module]) -> None:
-    """Count the input of ``module_type`` as a pre-activation too (for a custom activation module).
-
-    Example:
-        >>> class Abs(nn.Module):
-        ...     def forward(self, x): return x.abs()
-        >>> register_nonlinearity(Abs)
-    """
-    global NONLINEARITIES
-    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise TypeError(f"expected an nn.Module subclass, got {module_type!r}")
-    if module_type not in NONLINEARITIES:
-        NONLINEARITIES = NONLINEARITIES + (module_type,)
-    _PLANS.clear()
-
-
-# Modules that are affine maps of their input in eval mode, applied row by row.
-_AFFINE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Flatten, nn.Unflatten, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.BatchNorm1d, nn.BatchNorm2d,
-    nn.BatchNorm3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
-)
-# Shape-only operations (affine, and independent across rows).
-_RESHAPES = {"flatten", "reshape", "view", "permute", "transpose", "contiguous", "unsqueeze",
-             "squeeze", "unflatten", "float", "to", "type_as"}
-_LINEAR_COMBINATIONS = {operator.add, operator.sub, torch.add, torch.sub, operator.neg, torch.neg}
-_SCALINGS = {operator.mul, torch.mul, operator.truediv, torch.div}
+__all__ = ["DEFAULT_DIRECTIONS", "LocalComplexity", "default_directions", "local_complexity",
+           "mean_confidence_interval", "sample_directions"]
 
 _Z_CACHE: dict[float, float] = {}
 
@@ -143,10 +97,10 @@ class LocalComplexity:
         Returns:
             (low, high) float64 scalar tensors; both equal the mean when N == 1.
         """
-        return _mean_confidence_interval(self.total.double(), level)
+        return mean_confidence_interval(self.total.double(), level)
 
 
-def _mean_confidence_interval(values: Tensor, level: float) -> tuple[Tensor, Tensor]:
+def mean_confidence_interval(values: Tensor, level: float) -> tuple[Tensor, Tensor]:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     z = _Z_CACHE.setdefault(level, statistics.NormalDist().inv_cdf(0.5 + level / 2))
@@ -191,177 +145,6 @@ def _point_directions(dim: int, n_directions: int, seed: int, indices: range,
                                           dtype=dtype) for i in indices])
 
 
-# --------------------------------------------------------------------------------------------
-# Splitting the model at its first nonlinearity (torch.fx)
-# --------------------------------------------------------------------------------------------
-
-class _Tracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, NONLINEARITIES + _AFFINE_MODULES) or super().is_leaf_module(m, qualname)
-
-
-@dataclass
-class _Plan:
-    """How to run a model for LC: ``head`` maps inputs to the first pre-activations (affine), and
-    ``body`` maps first pre-activations (or, without a head, inputs) to the output."""
-    head: nn.Module | None
-    body: nn.Module
-    # Feed the body channels-last first pre-activations (4-D only; decided on first use: ~20%
-    # faster convolutions on CPU, and refused when the model's own code needs NCHW strides).
-    channels_last: bool | None = None
-
-
-_PLANS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], _Plan]]" = (
-    weakref.WeakKeyDictionary())
-
-
-def _is_affine_node(node: fx.Node, module_of: Callable[[str], nn.Module],
-                    depends_on_input: set[fx.Node]) -> bool:
-    """True when ``node`` is an affine, row-independent function of the input-dependent nodes."""
-    inputs = [a for a in node.all_input_nodes if a in depends_on_input]
-    if node.op == "call_module":
-        return isinstance(module_of(node.target), _AFFINE_MODULES)
-    if node.op == "call_method" and node.target in _RESHAPES:
-        return True
-    if node.op == "call_function":
-        if node.target in (torch.flatten, torch.reshape, torch.permute, torch.transpose,
-                           torch.unsqueeze, torch.squeeze):
-            return True
-        if node.target in _LINEAR_COMBINATIONS:
-            return True
-        if node.target in _SCALINGS:
-            # x * c, c * x and x / c are affine; x * x and c / x are not.
-            if len(inputs) != 1:
-                return False
-            return node.target not in (operator.truediv, torch.div) or node.args[0] in inputs
-    return False
-
-
-def _build_plan(model: nn.Module) -> _Plan:
-    """Split ``model`` at its first nonlinearity when the part before it is provably affine."""
-    try:
-        graph = _Tracer().trace(model)
-    except Exception:  # noqa: BLE001 - any untraceable model takes the plain path
-        return _Plan(head=None, body=model)
-    module_of = model.get_submodule
-    nodes = list(graph.nodes)
-    placeholders = [n for n in nodes if n.op == "placeholder"]
-    first_act = next((n for n in nodes if n.op == "call_module"
-                      and isinstance(module_of(n.target), NONLINEARITIES)), None)
-    if len(placeholders) != 1 or first_act is None or not first_act.args:
-        return _Plan(head=None, body=model)
-    pre = first_act.args[0]
-    if not isinstance(pre, fx.Node):
-        return _Plan(head=None, body=model)
-
-    # Everything the first pre-activation depends on must be affine in the input.
-    depends: set[fx.Node] = set()
-    for node in nodes:
-        if node.op == "placeholder" or any(a in depends for a in node.all_input_nodes):
-            depends.add(node)
-    ancestors = _ancestors(pre)
-    for node in ancestors:
-        if node in depends and node.op != "placeholder" and not _is_affine_node(
-                node, module_of, depends):
-            return _Plan(head=None, body=model)
-
-    # Head: input -> first pre-activation.
-    head_graph = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {}
-    for node in nodes:
-        if node in ancestors:
-            env[node] = head_graph.node_copy(node, lambda a: env[a])
-    head_graph.output(env[pre])
-
-    # Body: first pre-activation -> output. The input itself must not be used again (no skip
-    # connection from the raw input), otherwise the split is not valid.
-    output = next(n for n in nodes if n.op == "output")
-    needed = _ancestors(output, stop=pre)
-    if placeholders[0] in needed:
-        return _Plan(head=None, body=model)
-    body_graph = fx.Graph()
-    env = {pre: body_graph.placeholder("pre_activation")}
-    for node in nodes:
-        if node in needed and node is not pre:
-            env[node] = body_graph.node_copy(node, lambda a: env[a])
-    # GraphModule shares (does not copy) the submodules and parameters of ``model``.
-    return _Plan(head=fx.GraphModule(model, head_graph), body=fx.GraphModule(model, body_graph))
-
-
-def _ancestors(node: fx.Node, stop: fx.Node | None = None) -> set[fx.Node]:
-    """``node`` and every node it depends on; the walk does not go past ``stop``."""
-    seen, todo = set(), [node]
-    while todo:
-        n = todo.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        if n is not stop:
-            todo.extend(n.all_input_nodes)
-    return seen
-
-
-def _plan_for(model: nn.Module) -> _Plan:
-    signature = tuple(id(m) for m in model.modules())
-    cached = _PLANS.get(model)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    plan = _build_plan(model)
-    _PLANS[model] = (signature, plan)
-    return plan
-
-
-# --------------------------------------------------------------------------------------------
-# Counting
-# --------------------------------------------------------------------------------------------
-
-def call_names(names: dict[nn.Module, str], calls: list[nn.Module]) -> list[str]:
-    """Layer names of nonlinearity calls in order; a module's k-th call (k > 1) gets ``#k``."""
-    seen: dict[nn.Module, int] = {}
-    out = []
-    for module in calls:
-        seen[module] = seen.get(module, 0) + 1
-        out.append(names[module] + (f"#{seen[module]}" if seen[module] > 1 else ""))
-    return out
-
-
-class NonlinearityHooks:
-    """Forward pre-hooks on every nonlinearity of ``model``: a subclass's ``_hook`` appends one
-    (B,) tensor per call to ``values`` (and the module to ``modules``); ``take`` stacks those of
-    the forward just run into (B, L), L = nonlinearity calls. Shared by LC's cut counts and the
-    partition's sign-pattern hashes. With ``on_output`` the hooks see each call's output instead
-    (as ``args[0]``; the deformation's embedded vertices)."""
-
-    on_output = False
-
-    def __init__(self, model: nn.Module):
-        self.values: list[Tensor] = []
-        self.modules: list[nn.Module] = []       # modules called in the forward under way
-        self.last_modules: list[nn.Module] = []  # ... and in the last one taken
-        self._names = {m: name or type(m).__name__ for name, m in model.named_modules()
-                       if isinstance(m, NONLINEARITIES)}
-        self._handles = [m.register_forward_hook(lambda mod, _args, out: self._hook(mod, (out,)))
-                         if self.on_output else m.register_forward_pre_hook(self._hook)
-                         for m in self._names]
-
-    def _hook(self, module: nn.Module, args: tuple) -> None:
-        raise NotImplementedError
-
-    def take(self, first: Tensor | None = None) -> Tensor:
-        """(B, L) values of the forward just run (``first``: the first layer's, when skipped)."""
-        values = torch.stack(([first] if first is not None else []) + self.values, dim=1)
-        self.values, self.last_modules, self.modules = [], self.modules, []
-        return values
-
-    def layer_names(self) -> list[str]:
-        """Names of the layers of the last forward taken, in call order."""
-        return call_names(self._names, self.last_modules)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
 class _CutCounter(NonlinearityHooks):
     """For each nonlinearity call, count cut neurons per point.
 
@@ -389,90 +172,6 @@ class _CutCounter(NonlinearityHooks):
         low, high = per_point.amin(dim=1), per_point.amax(dim=1)                         # (B, M)
         self.values.append(((low <= 0) & (high >= 0)).sum(dim=1))                       # (B,)
         self.modules.append(module)
-
-
-def _default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
-    """Vertices per chunk: a quarter of free CUDA memory; 32 MiB on CPU, where chunks that stay
-    in cache run 2-3x faster than large ones (measured in benchmarks/bench_complexity.py)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = free // 4
-    else:
-        budget = 32 << 20
-    return max(1, budget // max(1, bytes_per_vertex))
-
-
-def find_module(model: nn.Module, name: str) -> nn.Module:
-    """``model``'s submodule ``name``; else ``ValueError`` listing the first module names."""
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"lc_input: {type(model).__name__} has no module {name!r}; modules: "
-                         + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")) from None
-
-
-def input_module_of(model: nn.Module, name: str = "") -> str:
-    """The module LC starts from: ``name`` when given, else the model's own ``lc_input``
-    attribute (the transformer's ``embed``), else "" (the model's input)."""
-    return name or getattr(model, "lc_input", "") or ""
-
-
-class FromModule(nn.Module):
-    """``model`` run from the output of its submodule ``name``: ``forward(z)`` runs ``model`` on
-    fixed input rows with that submodule's output replaced by ``z`` (B, *E). The model is held,
-    not registered, so this wrapper has no submodules of its own.
-
-    Example:
-        >>> run = FromModule(transformer, "embed", tokens[:1])
-        >>> torch.allclose(run(transformer.embed(tokens[:1])), transformer(tokens[:1]))
-        True
-    """
-
-    def __init__(self, model: nn.Module, name: str, like: Tensor):
-        super().__init__()
-        self._target = find_module(model, name)
-        self.__dict__["_model"] = model            # not a submodule
-        self.name, self._row, self._z = name, like[:1], None
-
-    def _replace(self, _module, _args, _out):
-        return self._z
-
-    def embed(self, x: Tensor) -> Tensor:
-        """The submodule's output at inputs ``x``.                             (N, *E)"""
-        out: list[Tensor] = []
-        handle = self._target.register_forward_hook(lambda m, a, o: out.append(o))
-        try:
-            self._model(x)
-        finally:
-            handle.remove()
-        if not out or not isinstance(out[0], Tensor) or not out[0].is_floating_point():
-            raise ValueError(f"lc_input: module {self.name!r} must return a float tensor")
-        return out[0]
-
-    def forward(self, z: Tensor) -> Tensor:
-        self._z = z
-        handle = self._target.register_forward_hook(self._replace)
-        try:
-            return self._model(self._row.expand(len(z), *self._row.shape[1:]))
-        finally:
-            handle.remove()
-            self._z = None
-
-
-def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor]:
-    """``(FromModule(model, name), e(x))``: the model from ``name`` on, and the points there.
-
-    Checks that the model's output depends on ``x`` only through ``name``: the model on ``x`` and
-    from ``e(x)`` (with other input rows) must agree, else ``ValueError``."""
-    run = FromModule(model, name, x[-1:])
-    z = run.embed(x)
-    k = min(len(x), 8)
-    direct, through = model(x[:k]), run(z[:k])
-    if not torch.allclose(direct, through, rtol=1e-4, atol=1e-5 * (1 + float(direct.abs().max()))):
-        raise ValueError(f"lc_input: {type(model).__name__}'s output depends on its input other "
-                         f"than through {name!r}; choose the module where the input enters")
-    return run, z
 
 
 DEFAULT_DIRECTIONS = 25     # the paper's P
@@ -530,21 +229,12 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
         >>> lc.per_layer.shape, lc.mean() >= 0
         (torch.Size([100, 1]), tensor(True))
     """
-    radii = _check_radii(radius)
+    radii = check_radii(radius)
     if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
         raise ValueError("x must be a tensor of shape (N, *input_shape) with N >= 1, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else x.device
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    run: nn.Module = model                   # what the vertices go through
-    if input_module:
-        with evaluating(model), torch.no_grad(), full_float32():
-            run, x = embedded(model, input_module, x.to(device))       # x: (N, *E) embedded
-    elif not x.is_floating_point():
-        raise ValueError("x holds integers (token ids?): give input_module, the module whose "
-                         "output is continuous (e.g. the embedding)")
-    x = x.to(device=device, dtype=dtype)
+    run, x = prepare_input(model, x, input_module)          # x: (N, *S_in), embedded for tokens
+    device, dtype = x.device, x.dtype
     n_points, input_shape = x.shape[0], x.shape[1:]
     dim = math.prod(input_shape)
 
@@ -559,10 +249,10 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     n_directions = n_directions or default_directions(dim)
     if not 1 <= n_directions <= dim:
         raise ValueError(f"n_directions must be in [1, input dimension {dim}], got {n_directions}")
-    if not any(isinstance(m, NONLINEARITIES) for m in model.modules()):
+    if not has_nonlinearity(model):
         raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module "
                          "(ReLU, GELU, ...); functional activations are not seen "
-                         "(see grok_mlflow.complexity.register_nonlinearity)")
+                         "(see grok_mlflow.network.register_nonlinearity)")
     if directions is None and not per_point:
         directions = sample_directions(dim, n_directions, seed=seed).to(device=device, dtype=dtype)
     n_vertices = 2 * n_directions
@@ -570,11 +260,11 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     counter = _CutCounter(model, n_vertices)
     try:
         with evaluating(model), torch.no_grad(), full_float32():
-            plan = _plan_for(model) if run is model else _Plan(head=None, body=run)
+            plan = plan_for(model) if run is model else Plan(head=None, body=run)
             # Probe: one point's worth of rows through the whole model checks the input shape and
             # measures the widest activation per row, to size the chunks.
             try:
-                widest = _widest_activation(model, x[:1].expand(n_vertices, *input_shape), run)
+                widest = widest_activation(model, x[:1].expand(n_vertices, *input_shape), run)
             except Exception as err:  # noqa: BLE001 - re-raised with the shape that was rejected
                 raise ValueError(f"{type(model).__name__} rejected input of shape "
                                  f"{tuple(input_shape)} (per point): {err}") from err
@@ -582,70 +272,14 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
             layer_names = counter.layer_names()
             if max_batch_vertices is None:
                 # input + output of a layer, plus min/max temporaries, in the compute dtype
-                max_batch_vertices = _default_max_vertices(
+                max_batch_vertices = default_max_vertices(
                     device, 4 * max(dim, widest) * x.element_size())
             if max_batch_vertices < 1:
                 raise ValueError(f"max_batch_vertices must be >= 1, got {max_batch_vertices}")
-            chunk = max(1, max_batch_vertices // n_vertices)
-
-            # With shared directions the vertex offsets r * (+-A v_p) are the same for every
-            # chunk: compute them once per radius.                         (2P, *S_1) each
-            shared_offsets: dict[float, Tensor] = {}
-            if plan.head is not None and not per_point:
-                shift = _head_shift(plan.head, directions.view(-1, *input_shape), x)
-                shared_offsets = {r: r * torch.cat([shift, -shift]) for r in radii}
-                shared_reach = shift.abs().amax(dim=0)                       # (*S_1)
-            if plan.head is not None and plan.channels_last is None:
-                first_pre = plan.head(x[:1])
-                plan.channels_last = _accepts_channels_last(
-                    plan.body, first_pre.expand(n_vertices, *first_pre.shape[1:]))
-                counter.values, counter.modules = [], []
-            channels_last = bool(plan.channels_last)
-            if channels_last and not per_point:
-                shared_offsets = {r: o.permute(0, 2, 3, 1).contiguous()   # (2P, H, W, C)
-                                  for r, o in shared_offsets.items()}
-            counter.skip_first = plan.head is not None
-
-            results: dict[float, list[Tensor]] = {r: [] for r in radii}
-            for start in range(0, n_points, chunk):
-                stop = min(start + chunk, n_points)
-                xb = x[start:stop]                                           # (B, *S_in)
-                if per_point:
-                    vb = (directions[start:stop] if directions is not None else
-                          _point_directions(dim, n_directions, seed, range(start, stop),
-                                            dtype).to(device))              # (B, P, D)
-                else:
-                    vb = directions.unsqueeze(0)                             # (1, P, D)
-                if plan.head is not None:
-                    centre = plan.head(xb).unsqueeze(1)                      # (B, 1, *S_1)
-                    if per_point:
-                        shift = _head_shift(plan.head, vb.reshape(-1, *input_shape), xb).view(
-                            stop - start, n_directions, *centre.shape[2:])   # (B, P, *S_1)
-                    reach = (shared_reach.unsqueeze(0) if not per_point else
-                             shift.abs().amax(dim=1))                        # (B|1, *S_1)
-                    for r in radii:
-                        # layer 1, closed form: |g(x)| <= r max_p |A v_p|      (B,)
-                        first = (centre.squeeze(1).abs() <= r * reach).flatten(1).sum(1)
-                        offsets = (shared_offsets[r].unsqueeze(0) if not per_point else
-                                   r * torch.cat([shift, -shift], dim=1))    # (B|1, 2P, *S_1)
-                        # first pre-activations at the vertices: g(x) +- r A v_p   (B, 2P, *S_1)
-                        if channels_last:  # built as (B, 2P, H, W, C), seen as (B*2P, C, H, W)
-                            if per_point:
-                                offsets = offsets.permute(0, 1, 3, 4, 2)
-                            b, _, c, h, w = centre.shape
-                            pre = torch.empty((b, n_vertices, h, w, c), device=device, dtype=dtype)
-                            torch.add(centre.permute(0, 1, 3, 4, 2).contiguous(), offsets, out=pre)
-                            pre = pre.flatten(0, 1).permute(0, 3, 1, 2)
-                        else:
-                            pre = (centre + offsets).flatten(0, 1)
-                        plan.body(pre)
-                        results[r].append(counter.take(first))
-                else:
-                    flat = xb.reshape(stop - start, 1, dim)                  # (B, 1, D)
-                    for r in radii:
-                        vertices = flat + r * torch.cat([vb, -vb], dim=1)    # (B, 2P, D)
-                        run(vertices.view(-1, *input_shape))
-                        results[r].append(counter.take())
+            job = _Job(x, radii, directions, n_directions, per_point, seed,
+                       chunk=max(1, max_batch_vertices // n_vertices))
+            count = _count_fast if plan.head is not None else _count_plain
+            results = count(job, plan, run, counter)
     finally:
         counter.remove()
     out = {r: LocalComplexity(torch.cat(parts).long(), layer_names, r, n_directions)
@@ -653,25 +287,97 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     return out if isinstance(radius, Sequence) else out[radii[0]]
 
 
-def _accepts_channels_last(body: nn.Module, pre: Tensor) -> bool:
-    """Whether ``body`` runs on 4-D channels-last input (a ``.view`` in user code may refuse)."""
-    if pre.dim() != 4:
-        return False
-    try:
-        body(pre.contiguous(memory_format=torch.channels_last))
-    except RuntimeError:
-        return False
-    return True
+@dataclass
+class _Job:
+    """What ``local_complexity`` counts: the points, radii and directions, chunked."""
+    x: Tensor                      # (N, *S_in) on the device, in the compute dtype
+    radii: list[float]
+    directions: Tensor | None      # (P, D) shared, (N, P, D) given per point, None: drawn per point
+    n_directions: int
+    per_point: bool
+    seed: int
+    chunk: int                     # points per forward chunk
+
+    def chunks(self):
+        """(start, stop, (B|1, P, D) directions) per chunk of points."""
+        n, dim = self.x.shape[0], math.prod(self.x.shape[1:])
+        for start in range(0, n, self.chunk):
+            stop = min(start + self.chunk, n)
+            if not self.per_point:
+                vb = self.directions.unsqueeze(0)                            # (1, P, D)
+            elif self.directions is not None:
+                vb = self.directions[start:stop]                             # (B, P, D)
+            else:
+                vb = _point_directions(dim, self.n_directions, self.seed, range(start, stop),
+                                       self.x.dtype).to(self.x.device)      # (B, P, D)
+            yield start, stop, vb
 
 
-def _check_radii(radius: float | Sequence[float]) -> list[float]:
-    radii = list(radius) if isinstance(radius, Sequence) else [radius]
-    if not radii:
-        raise ValueError("radius: give at least one radius")
-    for r in radii:
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
-            raise ValueError(f"radius must be a finite number > 0 (input units), got {r!r}")
-    return [float(r) for r in radii]
+def _count_plain(job: _Job, plan: Plan, run: nn.Module,
+                 counter: "_CutCounter") -> dict[float, list[Tensor]]:
+    """The plain path: materialise the 2P vertices of each point, chunk by chunk, and run them."""
+    input_shape = job.x.shape[1:]
+    dim = math.prod(input_shape)
+    results: dict[float, list[Tensor]] = {r: [] for r in job.radii}
+    for start, stop, vb in job.chunks():
+        flat = job.x[start:stop].reshape(stop - start, 1, dim)              # (B, 1, D)
+        for r in job.radii:
+            vertices = flat + r * torch.cat([vb, -vb], dim=1)               # (B, 2P, D)
+            run(vertices.view(-1, *input_shape))
+            results[r].append(counter.take())
+    return results
+
+
+def _count_fast(job: _Job, plan: Plan, run: nn.Module,
+                counter: "_CutCounter") -> dict[float, list[Tensor]]:
+    """The fast path (module docstring, "Speed"): the affine head's output at the vertices is
+    g(x) +- r A v_p, so only the body runs on (N, 2P, ...) first pre-activations, and the first
+    layer's count is its closed form."""
+    x, per_point, n_vertices = job.x, job.per_point, 2 * job.n_directions
+    input_shape = x.shape[1:]
+    # With shared directions the vertex offsets r * (+-A v_p) are the same for every chunk:
+    # compute them once per radius.                                       (2P, *S_1) each
+    shared_offsets: dict[float, Tensor] = {}
+    if not per_point:
+        shift = _head_shift(plan.head, job.directions.view(-1, *input_shape), x)
+        shared_offsets = {r: r * torch.cat([shift, -shift]) for r in job.radii}
+        shared_reach = shift.abs().amax(dim=0)                               # (*S_1)
+    if plan.channels_last is None:
+        first_pre = plan.head(x[:1])
+        plan.channels_last = accepts_channels_last(
+            plan.body, first_pre.expand(n_vertices, *first_pre.shape[1:]))
+        counter.values, counter.modules = [], []
+    channels_last = bool(plan.channels_last)
+    if channels_last and not per_point:
+        shared_offsets = {r: o.permute(0, 2, 3, 1).contiguous()            # (2P, H, W, C)
+                          for r, o in shared_offsets.items()}
+    counter.skip_first = True
+    results: dict[float, list[Tensor]] = {r: [] for r in job.radii}
+    for start, stop, vb in job.chunks():
+        centre = plan.head(x[start:stop]).unsqueeze(1)                       # (B, 1, *S_1)
+        if per_point:
+            shift = _head_shift(plan.head, vb.reshape(-1, *input_shape), x[start:stop]).view(
+                stop - start, job.n_directions, *centre.shape[2:])           # (B, P, *S_1)
+        reach = (shared_reach.unsqueeze(0) if not per_point else
+                 shift.abs().amax(dim=1))                                    # (B|1, *S_1)
+        for r in job.radii:
+            # layer 1, closed form: |g(x)| <= r max_p |A v_p|                (B,)
+            first = (centre.squeeze(1).abs() <= r * reach).flatten(1).sum(1)
+            offsets = (shared_offsets[r].unsqueeze(0) if not per_point else
+                       r * torch.cat([shift, -shift], dim=1))                # (B|1, 2P, *S_1)
+            # first pre-activations at the vertices: g(x) +- r A v_p       (B, 2P, *S_1)
+            if channels_last:      # built as (B, 2P, H, W, C), seen as (B*2P, C, H, W)
+                if per_point:
+                    offsets = offsets.permute(0, 1, 3, 4, 2)
+                b, _, c, h, w = centre.shape
+                pre = torch.empty((b, n_vertices, h, w, c), device=x.device, dtype=x.dtype)
+                torch.add(centre.permute(0, 1, 3, 4, 2).contiguous(), offsets, out=pre)
+                pre = pre.flatten(0, 1).permute(0, 3, 1, 2)
+            else:
+                pre = (centre + offsets).flatten(0, 1)
+            plan.body(pre)
+            results[r].append(counter.take(first))
+    return results
 
 
 def _head_shift(head: nn.Module, directions: Tensor, like: Tensor) -> Tensor:
@@ -681,20 +387,3 @@ def _head_shift(head: nn.Module, directions: Tensor, like: Tensor) -> Tensor:
     return out[1:] - out[:1]
 
 
-def _widest_activation(model: nn.Module, rows: Tensor, run: nn.Module | None = None) -> int:
-    """Run ``model`` (or ``run``, which runs it) on ``rows``; return the largest per-row size of
-    any leaf module's output."""
-    widest = 0
-
-    def keep(_module, _args, out):
-        nonlocal widest
-        if isinstance(out, Tensor) and out.dim() > 0:
-            widest = max(widest, out[0].numel())
-
-    handles = [m.register_forward_hook(keep) for m in model.modules() if not list(m.children())]
-    try:
-        (run or model)(rows)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return widest

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
-from .complexity import (NonlinearityHooks, _check_radii, _default_max_vertices,
-                         _mean_confidence_interval, embedded, sample_directions)
+from .complexity import mean_confidence_interval, sample_directions
+from .network import NonlinearityHooks, check_radii, default_max_vertices, prepare_input
 
 __all__ = ["Deformation", "deformation", "graph_statistics", "recommend_radius"]
 
@@ -71,7 +71,7 @@ class Deformation:
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """(mean, ci_low, ci_high), each (L + 1,): ``relative(statistic)`` over points."""
         rel = self.relative(statistic)
-        low, high = _mean_confidence_interval(rel, level)
+        low, high = mean_confidence_interval(rel, level)
         return rel.mean(0), low, high
 
 
@@ -143,17 +143,10 @@ def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
         >>> d = deformation(net, x[:200], radius=[0.005, 0.05])
         >>> {r: v.summary()[0][-1] for r, v in d.items()}     # last layer, relative eccentricity
     """
-    radii = _check_radii(radius)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else x.device
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    run: nn.Module = model
+    radii = check_radii(radius)
+    run, x = prepare_input(model, x, input_module)                 # (N, *S_in) or (N, *E)
+    device, dtype = x.device, x.dtype
     with evaluating(model), torch.no_grad(), full_float32():
-        if input_module:
-            run, x = embedded(model, input_module, x.to(device))
-        elif not x.is_floating_point():
-            raise ValueError("x holds integers (token ids?): give input_module")
-        x = x.to(device=device, dtype=dtype)
         n_points, input_shape = x.shape[0], x.shape[1:]
         dim = math.prod(input_shape)
         if directions is None:
@@ -174,7 +167,7 @@ def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
             if not layer_names:
                 raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module")
             if max_batch_vertices is None:
-                max_batch_vertices = _default_max_vertices(
+                max_batch_vertices = default_max_vertices(
                     device, 4 * max(dim, *widths) * x.element_size())
             chunk = max(1, max_batch_vertices // (2 * n_dir))
             out: dict[float, tuple[list, list]] = {r: ([], []) for r in radii}

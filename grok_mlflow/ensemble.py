@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from .probes import Data
 from .recorder import Recorder, create_run, end_runs, reopen_runs, use_experiment
 from .settings import Settings, SettingsError, TrackerSettings
+from .terminal import step_bar
 from .tracking import DivergenceError, GrokTracker
 
 __all__ = ["StackedTracker", "align_checkpoints"]
@@ -141,20 +142,16 @@ class StackedTracker:
                                       log_model=self.log_model, progress=False,
                                       extra_config=self.extra_config[k], checkpoint=checkpoint,
                                       resume=self.resume[k], recorder=recorder)
-                tracker.__enter__()
-                self.trackers.append(tracker)
+                self.trackers.append(tracker.start())
         except BaseException as err:
             for tracker in self.trackers:
-                tracker.__exit__(type(err), err, err.__traceback__)
+                tracker.finish(err)
             # runs created for members never entered are not left RUNNING
             end_runs([r for r in self.run_ids[len(self.trackers):] if r], "FAILED")
             raise
         if self.progress:
-            from tqdm.auto import tqdm
-            start = max((t._last_step or 0) for t in self.trackers)
-            self._bar = tqdm(total=self.settings[0].steps, unit="step", initial=start,
-                             desc=f"{len(self.trackers)} stacked runs", dynamic_ncols=True,
-                             mininterval=0.1 if sys.stderr.isatty() else 30.0)
+            self._bar = step_bar(self.settings[0].steps, f"{len(self.trackers)} stacked runs",
+                                 max((t.last_step or 0) for t in self.trackers))
         return self
 
     # ------------------------------------------------------------------ per step
@@ -198,7 +195,7 @@ class StackedTracker:
         self.failed[k] = err
         print(f"grok-mlflow: {self.run_names[k]} diverged ({err}); its run ends FAILED, "
               f"{len(self.alive)} other member(s) go on", file=sys.stderr)
-        self.trackers[k].__exit__(type(err), err, err.__traceback__)
+        self.trackers[k].finish(err)
 
     # ------------------------------------------------------------------ end
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -207,7 +204,7 @@ class StackedTracker:
         first: BaseException | None = None
         for k in self.alive:          # each member ends as a single run would; all of them
             try:
-                self.trackers[k].__exit__(exc_type, exc, tb)
+                self.trackers[k].finish(exc)
             except Exception as err:  # noqa: BLE001 - end the others, then raise the first
                 first = first or err
         if first is not None and exc_type is None:

@@ -95,7 +95,7 @@ class GrokCallback(Callback):
                                    domain=self.domain, run_name=name, log_model=False,
                                    progress=self.progress, resume=self._resume,
                                    recorder=recorder, **self.task_options)
-        self.tracker.__enter__()
+        self.tracker.start()
         self._open = True
         self._last_step = trainer.global_step
 
@@ -116,7 +116,7 @@ class GrokCallback(Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.tracker is None:
             return {}
-        return {"history": self.tracker.history, "step": self.tracker._last_step or 0}
+        return self.tracker.state()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict:
@@ -129,10 +129,7 @@ class GrokCallback(Callback):
             return
         self._open = False
         try:
-            if exception is None:
-                self.tracker.__exit__(None, None, None)
-            else:
-                self.tracker.__exit__(type(exception), exception, exception.__traceback__)
+            self.tracker.finish(exception)
         except Exception as err:  # noqa: BLE001 - never hide Lightning's own exception
             if exception is None:
                 raise

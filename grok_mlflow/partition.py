@@ -49,9 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._modes import evaluating, full_float32
-from . import complexity
-from .complexity import (NonlinearityHooks, _default_max_vertices, _Plan, _plan_for,
-                         _widest_activation, embedded)
+from .network import (NonlinearityHooks, Plan, default_max_vertices, has_nonlinearity, plan_for,
+                      prepare_input, widest_activation)
 
 __all__ = ["PartitionSlice", "partition_slice", "plane_grid", "count_regions"]
 
@@ -162,6 +161,22 @@ def _changes(values: Tensor) -> Tensor:
     return diff
 
 
+def _slope_norm(logits: Tensor, span: Tensor, cell: float) -> Tensor:
+    """The norm of the Jacobian restricted to the plane, per pixel: J = A [u v] (C x 2) from
+    finite differences along a and b; in input units it is J R^-1 with [u v] = Q R, whose
+    Frobenius norm is returned.                                                      (R, R)"""
+    d_a = torch.zeros_like(logits)                                             # (R, R, C)
+    d_b = torch.zeros_like(logits)
+    d_a[:, :-1] = (logits[:, 1:] - logits[:, :-1]) / cell
+    d_a[:, -1] = d_a[:, -2]
+    d_b[:-1] = (logits[1:] - logits[:-1]) / cell
+    d_b[-1] = d_b[-2]
+    _, r = torch.linalg.qr(span.double().T)                                     # (2, 2)
+    r_inv = torch.linalg.inv(r).float()
+    jac = torch.stack([d_a, d_b], dim=-1) @ r_inv                               # (R, R, C, 2)
+    return jac.flatten(2).norm(dim=-1)
+
+
 def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
                     margin: float = 0.5, near: float = 0.1, slope: bool = True, seed: int = 0,
                     max_batch_points: int | None = None,
@@ -197,21 +212,10 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
         raise ValueError(f"resolution must be >= 2, got {resolution}")
     if margin < 0 or near <= 0:
         raise ValueError(f"margin must be >= 0 and near > 0, got {margin}, {near}")
-    # the registry as it is now (register_nonlinearity may have added to it since import)
-    if not any(isinstance(m, complexity.NONLINEARITIES) for m in model.modules()):
+    if not has_nonlinearity(model):
         raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else points.device
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    run: nn.Module = model
-    if input_module:
-        with evaluating(model), torch.no_grad(), full_float32():
-            run, points = embedded(model, input_module, points.to(device))   # (3, *E)
-    elif not points.is_floating_point():
-        raise ValueError("points are integers (token ids?): give input_module, the module whose "
-                         "output is continuous (e.g. the embedding)")
-    points = points.to(device=device, dtype=dtype)
-    input_shape = points.shape[1:]
+    run, points = prepare_input(model, points, input_module, "points")   # (3, *S_in) or (3, *E)
+    device, input_shape = points.device, points.shape[1:]
     ab, origin, span = plane_grid(points, resolution, margin)                   # (R*R, 2) ...
     if torch.linalg.matrix_rank(span.double()) < 2:
         raise ValueError("the three points are collinear: they do not span a plane")
@@ -219,7 +223,7 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     hasher = _PatternHasher(model, seed)
     try:
         with evaluating(model), torch.no_grad(), full_float32():
-            plan = _plan_for(model) if run is model else _Plan(head=None, body=run)
+            plan = plan_for(model) if run is model else Plan(head=None, body=run)
             # The first layer is affine in the input: its pre-activations on the plane are
             # g(p0) + a (g(p1) - g(p0)) + b (g(p2) - g(p0)), so the (R*R, D) inputs never exist.
             if plan.head is not None:
@@ -227,10 +231,10 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
                 g0, g_span = g[:1], torch.stack([g[1] - g[0], g[2] - g[0]])    # (1|2, *S_1)
             else:
                 g0, g_span = origin.view(1, *input_shape), span.view(2, *input_shape)
-            widest = _widest_activation(model, points[:1], run)
+            widest = widest_activation(model, points[:1], run)
             hasher.take()
             if max_batch_points is None:
-                max_batch_points = _default_max_vertices(
+                max_batch_points = default_max_vertices(
                     device, 4 * max(widest, math.prod(input_shape)) * points.element_size())
             codes, logits = [], []
             for start in range(0, len(ab), max(1, max_batch_points)):
@@ -263,24 +267,9 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     near_points = (torch.cdist(coords.reshape(-1, 2).float(), point_coords).amin(1) <= near
                    ).view(R, R)
 
-    slope_norm = None
-    if slope:
-        # Restricted Jacobian J = A [u v] (C x 2) from finite differences along a and b; in
-        # input units it is J R^-1 with [u v] = Q R, whose Frobenius norm is shown.
-        d_a = torch.zeros_like(logits)
-        d_b = torch.zeros_like(logits)
-        d_a[:, :-1] = (logits[:, 1:] - logits[:, :-1]) / cell
-        d_a[:, -1] = d_a[:, -2]
-        d_b[:-1] = (logits[1:] - logits[:-1]) / cell
-        d_b[-1] = d_b[-2]
-        _, r = torch.linalg.qr(span.double().T)                                 # (2, 2)
-        r_inv = torch.linalg.inv(r).float()
-        jac = torch.stack([d_a, d_b], dim=-1) @ r_inv                           # (R, R, C, 2)
-        slope_norm = jac.flatten(2).norm(dim=-1)
-
     return PartitionSlice(
         region=region, boundary=boundary, decision=decision, prediction=prediction,
-        slope=slope_norm, extent=(-margin, 1 + margin, -margin, 1 + margin),
+        slope=_slope_norm(logits, span, cell) if slope else None, extent=(-margin, 1 + margin, -margin, 1 + margin),
         point_coords=point_coords.cpu(), regions=n_regions,
         regions_near_boundary=int(region[near_boundary].unique().numel()),
         regions_near_points=int(region[near_points].unique().numel()),

@@ -1,11 +1,12 @@
-"""The one module that talks to MLflow.
+"""Writing runs to MLflow: one of the three modules that talk to MLflow (``stored`` reads runs
+back, ``sweep_runs`` keeps a sweep's parent and child runs and its UI view).
 
 ``Recorder`` owns a tracked run's every MLflow call: starting or continuing the run, params, tags
 and ``config.json``, metrics written in batches (``MetricBuffer``: at most 1,000 per call,
 buffered and retried while the store is unreachable), checkpoints, artifacts (history, figures,
-report, partition snapshots, the model) and ending the run. The module's functions do the same
-for the rest of the package: reading a recorded run back (its config, history, checkpoint,
-partition weights), the unsent-metrics import, and a sweep's parent run.
+report, partition snapshots, the model) and ending the run. The module's functions write for the
+rest of the package: runs created through the client (stacked members), tags, figures and text
+into an existing run, the unsent-metrics import, and the tracking URI.
 
 Nothing here measures or decides what to record: ``GrokTracker`` (``tracking``) does, and hands
 the results over.
@@ -14,17 +15,12 @@ the results over.
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
-import math
 import os
-import re
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import mlflow
 import torch
@@ -34,10 +30,11 @@ from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
 from ._context import managed_run, version_tags
+from .stored import quiet_downloads
 
 __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailable",
-           "history_csv", "import_metrics", "load_checkpoint", "read_history_csv",
-           "run_artifact_text", "run_config", "tag_run"]
+           "create_run", "end_runs", "import_metrics", "log_run_figure", "log_run_text",
+           "reopen_runs", "tag_run", "tracking_uri", "use_experiment"]
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
 MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
@@ -330,7 +327,7 @@ class Recorder:
                         if a.path.endswith(".png"))
         if not frames:
             return
-        with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
             local = [mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=f,
                                                          dst_path=tmp, tracking_uri=self.uri)
                      for f in frames]
@@ -366,71 +363,6 @@ class Recorder:
             input_example=example.detach().cpu().numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             **({} if tensor_output else {"serialization_format": "pickle"}))
-
-
-# -------------------------------------------------------------------- reading runs back
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No per-file download progress bars from MLflow inside the block (restored afterwards)."""
-    saved = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = saved
-
-
-def run_artifact_text(run_id: str, path: str) -> str:
-    """The text of a run's artifact (raises MLflow's error when there is none)."""
-    with _quiet_downloads():
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-
-
-def run_config(run_id: str, what: str) -> dict:
-    """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
-    from .settings import SettingsError
-
-    try:
-        return json.loads(run_artifact_text(run_id, "config.json"))
-    except Exception as err:  # noqa: BLE001 - any lookup failure means: not a usable run id
-        raise SettingsError(f"{what}: no grok_mlflow run {run_id!r} in "
-                            f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
-
-
-def run_name(run_id: str) -> str:
-    """The run's name (its id when it has none)."""
-    return MlflowClient().get_run(run_id).data.tags.get("mlflow.runName", run_id)
-
-
-def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
-    """The run's last checkpoint, or None when it has none (it then restarts from step 0)."""
-    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
-        except Exception:  # noqa: BLE001 - no checkpoint yet
-            return None
-        return torch.load(path, map_location=device, weights_only=False)
-
-
-def snapshot_steps(run_id: str) -> list[int]:
-    """Steps of the run's stored partition weights (``partition/weights/step_*.pt``)."""
-    try:
-        stored = MlflowClient().list_artifacts(run_id, "partition/weights")
-    except Exception:  # noqa: BLE001 - no such folder
-        stored = []
-    return sorted(int(os.path.basename(a.path)[5:-3]) for a in stored if a.path.endswith(".pt"))
-
-
-def load_snapshot_weights(run_id: str, step: int) -> dict[str, Tensor]:
-    """The state dict stored with the partition snapshot at ``step`` (on the CPU)."""
-    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
@@ -487,37 +419,11 @@ def _create_sqlite_store_once(uri: str) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:
-    """The measured history as CSV text: one row per step, one column per metric key."""
-    keys = sorted({k for row in history.values() for k in row})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["step", *keys])
-    for step in sorted(history):
-        row = history[step]
-        writer.writerow([step, *(_csv_value(row.get(k)) for k in keys)])
-    return out.getvalue()
-
-
-def read_history_csv(text: str) -> dict[int, dict[str, float]]:
-    """The inverse of ``history_csv``: {step: {key: value}}, empty cells left out."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
-            for r in rows}
-
-
-def _csv_value(value: float | None) -> str:
-    if value is None:
-        return ""
-    return repr(value) if math.isfinite(value) else str(value)
-
-
 def tracking_uri() -> str:
     """The tracking URI in use."""
     return mlflow.get_tracking_uri()
 
 
-# -------------------------------------------------------------------- sweeps
 def absolute_tracking_uri() -> str:
     """The tracking URI with a relative SQLite/file path made absolute (trials change cwd)."""
     uri = mlflow.get_tracking_uri()
@@ -536,44 +442,6 @@ def use_tracking_uri(uri: str, create: bool = False) -> None:
     mlflow.set_tracking_uri(uri)
     if create:
         MlflowClient().search_experiments()
-
-
-@contextmanager
-def sweep_parent_run(name: str, params: Mapping[str, str], tags: Mapping[str, str],
-                     spec_file: str = "", experiment: str | None = None
-                     ) -> Iterator[tuple[str, str]]:
-    """A sweep's parent run, with its spec as params (and file), in ``experiment`` (created if
-    new, marked as model training): yields (run id, experiment id) and ends the run (FAILED on
-    an exception)."""
-    if experiment:
-        use_experiment(experiment)
-    with managed_run(), mlflow.start_run(run_name=name) as parent:
-        run_id = parent.info.run_id
-        client = MlflowClient()
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                         synchronous=True)
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        if spec_file:
-            client.log_artifact(run_id, spec_file, "spec")
-        yield run_id, parent.info.experiment_id
-
-
-def trial_run_id(experiment_id: str, parent_id: str, trial: str) -> str | None:
-    """The child run of ``parent_id`` that ``trial`` already started (a restarted trial), if
-    any."""
-    runs = MlflowClient().search_runs(
-        [experiment_id], f"tags.mlflow.parentRunId = '{parent_id}' and "
-                         f"tags.`grok_mlflow.trial` = '{trial}'")
-    return runs[0].info.run_id if runs else None
-
-
-@contextmanager
-def child_run(name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterator[str]:
-    """A new child run (``tags`` holds ``mlflow.parentRunId``), active inside the block."""
-    with managed_run(), mlflow.start_run(run_name=name, experiment_id=experiment_id,
-                                         tags=dict(tags)) as run:
-        yield run.info.run_id
 
 
 def create_run(name: str, experiment_id: str | None = None,
@@ -606,21 +474,6 @@ def end_runs(run_ids: list[str], status: str) -> None:
         client.set_terminated(run_id, status)
 
 
-def run_statuses(run_ids: list[str]) -> list[str]:
-    """Each run's status (RUNNING, FINISHED, FAILED, KILLED)."""
-    client = MlflowClient()
-    return [client.get_run(r).info.status for r in run_ids]
-
-
-def child_runs(parent_id: str) -> list:
-    """The parent's child runs (``mlflow.entities.Run``), oldest first."""
-    client = MlflowClient()
-    parent = client.get_run(parent_id)
-    return list(reversed(client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
-        max_results=10_000)))
-
-
 def log_run_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 
@@ -634,86 +487,3 @@ def log_run_figure(run_id: str, fig, path: str, client: MlflowClient | None = No
         plt.close(fig)
 
 
-# --- the MLflow UI's view of a sweep --------------------------------------------------------
-# Read from MLflow 3.17's UI bundle (checked in a real browser, benchmarks/ui_screenshots.py):
-# runs whose parent is collapsed are not charted, but a search filter (or a sort other than by
-# start time) lists nested runs flat; `workflowType=machine_learning` opens the "Model training"
-# side of the UI (its default is GenAI, whatever the experiment's kind); an experiment tag
-# `mlflow.sharedViewState.<key>` holds a view (filter, sort, columns) that `viewStateShareKey=<key>`
-# opens. The experiment's description (its `mlflow.note.content` tag) is shown above its runs.
-SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
-SWEEP_LINE_PREFIX = "**Sweep "
-SWEEP_CHARTS = ["acc/train", "acc/test"]      # after lc/{train,test,random} (every radius)
-SWEEP_COLUMNS = ["acc/test", "acc/train", "lc/train", "grok/interpolation_step",
-                 "grok/generalization_step"]
-
-
-def sweep_view_link(experiment_id: str, key: str, chart: bool = True) -> str:
-    """The UI route (``#/experiments/...``, relative to the server) of a shared view."""
-    mode = "CHART" if chart else "TABLE"
-    return (f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            f"&compareRunsMode={mode}&viewStateShareKey={key}")
-
-
-def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int,
-                       keep: int = 10) -> str:
-    """Save a comparison view of ``parent_id``'s trials in its experiment and link it from the
-    experiment's and the parent's descriptions; returns the view's UI route.
-
-    The view lists the trials flat (filtered by parent), sorted by the first swept setting
-    (MLflow compares params as strings: 20, 200, 50), with the swept settings and final
-    metrics as columns; the link opens it in the chart view, whose first section overlays every
-    trial's LC, accuracy and adversarial-accuracy curves.
-    The experiment's description keeps one line per sweep, newest first, at most ``keep``.
-    """
-    client = MlflowClient()
-    parent = client.get_run(parent_id)
-    experiment_id = parent.info.experiment_id
-    logged = {k for run in child_runs(parent_id) for k in run.data.metrics}
-    lc_keys = sorted((k for k in logged if re.fullmatch(r"lc(_r[^/]+)?/(train|test|random)", k)),
-                     key=lambda k: (k.split("/")[0], ("train", "test", "random").index(
-                         k.split("/")[1])))
-    first = lc_keys + [k for k in SWEEP_CHARTS if k in logged] + sorted(
-        k for k in logged if k.startswith("adv/acc/"))
-    state = {"searchFilter": f"tags.mlflow.parentRunId = '{parent_id}'",
-             "orderByKey": f"params.`{swept[0]}`" if swept else "attributes.run_name",
-             "orderByAsc": True, "runsHiddenMode": "SHOW_ALL",
-             "selectedColumns": [*(f"params.`{k}`" for k in swept),
-                                 *(f"metrics.`{k}`" for k in SWEEP_COLUMNS)],
-             # one section first with the curves the paper compares; the UI adds the rest
-             "isAccordionReordered": True,
-             "compareRunSections": [{"uuid": "grok", "name": "LC and accuracy", "display": True,
-                                     "isReordered": False, "deleted": False,
-                                     "isGenerated": True}],
-             "compareRunCharts": [{"type": "LINE", "uuid": f"grok-{i}", "metricSectionId": "grok",
-                                   "isGenerated": True, "deleted": False, "metricKey": k,
-                                   "selectedMetricKeys": [k]} for i, k in enumerate(first)]}
-    client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + parent_id, json.dumps(state))
-    link = sweep_view_link(experiment_id, parent_id)
-    line = (f"{SWEEP_LINE_PREFIX}{sweep}** ({trials} trials over {', '.join(swept) or '-'}, "
-            f"run `{parent_id[:8]}`): [compare the trials]({link}) · "
-            f"[as a table]({sweep_view_link(experiment_id, parent_id, chart=False)})")
-    old = client.get_experiment(experiment_id).tags.get("mlflow.note.content", "")
-    ours = [x for x in old.splitlines() if x.startswith(SWEEP_LINE_PREFIX) and parent_id[:8] not in x]
-    others = [x for x in old.splitlines() if x.strip() and not x.startswith(SWEEP_LINE_PREFIX)]
-    lines = [line, *ours[:keep - 1]]
-    client.set_experiment_tag(experiment_id, "mlflow.note.content",
-                              "\n\n".join([*others, *lines]))
-    note = parent.data.tags.get("mlflow.note.content", "")
-    if not note.startswith("[Compare the trials]"):
-        client.set_tag(parent_id, "mlflow.note.content",
-                       f"[Compare the trials]({link})" + (f"\n\n{note}" if note else ""))
-    return link
-
-
-def sweep_view_url(parent_id: str) -> str:
-    """The full address of a sweep's comparison view (``publish_sweep_view``)."""
-    experiment_id = MlflowClient().get_run(parent_id).info.experiment_id
-    return ui_base_url() + sweep_view_link(experiment_id, parent_id)
-
-
-def ui_base_url(default: str = "http://127.0.0.1:5000/") -> str:
-    """Where the UI of the current tracking store is: the server itself for an http(s) URI,
-    else ``mlflow ui``'s default address."""
-    uri = tracking_uri()
-    return uri.rstrip("/") + "/" if uri.startswith(("http://", "https://")) else default

@@ -264,7 +264,7 @@ class Settings:
 
     def to_params(self) -> dict[str, str]:
         """Every setting as a string, the way MLflow stores params (and ``from_strings`` reads)."""
-        return {f.name: _format(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: format_value(getattr(self, f.name)) for f in fields(self)}
 
 
 def _check_types(obj: Any) -> None:
@@ -343,7 +343,7 @@ def load_preset(path: str, base: Settings | None = None) -> Settings:
 
 def _require(s: Any, name: str, ok: bool, rule: str) -> None:
     if not ok:
-        raise SettingsError(f"{name}: must be {rule}, got {_format(getattr(s, name))!r}")
+        raise SettingsError(f"{name}: must be {rule}, got {format_value(getattr(s, name))!r}")
 
 
 @functools.cache
@@ -384,11 +384,11 @@ def _parse(f: dataclasses.Field, text: str) -> Any:
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
-        return ",".join(_format(v) for v in value)
+        return ",".join(format_value(v) for v in value)
     if isinstance(value, float):
         return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:g}"
     return str(value)
@@ -403,7 +403,7 @@ def mlproject_parameters() -> dict[str, dict[str, Any]]:
     """The ``main`` entry point's parameters: {name: {type, default}}, in field order."""
     defaults = Settings()
     return {f.name: {"type": _MLPROJECT_TYPES[_base_type(f)],
-                     "default": _format(getattr(defaults, f.name))} for f in fields(Settings)}
+                     "default": format_value(getattr(defaults, f.name))} for f in fields(Settings)}
 
 
 def render_mlproject() -> str:
@@ -502,6 +502,6 @@ def settings_table() -> str:
     rows = ["| setting | default | valid values | meaning |", "|---|---|---|---|"]
     defaults = Settings()
     for f in fields(Settings):
-        rows.append(f"| `{f.name}` | `{_format(getattr(defaults, f.name))}` | {VALID[f.name]} | "
+        rows.append(f"| `{f.name}` | `{format_value(getattr(defaults, f.name))}` | {VALID[f.name]} | "
                     f"{f.metadata['help']} |")
     return "\n".join(rows) + "\n"

@@ -9,6 +9,7 @@ optimizer, with each member's own learning rate, betas and weight decay.
 Each member stays an ordinary ``nn.Module`` whose parameters and buffers are *views* of the
 stacked tensors: whatever measures, snapshots or checkpoints a single model does the same to a
 member, and sees its weights as they are after the last stacked step. Nothing here logs.
+Which runs may be stacked together: ``STACKABLE``, ``stack_key``, ``check_stackable``.
 
 Example:
     >>> stack = StackedModules([build(seed) for seed in range(8)])
@@ -28,9 +29,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .data import dataset_spec
 from .evaluation import loss_function
+from .settings import Settings, SettingsError
 
-__all__ = ["StackedAdamW", "StackedModules", "member_views"]
+__all__ = ["STACKABLE", "StackedAdamW", "StackedModules", "check_stackable", "member_views",
+           "stack_key"]
 
 
 def _set_tensor(module: nn.Module, name: str, value: Tensor, parameter: bool) -> None:
@@ -266,3 +270,46 @@ class StackedAdamW:
                 self.exp_avg_sq[name][k].copy_(saved["exp_avg_sq"])
         optimizer.state.clear()
         self.steps = steps.pop() if steps else 0
+
+
+# Settings that stacked members may differ in: every tensor keeps its shape. Everything else
+# (dataset, model, depth, width, activation, batchnorm, dtype, device, steps, batch size, ...)
+# must be equal within a stacked group.
+STACKABLE = frozenset({
+    "seed", "lr", "weight_decay", "adam_beta1", "adam_beta2", "optimizer", "init_scale",
+    "train_size", "random_labels", "train_fraction", "loss", "eval_size", "eval_points",
+    "eval_every", "checkpoint_every_s", "tracking_retry_s", "lc_radius", "lc_directions",
+    "lc_samples", "adv_eps", "adv_steps", "adv_samples", "adv_points", "deform_points",
+    "partition_every", "partition_resolution", "preset", "data_root", "download",
+    "data_workers"})
+
+
+
+def stack_key(settings: Settings) -> tuple | None:
+    """What must be equal for runs to train as one stacked model (``train_stacked``), or None
+    for a run that cannot be stacked (a streamed dataset: each member would need its own
+    stream). Full-batch runs (``batch_size`` 0) also need equal training sets."""
+    if dataset_spec(settings.dataset).streamed:
+        return None
+    params = settings.to_params()
+    key = {k: v for k, v in params.items() if k not in STACKABLE}
+    if settings.batch_size == 0:
+        key.update(train_size=params["train_size"], train_fraction=params["train_fraction"])
+    return tuple(sorted(key.items()))
+
+
+
+def check_stackable(members: Sequence[Settings]) -> None:
+    """``SettingsError`` naming the first setting that differs between members in a way that
+    changes a tensor's shape (see ``STACKABLE``)."""
+    if not members:
+        raise SettingsError("stacked training needs at least one member")
+    if any(stack_key(s) is None for s in members):
+        raise SettingsError(f"dataset: {members[0].dataset} is streamed; stacked training needs "
+                            "a dataset held as tensors (use ensemble: off)")
+    first = dict(stack_key(members[0]))
+    for s in members[1:]:
+        for k, v in stack_key(s):
+            if first.get(k) != v:
+                raise SettingsError(f"{k}: stacked members must share it (it changes a tensor's "
+                                    f"shape), got {first.get(k)!r} and {v!r}")

@@ -24,7 +24,7 @@ A spec is YAML::
         trend: decreasing            # see grok_mlflow.claims for every field and the rules
 
 With ``ensemble: auto`` (the default) the trials are grouped (``stack_groups``): trials whose
-settings differ only in what ``training.STACKABLE`` lists train together as one stacked model
+settings differ only in what ``stacking.STACKABLE`` lists train together as one stacked model
 in one Ray trial (``training.train_stacked``), each still its own child run with everything a
 single trial logs. A group of one trains as an ordinary trial.
 
@@ -85,9 +85,9 @@ class SweepSpec:
 
     def stack_groups(self) -> list[list[dict[str, Any]]]:
         """The trials in the groups that train together (``ensemble: auto``): same
-        ``training.stack_key``, in grid order, at most ``max_members`` each; with
+        ``stacking.stack_key``, in grid order, at most ``max_members`` each; with
         ``ensemble: off`` every trial alone."""
-        from .training import stack_key
+        from .stacking import stack_key
 
         trials = self.trials()
         if self.ensemble == "off":
@@ -204,7 +204,8 @@ def _trial(space: dict[str, Any]) -> None:
         return _stacked_trial(config)
     from ray import tune
 
-    from .recorder import child_run, trial_run_id, use_tracking_uri
+    from .recorder import use_tracking_uri
+    from .sweep_runs import child_run, trial_run_id
     from .training import train
 
     use_tracking_uri(config["tracking_uri"])
@@ -235,7 +236,8 @@ def _stacked_trial(group: dict[str, Any]) -> None:
     (members that already ended, FINISHED or FAILED, are not trained again)."""
     from ray import tune
 
-    from .recorder import run_statuses, trial_run_id, use_tracking_uri
+    from .recorder import use_tracking_uri
+    from .sweep_runs import run_statuses, trial_run_id
     from .training import train_stacked
 
     first = group["members"][0]
@@ -291,8 +293,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     from ray import tune
 
     from .progress import SweepProgress
-    from .recorder import (absolute_tracking_uri, publish_sweep_view, sweep_parent_run,
-                           use_tracking_uri)
+    from .recorder import absolute_tracking_uri, use_tracking_uri
+    from .sweep_runs import publish_sweep_view, sweep_parent_run
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not verbose:   # Ray 2.60's new output engine prints its configuration box even when silent
@@ -393,8 +395,10 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
     from .phases import PHASE_KEYS, SHAPE_KEYS
     from .plots import claims_figure, sweep_figures
-    from .recorder import (child_runs, log_run_figure, log_run_text, read_history_csv,
-                           run_artifact_text, tag_run)
+    from .history import read_history_csv
+    from .recorder import log_run_figure, log_run_text, tag_run
+    from .stored import run_artifact_text
+    from .sweep_runs import child_runs
     from .claims import claims_markdown
     from .report import report_table, reproduction_report
 
@@ -468,7 +472,8 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2
-    from .recorder import absolute_tracking_uri, sweep_view_url
+    from .recorder import absolute_tracking_uri
+    from .sweep_runs import sweep_view_url
 
     uri = absolute_tracking_uri()
     serve = "" if uri.startswith(("http://", "https://")) else \
@@ -476,7 +481,7 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
           f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
     if spec.claims:                      # the verdicts: the sweep's last lines
-        from .recorder import run_artifact_text
+        from .stored import run_artifact_text
 
         print("The paper's claims:\n" + "\n".join(
             line[2:].replace("**", "") for line in

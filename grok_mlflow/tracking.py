@@ -9,14 +9,14 @@
 The parts, each with its own module and tests:
 
 =====================  ===========================================================================
-when to measure        ``schedule.log_schedule``: log-spaced eval steps, a sparser PGD subset,
-                       partition snapshots every N-th eval step
+when to measure        ``schedule.MeasureSchedule``: log-spaced eval steps, sparser PGD and
+                       deformation subsets, partition snapshots every N-th eval step
 what points            ``probes.draw_probes``: fixed seeded LC / accuracy / PGD / partition points
                        from tensors, a Dataset or a DataLoader, drawn once
 measuring              ``measure.measure`` (accuracy, loss, LC, PGD) and
                        ``partition.partition_slice``: pure, tensors in, tensors out
 recording              ``recorder.Recorder``: the run, params, config, batched metrics with
-                       retries, checkpoints, artifacts (the only MLflow caller)
+                       retries, checkpoints, artifacts (the tracker's only MLflow caller)
 saying what it showed  ``phases.detect_phases`` and ``report.reproduction_report`` at the end
 =====================  ===========================================================================
 
@@ -42,22 +42,21 @@ import torch
 from torch import Tensor, nn
 
 from ._modes import evaluating
-from .complexity import default_directions, embedded, input_module_of, local_complexity
+from .complexity import default_directions, local_complexity
+from .network import embedded, input_module_of
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
-from .probes import Data, draw_probes
-from .recorder import (DEFAULT_EXPERIMENT, MetricBuffer, Recorder, TrackingUnavailable,
-                       history_csv, import_metrics, read_history_csv, run_artifact_text,
-                       run_name, tag_run, tracking_uri)
+from .probes import Data, Probes, draw_probes
+from .history import history_csv
+from .recorder import MetricBuffer, Recorder, TrackingUnavailable, tracking_uri
 from .report import report_markdown, reproduction_report
-from .schedule import log_schedule
-from .settings import Settings, SettingsError, TrackerSettings
+from .schedule import MeasureSchedule
+from .settings import Settings, TrackerSettings, format_value
 from .tasks import TASKS, OutputSpec, measured_model
+from .terminal import step_bar
 
-__all__ = ["DEFAULT_EXPERIMENT", "DivergenceError", "GrokTracker", "MetricBuffer",
-           "TrackingUnavailable", "history_csv", "import_metrics", "lc_prefix",
-           "model_run_name", "read_history_csv", "run_report", "tag_run"]
+__all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
 
 
 class DivergenceError(RuntimeError):
@@ -159,28 +158,13 @@ class GrokTracker:
                                              s.checkpoint_every_s)
         self.adv_eps = adv_budgets(s, domain) if tuple(domain) == (0.0, 1.0) else ()
         # step 0 (initialisation) is measured on entering the context
-        self.schedule = log_schedule(s.steps, s.eval_points, s.eval_every)
-        # PGD and the deformation on their own sparser log-spaced cadences, snapped to the
-        # nearest eval steps (subsets of the schedule)
-        self.adv_schedule = self._snapped(s.adv_points) if self.adv_eps else set()
-        self.deform_schedule = self._snapped(s.deform_points)
-        # partition snapshots: every N-th eval step, and the last
-        self.partition_schedule = (set(self.schedule[::s.partition_every]) | {self.schedule[-1]}
-                                   if s.partition_every else set())
-        self._due = set(self.schedule)
+        self.schedule = MeasureSchedule.from_settings(s, adversarial=bool(self.adv_eps))
         self.history: dict[int, dict[str, float]] = {}
         self.phases: dict[str, int] = {}
         self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
-        self._last_step: int | None = None
+        self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._bar = None
         self._artifacts_written = time.monotonic()
-
-    def _snapped(self, points: int) -> set[int]:
-        """``points`` log-spaced steps, each moved to the nearest eval step (0: none)."""
-        if not points:
-            return set()
-        return {min(self.schedule, key=lambda e: abs(e - t))
-                for t in log_schedule(self.settings.steps, points)}
 
     @property
     def run_id(self) -> str | None:
@@ -188,6 +172,15 @@ class GrokTracker:
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "GrokTracker":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.finish(exc)
+        return False
+
+    def start(self) -> "GrokTracker":
+        """What entering the context does (for integrations that cannot use ``with``: the
+        Lightning callback, ``StackedTracker``): the checks, the run, step 0's measurement."""
         self._prepare()                 # every check that can fail, before the run exists
         self.recorder.start()
         try:
@@ -199,18 +192,19 @@ class GrokTracker:
             else:
                 state = self.resume["tracker"]
                 self.history = {int(k): dict(v) for k, v in state["history"].items()}
-                self._last_step = int(self.resume["step"])
+                self.last_step = int(self.resume["step"])
         except BaseException as err:
             self._fail(err)
             self._end("FAILED")
             raise
         if self.progress:
-            from tqdm.auto import tqdm
-            # in a log file (not a terminal) one line every 30 s, not ten a second
-            self._bar = tqdm(total=self.settings.steps, unit="step", dynamic_ncols=True,
-                             desc=self.run_name, initial=self._last_step or 0,
-                             mininterval=0.1 if sys.stderr.isatty() else 30.0)
+            self._bar = step_bar(self.settings.steps, self.run_name, self.last_step or 0)
         return self
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the tracker: ``{"history", "step"}``; ``resume=`` takes
+        it back as ``{"tracker": {"history": ...}, "step": ...}``."""
+        return {"history": self.history, "step": self.last_step or 0}
 
     def _prepare(self) -> None:
         """Probes, the measured model (output tensor, task), LC's input and P, and the first LC
@@ -225,7 +219,7 @@ class GrokTracker:
                              "whose output is continuous (the embedding), e.g. "
                              "TrackerSettings(lc_input='embed')")
         if self.tokens:            # PGD in input units needs a continuous input
-            self.adv_eps, self.adv_schedule = (), set()
+            self.adv_eps, self.schedule = (), self.schedule.without_adversarial()
         x, y = self.probes.accuracy["train"]
         chosen = measured_model(self.model, x[:8], y[:8], self.task, self.output)
         self.net, self.task, self.measured_task = chosen.net, chosen.task, chosen.measure_task
@@ -257,7 +251,7 @@ class GrokTracker:
             line = f"diverged: {err}"
         try:
             self.recorder.set_tags({"grok_mlflow.failure": line,
-                                    "grok_mlflow.failure_step": str(self._last_step)})
+                                    "grok_mlflow.failure_step": str(self.last_step)})
         except Exception:  # noqa: BLE001 - the store may be the reason; the error itself wins
             pass
 
@@ -292,24 +286,10 @@ class GrokTracker:
         self.recorder.set_tags(tags)
         if self.output_note:
             print(f"grok-mlflow: {self.output_note}", file=sys.stderr)
-        p = self.probes
-        config = {"task": self.task, "output": (self.output_note or "the model's tensor"),"tracker_settings": dataclasses.asdict(self.settings),
-                  "model": {"class": f"{type(self.model).__module__}.{type(self.model).__name__}",
-                            "parameters": sum(q.numel() for q in self.model.parameters()),
-                            "measured_layers": list(self.lc_layers)},
-                  "grok_mlflow_version": package_version(),
-                  "torch_version": torch.__version__,
-                  "device": str(next(self.model.parameters()).device),
-                  "input_shape": list(p.input_shape), "n_train": p.n_train, "n_test": p.n_test,
-                  "n_accuracy": {split: len(x) for split, (x, _) in p.accuracy.items()},
-                  "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(self.lc_layers)},
-                  "partition_points": {"train_index": p.partition_index,
-                                       "labels": p.partition_labels},
-                  "adv_eps": list(self.adv_eps),
-                  "schedule": {"eval_steps": self.schedule,
-                               "adv_steps": sorted(self.adv_schedule),
-                               "deform_steps": sorted(self.deform_schedule)},
-                  **self.extra_config}
+        config = run_config_json(self.model, self.settings, self.probes, self.schedule,
+                                 layers=self.lc_layers, adv_eps=self.adv_eps, task=self.task,
+                                 output=self.output_note or "the model's tensor",
+                                 extra=self.extra_config)
         self.recorder.log_dict(config, "config.json")
 
     # ------------------------------------------------------------------ per step
@@ -325,9 +305,9 @@ class GrokTracker:
             The metrics measured at this step, or None when nothing was due.
         """
         if self._bar is not None and step > 0:
-            self._bar.update(step - (self._last_step or 0))
-        self._last_step = step
-        if step not in self._due:
+            self._bar.update(step - (self.last_step or 0))
+        self.last_step = step
+        if not self.schedule.due(step):
             return None
         if loss is not None:   # a host sync only at measured steps; NaN weights keep it NaN
             value = float(loss.detach() if isinstance(loss, Tensor) else loss)
@@ -354,12 +334,12 @@ class GrokTracker:
             adversarial: run PGD too; default when ``step`` is on the PGD schedule.
         """
         if adversarial is None:
-            adversarial = step in self.adv_schedule
+            adversarial = step in self.schedule.adv_steps
         metrics = measure(self.net, self.probes, self.settings,
                           adversarial=adversarial and bool(self.adv_eps),
-                          deform=step in self.deform_schedule, task=self.measured_task,
+                          deform=step in self.schedule.deform_steps, task=self.measured_task,
                           loss_fn=self._loss_fn())
-        if step in self.partition_schedule:
+        if step in self.schedule.partition_steps:
             metrics.update(self._partition_snapshot(step))
         values = self._record(metrics, step)
         if self.recorder.flush_due():
@@ -445,30 +425,32 @@ class GrokTracker:
         return detect_phases(self.history, lc_key=key)
 
     # ------------------------------------------------------------------ end
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        status = ("FINISHED" if exc_type is None else
-                  "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+    def finish(self, exc: BaseException | None = None) -> None:
+        """What leaving the context does: measure the last step if it was not, flush, write the
+        report, history and model, end an owned run (FINISHED; with ``exc``: KILLED for a
+        KeyboardInterrupt, FAILED otherwise)."""
+        status = ("FINISHED" if exc is None else
+                  "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         if self._bar is not None:
             self._bar.close()
         # Ctrl-C caught at a step boundary (``train`` does that): the state is consistent there
-        consistent = exc_type is None or getattr(exc, "at_step_boundary", False)
+        consistent = exc is None or getattr(exc, "at_step_boundary", False)
         try:
-            if exc_type is None and self._last_step is not None and (
-                    self._last_step not in self.history):
+            if exc is None and self.last_step is not None and (
+                    self.last_step not in self.history):
                 # the loop stopped before settings.steps: its last step is measured all the same
-                self.measure(self._last_step, adversarial=bool(self.adv_schedule))
+                self.measure(self.last_step, adversarial=bool(self.schedule.adv_steps))
             if exc is not None:
                 self._fail(exc)
         finally:
-            self._end(status, clean=exc_type is None, checkpoint=consistent)
-        return False
+            self._end(status, clean=exc is None, checkpoint=consistent)
 
     def _end(self, status: str, clean: bool = False, checkpoint: bool = False) -> None:
         """Flush metrics (and checkpoint when the state is consistent); at a clean end the
         phases, the report, the history and the model; end an owned run."""
         try:
             try:
-                self._flush(self._last_step if checkpoint else None,
+                self._flush(self.last_step if checkpoint else None,
                             retry_s=self.settings.tracking_retry_s)
             except TrackingUnavailable:
                 self.recorder.save_unsent()
@@ -483,7 +465,7 @@ class GrokTracker:
                 self._write_report()
             if self.history:
                 self._write_artifacts()
-            if clean and self.partition_schedule:
+            if clean and self.schedule.partition_steps:
                 self.recorder.log_partition_gif()
             if clean and self.log_model:
                 self.recorder.log_model(self.model, self.probes.accuracy["train"][0][:2],
@@ -508,11 +490,29 @@ class GrokTracker:
               + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
 
 
+def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,
+                    schedule: MeasureSchedule, *, layers: list[str], adv_eps: tuple[float, ...],
+                    task: str, output: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A tracked run's ``config.json``: the task, the resolved tracker settings, the model (class,
+    size, measured layers), versions, device, data shapes, the partition points, the PGD budgets
+    and the schedule, then ``extra`` (e.g. the project's settings, for rebuilding the run)."""
+    p = probes
+    return {"task": task, "output": output, "tracker_settings": dataclasses.asdict(settings),
+            "model": {"class": f"{type(model).__module__}.{type(model).__name__}",
+                      "parameters": sum(q.numel() for q in model.parameters()),
+                      "measured_layers": list(layers)},
+            "grok_mlflow_version": package_version(), "torch_version": torch.__version__,
+            "device": str(next(model.parameters()).device),
+            "input_shape": list(p.input_shape), "n_train": p.n_train, "n_test": p.n_test,
+            "n_accuracy": {split: len(x) for split, (x, _) in p.accuracy.items()},
+            "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(layers)},
+            "partition_points": {"train_index": p.partition_index, "labels": p.partition_labels},
+            "adv_eps": list(adv_eps), "schedule": schedule.as_dict(), **extra}
+
+
 def settings_params(settings: TrackerSettings, prefix: str = "") -> dict[str, str]:
     """The tracker settings as MLflow params (``prefix``: e.g. ``grok.`` in a shared run)."""
-    from .settings import _format
-
-    return {prefix + f.name: _format(getattr(settings, f.name))
+    return {prefix + f.name: format_value(getattr(settings, f.name))
             for f in dataclasses.fields(settings)}
 
 
@@ -529,29 +529,3 @@ def _same_value(logged: str, resolved: str) -> bool:
         return False
 
 
-def _sweep_report(run_id: str) -> str:
-    """A sweep parent's verdicts on its claims and its per-trial table (``claims.md``,
-    ``report.md``), or "" when ``run_id`` has neither."""
-    parts = []
-    for name in ("claims.md", "report.md"):
-        try:
-            parts.append(run_artifact_text(run_id, name))
-        except Exception:  # noqa: BLE001 - not a sweep parent, or a sweep without claims
-            continue
-    return "\n".join(parts)
-
-
-def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
-    """The report (``grok_mlflow.report``) of a recorded run, from its ``history.csv``
-    (``expected``: {phase: claim} for an extra column); ``SettingsError`` naming the run when it
-    has no history."""
-    try:
-        history = read_history_csv(run_artifact_text(run_id, "history.csv"))
-    except Exception as err:  # noqa: BLE001 - unknown run, or a run with no measurements
-        sweep = _sweep_report(run_id)
-        if sweep:
-            return sweep
-        raise SettingsError(f"report: no grok_mlflow history for run {run_id!r} in "
-                            f"{tracking_uri()} ({type(err).__name__})") from None
-    return report_markdown(reproduction_report(history), title=run_name(run_id),
-                           expected=expected)

@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
-from grok_mlflow.complexity import (NONLINEARITIES, _plan_for, local_complexity,
-                                    register_nonlinearity, sample_directions)
+from grok_mlflow.complexity import local_complexity, sample_directions
+from grok_mlflow.network import NONLINEARITIES, plan_for as _plan_for, register_nonlinearity
 
 
 def mlp(dims, act=nn.ReLU, bias=True, dtype=torch.float64):
@@ -253,8 +253,9 @@ def test_a_users_own_module_and_a_registered_activation():
                          n_directions=3)
         assert lc.per_layer.tolist() == [[16], [16]]
     finally:
-        import grok_mlflow.complexity as c
-        c.NONLINEARITIES = NONLINEARITIES
+        import grok_mlflow.network as network
+        network.NONLINEARITIES = NONLINEARITIES
+        network._PLANS.clear()
 
 
 def test_model_state_gradients_and_global_rng_are_left_alone():

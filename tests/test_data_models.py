@@ -10,7 +10,7 @@ from grok_mlflow.complexity import local_complexity
 from grok_mlflow.data import DATASETS, load_dataset
 from grok_mlflow.models import ACTIVATIONS, MODELS, build_model
 from grok_mlflow.settings import Settings, SettingsError
-from grok_mlflow.training import check_settings
+from grok_mlflow.run_parts import check_settings
 
 CPU = torch.device("cpu")
 
@@ -81,7 +81,7 @@ def test_normalization_is_the_first_module_and_affine_for_lc():
     x = torch.rand(3, 3, 8, 8)
     expected = net.net((x - torch.tensor(norm[0]).view(1, 3, 1, 1)) / torch.tensor(norm[1]).view(1, 3, 1, 1))
     assert torch.allclose(net(x), expected)
-    from grok_mlflow.complexity import _plan_for
+    from grok_mlflow.network import plan_for as _plan_for
     assert _plan_for(net).head is not None   # LC's fast path sees through the normalisation
 
 

@@ -15,9 +15,10 @@ import pytest
 import mlflow
 import torch
 
-from grok_mlflow.data import StreamedBatches, load_dataset, training_batches
+from grok_mlflow.batches import StreamedBatches, training_batches
+from grok_mlflow.data import load_dataset
 from grok_mlflow.settings import Settings, SettingsError
-from grok_mlflow.training import check_settings
+from grok_mlflow.run_parts import check_settings
 
 from conftest import MNIST_T10K
 

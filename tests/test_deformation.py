@@ -62,8 +62,8 @@ def test_a_linear_network_scales_the_neighbourhood_by_its_gain(monkeypatch):
     """Layers c_l * Q_l (Q orthogonal): an affine image of the cross-polytope with every distance
     multiplied by c_1 ... c_l, so relative eccentricity and diameter are exactly that product,
     at every radius (no bending)."""
-    import grok_mlflow.complexity as complexity
-    monkeypatch.setattr(complexity, "NONLINEARITIES", complexity.NONLINEARITIES + (Scale,))
+    import grok_mlflow.network as network
+    monkeypatch.setattr(network, "NONLINEARITIES", network.NONLINEARITIES + (Scale,))
     torch.manual_seed(0)
     gains = [2.0, 0.5, 3.0]
     layers = []
@@ -130,8 +130,8 @@ def test_the_tracker_logs_deformation_on_its_own_cadence(tracking_uri):
             tracker.step(step)
     client = MlflowClient()
     history = client.get_metric_history(tracker.run_id, "deform/eccentricity/layer_2")
-    assert [m.step for m in history] == sorted(tracker.deform_schedule)
-    assert set(tracker.deform_schedule) < set(tracker.schedule)   # a subset of the eval steps
+    assert [m.step for m in history] == sorted(tracker.schedule.deform_steps)
+    assert tracker.schedule.deform_steps < set(tracker.schedule.eval_steps)   # a subset of the eval steps
     direct = deformation(net, tracker.probes.lc["train"], radius=s.lc_radius[0],
                          n_directions=4, seed=s.seed)
     assert history[-1].value == pytest.approx(direct.summary()[0][2].item(), rel=1e-6)
@@ -140,9 +140,9 @@ def test_the_tracker_logs_deformation_on_its_own_cadence(tracking_uri):
 
 def test_radius_study_on_a_network_that_only_scales_and_one_that_bends(monkeypatch):
     from grok_mlflow.radius import radius_study
-    import grok_mlflow.complexity as complexity
+    import grok_mlflow.network as network
 
-    monkeypatch.setattr(complexity, "NONLINEARITIES", complexity.NONLINEARITIES + (Scale,))
+    monkeypatch.setattr(network, "NONLINEARITIES", network.NONLINEARITIES + (Scale,))
     torch.manual_seed(0)
     similarity = nn.Sequential(nn.Linear(8, 8), Scale(), nn.Linear(8, 8), Scale()).double()
     for lin in (similarity[0], similarity[2]):

@@ -12,15 +12,17 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from grok_mlflow.data import StackedBatches, TensorBatches
+from grok_mlflow.batches import StackedBatches, TensorBatches
 from grok_mlflow.ensemble import StackedTracker, align_checkpoints
 from grok_mlflow.evaluation import accuracy_and_loss, loss_function
 from grok_mlflow.models import build_model
-from grok_mlflow.recorder import read_history_csv, run_artifact_text
+from grok_mlflow.history import read_history_csv
+from grok_mlflow.stored import run_artifact_text
 from grok_mlflow.schedule import log_schedule
 from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
 from grok_mlflow.stacking import StackedAdamW, StackedModules, member_views
-from grok_mlflow.training import check_stackable, train, train_stacked
+from grok_mlflow.stacking import check_stackable
+from grok_mlflow.training import train, train_stacked
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 SMALL = Settings(steps=100, width=24, depth=2, lc_samples=20, lc_directions=4, adv_points=2,

@@ -225,7 +225,7 @@ def test_a_run_takes_partition_snapshots_and_the_cli_redraws_them(tracking_uri, 
 
 
 def test_a_model_whose_only_activation_is_a_registered_one_gets_its_partition():
-    from grok_mlflow.complexity import register_nonlinearity
+    from grok_mlflow.network import register_nonlinearity
 
     class Square(nn.Module):          # a user's own activation, unknown to grok_mlflow
         def forward(self, x):

@@ -109,7 +109,7 @@ def test_the_real_fig10_cpu_history():
     27.5 by interpolation (step 200), drifts to 23.9 while test accuracy climbs to 1.0 (step
     1,050) and falls to 17.3 by step 2,500. The only rise is the early one; the grokking is
     delayed 5x after interpolation."""
-    from grok_mlflow.recorder import read_history_csv
+    from grok_mlflow.history import read_history_csv
     from grok_mlflow.report import reproduction_report
 
     from conftest import REPO

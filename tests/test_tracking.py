@@ -18,7 +18,7 @@ from grok_mlflow import GrokTracker, Settings, train
 from grok_mlflow.cli import main
 from grok_mlflow.phases import PHASE_KEYS, SHAPE_KEYS
 from grok_mlflow.schedule import log_schedule
-from grok_mlflow.tracking import MetricBuffer
+from grok_mlflow.recorder import MetricBuffer
 
 from conftest import REPO, subprocess_env
 
@@ -237,9 +237,9 @@ def test_pgd_cadence_is_a_sparser_subset_of_the_eval_steps():
     x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
     tracker = GrokTracker(small_net(), (x, y), (x, y), Settings(steps=100_000, eval_points=60,
                                                               adv_points=20), progress=False)
-    assert tracker.adv_schedule <= set(tracker.schedule)
-    assert 12 <= len(tracker.adv_schedule) <= 20 + 1 < len(tracker.schedule)  # + step 0
-    assert {0, 100_000} <= tracker.adv_schedule
+    assert tracker.schedule.adv_steps <= set(tracker.schedule.eval_steps)
+    assert 12 <= len(tracker.schedule.adv_steps) <= 20 + 1 < len(tracker.schedule.eval_steps)  # + step 0
+    assert {0, 100_000} <= tracker.schedule.adv_steps
 
 
 def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(tmp_path,
@@ -270,7 +270,7 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(t
     schedule = log_schedule(1_000_000, 400)
     assert len(measured) > 5 and measured == schedule[:len(measured)]
     assert {"history.csv", "checkpoints"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    from grok_mlflow.recorder import load_checkpoint
+    from grok_mlflow.stored import load_checkpoint
     assert load_checkpoint(run.info.run_id, torch.device("cpu"))["step"] >= measured[-1]
 
 
@@ -419,7 +419,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, t
     assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
     measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
     assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
-    from grok_mlflow.recorder import load_checkpoint
+    from grok_mlflow.stored import load_checkpoint
     state = load_checkpoint(run.info.run_id, torch.device("cpu"))
     assert state["step"] < step
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -488,7 +488,7 @@ def test_the_plugin_tags_only_the_runs_grok_mlflow_starts(tracking_uri):
 
 def test_runs_of_different_presets_get_different_names():
     from grok_mlflow.settings import load_preset
-    from grok_mlflow.training import run_name_for
+    from grok_mlflow.run_parts import run_name_for
 
     presets = ["fig1_mnist_mlp", "fig3_mlp_init8", "fig25_gelu_mlp"]   # same dataset and MLP
     loaded = [load_preset(str(REPO / "projects" / f"{p}.yaml")) for p in presets]

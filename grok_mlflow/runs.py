@@ -1,0 +1,292 @@
+"""Recorded runs: what the ``grok-mlflow`` commands do with a run that has finished (or stopped).
+
+Everything starts from one way to rebuild a run, ``RecordedRun.load``: its ``config.json``'s
+settings rebuild its data and its model exactly as training built them (``run_parts``), and
+``weights_at`` puts the weights of a step into the model (the last checkpoint, or a partition
+snapshot). On that: ``run_report`` (the report of a run or a sweep), ``resume_settings``,
+``draw_partition``, ``choose_radius`` and ``compare_regions``.
+
+Example:
+    >>> run = RecordedRun.load(run_id, "partition")        # SettingsError for an unknown run
+    >>> step = run.weights_at(None)                          # the last snapshot, loaded
+    >>> x = run.points(20)                                   # 20 seeded training inputs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .network import input_module_of
+from .data import DataSplits
+from .history import read_history_csv
+from .recorder import log_run_figure, log_run_text, tracking_uri
+from .report import report_markdown, reproduction_report
+from .run_parts import check_settings, data_and_model
+from .settings import Settings, SettingsError, load_preset
+from .stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
+                     run_name, snapshot_steps)
+
+__all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
+           "run_report"]
+
+
+def _config_settings(config: Mapping[str, Any]) -> Settings:
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v
+                       for k, v in config["settings"].items()})
+
+
+def resume_settings(run_id: str) -> Settings:
+    """The settings a run was started with (its ``config.json``)."""
+    return _config_settings(run_config(run_id, "resume"))
+
+
+@dataclass
+class RecordedRun:
+    """A recorded run rebuilt: its config, settings (on the chosen device), data (on the CPU) and
+    model (on the device, as initialised from the run's seed until ``weights_at`` loads a step).
+
+    Attributes:
+        run_id: the MLflow run (None: a preset's network at initialisation).
+        command: the command that asked (it names errors, e.g. ``partition: ...``).
+    """
+
+    run_id: str | None
+    command: str
+    config: dict
+    settings: Settings
+    data: DataSplits
+    model: nn.Module
+
+    @classmethod
+    def load(cls, run_id: str, command: str, device: str = "cpu") -> "RecordedRun":
+        """Rebuild ``run_id``; ``SettingsError`` for an unknown run or one that grok_mlflow's
+        ``train`` did not record (its model cannot be rebuilt here)."""
+        config = run_config(run_id, command)
+        if "settings" not in config:
+            raise SettingsError(f"{command}: run {run_id} was not trained by grok_mlflow's "
+                                "train (its model cannot be rebuilt here)")
+        return cls._build(run_id, command, config,
+                          dataclasses.replace(_config_settings(config), device=device))
+
+    @classmethod
+    def from_preset(cls, preset: str, command: str, device: str = "cpu") -> "RecordedRun":
+        """A preset's network at initialisation, as its run would start."""
+        settings = dataclasses.replace(load_preset(preset), device=device)
+        return cls._build(None, command, {}, settings)
+
+    @classmethod
+    def _build(cls, run_id, command, config, settings) -> "RecordedRun":
+        data, model = data_and_model(settings, check_settings(settings), torch.device("cpu"))
+        return cls(run_id, command, config, settings, data, model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def input_module(self) -> str | None:
+        """LC's input module (the embedding of a token model), or None for the input itself."""
+        return input_module_of(self.model, self.settings.lc_input) or None
+
+    def snapshot_steps(self) -> list[int]:
+        return snapshot_steps(self.run_id)
+
+    def weights_at(self, step: int | None, checkpoint: bool = False) -> int:
+        """Load the weights of the partition snapshot at ``step`` (default the last), or with
+        ``checkpoint`` and no ``step`` those of the last checkpoint when there is one; returns
+        the step loaded. ``SettingsError`` listing the snapshot steps when there is none at
+        ``step``."""
+        if checkpoint and step is None:
+            state = load_checkpoint(self.run_id, self.device)
+            if state is not None:
+                self.model.load_state_dict(state["model"])
+                return int(state["step"])
+        steps = self.snapshot_steps()
+        if step is None and not steps:
+            raise SettingsError(f"{self.command}: run {self.run_id} has neither a checkpoint "
+                                "nor a partition snapshot to take weights from" if checkpoint
+                                else f"{self.command}: run {self.run_id} has no partition "
+                                "snapshots (it was trained with partition_every 0)")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise SettingsError(f"{self.command}: run {self.run_id} has no snapshot at step "
+                                f"{step}; snapshot steps: {', '.join(map(str, steps)) or 'none'}")
+        self.model.load_state_dict(load_snapshot_weights(self.run_id, step))
+        return step
+
+    def points(self, n: int) -> Tensor:
+        """``n`` training inputs drawn with the run's seed + 1, on the model's device."""
+        gen = torch.Generator().manual_seed(self.settings.seed + 1)
+        index = torch.randperm(len(self.data.x_train), generator=gen)[:n]
+        return self.data.x_train[index].to(self.device)
+
+
+def _save(fig, out: str, run_id: str | None = None, artifact: str = "") -> str:
+    """Save ``fig`` to ``out``; with ``run_id`` also log it into that run as ``artifact``;
+    close it."""
+    fig.savefig(out, dpi=100)
+    if run_id is not None:
+        log_run_figure(run_id, fig, artifact)       # closes it
+    else:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return out
+
+
+def draw_partition(run_id: str, step: int | None = None, resolution: int | None = None,
+                   out: str | None = None, device: str = "cpu") -> tuple[str, dict[str, float]]:
+    """Draw the partition slice of a recorded run at one of its snapshot steps.
+
+    The run's own settings, data subset and three partition points (``config.json``) rebuild
+    the model; its weights come from ``partition/weights/step_*.pt`` (stored with every
+    snapshot when ``partition_every`` > 0).
+
+    Args:
+        run_id: an MLflow run recorded by grok_mlflow, in the current tracking store.
+        step: a snapshot step; default the last one.
+        resolution: pixels per side; default the run's ``partition_resolution``.
+        out: PNG path; default ``partition_<run_id>_step<step>.png``.
+        device: where to compute (cpu, cuda, auto).
+    Returns:
+        (PNG path, ``partition/*`` metric values).
+    Raises:
+        SettingsError: unknown run, a run without snapshots, or a step it has none for (the
+            message lists the available steps).
+    """
+    from .partition import partition_slice
+    from .plots import partition_figure
+
+    run = RecordedRun.load(run_id, "partition", device)
+    points = run.config.get("partition_points")
+    if not points:
+        raise SettingsError(f"partition: run {run_id} has no partition snapshots "
+                            "(it was trained with partition_every 0)")
+    step = run.weights_at(step)
+    part = partition_slice(run.model, run.data.x_train[points["train_index"]],
+                           resolution=resolution or run.settings.partition_resolution,
+                           seed=run.settings.seed, input_module=run.input_module)
+    fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
+    return _save(fig, out or f"partition_{run_id}_step{step}.png"), part.metrics()
+
+
+def choose_radius(run_id: str | None = None, preset: str | None = None, step: int | None = None,
+                  radii=None, directions=(5, 10, 25), points: int = 200, tolerance: float = 0.1,
+                  out: str | None = None, device: str = "cpu"):
+    """``grok-mlflow radius``: LC and deformation over radii for a recorded run's network (its
+    last checkpoint, or its partition snapshot at ``step``) or a preset's network at
+    initialisation; a figure, a table and the recommended radius (``radius.radius_study``).
+
+    With ``run_id`` the figure and table are also logged into that run
+    (``radius/radius.png``, ``radius/radius.md``).
+
+    Returns:
+        (RadiusStudy, PNG path).
+    Raises:
+        SettingsError: neither or both of run_id/preset, an unknown run, a step without a
+            snapshot (the message lists them), bad radii/directions.
+    """
+    from .plots import radius_figure
+    from .radius import DEFAULT_RADII, radius_study
+
+    if (run_id is None) == (preset is None):
+        raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
+    if run_id is not None:
+        run = RecordedRun.load(run_id, "radius", device)
+        what = f"run {run_id[:8]}, step {run.weights_at(step, checkpoint=True)}"
+        name = run_id
+    else:
+        run = RecordedRun.from_preset(preset, "radius", device)
+        what = f"{os.path.basename(preset)} at initialisation"
+        name = os.path.splitext(os.path.basename(preset))[0]
+    try:
+        study = radius_study(run.model, run.points(points), radii=radii or DEFAULT_RADII,
+                             directions=directions, seed=run.settings.seed, tolerance=tolerance,
+                             input_module=run.input_module)
+    except ValueError as err:
+        raise SettingsError(f"radius: {err}") from None
+    out = _save(radius_figure(study, what), out or f"radius_{name}.png", run_id,
+                "radius/radius.png")
+    if run_id is not None:
+        log_run_text(run_id, f"### Choosing LC's radius: {what}\n\n{study.table()}",
+                     "radius/radius.md")
+    return study, out
+
+
+def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
+                    radius: float | None = None, out: str | None = None, device: str = "cpu"):
+    """``grok-mlflow compare-regions``: LC next to exact region counts (paper fig. 26).
+
+    At every partition snapshot of the run (its stored weights): mean LC of ``points`` seeded
+    training points (the run's radius and P, unless ``radius`` is given) and the mean number of
+    linear regions in the 2-D square of side 2r around each of them
+    (``regions.local_region_count``); both trajectories on one figure and their Spearman rank
+    correlation, logged into the run (``regions/compare.png``, ``regions/compare.csv``).
+
+    Returns:
+        (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
+    """
+    from .complexity import local_complexity
+    from .plots import regions_figure
+    from .regions import local_region_count, rank_correlation
+
+    run = RecordedRun.load(run_id, "compare-regions", device)
+    steps = run.snapshot_steps()
+    if len(steps) < 2:
+        raise SettingsError(f"compare-regions: run {run_id} has {len(steps)} partition "
+                            "snapshot(s); it needs two or more (train with partition_every > 0)")
+    if run.data.tokens:
+        raise SettingsError("compare-regions: counts regions in input space; token models "
+                            "are not supported")
+    r, seed = radius or run.settings.lc_radius[0], run.settings.seed
+    x = run.points(points)
+    rows = []
+    for step in steps:
+        run.weights_at(step)
+        regions = local_region_count(run.model, x, radius=r, resolution=resolution,
+                                     seed=seed).double().mean().item()
+        lc = local_complexity(run.model, x, radius=r, n_directions=run.settings.lc_directions,
+                              seed=seed).mean().item()
+        rows.append((step, regions, lc))
+    rho = rank_correlation(torch.tensor([row[1] for row in rows]),
+                           torch.tensor([row[2] for row in rows]))
+    fig = regions_figure(rows, rho, f"run {run_id[:8]}: r = {r:g}, {points} points, "
+                                    f"{resolution}x{resolution} grid")
+    out = _save(fig, out or f"regions_{run_id}.png", run_id, "regions/compare.png")
+    table = "step,mean_regions,mean_lc\n" + "".join(f"{s},{g:.6g},{c:.6g}\n" for s, g, c in rows)
+    log_run_text(run_id, table + f"# spearman,{rho:.6g}\n", "regions/compare.csv")
+    return rows, rho, out
+
+
+def _sweep_report(run_id: str) -> str:
+    """A sweep parent's verdicts on its claims and its per-trial table (``claims.md``,
+    ``report.md``), or "" when ``run_id`` has neither."""
+    parts = []
+    for name in ("claims.md", "report.md"):
+        try:
+            parts.append(run_artifact_text(run_id, name))
+        except Exception:  # noqa: BLE001 - not a sweep parent, or a sweep without claims
+            continue
+    return "\n".join(parts)
+
+
+def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
+    """The report (``grok_mlflow.report``) of a recorded run, from its ``history.csv``
+    (``expected``: {phase: claim} for an extra column); ``SettingsError`` naming the run when it
+    has no history."""
+    try:
+        history = read_history_csv(run_artifact_text(run_id, "history.csv"))
+    except Exception as err:  # noqa: BLE001 - unknown run, or a run with no measurements
+        sweep = _sweep_report(run_id)
+        if sweep:
+            return sweep
+        raise SettingsError(f"report: no grok_mlflow history for run {run_id!r} in "
+                            f"{tracking_uri()} ({type(err).__name__})") from None
+    return report_markdown(reproduction_report(history), title=run_name(run_id),
+                           expected=expected)
+
