@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Callable
 
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, valid_text
 
 __all__ = ["COMMANDS", "main"]
 
@@ -37,10 +37,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings().to_params()
     for f in fields(Settings):
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        choices = f.metadata["choices"]
+        valid = valid_text(f).replace("\\|", "|")
         parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(),
-                            help=f.metadata["help"] + (f" ({', '.join(choices)})" if choices else "")
-                            + f" [default: {defaults[f.name]}]")
+                            help=f"{f.metadata['help']} [valid: {valid}; "
+                                 f"default: {defaults[f.name]}]".replace("%", "%%"))
     parser.add_argument("--experiment", default=None,
                         help="MLflow experiment for a new run (default: grok_mlflow)")
     parser.add_argument("--run-name", default=None, help="MLflow run name")

@@ -1,9 +1,13 @@
 """Settings of a training run: one frozen dataclass, mapped 1:1 onto the MLproject's parameters.
 
-Every field carries its documentation (unit, range) in ``metadata["help"]``; the CLI, the MLproject
-file and the README's settings table are all derived from the fields, and a test checks that the
-committed ``MLproject`` matches ``render_mlproject()``. Validation lives in ``Settings.__post_init__``
-and raises ``SettingsError`` with one line naming the field.
+Every field carries its documentation in ``metadata["help"]``, its choices in
+``metadata["choices"]`` and its valid range in ``metadata["valid"]`` (a ``Valid``: written once,
+enforced by ``__post_init__``, stated by the CLI's help, the README's settings table and every
+error); the CLI, the MLproject file and the README's table are all derived from the fields, and a
+test checks that the committed ``MLproject`` matches ``render_mlproject()``. A bad value raises
+``SettingsError`` with one line naming the field. Rules that relate two settings (batch size and
+train size, the transformer's own settings) are the few lines of ``__post_init__``; what only the
+data can tell (a dataset's size, the input dimension) is checked where the data is.
 
 Example:
     >>> s = Settings(steps=500, width=64)
@@ -20,7 +24,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["Settings", "SettingsError", "TrackerSettings", "render_mlproject", "settings_table"]
 
@@ -29,15 +33,59 @@ class SettingsError(ValueError):
     """A setting has an invalid value; the message is one line that names the setting."""
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+@dataclass(frozen=True)
+class Valid:
+    """A setting's valid values, written once: ``check`` enforces them (before any work starts),
+    ``text`` says them (the error, the CLI's help, the README's table) and ``note`` adds what is
+    checked where the data or the model is known (shown in the table only).
+
+    Example:
+        >>> at_least(1).text, at_least(1).check(0)
+        ('>= 1', False)
+    """
+
+    text: str = ""
+    check: Callable[[Any], bool] | None = None
+    note: str = ""
+
+    def noted(self, note: str) -> "Valid":
+        return dataclasses.replace(self, note=note)
 
 
-def _t(name: str, help: str | None = None) -> Any:
-    """A ``Settings`` field that is also a ``TrackerSettings`` one: the same default and choices
-    (one source), its help from there unless the project says more."""
+def at_least(low: float) -> Valid:
+    return Valid(f">= {low:g}", lambda v: v >= low)
+
+
+def above(low: float) -> Valid:
+    return Valid(f"> {low:g}", lambda v: v > low)
+
+
+def within(low: float, high: float, closed_high: bool = True, closed_low: bool = True) -> Valid:
+    """A number in [low, high] (``closed_*`` False: that end excluded)."""
+    text = f"in {'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
+    return Valid(text, lambda v: (v >= low if closed_low else v > low)
+                 and (v <= high if closed_high else v < high))
+
+
+def each(valid: Valid, at_least_one: bool) -> Valid:
+    """For a list of numbers: every one ``valid`` (``at_least_one``: and not empty)."""
+    text = ("one or more, each " if at_least_one else "empty, or each ") + valid.text
+    return Valid(text, lambda v: (len(v) >= 1 or not at_least_one)
+                 and all(valid.check(x) for x in v))
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None,
+       valid: Valid | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "valid": valid or Valid()})
+
+
+def _t(name: str, help: str | None = None, note: str | None = None) -> Any:
+    """A ``Settings`` field that is also a ``TrackerSettings`` one: the same default, choices and
+    range (one source), its help from there unless the project says more."""
     f = TrackerSettings.__dataclass_fields__[name]
-    return _f(f.default, help or f.metadata["help"], f.metadata["choices"])
+    valid = f.metadata["valid"] if note is None else f.metadata["valid"].noted(note)
+    return _f(f.default, help or f.metadata["help"], f.metadata["choices"], valid)
 
 
 # Valid names live here (not in the registries) so that validation needs no heavy import;
@@ -63,58 +111,57 @@ class TrackerSettings:
     """
 
     # --- when to measure ---
-    steps: int = _f(20000, "last optimisation step of the schedule (>= 1)")
-    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC (>= 2)")
-    eval_every: int = _f(0, "also measure every N steps (0 = off)")
+    steps: int = _f(20000, "last optimisation step of the schedule", valid=at_least(1))
+    eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC", valid=at_least(2))
+    eval_every: int = _f(0, "also measure every N steps (0 = off)", valid=at_least(0))
     # --- what to measure on ---
     eval_size: int = _f(0, "samples per split that accuracy and loss are measured on, a fixed "
-                        "seeded subset (>= 0; 0 = the whole split, or 2,000 of a Dataset)")
+                        "seeded subset (0 = the whole split, or 2,000 of a Dataset)",
+                        valid=at_least(0))
     loss: str = _f("cross_entropy", "loss reported as loss/*: cross_entropy or mse on one-hot "
                    "targets", LOSS_NAMES)
-    seed: int = _f(0, "seed of the probe sets, LC directions and PGD starts (>= 0)")
+    seed: int = _f(0, "seed of the probe sets, LC directions and PGD starts", valid=at_least(0))
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _f((0.05,), "cross-polytope radius r in input units; "
-                                      "comma-separated for several (> 0)")
-    lc_directions: int = _f(0, "cross-polytope dimension P (1..input dim; 0 = min(25, input "
-                            "dim), the paper's 25 wherever the input has that many dimensions)")
-    lc_samples: int = _f(500, "points per LC set: train, test, random (>= 1)")
+                                      "comma-separated for several", valid=each(above(0), True))
+    lc_directions: int = _f(0, "cross-polytope dimension P (0 = min(25, input dim), the paper's "
+                            "25 wherever the input has that many dimensions)",
+                            valid=at_least(0).noted(
+                                "at most the input dimension: digits 64, mnist 784, cifar "
+                                "3072; tokens: the embedded input's, 3 x width for the "
+                                "transformer"))
+    lc_samples: int = _f(500, "points per LC set: train, test, random", valid=at_least(1))
     lc_input: str = _f("", "module whose output is LC's input space, for models of tokens (the "
                        "embedding, e.g. embed); empty = the model's input, or the model's own "
-                       "lc_input attribute (the transformer's is embed)")
+                       "lc_input attribute (the transformer's is embed)",
+                       valid=Valid(note="empty, or a module name of the model (its output must "
+                                        "be a float tensor)"))
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = _f((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
-                                    "0.1, 0.2 x the input range")
-    adv_steps: int = _f(10, "PGD steps (>= 1)")
-    adv_samples: int = _f(1000, "fixed test subset for PGD (>= 1)")
-    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)")
+                                    "0.1, 0.2 x the input range",
+                                    valid=each(within(0, 1), False))
+    adv_steps: int = _f(10, "PGD steps per attack", valid=at_least(1))
+    adv_samples: int = _f(1000, "fixed test subset for PGD", valid=at_least(1))
+    adv_points: int = _f(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)",
+                         valid=at_least(0))
     # --- neighbourhood deformation ---
     deform_points: int = _f(0, "log-spaced steps with the deformation of LC's neighbourhoods "
-                            "(deform/*), a subset of the eval steps (0 = off)")
+                            "(deform/*), a subset of the eval steps (0 = off)", valid=at_least(0))
     # --- partition slice ---
     partition_every: int = _f(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
-                                  "every N-th eval step and the last (0 = off)")
-    partition_resolution: int = _f(512, "pixels per side of the partition slice (16..4096)")
+                                  "every N-th eval step and the last (0 = off)", valid=at_least(0))
+    partition_resolution: int = _f(512, "pixels per side of the partition slice",
+                                   valid=within(16, 4096))
     # --- writing ---
     checkpoint_every_s: float = _f(30.0, "write buffered metrics and a checkpoint at the first "
-                                   "measured step after this many seconds (> 0)")
+                                   "measured step after this many seconds", valid=above(0))
     tracking_retry_s: float = _f(300.0, "at the end, how long to retry an unreachable tracking "
-                                 "store before saving the metrics to a file (>= 0)")
+                                 "store (seconds) before saving the metrics to a file",
+                                 valid=at_least(0))
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("steps", "lc_samples", "adv_steps", "adv_samples"):
-            _require(self, name, getattr(self, name) >= 1, ">= 1")
-        for name in ("seed", "eval_every", "adv_points", "partition_every", "eval_size",
-                     "deform_points", "lc_directions"):
-            _require(self, name, getattr(self, name) >= 0, ">= 0")
-        _require(self, "eval_points", self.eval_points >= 2, ">= 2")
-        _require(self, "partition_resolution", 16 <= self.partition_resolution <= 4096,
-                 "in [16, 4096]")
-        _require(self, "checkpoint_every_s", self.checkpoint_every_s > 0, "> 0")
-        _require(self, "tracking_retry_s", self.tracking_retry_s >= 0, ">= 0")
-        _require(self, "lc_radius", len(self.lc_radius) >= 1 and min(self.lc_radius) > 0,
-                 "one or more radii, each > 0")
-        _require(self, "adv_eps", all(0 <= e <= 1 for e in self.adv_eps), "each in [0, 1]")
+        _check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -122,61 +169,77 @@ class Settings:
     """Everything that defines a run. Field order is the MLproject's parameter order."""
 
     preset: str = _f("", "YAML file of settings (projects/*.yaml); a setting left at its default "
-                         "takes the preset's value, any other value overrides it")
+                         "takes the preset's value, any other value overrides it",
+                     valid=Valid(note="empty, or a readable YAML mapping of setting: value (no "
+                                      "nested preset)"))
     # --- data ---
     dataset: str = _f("digits", "dataset name; digits is embedded (sklearn, 8x8, offline)",
                       DATASET_NAMES)
-    data_root: str = _f("data", "directory where downloadable datasets are read/stored")
-    train_size: int = _f(1000, "training samples, a seeded subset (>= 1, <= the dataset's; "
-                         "modular_addition uses train_fraction)")
+    data_root: str = _f("data", "directory where downloadable datasets are read/stored",
+                        valid=Valid(note="a directory holding the dataset in torchvision's "
+                                         "layout (or download=true)"))
+    train_size: int = _f(1000, "training samples, a seeded subset (modular_addition uses "
+                         "train_fraction)", valid=at_least(1).noted(
+                             "at most the dataset's: digits 1796, mnist 60000, cifar 50000, "
+                             "imagenette 9469"))
     random_labels: float = _f(0.0, "training labels replaced by seeded random ones: a count "
-                              "(>= 1) or a fraction (< 1) of train_size (>= 0)")
+                              "(>= 1) or a fraction (< 1) of train_size",
+                              valid=at_least(0).noted("a count at most train_size"))
     modulus: int = _f(113, "modular_addition: the modulus p; inputs a, b, = with a, b < p, "
-                      "label (a + b) mod p (>= 2)")
+                      "label (a + b) mod p", valid=at_least(2))
     train_fraction: float = _f(0.3, "modular_addition: fraction of the p^2 pairs trained on, a "
-                               "seeded split; the rest is the test set (0 < f < 1)")
-    image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)")
+                               "seeded split; the rest is the test set",
+                               valid=within(0, 1, closed_high=False, closed_low=False))
+    image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)",
+                         valid=at_least(0))
     download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
     eval_size: int = _t("eval_size", "images per split that accuracy and loss are measured on, "
-                        "a fixed seeded subset (>= 0; 0 = the whole split; imagenette decodes this "
+                        "a fixed seeded subset (0 = the whole split; imagenette decodes this "
                         "many once, 0 = 2000)")
     data_workers: int = _f(-1, "DataLoader processes decoding a streamed dataset (imagenette) "
-                           "(-1 = one per CPU core, at most 8; 0 = decode in the training process)")
+                           "(-1 = one per CPU core, at most 8; 0 = decode in the training process)",
+                           valid=at_least(-1))
     # --- model ---
     model: str = _f("mlp", "architecture name", MODEL_NAMES)
     depth: int = _f(4, "hidden layers of the mlp, conv layers of the cnn, blocks of the "
-                    "transformer (>= 1)")
+                    "transformer", valid=at_least(1))
     width: int = _f(200, "units per hidden layer (mlp), channels per conv layer (cnn), model "
-                    "dimension of the transformer (>= 1; transformer: a multiple of 4 heads)")
+                    "dimension of the transformer",
+                    valid=at_least(1).noted("transformer: a multiple of 4, its heads"))
     activation: str = _f("relu", "nonlinearity", ACTIVATION_NAMES)
-    init_scale: float = _f(1.0, "multiplies every initial parameter (> 0; 8 = paper fig. 3)")
-    batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)")
+    init_scale: float = _f(1.0, "multiplies every initial parameter (8 = paper fig. 3)",
+                           valid=above(0))
+    batchnorm: bool = _f(False, "batch norm before every nonlinearity (paper fig. 14)",
+                         valid=Valid(note="not for the transformer"))
     transformer_init: str = _f("nanda", "transformer weights: nanda = N(0, 1/width) for every "
                                "weight and N(0, 1/vocab) for the read-out (Nanda et al. 2023); "
                                "transformerlens = N(0, (0.8/sqrt(width))^2) for all; pytorch = "
                                "nn.Linear's default (uniform, std 1/sqrt(3 fan_in))",
-                               TRANSFORMER_INIT_NAMES)
+                               TRANSFORMER_INIT_NAMES, Valid(note="transformer only"))
     transformer_biases: str = _f("mlp", "which transformer layers have biases (zero at init, "
                                  "except pytorch init): mlp (Nanda et al.), none, or all (also "
-                                 "Q/K/V, attention output and read-out)", TRANSFORMER_BIAS_NAMES)
+                                 "Q/K/V, attention output and read-out)", TRANSFORMER_BIAS_NAMES,
+                                 Valid(note="transformer only"))
     # --- optimisation ---
     optimizer: str = _f("adamw", "adamw (decoupled weight decay: the authors' code for the paper) "
                         "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
-    lr: float = _f(1e-3, "learning rate (> 0)")
-    weight_decay: float = _f(0.01, "weight decay (>= 0)")
-    warmup_steps: int = _f(0, "linear learning-rate warm-up: lr x min(step / N, 1) (>= 0; 0 = "
-                           "off; Nanda et al.: 10)")
-    adam_beta1: float = _f(0.9, "Adam(W)'s beta1 (0 <= b < 1)")
-    adam_beta2: float = _f(0.999, "Adam(W)'s beta2 (0 <= b < 1; the grokking recipe: 0.98)")
-    batch_size: int = _f(200, "minibatch size (<= train_size; 0 = full batch: the whole "
-                         "training set every step)")
-    steps: int = _t("steps", "optimisation steps (>= 1)")
+    lr: float = _f(1e-3, "learning rate", valid=above(0))
+    weight_decay: float = _f(0.01, "weight decay", valid=at_least(0))
+    warmup_steps: int = _f(0, "linear learning-rate warm-up: lr x min(step / N, 1) (0 = off; "
+                           "Nanda et al.: 10)", valid=at_least(0))
+    adam_beta1: float = _f(0.9, "Adam(W)'s beta1", valid=within(0, 1, closed_high=False))
+    adam_beta2: float = _f(0.999, "Adam(W)'s beta2 (the grokking recipe: 0.98)",
+                           valid=within(0, 1, closed_high=False))
+    batch_size: int = _f(200, "minibatch size (0 = full batch: the whole training set every "
+                         "step)", valid=at_least(0).noted("at most train_size"))
+    steps: int = _t("steps", "optimisation steps")
     loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
     loss_float64: bool = _f(False, "the training loss computed in float64 from the logits (as "
                             "the grokking literature's log-softmax: no float32 round-off of "
                             "losses near 0)")
-    seed: int = _t("seed", "seed of data split, init, batches and measures (>= 0)")
-    device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES)
+    seed: int = _t("seed", "seed of data split, init, batches and measures")
+    device: str = _f("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES,
+                     Valid(note="cuda needs a visible CUDA GPU"))
     dtype: str = _f("float32", "floating-point type of the model, the data and every measure "
                     "(float64: as the authors' MNIST MLP)", DTYPE_NAMES)
     # --- measurement schedule ---
@@ -189,14 +252,14 @@ class Settings:
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _t("lc_radius")
     lc_directions: int = _t("lc_directions")
-    lc_samples: int = _t("lc_samples", "points per LC set: train, test, random (>= 1; at most "
-                         "the set; paper: 1000 for MNIST)")
+    lc_samples: int = _t("lc_samples", "points per LC set: train, test, random (paper: 1000 "
+                         "for MNIST)", note="at most the set")
     lc_input: str = _t("lc_input")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = _t("adv_eps", "l-inf PGD budgets in pixel units [0, 1], "
                                     "comma-separated; empty = dataset default")
     adv_steps: int = _t("adv_steps")
-    adv_samples: int = _t("adv_samples", "fixed test subset for PGD (>= 1; at most the test set)")
+    adv_samples: int = _t("adv_samples", note="at most the test set")
     adv_points: int = _t("adv_points")
     deform_points: int = _t("deform_points")
     # --- input-space partition on a plane through three training points (paper figs. 1, 3)
@@ -205,13 +268,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("train_size", "depth", "width"):
-            _require(self, name, getattr(self, name) >= 1, ">= 1")
-        _require(self, "batch_size", self.batch_size >= 0, ">= 0 (0 = full batch)")
-        _require(self, "modulus", self.modulus >= 2, ">= 2")
-        _require(self, "train_fraction", 0 < self.train_fraction < 1, "in (0, 1)")
-        for name in ("adam_beta1", "adam_beta2"):
-            _require(self, name, 0 <= getattr(self, name) < 1, "in [0, 1)")
+        _check_ranges(self)
+        # the rules that relate two settings
         if self.model == "transformer":
             _require(self, "width", self.width % 4 == 0, "a multiple of 4 (the transformer's "
                      "heads)")
@@ -222,13 +280,6 @@ class Settings:
                 default = Settings.__dataclass_fields__[name].default
                 _require(self, name, getattr(self, name) == default,
                          f"left at {default!r}: it is a transformer setting")
-        _require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
-        for name in ("image_size", "random_labels"):
-            _require(self, name, getattr(self, name) >= 0, ">= 0")
-        _require(self, "data_workers", self.data_workers >= -1, ">= -1")
-        for name in ("lr", "init_scale"):
-            _require(self, name, getattr(self, name) > 0, "> 0")
-        _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         if self.dataset != "modular_addition":   # its training set: train_fraction x p^2
             _require(self, "batch_size", self.batch_size <= self.train_size,
                      f"<= train_size ({self.train_size})")
@@ -341,6 +392,14 @@ def load_preset(path: str, base: Settings | None = None) -> Settings:
         raise SettingsError(f"preset {path}: {err}") from None
 
 
+def _check_ranges(obj: Any) -> None:
+    """Every field's ``Valid`` range (its metadata), in field order."""
+    for f in fields(obj):
+        valid = f.metadata["valid"]
+        if valid.check is not None:
+            _require(obj, f.name, valid.check(getattr(obj, f.name)), valid.text)
+
+
 def _require(s: Any, name: str, ok: bool, rule: str) -> None:
     if not ok:
         raise SettingsError(f"{name}: must be {rule}, got {format_value(getattr(s, name))!r}")
@@ -442,59 +501,29 @@ def render_mlproject() -> str:
     return "\n".join(lines) + "\n"
 
 
-# The valid range of every setting, as the README's table states it. Each is enforced before any
-# work starts (``Settings.__post_init__``, ``check_settings``, and, for what needs the data,
-# ``train`` before its run starts); tests/test_bad_input.py tests an invalid value of every row.
-VALID = {
-    "preset": "empty, or a readable YAML mapping of setting: value (no nested preset)",
-    "dataset": " \\| ".join(DATASET_NAMES),
-    "data_root": "a directory holding the dataset in torchvision's layout (or download=true)",
-    "train_size": "integer, 1 .. the dataset's maximum (digits 1796, mnist 60000, cifar 50000, imagenette 9469)",
-    "random_labels": "number >= 0: a count (>= 1, <= train_size) or a fraction (< 1)",
-    "modulus": "integer >= 2",
-    "train_fraction": "number, 0 < f < 1",
-    "image_size": "integer >= 0 (0 = dataset default)",
-    "download": "true \\| false",
-    "eval_size": "integer >= 0",
-    "data_workers": "integer >= -1",
-    "model": " \\| ".join(MODEL_NAMES),
-    "depth": "integer >= 1",
-    "width": "integer >= 1 (transformer: a multiple of 4)",
-    "activation": " \\| ".join(ACTIVATION_NAMES),
-    "init_scale": "number > 0",
-    "batchnorm": "true \\| false (not for the transformer)",
-    "transformer_init": " \\| ".join(TRANSFORMER_INIT_NAMES) + " (transformer only)",
-    "transformer_biases": " \\| ".join(TRANSFORMER_BIAS_NAMES) + " (transformer only)",
-    "optimizer": " \\| ".join(OPTIMIZER_NAMES),
-    "lr": "number > 0",
-    "weight_decay": "number >= 0",
-    "warmup_steps": "integer >= 0",
-    "adam_beta1": "number, 0 <= b < 1",
-    "adam_beta2": "number, 0 <= b < 1",
-    "batch_size": "integer, 0 .. train_size (0 = full batch)",
-    "steps": "integer >= 1",
-    "loss": " \\| ".join(LOSS_NAMES),
-    "loss_float64": "true \\| false",
-    "seed": "integer >= 0",
-    "device": " \\| ".join(DEVICE_NAMES) + " (cuda needs a visible CUDA GPU)",
-    "dtype": " \\| ".join(DTYPE_NAMES),
-    "eval_points": "integer >= 2",
-    "eval_every": "integer >= 0",
-    "checkpoint_every_s": "number > 0 (seconds)",
-    "tracking_retry_s": "number >= 0 (seconds)",
-    "log_model": "true \\| false",
-    "lc_radius": "one or more numbers > 0, comma-separated",
-    "lc_directions": "integer, 0 .. input dimension (0 = min(25, input dimension); digits 64, mnist 784, cifar 3072; tokens: the embedded input's, 3 x width for the transformer)",
-    "lc_samples": "integer >= 1",
-    "lc_input": "empty, or a module name of the model (its output must be a float tensor)",
-    "adv_eps": "empty, or numbers in [0, 1], comma-separated",
-    "adv_steps": "integer >= 1",
-    "adv_samples": "integer >= 1",
-    "adv_points": "integer >= 0",
-    "deform_points": "integer >= 0",
-    "partition_every": "integer >= 0",
-    "partition_resolution": "integer, 16 .. 4096",
-}
+def valid_text(f: dataclasses.Field, cls: type | None = None) -> str:
+    """A field's valid values in words, from its type, choices and ``Valid`` (the README's
+    table and the CLI's help)."""
+    kind, valid = _base_type(f, cls), f.metadata["valid"]
+    if f.metadata["choices"]:
+        words = " \\| ".join(f.metadata["choices"])
+    elif kind is bool:
+        words = "true \\| false"
+    elif kind is str:
+        words = ""                       # what a string may be: its note says
+    else:
+        words = {int: "integer", float: "number", tuple: "numbers, comma-separated:"}[kind]
+    text = f"{words} {valid.text}".strip()
+    if valid.note:
+        text = f"{text} ({valid.note})" if text else valid.note
+    return text
+
+
+# The valid values of every setting as the README's table states them (derived: one source).
+# Each is enforced before any work starts (``Settings.__post_init__``, ``check_settings``, and,
+# for what needs the data, ``train`` before its run starts); tests/test_bad_input.py tests an
+# invalid value of every row.
+VALID = {f.name: valid_text(f) for f in fields(Settings)}
 
 
 def settings_table() -> str:

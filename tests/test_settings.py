@@ -78,8 +78,8 @@ def test_params_round_trip():
     ({"batchnorm": "maybe"}, "batchnorm: cannot read 'maybe' as true or false"),
     ({"random_labels": "-1"}, "random_labels: must be >= 0"),
     ({"preset": "no/such.yaml"}, "preset: cannot read 'no/such.yaml': No such file or directory"),
-    ({"lc_radius": "0.1,-1"}, "lc_radius: must be one or more radii, each > 0"),
-    ({"adv_eps": "1.5"}, "adv_eps: must be each in [0, 1]"),
+    ({"lc_radius": "0.1,-1"}, "lc_radius: must be one or more, each > 0"),
+    ({"adv_eps": "1.5"}, "adv_eps: must be empty, or each in [0, 1]"),
     ({"batch_size": "2000"}, "batch_size: must be <= train_size (1000)"),
     ({"colour": "red"}, "unknown setting(s) colour; valid: preset, dataset,"),
 ])
