@@ -8,6 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_T10K = REPO.parent / "shared" / "data" / "mnist-t10k"
@@ -43,3 +45,45 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID",)}
     env.update(extra)
     return env
+
+
+def only_run(client=None):
+    """The one run in the tracking store (asserts there is exactly one)."""
+    from mlflow.tracking import MlflowClient
+
+    client = client or MlflowClient()
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1
+    return runs[0]
+
+
+class Scale(nn.Module):
+    """A "nonlinearity" that is the identity (registered as one in a test): with orthogonal
+    weights the net is a similarity."""
+
+    def forward(self, x):
+        return x
+
+
+class TinyResNet(nn.Module):
+    """A network that is not in grok_mlflow's MODELS: a residual MLP block."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(64, width))
+        self.block = nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(h + self.block(h))
+
+
+def digits(n_train=400):
+    """The digits as (train, test) TensorDatasets of (1, 8, 8) images in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]      # (1797, 1, 8, 8)
+    y = torch.tensor(d.target)
+    return TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:])

@@ -13,7 +13,8 @@ from torch import nn
 from grok_mlflow.complexity import sample_directions
 from grok_mlflow.deformation import deformation, graph_statistics, recommend_radius
 
-from conftest import REPO
+from conftest import Scale
+
 
 
 def _reference(vertices: np.ndarray) -> tuple[float, float]:
@@ -49,13 +50,6 @@ def test_in_the_input_space_both_are_two_sqrt_two_r():
                                                            dtype=torch.float64))
     assert torch.allclose(d.diameter[:, 0], d.eccentricity[:, 0])
     assert d.layer_names == ["1"] and d.eccentricity.shape == (5, 2)
-
-
-class Scale(nn.Module):
-    """A "nonlinearity" that is the identity: with orthogonal weights the net is a similarity."""
-
-    def forward(self, x):
-        return x
 
 
 def test_a_linear_network_scales_the_neighbourhood_by_its_gain(monkeypatch):
@@ -136,100 +130,3 @@ def test_the_tracker_logs_deformation_on_its_own_cadence(tracking_uri):
                          n_directions=4, seed=s.seed)
     assert history[-1].value == pytest.approx(direct.summary()[0][2].item(), rel=1e-6)
     assert "deform/diameter/layer_1/ci_high" in client.get_run(tracker.run_id).data.metrics
-
-
-def test_radius_study_on_a_network_that_only_scales_and_one_that_bends(monkeypatch):
-    from grok_mlflow.radius import radius_study
-    import grok_mlflow.network as network
-
-    monkeypatch.setattr(network, "NONLINEARITIES", network.NONLINEARITIES + (Scale,))
-    torch.manual_seed(0)
-    similarity = nn.Sequential(nn.Linear(8, 8), Scale(), nn.Linear(8, 8), Scale()).double()
-    for lin in (similarity[0], similarity[2]):
-        q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))
-        lin.weight.data = 1.5 * q
-    study = radius_study(similarity, torch.randn(20, 8, dtype=torch.float64),
-                         radii=[0.01, 0.1, 1.0, 10.0], directions=(2, 4))
-    assert study.recommended == 10.0 and study.lc.shape == (2, 4)
-    bent = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                         nn.Linear(64, 3))
-    study = radius_study(bent, torch.randn(40, 10), radii=[1e-4, 1e-3, 1e-2, 10.0],
-                         directions=(4, 8))
-    assert 1e-3 <= study.recommended < 10.0
-    assert (study.lc[:, 1:] >= study.lc[:, :-1]).all()     # LC grows with the radius here
-    assert "| recommended |" in study.table()
-
-
-def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, capsys):
-    from mlflow.tracking import MlflowClient
-
-    from grok_mlflow.cli import main
-    from grok_mlflow.settings import Settings
-    from grok_mlflow.training import train
-
-    result = train(Settings(steps=40, eval_points=3, depth=2, width=16, lc_samples=20,
-                            adv_points=0, partition_every=0), progress=False)
-    out = tmp_path / "r.png"
-    assert main(["radius", result.run_id, "--points", "30", "--radii", "0.001,0.01,0.1,1",
-                 "--directions", "3,6", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "Recommended lc_radius: " in printed and out.stat().st_size > 10_000
-    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "radius")}
-    assert artifacts == {"radius/radius.png", "radius/radius.md"}
-    assert main(["radius", "--preset", str(REPO / "projects" / "digits_gelu.yaml"),
-                 "--points", "10",
-                 "--radii", "0.01,0.1", "--directions", "2", "--out", str(out)]) == 0
-    assert main(["radius"]) == 2
-    assert "radius: give a RUN_ID or --preset FILE" in capsys.readouterr().err
-    assert main(["radius", result.run_id, "--step", "7"]) == 2
-    assert "no snapshot at step 7; snapshot steps: none" in capsys.readouterr().err
-
-
-def test_rank_correlation_equals_scipys_spearman():
-    from scipy.stats import spearmanr
-
-    from grok_mlflow.regions import rank_correlation
-
-    a = torch.tensor([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
-    b = torch.tensor([2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0])
-    assert rank_correlation(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
-    assert rank_correlation(a, 2 * a + 1) == pytest.approx(1.0)
-
-
-def test_local_region_count_of_lines_through_the_point_is_twice_their_number():
-    """k ReLU hyperplanes through x in 2-D cut the square around x into exactly 2k sectors."""
-    from grok_mlflow.regions import local_region_count
-
-    x = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
-    for k in (1, 3, 5):
-        angles = torch.arange(k, dtype=torch.float64) * math.pi / k + 0.1
-        w = torch.stack([angles.cos(), angles.sin()], dim=1)               # (k, 2)
-        counts = []
-        for point in x:
-            net = nn.Sequential(nn.Linear(2, k), nn.ReLU(), nn.Linear(k, 2)).double()
-            net[0].weight.data, net[0].bias.data = w, -(w @ point)
-            counts.append(local_region_count(net, point[None], radius=0.1, resolution=96)[0])
-        assert counts == [2 * k, 2 * k]
-    linear = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double()
-    linear[0].bias.data = torch.full((3,), 100.0, dtype=torch.float64)      # no kink nearby
-    assert local_region_count(linear, x, radius=0.1).tolist() == [1, 1]
-
-
-def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
-    from mlflow.tracking import MlflowClient
-
-    from grok_mlflow.cli import main
-    from grok_mlflow.settings import Settings
-    from grok_mlflow.training import train
-
-    result = train(Settings(steps=60, eval_points=6, depth=2, width=16, lc_samples=20,
-                            adv_points=0, partition_every=2, partition_resolution=16),
-                   progress=False)
-    assert main(["compare-regions", result.run_id, "--points", "5", "--resolution", "24",
-                 "--out", str(tmp_path / "c.png")]) == 0
-    printed = capsys.readouterr().out
-    assert "Spearman rank correlation over" in printed and printed.count("\n| ") >= 3
-    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "regions")}
-    assert artifacts == {"regions/compare.png", "regions/compare.csv"}
-    assert main(["compare-regions", "0123456789abcdef"]) == 2
-    assert "compare-regions" in capsys.readouterr().err

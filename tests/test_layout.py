@@ -82,3 +82,14 @@ def test_no_function_is_longer_than_80_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and _code_lines(node) > 80]
     assert long == []
+
+
+# modules without behaviour of their own to test apart: entry points, context managers tested
+# through the measures, drawing (every figure is drawn by a run in the suite), the progress bar
+UNTESTED_APART = {"__init__", "__main__", "_context", "_modes", "plots", "terminal"}
+
+
+def test_tests_mirror_the_package():
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - UNTESTED_APART
+    missing = sorted(m for m in modules if not (REPO / "tests" / f"test_{m}.py").exists())
+    assert missing == []

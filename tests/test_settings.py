@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from grok_mlflow import data, evaluation, models, settings as settings_module, training
-from grok_mlflow.settings import Settings, SettingsError, mlproject_parameters, render_mlproject
+from grok_mlflow.settings import Settings, SettingsError, render_mlproject
 
 from conftest import REPO
 

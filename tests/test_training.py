@@ -1,48 +1,25 @@
-"""The training loop's options (issue #26): the float64 loss and the learning-rate warm-up, in
-``train`` and in ``train_stacked``."""
+"""The training loop: what a run records, determinism, resume after kill -9, divergence, float64,
+and the loop's options (the learning-rate warm-up, the float64 loss) in ``train`` and
+``train_stacked``."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
+import os
+import subprocess
+import sys
 
+import mlflow
+from mlflow.tracking import MlflowClient
 import pytest
 import torch
-import torch.nn.functional as F
 
-from grok_mlflow.evaluation import loss_function
+from grok_mlflow.schedule import log_schedule
 from grok_mlflow.settings import Settings
 from grok_mlflow.training import train, train_stacked, warmup_factor
 
-
-@pytest.mark.parametrize("name", ["cross_entropy", "mse"])
-def test_float64_loss_equals_a_float64_reference_and_its_gradient_reaches_float32(name):
-    torch.manual_seed(0)
-    logits = (5 * torch.randn(32, 10)).requires_grad_()
-    labels = torch.randint(0, 10, (32,))
-    loss = loss_function(name, float64=True)(logits, labels)
-    assert loss.dtype == torch.float64
-    reference = logits.detach().double().requires_grad_()
-    expected = (F.cross_entropy(reference, labels) if name == "cross_entropy" else
-                F.mse_loss(reference, F.one_hot(labels, 10).double()))
-    assert torch.equal(loss.detach(), expected.detach())
-    loss.backward()
-    expected.backward()
-    assert logits.grad.dtype == torch.float32
-    assert torch.equal(logits.grad, reference.grad.float())
-
-
-def test_float64_cross_entropy_keeps_the_digits_of_a_near_zero_loss():
-    """A margin of 20 on 113 classes: loss = log(1 + 112 e^-20) = 2.31e-7 exactly enough in
-    float64; float32's log-softmax rounds it (here to 2.38e-7, 3% off)."""
-    logits = torch.zeros(1, 113)
-    logits[0, 0] = 20.0
-    labels = torch.tensor([0])
-    exact = math.log1p(112 * math.exp(-20))
-    high = loss_function("cross_entropy", float64=True)(logits, labels).item()
-    low = loss_function("cross_entropy")(logits, labels).item()
-    assert high == pytest.approx(exact, rel=1e-12)
-    assert abs(low - exact) / exact > 1e-3
+from conftest import REPO, only_run, subprocess_env
 
 
 def test_warmup_factor_is_linear_then_one():
@@ -53,6 +30,14 @@ def test_warmup_factor_is_linear_then_one():
 
 TINY = Settings(steps=12, width=16, depth=2, batch_size=100, train_size=400, dtype="float64",
                 lr=1e-2, weight_decay=0.1)
+# a tracked run, small enough for the suite
+RUN = dict(steps=30, depth=2, width=16, eval_points=4, lc_samples=40, lc_directions=5,
+           adv_samples=40, adv_points=2, adv_steps=3, train_size=300, batch_size=50,
+           partition_every=0)
+BASE_KEYS = {"acc/train", "acc/test", "loss/train", "loss/test",
+             "lc/train", "lc/test", "lc/random", "lc/train/ci_low", "lc/train/ci_high",
+             "lc/train/layer_1", "lc/train/layer_2", "adv/acc/eps_0.05", "adv/acc/eps_0.1",
+             "adv/acc/eps_0.2"}
 
 
 def test_warmup_and_float64_loss_train_the_same_alone_and_stacked():
@@ -68,3 +53,185 @@ def test_warmup_and_float64_loss_train_the_same_alone_and_stacked():
         assert torch.allclose(a, b, rtol=0, atol=1e-12), name
     assert not torch.allclose(alone.state_dict()["hidden1.linear.weight"],
                               no_warmup.state_dict()["hidden1.linear.weight"], atol=1e-6)
+
+
+def test_train_records_a_finished_run_with_every_metric(tracking_uri):
+    result = train(Settings(**RUN), progress=False)
+    client = MlflowClient()
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert BASE_KEYS <= set(run.data.metrics)
+    assert run.data.params["width"] == "16" and run.data.params["lc_radius"] == "0.05"
+    assert run.data.tags["mlflow.runName"] == (     # what differs from the defaults
+        "digits_mlp:train_size=300,depth=2,width=16,batch_size=50,steps=30,eval_points=4,"
+        "lc_directions=5,lc_samples=40,adv_steps=3,adv_samples=40,adv_points=2,partition_every=0")
+    assert run.data.tags["grok_mlflow.version"]            # the run-context plugin
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "grok_mlflow"                 # training runs, for MLflow 3's UI
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    schedule = log_schedule(30, 4)
+    history = client.get_metric_history(result.run_id, "lc/train")
+    assert [m.step for m in history] == schedule            # every scheduled point, once
+    adv_steps = [m.step for m in client.get_metric_history(result.run_id, "adv/acc/eps_0.1")]
+    assert adv_steps == [0, 1, 30]   # its own, sparser cadence, on measured steps
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.json", "history.csv", "figures"} <= artifacts
+    assert [a.path for a in client.list_artifacts(result.run_id, "figures")] == [
+        "figures/grokking.png"]
+    config = json.loads(open(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="config.json")).read())
+    assert config["lc_layers"] == {"layer_1": "hidden1.act", "layer_2": "hidden2.act"}
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id='{result.run_id}'",
+                                         output_format="list")
+    assert len(models) == 1
+    loaded = mlflow.pytorch.load_model(models[0].model_uri)
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.allclose(loaded(x), result.model.cpu()(x))
+
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_run_logs_a_model_that_loads_on_the_cpu(tracking_uri):
+    result = train(Settings(**RUN, device="cuda"), progress=False)
+    run = MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert next(result.model.parameters()).device.type == "cuda"   # training model untouched
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id='{result.run_id}'",
+                                         output_format="list")
+    loaded = mlflow.pytorch.load_model(models[0].model_uri)
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.allclose(loaded(x), result.model.cpu()(x), atol=1e-5)
+
+
+
+def test_same_seed_same_numbers(tracking_uri):
+    a = train(Settings(**RUN), progress=False).metrics
+    b = train(Settings(**RUN), progress=False).metrics
+    assert a == b and a["acc/train"] > 0.15   # learning (chance is 0.1), reproducibly
+
+
+
+def test_log_model_false_logs_no_model_and_never_imports_mlflow_pytorch(tmp_path, tracking_uri):
+    """``mlflow.pytorch`` imports Lightning when it is installed (seconds per process): a run
+    that logs no model never imports it."""
+    code = ("import sys; from grok_mlflow import Settings, train; "
+            "r = train(Settings(steps=5, eval_points=2, width=8, depth=1, lc_samples=5, "
+            "lc_directions=2, adv_points=0, partition_every=0, log_model=False), progress=False); "
+            "print(r.run_id, 'mlflow.pytorch' in sys.modules, 'lightning' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_id, imported_flavor, imported_lightning = done.stdout.split()
+    assert (imported_flavor, imported_lightning) == ("False", "False")
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["log_model"] == "false"
+    assert mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                       filter_string=f"source_run_id='{run_id}'",
+                                       output_format="list") == []
+
+
+
+def test_kill_9_twice_then_resume_equals_an_uninterrupted_run(tmp_path, tracking_uri):
+    """One run killed twice: started by ``grok-mlflow train``, kill -9, resumed by
+    ``mlflow run . -P resume=ID`` (its launcher run and child process killed together), kill -9
+    again, resumed by ``grok-mlflow train --resume ID`` to the end. Every history is the schedule
+    (no step twice, none missing) and the weights equal an uninterrupted run's."""
+    import signal
+    import time
+
+    settings = dict(steps=1500, eval_points=150, width=32, depth=2, lc_samples=30,
+                    lc_directions=4, adv_points=0, checkpoint_every_s=0.2, partition_every=0)
+    env = subprocess_env(MLFLOW_TRACKING_URI=tracking_uri)
+    client = MlflowClient()
+
+    def kill_past(proc, step, run_id=None):
+        """kill -9 (the whole process group) once ``lc/train`` is past ``step`` and a
+        checkpoint exists; returns the run's id."""
+        deadline, killed = time.monotonic() + 180, False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if run_id is None:
+                runs = [r for e in client.search_experiments()
+                        for r in client.search_runs([e.experiment_id])]
+                if runs and any(a.path == "checkpoints"
+                                for a in client.list_artifacts(runs[0].info.run_id)):
+                    run_id = runs[0].info.run_id
+            history = client.get_metric_history(run_id, "lc/train") if run_id else []
+            if history and max(m.step for m in history) >= step:
+                killed = True
+                break
+            time.sleep(0.2)
+        assert killed and proc.poll() is None, "the run ended before it was killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert client.get_run(run_id).info.status == "RUNNING"       # a crash leaves it open
+        return run_id
+
+    train_cmd = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress"]
+    first = subprocess.Popen(train_cmd + [a for k, v in settings.items() for a in (f"--{k}", str(v))],
+                             cwd=tmp_path, env=env, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    run_id = kill_past(first, 200)
+    # mlflow run opens a run of its own first; training continues in run_id
+    second = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager",
+                               "local", "-P", f"resume={run_id}"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    kill_past(second, 700, run_id)
+    launcher = [r for e in client.search_experiments()
+                for r in client.search_runs([e.experiment_id]) if r.info.run_id != run_id]
+    assert len(launcher) == 1 and launcher[0].data.tags["grok_mlflow.resumed_run"] == run_id
+    assert not launcher[0].data.metrics
+    done = subprocess.run(train_cmd + ["--resume", run_id], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    schedule = log_schedule(1500, 150)
+    for key in ("lc/train", "acc/test", "loss/train"):
+        assert [m.step for m in client.get_metric_history(run_id, key)] == schedule, key
+    # the same settings, uninterrupted, in this process: identical weights
+    reference = train(Settings(**settings), progress=False)
+    resumed = mlflow.pytorch.load_model(mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id='{run_id}'",
+        output_format="list")[0].model_uri)
+    for (name, a), (_, b) in zip(reference.model.state_dict().items(),
+                                 resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert reference.metrics["acc/test"] == run.data.metrics["acc/test"]
+
+
+
+def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tracking_uri):
+    args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress", "--init_scale", "8",
+            "--lr", "1e36", "--steps", "300", "--eval_points", "100", "--width", "32",
+            "--depth", "2", "--lc_samples", "20", "--adv_points", "0",
+            "--checkpoint_every_s", "0.01"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("grok-mlflow: error: diverged: training loss is nan at step ")
+    run = only_run(MlflowClient())
+    assert run.info.status == "FAILED"
+    step = int(run.data.tags["grok_mlflow.failure_step"])
+    assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
+    measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
+    assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
+    from grok_mlflow.stored import load_checkpoint
+    state = load_checkpoint(run.info.run_id, torch.device("cpu"))
+    assert state["step"] < step
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+
+def test_a_float64_run_trains_measures_and_logs_in_float64(tracking_uri):
+    result = train(Settings(**RUN, dtype="float64"), progress=False)
+    assert {p.dtype for p in result.model.parameters()} == {torch.float64}
+    run = MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["dtype"] == "float64"
+    assert BASE_KEYS <= set(run.data.metrics)
+    single = train(Settings(**RUN), progress=False)
+    # same seed, same data: float64 and float32 arithmetic agree closely on a short run
+    assert abs(run.data.metrics["acc/train"] - single.metrics["acc/train"]) < 0.02

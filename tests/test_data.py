@@ -1,4 +1,5 @@
-"""The real torchvision loaders on tiny files written in each dataset's real on-disk format."""
+"""Datasets: the embedded digits, and the real torchvision loaders on tiny files written in each
+dataset's real on-disk format (Imagenette streamed)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,20 @@ import pickle
 import shutil
 import struct
 
+import mlflow
 import numpy as np
 import pytest
-import mlflow
 import torch
 
 from grok_mlflow.batches import StreamedBatches, training_batches
 from grok_mlflow.data import load_dataset
-from grok_mlflow.settings import Settings, SettingsError
 from grok_mlflow.run_parts import check_settings
+from grok_mlflow.settings import Settings, SettingsError
 
 from conftest import MNIST_T10K
 
 CPU = torch.device("cpu")
+from grok_mlflow.data import DATASETS
 
 
 def write_idx_images(path, images: np.ndarray):
@@ -358,3 +360,26 @@ def test_ctrl_c_in_a_terminal_stops_a_streamed_run_at_a_step_boundary(tmp_path, 
     assert "checkpoint written" in err and "exited unexpectedly" not in err
     run = client.get_run(runs[0].info.run_id)
     assert run.info.status == "KILLED"
+
+
+def test_digits_is_real_scaled_and_split_by_seed():
+    data = load_dataset(Settings(train_size=1000, seed=0), CPU)
+    assert data.x_train.shape == (1000, 1, 8, 8) and data.x_test.shape == (797, 1, 8, 8)
+    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert data.x_train.min() == 0 and data.x_train.max() == 1
+    # 16 grey levels, as sklearn ships them
+    assert torch.equal(torch.unique(data.x_train * 16), torch.arange(17, dtype=torch.float32))
+    assert set(data.y_train.tolist()) == set(range(10)) and data.num_classes == 10
+    again = load_dataset(Settings(train_size=1000, seed=0), CPU)
+    other = load_dataset(Settings(train_size=1000, seed=1), CPU)
+    assert torch.equal(again.x_train, data.x_train)
+    assert not torch.equal(other.x_train, data.x_train)
+    # train and test are disjoint: no test image equals a training image row-for-row
+    everything = torch.cat([data.x_train, data.x_test]).flatten(1)
+    assert len(everything) == 1797
+
+
+
+def test_dataset_registry_entries_are_documented():
+    for spec in DATASETS.values():     # token data has no PGD (budgets in pixel units)
+        assert spec.description and bool(spec.default_adv_eps) != spec.tokens

@@ -1,0 +1,98 @@
+"""The Lightning callback: a real PyTorch Lightning Trainer with GrokCallback and Lightning's
+MLFlowLogger (one run), and resume from a Lightning checkpoint."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from grok_mlflow import TrackerSettings
+from grok_mlflow.schedule import log_schedule
+
+from conftest import TinyResNet, digits, only_run
+
+lightning = pytest.importorskip("lightning.pytorch")
+
+
+class LitNet(lightning.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = TinyResNet()
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=1e-2)
+
+
+def lit_trainer(tmp_path, max_steps, logger, callback, **kw):
+    return lightning.Trainer(max_steps=max_steps, logger=logger, callbacks=[callback],
+                             accelerator="cpu", devices=1, enable_progress_bar=False,
+                             enable_model_summary=False, log_every_n_steps=10,
+                             default_root_dir=str(tmp_path), **kw)
+
+
+def test_lightning_trainer_with_mlflow_logger_writes_one_run(tmp_path, tracking_uri):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from grok_mlflow.lightning import GrokCallback
+
+    torch.manual_seed(0)
+    train_set, test_set = digits()
+    settings = TrackerSettings(eval_points=8, lc_samples=50, lc_directions=5, adv_samples=50,
+                               adv_points=3, adv_steps=3, partition_every=0)
+    logger = MLFlowLogger(experiment_name="lit", tracking_uri=tracking_uri)
+    callback = GrokCallback(train=train_set, test=test_set, settings=settings)
+    trainer = lit_trainer(tmp_path, 200, logger, callback, enable_checkpointing=False)
+    trainer.fit(LitNet(), DataLoader(train_set, batch_size=50, shuffle=True))
+    run = only_run()                                        # Lightning's run, no second one
+    assert run.info.run_id == logger.run_id and run.info.status == "FINISHED"
+    client = MlflowClient()
+    assert "train_loss" in run.data.metrics                 # Lightning's own metrics
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "lc/train")]
+    assert steps == log_schedule(200, 8)                    # grok_mlflow's, on its schedule
+    assert {"acc/test", "adv/acc/eps_0.1"} <= set(run.data.metrics)
+    assert run.data.tags["mlflow.note.content"].startswith("### What this run showed")
+    assert run.data.params["grok.lc_samples"] == "50" and "lc_samples" not in run.data.params
+    assert not run.data.tags["mlflow.runName"].startswith("LitNet")   # the logger's name kept
+
+
+def test_lightning_resume_from_a_checkpoint_continues_without_duplicates(tmp_path,
+                                                                          tracking_uri):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from grok_mlflow.lightning import GrokCallback
+
+    torch.manual_seed(0)
+    train_set, test_set = digits()
+    settings = TrackerSettings(steps=200, eval_points=10, lc_samples=40, lc_directions=4,
+                               adv_points=0, partition_every=0)
+    loader = DataLoader(train_set, batch_size=50, shuffle=True)
+    logger = MLFlowLogger(experiment_name="lit", tracking_uri=tracking_uri)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    first = lightning.Trainer(max_steps=80, logger=logger, accelerator="cpu", devices=1,
+                              callbacks=[GrokCallback(train_set, test_set, settings), ckpt],
+                              enable_progress_bar=False, enable_model_summary=False,
+                              default_root_dir=str(tmp_path))
+    first.fit(LitNet(), loader)
+    again = MLFlowLogger(experiment_name="lit", tracking_uri=tracking_uri, run_id=logger.run_id)
+    second = lightning.Trainer(max_steps=200, logger=again, accelerator="cpu", devices=1,
+                               callbacks=[GrokCallback(train_set, test_set, settings)],
+                               enable_progress_bar=False, enable_model_summary=False,
+                               default_root_dir=str(tmp_path))
+    second.fit(LitNet(), loader, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    run = only_run()
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
+    # every scheduled step once, plus step 80, where the first fit stopped (measured there)
+    assert steps == sorted(set(log_schedule(200, 10)) | {80})

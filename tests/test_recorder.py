@@ -1,0 +1,24 @@
+"""Writing a run: batched metrics (the store's outages: test_outage.py; many writers:
+test_concurrency.py)."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+import pytest
+import torch
+
+from grok_mlflow.recorder import MetricBuffer
+
+
+def test_metric_buffer_writes_more_than_one_batch_and_refuses_non_numbers():
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("buffer"))
+    buffer = MetricBuffer(client, run.info.run_id)
+    for step in range(5):
+        buffer.add({f"m/{i}": torch.tensor(float(i * step)) for i in range(500)}, step)
+    with pytest.raises(TypeError, match="metric 'bad' must be a number"):
+        buffer.add({"bad": "high"}, 0)
+    buffer.flush()
+    assert buffer.written == 2500
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "m/7")] == \
+        [0.0, 7.0, 14.0, 21.0, 28.0]

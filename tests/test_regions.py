@@ -1,0 +1,40 @@
+"""Exact local region counts and the rank correlation (paper fig. 26)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+
+def test_rank_correlation_equals_scipys_spearman():
+    from scipy.stats import spearmanr
+
+    from grok_mlflow.regions import rank_correlation
+
+    a = torch.tensor([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    b = torch.tensor([2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0])
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert rank_correlation(a, 2 * a + 1) == pytest.approx(1.0)
+
+
+
+def test_local_region_count_of_lines_through_the_point_is_twice_their_number():
+    """k ReLU hyperplanes through x in 2-D cut the square around x into exactly 2k sectors."""
+    from grok_mlflow.regions import local_region_count
+
+    x = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
+    for k in (1, 3, 5):
+        angles = torch.arange(k, dtype=torch.float64) * math.pi / k + 0.1
+        w = torch.stack([angles.cos(), angles.sin()], dim=1)               # (k, 2)
+        counts = []
+        for point in x:
+            net = nn.Sequential(nn.Linear(2, k), nn.ReLU(), nn.Linear(k, 2)).double()
+            net[0].weight.data, net[0].bias.data = w, -(w @ point)
+            counts.append(local_region_count(net, point[None], radius=0.1, resolution=96)[0])
+        assert counts == [2 * k, 2 * k]
+    linear = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    linear[0].bias.data = torch.full((3,), 100.0, dtype=torch.float64)      # no kink nearby
+    assert local_region_count(linear, x, radius=0.1).tolist() == [1, 1]

@@ -1,0 +1,52 @@
+"""Recorded runs rebuilt: the radius and compare-regions commands on a run (partition redraw:
+test_partition.py; report: test_report.py)."""
+
+from __future__ import annotations
+
+from conftest import REPO
+
+
+def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from grok_mlflow.cli import main
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.training import train
+
+    result = train(Settings(steps=40, eval_points=3, depth=2, width=16, lc_samples=20,
+                            adv_points=0, partition_every=0), progress=False)
+    out = tmp_path / "r.png"
+    assert main(["radius", result.run_id, "--points", "30", "--radii", "0.001,0.01,0.1,1",
+                 "--directions", "3,6", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Recommended lc_radius: " in printed and out.stat().st_size > 10_000
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "radius")}
+    assert artifacts == {"radius/radius.png", "radius/radius.md"}
+    assert main(["radius", "--preset", str(REPO / "projects" / "digits_gelu.yaml"),
+                 "--points", "10",
+                 "--radii", "0.01,0.1", "--directions", "2", "--out", str(out)]) == 0
+    assert main(["radius"]) == 2
+    assert "radius: give a RUN_ID or --preset FILE" in capsys.readouterr().err
+    assert main(["radius", result.run_id, "--step", "7"]) == 2
+    assert "no snapshot at step 7; snapshot steps: none" in capsys.readouterr().err
+
+
+
+def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from grok_mlflow.cli import main
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.training import train
+
+    result = train(Settings(steps=60, eval_points=6, depth=2, width=16, lc_samples=20,
+                            adv_points=0, partition_every=2, partition_resolution=16),
+                   progress=False)
+    assert main(["compare-regions", result.run_id, "--points", "5", "--resolution", "24",
+                 "--out", str(tmp_path / "c.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman rank correlation over" in printed and printed.count("\n| ") >= 3
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "regions")}
+    assert artifacts == {"regions/compare.png", "regions/compare.csv"}
+    assert main(["compare-regions", "0123456789abcdef"]) == 2
+    assert "compare-regions" in capsys.readouterr().err
