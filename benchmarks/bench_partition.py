@@ -1,6 +1,8 @@
 """Partition slice speed (issue: a 512x512 slice of the fig. 1 MLP in < 1 s on a GPU, a few
 seconds on CPU): wall time of ``partition_slice`` and, side by side, of a bare forward pass over
-the same R*R materialised plane inputs (the naive method without patterns or counting).
+the same R*R materialised plane inputs (the naive method without patterns or counting), and of
+a whole snapshot as the tracker takes it (``GrokTracker.partition_snapshot``: the slice, the
+figure as a PNG and the weights, logged into a real SQLite MLflow store).
 
     python benchmarks/bench_partition.py [--resolution 512]
 """
@@ -49,10 +51,33 @@ def main():
 
         t_slice = best_time(slice_, args.repeats, device)
         t_forward = best_time(bare_forward, args.repeats, device)
+        t_snapshot = snapshot_time(model, points.to(device), R, args.repeats, device)
         regions = slice_().regions
         print(f"MLP 4x200 on MNIST, {R}x{R} slice, {device.type:<4}: partition_slice {t_slice:6.3f} s"
               f" ({regions} regions), bare forward over the plane {t_forward:6.3f} s, "
-              f"ratio {t_slice / t_forward:4.2f}")
+              f"ratio {t_slice / t_forward:4.2f}; the tracker's whole snapshot {t_snapshot:6.3f} s, "
+              f"ratio {t_snapshot / t_forward:4.2f}")
+
+
+def snapshot_time(model, x, resolution: int, repeats: int, device) -> float:
+    """Best wall time of ``GrokTracker.partition_snapshot`` (slice, PNG, weights, logged) with
+    ``x``'s three images as the plane's points, into a temporary SQLite store."""
+    import os
+    import tempfile
+
+    from grok_mlflow.settings import TrackerSettings
+    from grok_mlflow.tracking import GrokTracker
+
+    labels = torch.arange(len(x)) % 10
+    settings = TrackerSettings(steps=10, eval_points=2, lc_samples=3, adv_points=0,
+                               partition_every=0, partition_resolution=resolution)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        tracker = GrokTracker(model, (x, labels), (x, labels), settings, progress=False,
+                              log_model=False, experiment="bench_partition")
+        with tracker:
+            step = iter(range(1, 10**6))
+            return best_time(lambda: tracker.partition_snapshot(next(step)), repeats, device)
 
 
 if __name__ == "__main__":

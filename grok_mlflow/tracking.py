@@ -340,7 +340,7 @@ class GrokTracker:
                           deform=step in self.schedule.deform_steps, task=self.measured_task,
                           loss_fn=self._loss_fn())
         if step in self.schedule.partition_steps:
-            metrics.update(self._partition_snapshot(step))
+            metrics.update(self.partition_snapshot(step))
         values = self._record(metrics, step)
         if self.recorder.flush_due():
             self._flush(step)
@@ -364,8 +364,9 @@ class GrokTracker:
         self.history.setdefault(step, {}).update(values)
         return {k: values[k] for k in metrics}
 
-    def _partition_snapshot(self, step: int) -> dict[str, float]:
-        """Partition slice at ``step`` (``partition/step_*.png`` and its weights); its metrics."""
+    def partition_snapshot(self, step: int) -> dict[str, Tensor]:
+        """Draw and log the partition snapshot at ``step`` now (``partition/step_*.png`` and its
+        weights), whatever the schedule; returns its ``partition/*`` metrics."""
         from .partition import partition_slice
         from .plots import partition_figure
 
