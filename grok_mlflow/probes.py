@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 import torch
 from torch import Tensor
@@ -118,10 +118,25 @@ def as_tensors(data: Data, limit: int = DATASET_LIMIT, seed: int = 0) -> tuple[T
             torch.stack([torch.as_tensor(y) for _, y in items]))
 
 
+# the keys of a mapping item (a Hugging Face batch or dataset row): the first present of each
+INPUT_KEYS = ("input_ids", "pixel_values", "input_values", "inputs", "x")
+LABEL_KEYS = ("labels", "label", "y")
+
+
 def _pair(item: Any) -> tuple[Tensor, Tensor]:
+    """(input, label) of a data item: a pair, or a mapping with one of ``INPUT_KEYS`` and one of
+    ``LABEL_KEYS`` (``{"input_ids": ..., "labels": ...}``)."""
     if isinstance(item, (tuple, list)) and len(item) >= 2:
         return torch.as_tensor(item[0]), torch.as_tensor(item[1])
-    raise TypeError(f"a data item must be an (input, label) pair, got {type(item).__name__}")
+    if isinstance(item, Mapping):
+        x = next((item[k] for k in INPUT_KEYS if k in item), None)
+        y = next((item[k] for k in LABEL_KEYS if k in item), None)
+        if x is not None and y is not None:
+            return torch.as_tensor(x), torch.as_tensor(y)
+        raise TypeError(f"a data item that is a mapping needs an input ({', '.join(INPUT_KEYS)}) "
+                        f"and a label ({', '.join(LABEL_KEYS)}); got keys {sorted(item)}")
+    raise TypeError(f"a data item must be an (input, label) pair or a mapping, got "
+                    f"{type(item).__name__}")
 
 
 def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torch.device,

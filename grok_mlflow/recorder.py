@@ -33,7 +33,7 @@ from ._context import managed_run, version_tags
 from .stored import quiet_downloads
 
 __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailable",
-           "create_run", "end_runs", "import_metrics", "log_run_figure", "log_run_text",
+           "active_run_id", "create_run", "end_runs", "import_metrics", "log_run_figure", "log_run_text",
            "reopen_runs", "tag_run", "tracking_uri", "use_experiment"]
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
@@ -363,6 +363,13 @@ class Recorder:
             input_example=example.detach().cpu().numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             **({} if tensor_output else {"serialization_format": "pickle"}))
+
+
+def active_run_id() -> str | None:
+    """The id of this process's active MLflow run (e.g. the one transformers' ``MLflowCallback``
+    started), or None."""
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
 
 
 def tag_run(run_id: str, tags: Mapping[str, str]) -> None:

@@ -1,0 +1,128 @@
+"""Hugging Face ``Trainer`` integration: a callback that measures LC (and PGD, accuracy) during
+``trainer.train()``.
+
+    from transformers import Trainer, TrainingArguments
+    from grok_mlflow.huggingface import GrokTrainerCallback
+
+    callback = GrokTrainerCallback(train=(x_train, y_train), test=(x_test, y_test),
+                                   settings=TrackerSettings(lc_input="bert.embeddings.word_embeddings"))
+    trainer = Trainer(model=model, args=TrainingArguments(..., report_to="mlflow"),
+                      train_dataset=train_set, callbacks=[callback])
+    trainer.train()
+
+A thin adapter, as the Lightning callback is: ``on_train_begin`` starts a ``GrokTracker``, every
+optimisation step is ``tracker.step(state.global_step)``, ``on_train_end`` finishes it. With
+transformers' own ``MLflowCallback`` active (``report_to="mlflow"``, or ``"all"`` with mlflow
+installed) the measurements go into the run it opened (no second run; its name, params and end
+are its own; the tracker's settings become params ``grok.<name>``); without it the callback
+starts and ends a run of its own. The schedule runs over ``settings.steps``, by default the
+Trainer's ``max_steps``.
+
+Hugging Face models return a ``ModelOutput``: its ``logits`` are measured (``output=`` picks
+another tensor). Token models need ``lc_input``, the module whose output is continuous (the word
+embeddings). transformers' activation modules (``GELUActivation``, ``NewGELUActivation``, ...)
+are registered as nonlinearities when this module is imported. Data items may be mappings
+(``{"input_ids": ..., "labels": ...}``, a tokenized ``datasets.Dataset`` in torch format) as well
+as ``(input, label)`` pairs (``grok_mlflow.probes``).
+
+Under ``torch.distributed`` only the main process (``state.is_world_process_zero``) measures and
+writes; the others train on. A ``Trainer`` has no exception hook: when training raises, a run
+this callback started stays RUNNING (as transformers' own does). Install with
+``pip install 'grok_mlflow[huggingface]'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+try:
+    import transformers.activations as _activations
+    from transformers import TrainerCallback
+except ImportError as err:  # pragma: no cover - the optional extra is missing
+    raise ImportError("grok_mlflow.huggingface needs transformers: "
+                      "pip install 'grok_mlflow[huggingface]'") from err
+
+from .network import register_nonlinearity
+from .probes import Data
+from .recorder import Recorder, active_run_id
+from .settings import TrackerSettings
+from .tracking import GrokTracker, model_run_name, settings_params
+
+__all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES"]
+
+# transformers' activation modules (kinks or bends, as nn.GELU): their inputs are pre-activations
+HF_NONLINEARITIES = tuple(getattr(_activations, name) for name in (
+    "GELUActivation", "NewGELUActivation", "FastGELUActivation", "QuickGELUActivation",
+    "AccurateGELUActivation", "ClippedGELUActivation", "GELUTanh", "PytorchGELUTanh",
+    "SiLUActivation", "MishActivation", "ReLUSquaredActivation", "LaplaceActivation")
+    if hasattr(_activations, name))
+for _module in HF_NONLINEARITIES:
+    register_nonlinearity(_module)
+
+
+class GrokTrainerCallback(TrainerCallback):
+    """Measure a model during ``Trainer.train`` and record it in transformers' MLflow run.
+
+    Args:
+        train, test: data as for ``GrokTracker``: ``(x, y)`` tensors, a Dataset or a DataLoader
+            of (input, label) pairs or of mappings with the input and ``labels``.
+        settings: ``TrackerSettings``; ``steps`` left at its default is replaced by the
+            Trainer's ``max_steps``.
+        domain: (low, high) box of continuous inputs (PGD runs only for (0, 1)).
+        run_name: name of a run started here (without transformers' ``MLflowCallback``).
+        progress: the tracker's own progress bar (off: the Trainer has one).
+        task, output, loss_fn: as ``GrokTracker``'s.
+
+    Attributes:
+        tracker: the ``GrokTracker`` of the last ``train`` (``tracker.history``, ``.run_id``).
+
+    Example:
+        >>> callback = GrokTrainerCallback((x, y), (x_te, y_te),
+        ...                                TrackerSettings(lc_input="embed", adv_points=0))
+        >>> Trainer(model, args, train_dataset=ds, callbacks=[callback]).train()
+        >>> callback.tracker.history[callback.tracker.last_step]["lc/train"]
+    """
+
+    def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
+                 domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
+                 progress: bool = False, task: str | None = None, output=None, loss_fn=None):
+        self.train, self.test, self.settings = train, test, settings
+        self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
+        self.domain, self.run_name, self.progress = domain, run_name, progress
+        self.tracker: GrokTracker | None = None
+        self._open = False
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
+        if not state.is_world_process_zero or model is None:
+            return
+        settings = self.settings or TrackerSettings()
+        if self.settings is None or settings.steps == TrackerSettings().steps:
+            settings = dataclasses.replace(settings, steps=max(int(state.max_steps), 1))
+        model = getattr(model, "module", model)          # a DistributedDataParallel wrapper
+        name = self.run_name or args.run_name or model_run_name(model)
+        run_id = active_run_id()                          # transformers' MLflowCallback's run
+        recorder = (Recorder(name, run_id=run_id, attach=True,
+                             flush_every_s=settings.checkpoint_every_s)
+                    if run_id is not None else None)
+        params = settings_params(settings, "grok." if run_id is not None else "")
+        self.tracker = GrokTracker(model, self.train, self.test, settings, params=params,
+                                   domain=self.domain, run_name=name, log_model=False,
+                                   progress=self.progress, recorder=recorder,
+                                   **self.task_options)
+        self.tracker.start()
+        self._open = True
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        if self._open:
+            self.tracker.step(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs) -> None:
+        if not self._open:
+            return
+        self._open = False
+        self.tracker.finish()
+
+    def state(self) -> dict[str, Any]:
+        """The measured history and last step (``GrokTracker.state``)."""
+        return self.tracker.state() if self.tracker is not None else {}

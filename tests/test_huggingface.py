@@ -1,0 +1,77 @@
+"""The Hugging Face Trainer callback: a real Trainer on a tiny BERT writes LC and accuracy into the
+run that transformers' own MLflowCallback opened, next to transformers' metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+from transformers import (BertConfig, BertForSequenceClassification, Trainer,  # noqa: E402
+                          TrainingArguments)
+
+from grok_mlflow.huggingface import GrokTrainerCallback  # noqa: E402
+from grok_mlflow.schedule import log_schedule  # noqa: E402
+from grok_mlflow.settings import TrackerSettings  # noqa: E402
+
+from conftest import only_run  # noqa: E402
+
+SETTINGS = TrackerSettings(eval_points=4, lc_samples=16, lc_directions=5, adv_points=0,
+                           partition_every=0, lc_input="bert.embeddings.word_embeddings")
+
+
+class Rows(torch.utils.data.Dataset):
+    """Token rows as a tokenized Hugging Face dataset gives them: {"input_ids", "labels"}."""
+
+    def __init__(self, n: int, seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randint(0, 12, (n, 6), generator=gen)             # (n, 6) token ids
+        self.y = (self.x[:, 0] > 5).long()                               # (n,) first token > 5
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.x[i], "labels": self.y[i]}
+
+
+def tiny_bert() -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=12, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=8, num_labels=2))
+
+
+def fit(tmp_path, report_to: str, steps: int = 12) -> GrokTrainerCallback:
+    train, test = Rows(64, 0), Rows(32, 1)
+    callback = GrokTrainerCallback(train, test, SETTINGS)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps,
+                             per_device_train_batch_size=16, learning_rate=1e-3,
+                             report_to=report_to, logging_steps=4, save_strategy="no",
+                             use_cpu=True, disable_tqdm=True, run_name="tiny-bert")
+    Trainer(model=tiny_bert(), args=args, train_dataset=train, callbacks=[callback]).train()
+    return callback
+
+
+def test_the_trainer_writes_lc_into_transformers_own_mlflow_run(tmp_path, tracking_uri):
+    callback = fit(tmp_path, "mlflow")
+    run = only_run()                                     # transformers' run, no second one
+    assert run.info.run_id == callback.tracker.run_id and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.runName"] == "tiny-bert"
+    assert "loss" in run.data.metrics                    # transformers' own metrics
+    assert {"acc/test", "lc/train", "lc/random"} <= set(run.data.metrics)
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
+    assert steps == log_schedule(12, 4)                  # the tracker's schedule over max_steps
+    assert run.data.params["grok.lc_samples"] == "16"
+    assert callback.tracker.history[0]["lc/train"] > 0      # GELUActivation counted as a layer
+
+
+def test_without_transformers_mlflow_callback_the_run_is_the_callbacks_own(tmp_path, tracking_uri):
+    callback = fit(tmp_path, "none", steps=6)
+    run = only_run()
+    assert run.info.run_id == callback.tracker.run_id and run.info.status == "FINISHED"
+    assert "loss" not in run.data.metrics and "lc/test" in run.data.metrics
+    assert run.data.params["lc_samples"] == "16"
