@@ -230,6 +230,68 @@ def _load_imagenette(settings: Settings):
     return (*splits, 10)
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def _load_imagenet(settings: Settings):
+    """ImageNet from local files (paper fig. 12): an ImageFolder tree
+    ``DATA_ROOT/imagenet/{train,val}/<class>/<image>`` (torchvision's ``ImageNet`` leaves exactly
+    this under its root once it has unpacked the archives; the validation images must be sorted
+    into class folders). Two datasets of (3, S, S) uint8 images decoded on access: resized
+    (shorter side to S x 256/224, bilinear, antialiased) and centre-cropped to S =
+    ``image_size`` (default 224), the standard evaluation transform; no augmentation. Classes
+    are the training folders, sorted (1,000 for ImageNet-1k); ``val`` may hold fewer, not others.
+    """
+    import os
+
+    import torch.utils.data as tud
+    from torchvision import transforms
+    from torchvision.datasets import DatasetFolder
+
+    size = settings.image_size or 224
+    transform = transforms.Compose([transforms.Resize(round(size * 256 / 224)),
+                                    transforms.CenterCrop(size), transforms.PILToTensor()])
+    root = os.path.join(settings.data_root, "imagenet")
+    train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
+    for folder in (train_dir, val_dir):
+        if not os.path.isdir(folder):
+            raise _missing(settings, FileNotFoundError(f"no folder {folder}"))
+    classes = sorted(e.name for e in os.scandir(train_dir) if e.is_dir())
+    unknown = sorted({e.name for e in os.scandir(val_dir) if e.is_dir()} - set(classes))
+    if unknown:
+        raise SettingsError(f"dataset: {val_dir} holds class folder(s) {', '.join(unknown[:5])} "
+                            f"that {train_dir} does not")
+    index = {name: i for i, name in enumerate(classes)}
+    splits = []
+    for split, folder in (("train", train_dir), ("val", val_dir)):
+        samples = DatasetFolder.make_dataset(folder, index, IMAGE_EXTENSIONS,
+                                             allow_empty=split == "val")
+        ds = _Images(samples, transform)
+        labels = np.array([label for _, label in samples], dtype=np.int64)
+        if split == "train":
+            if settings.train_size > len(ds):
+                raise SettingsError(f"train_size: must be <= the {len(ds)} training images in "
+                                    f"{train_dir}, got {settings.train_size}")
+            idx = _seeded_subset(len(ds), settings.train_size, settings.seed)
+            ds, labels = tud.Subset(ds, idx.tolist()), labels[idx]
+        splits += [ds, labels]
+    return (*splits, len(classes))
+
+
+class _Images(torch.utils.data.Dataset):
+    """(path, label) samples as (transformed image, label) items, decoded on access (RGB)."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        return self.transform(_read_rgb(path)), label
+
+
 class UnreadableImage(SettingsError):
     """An image file of the dataset that cannot be decoded (truncated or not an image)."""
 
@@ -332,6 +394,15 @@ DATASETS: dict[str, DatasetSpec] = {
                                          "imagenette2-160.tgz (image_size <= 160), "
                                          "imagenette2-320.tgz (<= 320) or imagenette2.tgz under "
                                          "DATA_ROOT/."),
+    "imagenet": DatasetSpec(_load_imagenet, max_train_size=1_281_167,
+                            default_adv_eps=(1 / 255, 2 / 255, 4 / 255),
+                            description="ImageNet-1k from local files (an ImageFolder tree)",
+                            streamed=True,
+                            normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                            how_to_get="No download: put the images under "
+                                       "DATA_ROOT/imagenet/train/<class>/ and "
+                                       "DATA_ROOT/imagenet/val/<class>/ (torchvision's ImageNet "
+                                       "leaves this layout after unpacking the archives)."),
     "modular_addition": DatasetSpec(_load_modular_addition, max_train_size=0,
                                     default_adv_eps=(),
                                     description="(a + b) mod p as tokens a, b, = (generated)",

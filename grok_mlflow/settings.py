@@ -90,7 +90,8 @@ def _t(name: str, help: str | None = None, note: str | None = None) -> Any:
 
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
-DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette", "modular_addition")
+DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette", "imagenet",
+                 "modular_addition")
 MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18", "transformer")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
@@ -181,7 +182,7 @@ class Settings:
     train_size: int = _f(1000, "training samples, a seeded subset (modular_addition uses "
                          "train_fraction)", valid=at_least(1).noted(
                              "at most the dataset's: digits 1796, mnist 60000, cifar 50000, "
-                             "imagenette 9469"))
+                             "imagenette 9469, imagenet 1281167"))
     random_labels: float = _f(0.0, "training labels replaced by seeded random ones: a count "
                               "(>= 1) or a fraction (< 1) of train_size",
                               valid=at_least(0).noted("a count at most train_size"))
@@ -190,7 +191,8 @@ class Settings:
     train_fraction: float = _f(0.3, "modular_addition: fraction of the p^2 pairs trained on, a "
                                "seeded split; the rest is the test set",
                                valid=within(0, 1, closed_high=False, closed_low=False))
-    image_size: int = _f(0, "side in pixels that images are resized to (imagenette; 0 = 160)",
+    image_size: int = _f(0, "side in pixels that images are resized to (imagenette 0 = 160, "
+                         "imagenet 0 = 224)",
                          valid=at_least(0))
     download: bool = _f(True, "download a missing dataset (needs internet) into data_root")
     eval_size: int = _t("eval_size", "images per split that accuracy and loss are measured on, "

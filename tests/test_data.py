@@ -383,3 +383,48 @@ def test_digits_is_real_scaled_and_split_by_seed():
 def test_dataset_registry_entries_are_documented():
     for spec in DATASETS.values():     # token data has no PGD (budgets in pixel units)
         assert spec.description and bool(spec.default_adv_eps) != spec.tokens
+
+
+def tiny_imagenet(root, classes=("n01440764", "n01443537", "n01484850"), train_per_class=4,
+                  val_per_class=2):
+    """ImageNet's ImageFolder layout (imagenet/{train,val}/<wnid>/*.JPEG), 50x70 JPEGs of one
+    grey level per class plus coarse noise, every image different."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for k, wnid in enumerate(classes):
+            folder = root / "imagenet" / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                noise = rng.integers(0, 9, (5, 7, 1), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
+                pixels = np.full((50, 70, 3), 60 * k + 20, dtype=np.uint8) + noise
+                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG")
+
+
+def test_imagenet_reads_an_image_folder_tree_streamed(tmp_path):
+    tiny_imagenet(tmp_path)
+    s = Settings(dataset="imagenet", data_root=str(tmp_path), train_size=10, batch_size=5,
+                 image_size=32, eval_size=6, data_workers=0, download=False)
+    data = load_dataset(s, torch.device("cpu"))
+    assert data.num_classes == 3 and data.n_train == 10
+    assert data.x_train.shape == (6, 3, 32, 32) and data.x_test.shape == (6, 3, 32, 32)
+    # each image is its class's grey level (60 k + 20, plus noise of mean 4) after resize and crop
+    grey = data.x_train.mean(dim=(1, 2, 3)) * 255
+    assert torch.allclose(grey, 60 * data.y_train.double().float() + 24, atol=3)
+    x, y = next(training_batches(data, s))                       # decoded by the stream
+    assert x.shape == (5, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    with pytest.raises(SettingsError, match="train_size: must be <= the 12 training images"):
+        load_dataset(dataclasses.replace(s, train_size=13), torch.device("cpu"))
+
+
+def test_imagenet_refuses_a_val_class_unknown_to_train_and_says_where_files_go(tmp_path):
+    tiny_imagenet(tmp_path)
+    (tmp_path / "imagenet" / "val" / "n99999999").mkdir()
+    s = Settings(dataset="imagenet", data_root=str(tmp_path), train_size=4, batch_size=2,
+                 download=False)
+    with pytest.raises(SettingsError, match="holds class folder.s. n99999999 that"):
+        load_dataset(s, torch.device("cpu"))
+    missing = dataclasses.replace(s, data_root=str(tmp_path / "nowhere"))
+    with pytest.raises(SettingsError, match="DATA_ROOT/imagenet/train/<class>/"):
+        load_dataset(missing, torch.device("cpu"))

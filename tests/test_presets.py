@@ -17,7 +17,8 @@ PRESETS = sorted((REPO / "projects").glob("*.yaml"))
 def test_the_paper_figures_have_presets():
     names = {p.stem for p in PRESETS}
     assert {"fig1_mnist_mlp", "fig2_cnn_cifar10", "fig2_cnn_cifar100", "fig2_resnet18_imagenette",
-            "fig3_mlp_init8", "fig14_cnn_batchnorm", "fig25_gelu_mlp"} <= names
+            "fig3_mlp_init8", "fig12_resnet18_imagenet", "fig14_cnn_batchnorm",
+            "fig25_gelu_mlp"} <= names
     assert sum(n.startswith("digits_") for n in names) >= 4
 
 
