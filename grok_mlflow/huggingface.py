@@ -25,8 +25,8 @@ are registered as nonlinearities when this module is imported. Data items may be
 (``{"input_ids": ..., "labels": ...}``, a tokenized ``datasets.Dataset`` in torch format) as well
 as ``(input, label)`` pairs (``grok_mlflow.probes``).
 
-Under ``torch.distributed`` only the main process (``state.is_world_process_zero``) measures and
-writes; the others train on. A ``Trainer`` has no exception hook: when training raises, a run
+Under ``torch.distributed`` every process measures its share of the points
+(``grok_mlflow.distributed``) and only the main one (``state.is_world_process_zero``) writes. A ``Trainer`` has no exception hook: when training raises, a run
 this callback started stays RUNNING (as transformers' own does). Install with
 ``pip install 'grok_mlflow[huggingface]'``.
 """
@@ -94,14 +94,15 @@ class GrokTrainerCallback(TrainerCallback):
         self._open = False
 
     def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
-        if not state.is_world_process_zero or model is None:
+        if model is None:
             return
         settings = self.settings or TrackerSettings()
         if self.settings is None or settings.steps == TrackerSettings().steps:
             settings = dataclasses.replace(settings, steps=max(int(state.max_steps), 1))
         model = getattr(model, "module", model)          # a DistributedDataParallel wrapper
         name = self.run_name or args.run_name or model_run_name(model)
-        run_id = active_run_id()                          # transformers' MLflowCallback's run
+        # transformers' MLflowCallback's run (on the main process; the others write nothing)
+        run_id = active_run_id() if state.is_world_process_zero else None
         recorder = (Recorder(name, run_id=run_id, attach=True,
                              flush_every_s=settings.checkpoint_every_s)
                     if run_id is not None else None)

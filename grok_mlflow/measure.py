@@ -27,10 +27,12 @@ Example:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from .complexity import local_complexity
+from .complexity import LocalComplexity, local_complexity
 from .deformation import deformation
+from .distributed import Shards
 from .evaluation import accuracy_and_loss
 from .probes import Probes
 from .robustness import robust_accuracy, robust_loss
@@ -55,7 +57,7 @@ def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple
 
 def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
             adversarial: bool = False, deform: bool = False, task: str = "multiclass",
-            loss_fn=None) -> dict[str, Tensor]:
+            loss_fn=None, shards: Shards | None = None) -> dict[str, Tensor]:
     """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
 
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
@@ -63,24 +65,26 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     it needs inputs in [0, 1] (normalisation inside the model); budgets from ``adv_budgets``.
     ``task``: ``multiclass`` (a binary model as ``tasks.TwoLogits``) or ``regression`` (no
     accuracy; PGD reports the loss it reaches); ``loss_fn``: the user's loss, else the task's.
+    ``shards`` (``distributed.Shards``, under ``torch.distributed``): each rank measures its share
+    of the accuracy and LC points and every rank gets the whole values; PGD and the deformation
+    run on rank 0 alone, and only rank 0's metrics hold them.
     """
-    s = settings
+    s, shards = settings, shards or Shards()
     metrics: dict[str, Tensor] = {}
     for split, (x, y) in probes.accuracy.items():
-        acc, metrics[f"loss/{split}"] = accuracy_and_loss(model, x, y, s.loss, task=task,
-                                                          loss_fn=loss_fn)
+        acc, loss = _accuracy_and_loss(model, x, y, s.loss, task, loss_fn, shards)
+        metrics[f"loss/{split}"] = loss
         if acc is not None:
             metrics[f"acc/{split}"] = acc
     for set_name, points in probes.lc.items():
-        by_radius = local_complexity(model, points, radius=list(s.lc_radius),
-                                     n_directions=s.lc_directions, seed=s.seed,
-                                     input_module=s.lc_input or None)
-        for radius, lc in by_radius.items():
+        for radius, lc in _local_complexity(model, points, s, shards).items():
             key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
             metrics[key] = lc.mean()
             metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
             for i, layer_mean in enumerate(lc.layer_mean(), start=1):
                 metrics[f"{key}/layer_{i}"] = layer_mean
+    if not shards.main:            # PGD, the deformation: the writing rank's alone
+        return metrics
     if deform:
         d = deformation(model, probes.lc["train"], radius=s.lc_radius[0],
                         n_directions=max(2, s.lc_directions), seed=s.seed,
@@ -103,3 +107,47 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
                                         seed=s.seed).items():
             metrics[f"adv/acc/eps_{eps:g}"] = acc
     return metrics
+
+
+def _accuracy_and_loss(model, x, y, loss, task, loss_fn, shards: Shards):
+    """``accuracy_and_loss`` over all of (x, y), each rank on its share."""
+    if shards.size == 1:
+        return accuracy_and_loss(model, x, y, loss, task=task, loss_fn=loss_fn)
+    xs, ys = shards.part(x), shards.part(y)
+    acc = mean_loss = None
+    if len(xs):
+        acc, mean_loss = accuracy_and_loss(model, xs, ys, loss, task=task, loss_fn=loss_fn)
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    total_loss = shards.sum(zero if mean_loss is None else mean_loss * len(xs))
+    correct = shards.sum(zero if acc is None else (acc * len(xs)).round())
+    return (None if task == "regression" else correct / len(x)), total_loss / len(x)
+
+
+def _local_complexity(model, points: Tensor, s: TrackerSettings,
+                      shards: Shards) -> dict[float, LocalComplexity]:
+    """LC of every point of ``points`` at every radius, each rank on its share (the per-point
+    counts gathered in rank order: exactly a single process's)."""
+    mine = shards.part(points)
+    if len(mine):
+        by_radius = local_complexity(model, mine, radius=list(s.lc_radius),
+                                     n_directions=s.lc_directions, seed=s.seed,
+                                     input_module=s.lc_input or None)
+    else:                          # more ranks than points: this one has none
+        by_radius = {r: None for r in s.lc_radius}
+    if shards.size == 1:
+        return by_radius
+    out = {}
+    for r, lc in by_radius.items():
+        rows = shards.gather_rows(lc.per_layer if lc is not None else torch.empty(0, 0,
+                                                                                   dtype=torch.long))
+        names = [n for n in _gather_names(lc, shards) if n][0]
+        out[r] = LocalComplexity(rows, names, r, s.lc_directions)
+    return out
+
+
+def _gather_names(lc, shards: Shards) -> list:
+    import torch.distributed as dist
+
+    names: list = [None] * shards.size
+    dist.all_gather_object(names, lc.layer_names if lc is not None else None)
+    return names

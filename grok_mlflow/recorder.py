@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ._context import managed_run, version_tags
 from .stored import quiet_downloads
 
-__all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "Recorder", "TrackingUnavailable",
+__all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "NullRecorder", "Recorder", "TrackingUnavailable",
            "active_run_id", "create_run", "end_runs", "import_metrics", "log_run_figure", "log_run_text",
            "reopen_runs", "tag_run", "tracking_uri", "use_experiment"]
 
@@ -363,6 +363,38 @@ class Recorder:
             input_example=example.detach().cpu().numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             **({} if tensor_output else {"serialization_format": "pickle"}))
+
+
+class NullRecorder:
+    """``Recorder``'s interface recording nothing: what the ranks other than 0 of a distributed
+    run write through (rank 0 writes the one run)."""
+
+    run_id = continue_run = uri = None
+    attach = owns_run = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def start(self) -> None:
+        return None
+
+    def params(self) -> dict[str, str]:
+        return {}
+
+    def logged_steps(self) -> dict[str, int]:
+        return {}
+
+    def add_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
+        return MetricBuffer.to_floats(metrics)
+
+    def flush_due(self) -> bool:
+        return False
+
+    def flush(self, retry_s: float = 0.0) -> bool:
+        return False               # nothing written: no checkpoint either (rank 0 saves it)
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None     # end, log_*, set_tags, save_*: nothing to do
 
 
 def active_run_id() -> str | None:

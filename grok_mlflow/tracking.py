@@ -49,7 +49,8 @@ from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
 from .probes import Data, Probes, draw_probes
 from .history import history_csv
-from .recorder import MetricBuffer, Recorder, TrackingUnavailable, tracking_uri
+from .distributed import Shards, unwrap
+from .recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
 from .report import report_markdown, reproduction_report
 from .schedule import MeasureSchedule
 from .settings import Settings, TrackerSettings, format_value
@@ -147,15 +148,19 @@ class GrokTracker:
         if isinstance(settings, Settings):
             settings = settings.tracker_settings()
         s = self.settings = settings or TrackerSettings()
+        model = unwrap(model)                 # a DistributedDataParallel wrapper: its replica
+        self.shards = Shards.current()        # under torch.distributed: this rank's share
         self.model, self.train_data, self.test_data, self.domain = model, train, test, domain
         self.run_name = run_name or model_run_name(model)
         self.params = dict(params) if params is not None else settings_params(s)
-        self.log_model, self.progress = log_model, progress
+        self.log_model, self.progress = log_model, progress and self.shards.main
         self.artifact_every_s = artifact_every_s
         self.extra_config = dict(extra_config or {})
         self.checkpoint_fn, self.resume = checkpoint, resume
-        self.recorder = recorder or Recorder(self.run_name, experiment, run_id,
-                                             s.checkpoint_every_s)
+        # one run, written by rank 0; the other ranks measure their shares and write nothing
+        self.recorder = recorder or (Recorder(self.run_name, experiment, run_id,
+                                              s.checkpoint_every_s)
+                                     if self.shards.main else NullRecorder())
         self.adv_eps = adv_budgets(s, domain) if tuple(domain) == (0.0, 1.0) else ()
         # step 0 (initialisation) is measured on entering the context
         self.schedule = MeasureSchedule.from_settings(s, adversarial=bool(self.adv_eps))
@@ -257,6 +262,8 @@ class GrokTracker:
 
     def _log_setup(self) -> None:
         """Params (stale ones kept as tags), tags and ``config.json``."""
+        if not self.shards.main:
+            return
         if self.tokens and self.settings.adv_points:
             print("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
                   "for continuous inputs in [0, 1]", file=sys.stderr)
@@ -338,8 +345,8 @@ class GrokTracker:
         metrics = measure(self.net, self.probes, self.settings,
                           adversarial=adversarial and bool(self.adv_eps),
                           deform=step in self.schedule.deform_steps, task=self.measured_task,
-                          loss_fn=self._loss_fn())
-        if step in self.schedule.partition_steps:
+                          loss_fn=self._loss_fn(), shards=self.shards)
+        if step in self.schedule.partition_steps and self.shards.main:
             metrics.update(self.partition_snapshot(step))
         values = self._record(metrics, step)
         if self.recorder.flush_due():
@@ -415,6 +422,8 @@ class GrokTracker:
         """history.csv and the figure (refreshed during long runs, final at the end)."""
         from .plots import grokking_figure
 
+        if not self.shards.main:
+            return
         self.recorder.log_text(history_csv(self.history), "history.csv")
         self.recorder.log_figure(grokking_figure(self.history, self.phases, title=self.run_name),
                                  "figures/grokking.png")
@@ -471,7 +480,7 @@ class GrokTracker:
             if clean and self.log_model:
                 self.recorder.log_model(self.model, self.probes.accuracy["train"][0][:2],
                                         tensor_output=not self.output_note)
-            if clean:
+            if clean and self.shards.main:
                 print(f"\nRun {self.run_id} recorded. To look at it:\n"
                       f"  mlflow ui --backend-store-uri {self.recorder.uri or tracking_uri()}",
                       file=sys.stderr)
@@ -481,6 +490,8 @@ class GrokTracker:
     def _write_report(self) -> None:
         """What the run showed (``grok_mlflow.report``): the run's MLflow description, the
         artifact ``report.md``, and its headline on stderr."""
+        if not self.shards.main:
+            return
         findings = reproduction_report(self.history)
         text = report_markdown(findings, title=self.run_name)
         self.recorder.set_tags({"mlflow.note.content": text})
