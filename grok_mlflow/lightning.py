@@ -17,6 +17,9 @@ tracker's settings become params ``grok.<name>`` beside the module's hyperparame
 the tracker starts a run of its own, named after the module. The schedule runs over ``settings.steps``, by default the
 trainer's ``max_steps`` (or its estimated number of optimisation steps).
 
+Under ``strategy="ddp"`` every rank measures its share of the points and rank 0 alone writes, into
+the logger's run (Lightning's own rank-zero convention).
+
 Resume: the callback's state (the measured history and last step) is saved in Lightning's
 checkpoints; ``trainer.fit(..., ckpt_path=...)`` with an ``MLFlowLogger(run_id=...)`` of the same
 run continues the schedule, and steps that already reached the store are not logged twice.
@@ -84,8 +87,9 @@ class GrokCallback(Callback):
         logger = next((lg for lg in trainer.loggers if isinstance(lg, MLFlowLogger)), None)
         name = self.run_name or model_run_name(pl_module)
         recorder = None
-        if logger is not None:
-            # Lightning's logger owns the run: write into it, never end it
+        if logger is not None and trainer.is_global_zero:
+            # Lightning's logger owns the run: write into it, never end it (under strategy="ddp"
+            # the other ranks measure their shares and write nothing: grok_mlflow.distributed)
             recorder = Recorder(name, run_id=logger.run_id, attach=True,
                                 flush_every_s=settings.checkpoint_every_s,
                                 tracking_uri=getattr(logger, "_tracking_uri", None))

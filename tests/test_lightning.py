@@ -96,3 +96,66 @@ def test_lightning_resume_from_a_checkpoint_continues_without_duplicates(tmp_pat
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
     # every scheduled step once, plus step 80, where the first fit stopped (measured there)
     assert steps == sorted(set(log_schedule(200, 10)) | {80})
+
+
+DDP_SCRIPT = '''
+import sys
+import lightning as L
+import torch
+from lightning.pytorch.loggers import MLFlowLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from grok_mlflow import TrackerSettings
+from grok_mlflow.lightning import GrokCallback
+
+
+class Net(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        loss = nn.functional.cross_entropy(self(batch[0]), batch[1])
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=1e-2)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    x, y = torch.rand(400, 1, 8, 8), torch.randint(0, 10, (400,))
+    data = TensorDataset(x, y)
+    callback = GrokCallback(train=(x, y), test=(x, y), settings=TrackerSettings(
+        eval_points=5, lc_samples=41, lc_directions=5, adv_points=2, adv_samples=30, adv_steps=2,
+        partition_every=0))
+    logger = MLFlowLogger(experiment_name="lit_ddp", tracking_uri=sys.argv[1])
+    trainer = L.Trainer(max_steps=20, strategy="ddp", devices=2, accelerator="cpu",
+                        logger=logger, callbacks=[callback], enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False,
+                        log_every_n_steps=5)
+    trainer.fit(Net(), DataLoader(data, batch_size=50))
+'''
+
+
+def test_lightning_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tracking_uri):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    script = tmp_path / "lit_ddp.py"
+    script.write_text(DDP_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), tracking_uri], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = only_run()                                   # the logger's run; no second one
+    assert run.info.status == "FINISHED" and "train_loss" in run.data.metrics
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
+    assert steps == log_schedule(20, 5)                # on the schedule, each step once
+    assert run.data.params["grok.lc_samples"] == "41"
