@@ -217,17 +217,29 @@ def _trial(space: dict[str, Any]) -> None:
                      **{k.replace("/", "_"): v for k, v in metrics.items()
                         if k in ("acc/test", "lc/train")}})
 
+    node = _ray_node()
     earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
+        from .recorder import tag_run
+
+        tag_run(earlier, {"grok_mlflow.ray_node_resumed": node})   # where it continued
         result = train(settings, run_name=config["name"], progress=False, resume=earlier,
                        on_progress=report_progress)
     else:
-        with child_run(config["name"], config["experiment_id"], tags):
+        with child_run(config["name"], config["experiment_id"],
+                       {**tags, "grok_mlflow.ray_node": node}):
             result = train(settings, run_name=config["name"], progress=False,
                            on_progress=report_progress)
     tune.report({"step": settings.steps, "steps": settings.steps,
                  **{k.replace("/", "_"): v for k, v in result.metrics.items()
                     if not k.startswith("lc") or k.count("/") == 1}})
+
+
+def _ray_node() -> str:
+    """The id of the Ray node this trial runs on (tagged on its child run)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def _stacked_trial(group: dict[str, Any]) -> None:
