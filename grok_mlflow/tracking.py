@@ -34,7 +34,9 @@ import dataclasses
 import math
 import platform
 import re
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -187,6 +189,7 @@ class GrokTracker:
         """What entering the context does (for integrations that cannot use ``with``: the
         Lightning callback, ``StackedTracker``): the checks, the run, step 0's measurement."""
         self._prepare()                 # every check that can fail, before the run exists
+        self._terminate = _Termination() if self.shards.size > 1 else None
         self.recorder.start()
         try:
             self._log_setup()
@@ -443,6 +446,9 @@ class GrokTracker:
                   "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         if self._bar is not None:
             self._bar.close()
+        terminate, self._terminate = getattr(self, "_terminate", None), None
+        if terminate is not None:
+            terminate.defer()           # a launcher's SIGTERM now waits for the run's end
         # Ctrl-C caught at a step boundary (``train`` does that): the state is consistent there
         consistent = exc is None or getattr(exc, "at_step_boundary", False)
         try:
@@ -453,7 +459,11 @@ class GrokTracker:
             if exc is not None:
                 self._fail(exc)
         finally:
-            self._end(status, clean=exc is None, checkpoint=consistent)
+            try:
+                self._end(status, clean=exc is None, checkpoint=consistent)
+            finally:
+                if terminate is not None:
+                    terminate.restore()
 
     def _end(self, status: str, clean: bool = False, checkpoint: bool = False) -> None:
         """Flush metrics (and checkpoint when the state is consistent); at a clean end the
@@ -500,6 +510,35 @@ class GrokTracker:
         print(f"\nWhat run {self.run_id} showed: "
               + (", ".join(seen) if seen else "none of the paper's phases")
               + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
+
+
+class _Termination:
+    """Under ``torch.distributed``: the launcher (torchrun) stops the other ranks with SIGTERM when
+    one dies. While training, SIGTERM raises ``KeyboardInterrupt`` (the run ends KILLED, its
+    points written); while the run is being ended it is held until that is done, then delivered.
+    Installed only in the main thread; the previous handler is put back."""
+
+    def __init__(self) -> None:
+        self.previous, self.pending = None, False
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._interrupt)
+
+    def _interrupt(self, signum, frame) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM), as the launcher stops every rank")
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    def defer(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self._hold)
+
+    def restore(self) -> None:
+        if self.previous is None:
+            return
+        signal.signal(signal.SIGTERM, self.previous)
+        if self.pending:
+            signal.raise_signal(signal.SIGTERM)
 
 
 def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,

@@ -79,3 +79,26 @@ def test_a_ddp_loop_on_two_processes_writes_one_run_with_single_process_values(t
     assert all(r["same_lc"] for r in ranks)             # LC: exactly one process's values
     assert max(r["loss_gap"] for r in ranks) < 1e-6      # accuracy, loss: up to float sums
     assert "adv/acc/eps_0.1" in ranks[0]["keys"] or "adv/acc/eps_0.1" in run.data.metrics
+
+
+def test_a_rank_that_dies_ends_the_run_failed_with_every_measured_point(tmp_path, tracking_uri):
+    """Rank 1 exits at step 12: rank 0's next collective fails, torchrun stops it with SIGTERM,
+    and the run still ends as a single process's crash would: FAILED, the reason tagged, the
+    points measured before written."""
+    script = tmp_path / "crash.py"
+    script.write_text(SCRIPT.replace("        tracker.step(step, loss)",
+                                     "        tracker.step(step, loss)\n"
+                                     "        if rank == 1 and step == 12:\n"
+                                     "            import os; os._exit(1)"))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+                           str(script), str(tmp_path / "out.json")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri,
+                                             OMP_NUM_THREADS="1"))
+    assert done.returncode != 0
+    run = only_run()
+    assert run.info.status in ("FAILED", "KILLED"), done.stderr[-2000:]
+    assert run.data.tags["grok_mlflow.failure"]
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
+    assert steps == [s for s in log_schedule(20, 5) if s <= 12]
