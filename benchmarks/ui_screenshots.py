@@ -9,9 +9,14 @@ store, starts a real ``mlflow ui`` on 127.0.0.1, and photographs it with headles
 - ``ui_compare_charts.png``: the comparison link: every trial's curves overlaid in the chart view;
 - ``ui_compare_table.png``: the same view as a table (swept settings and final metrics as columns).
 
+With ``--store URI --parent RUN_ID`` nothing is run: an existing sweep (e.g. one of
+``benchmarks/reproduce_sweep.py``'s) is photographed instead, with its parent run's page too
+(``ui_parent.png``: the description with the verdicts on the paper's claims), under ``--prefix``.
+
 Usage::
 
     python benchmarks/ui_screenshots.py [--out docs] [--port 5077] [--spec SPEC.yaml]
+    python benchmarks/ui_screenshots.py --store sqlite:///mlflow.db --parent RUN_ID --prefix depth_
 """
 
 from __future__ import annotations
@@ -73,47 +78,70 @@ def screenshot(browser: str, url: str, path: Path, size: str = "1800,1100",
     print(f"  {path}  <- {url}")
 
 
+def _run_sweep(spec: str | None, tmp: str) -> tuple[str, str, None]:
+    """Run the demo sweep (or ``spec``) into a store under ``tmp``: (store, view route, None)."""
+    spec = spec and os.path.abspath(spec)
+    if not spec:
+        spec = os.path.join(tmp, "ui_demo.yaml")
+        Path(spec).write_text(SPEC)
+    store = f"sqlite:///{tmp}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    start = time.time()
+    done = subprocess.run([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp,
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"ui_screenshots: the sweep failed:\n{done.stderr[-2000:]}")
+    link = next(line.split("then open ", 1)[1] for line in done.stderr.splitlines()
+                if "then open " in line)
+    print(f"sweep: {time.time() - start:.0f} s; {link}")
+    return store, link.split("/#/", 1)[1], None                  # experiments/ID/runs?...
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "docs"), help="folder for the PNGs")
     parser.add_argument("--port", type=int, default=5077)
     parser.add_argument("--spec", help="a sweep spec to run instead of the built-in one")
+    parser.add_argument("--store", help="an existing tracking store (with --parent)")
+    parser.add_argument("--parent", help="an existing sweep's parent run id (with --store)")
+    parser.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     args = parser.parse_args()
+    if bool(args.store) != bool(args.parent):
+        sys.exit("ui_screenshots: --store and --parent go together")
     browser = _browser()
     if not _free(args.port):
         sys.exit(f"ui_screenshots: port {args.port} is in use; pass --port")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        spec = args.spec and os.path.abspath(args.spec)
-        if not spec:
-            spec = os.path.join(tmp, "ui_demo.yaml")
-            Path(spec).write_text(SPEC)
-        store = f"sqlite:///{tmp}/mlflow.db"
+        if args.parent:
+            store, parent = args.store, args.parent
+            from mlflow.tracking import MlflowClient
+            experiment = MlflowClient(store).get_run(parent).info.experiment_id
+            route = (f"experiments/{experiment}/runs?workflowType=machine_learning"
+                     f"&compareRunsMode=CHART&viewStateShareKey={parent}")
+        else:
+            store, route, parent = _run_sweep(args.spec, tmp)
+            experiment = route.split("/")[1]
         env = {**os.environ, "MLFLOW_TRACKING_URI": store}
-        env.pop("MLFLOW_EXPERIMENT_NAME", None)
-        start = time.time()
-        done = subprocess.run([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp,
-                              env=env, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"ui_screenshots: the sweep failed:\n{done.stderr[-2000:]}")
-        link = next(line.split("then open ", 1)[1] for line in done.stderr.splitlines()
-                    if "then open " in line)
-        print(f"sweep: {time.time() - start:.0f} s; {link}")
-        route = link.split("/#/", 1)[1]                      # experiments/ID/runs?...
-        experiment = route.split("/")[1]
         base = f"http://127.0.0.1:{args.port}/"
         ui = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
                                "--host", "127.0.0.1", "--port", str(args.port)], cwd=tmp,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
+        name = (lambda stem: out / f"{args.prefix}{stem}.png")
         try:
             _wait_for(base)
             screenshot(browser, f"{base}#/experiments/{experiment}?workflowType=machine_learning",
-                       out / "ui_experiment.png", budget_ms=15000)
-            screenshot(browser, f"{base}#/{route}", out / "ui_compare_charts.png")
+                       name("ui_experiment"), budget_ms=15000)
+            if args.parent:
+                screenshot(browser, f"{base}#/experiments/{experiment}/runs/{parent}"
+                                f"?workflowType=machine_learning",
+                           name("ui_parent"), size="1800,1400", budget_ms=15000)
+            screenshot(browser, f"{base}#/{route}", name("ui_compare_charts"))
             screenshot(browser, f"{base}#/{route.replace('CHART', 'TABLE')}",
-                       out / "ui_compare_table.png", budget_ms=15000)
+                       name("ui_compare_table"), budget_ms=15000)
         finally:
             os.killpg(ui.pid, 15)
             ui.wait(30)
