@@ -75,3 +75,70 @@ def test_without_transformers_mlflow_callback_the_run_is_the_callbacks_own(tmp_p
     assert run.info.run_id == callback.tracker.run_id and run.info.status == "FINISHED"
     assert "loss" not in run.data.metrics and "lc/test" in run.data.metrics
     assert run.data.params["lc_samples"] == "16"
+
+
+DDP_SCRIPT = """import sys, json
+import torch
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+from grok_mlflow import TrackerSettings
+from grok_mlflow.huggingface import GrokTrainerCallback
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randint(0, 12, (n, 6), generator=gen)
+        self.y = (self.x[:, 0] > 5).long()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.x[i], "labels": self.y[i]}
+
+
+torch.manual_seed(0)
+model = BertForSequenceClassification(BertConfig(vocab_size=12, hidden_size=16, num_hidden_layers=1,
+    num_attention_heads=2, intermediate_size=32, max_position_embeddings=8, num_labels=2))
+train, test = Rows(64, 0), Rows(32, 1)
+callback = GrokTrainerCallback(train, test, TrackerSettings(eval_points=4, lc_samples=17,
+    lc_directions=5, adv_points=0, partition_every=0, lc_input="bert.embeddings.word_embeddings"))
+args = TrainingArguments(output_dir="out", max_steps=12, per_device_train_batch_size=8,
+                         learning_rate=1e-3, report_to="mlflow", logging_steps=4,
+                         save_strategy="no", use_cpu=True, disable_tqdm=True, run_name="ddp-bert")
+Trainer(model=model, args=args, train_dataset=train, callbacks=[callback]).train()
+t = callback.tracker
+with open(sys.argv[1] + f".{t.shards.rank}", "w") as f:
+    json.dump({"rank": t.shards.rank, "size": t.shards.size, "run": t.run_id,
+               "lc": t.history[12]["lc/train"]}, f)
+"""
+
+
+def test_a_torchrun_of_the_trainer_on_two_processes_writes_one_run(tmp_path, tracking_uri):
+    """The Trainer under torchrun (DDP, gloo): every rank measures its share, the main process
+    writes into transformers' run; both ranks hold the same values."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "hf_ddp.py").write_text(DDP_SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), "hf_ddp.py",
+                           "out.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri,
+                                             OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out.json.{r}").read_text()) for r in (0, 1)]
+    assert [(r["rank"], r["size"]) for r in ranks] == [(0, 2), (1, 2)]
+    assert ranks[1]["run"] is None and ranks[0]["lc"] == ranks[1]["lc"]
+    run = only_run()
+    assert run.info.run_id == ranks[0]["run"] and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.runName"] == "ddp-bert" and "loss" in run.data.metrics
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
+    assert steps == log_schedule(12, 4)
