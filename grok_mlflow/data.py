@@ -363,6 +363,10 @@ def _decode(images: torch.utils.data.Dataset, index: np.ndarray, workers: int) -
 
 _CIFAR_GET = ("Use download=true (default) with internet, or put the extracted python version "
               "({folder}/data_batch_1..5, test_batch, batches.meta) under data_root.")
+# ImageNet's photographs: streamed, ImageNet's normalisation, PGD budgets of 1-4 grey levels
+_IMAGENET_FAMILY = dict(default_adv_eps=(1 / 255, 2 / 255, 4 / 255), streamed=True,
+                        normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(_load_digits, max_train_size=1797 - 1,
                           default_adv_eps=(0.05, 0.1, 0.2),
@@ -386,23 +390,18 @@ DATASETS: dict[str, DatasetSpec] = {
                                 "data_batch_1..5, test_batch, batches.meta", "train, test, meta"
                             ).format(folder="DATA_ROOT/cifar-100-python")),
     "imagenette": DatasetSpec(_load_imagenette, max_train_size=9469,
-                              default_adv_eps=(1 / 255, 2 / 255, 4 / 255),
                               description="Imagenette (torchvision), 10 ImageNet classes",
-                              streamed=True,
-                              normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                               how_to_get="Use download=true (default) with internet, or extract "
                                          "imagenette2-160.tgz (image_size <= 160), "
                                          "imagenette2-320.tgz (<= 320) or imagenette2.tgz under "
-                                         "DATA_ROOT/."),
+                                         "DATA_ROOT/.", **_IMAGENET_FAMILY),
     "imagenet": DatasetSpec(_load_imagenet, max_train_size=1_281_167,
-                            default_adv_eps=(1 / 255, 2 / 255, 4 / 255),
                             description="ImageNet-1k from local files (an ImageFolder tree)",
-                            streamed=True,
-                            normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                             how_to_get="No download: put the images under "
                                        "DATA_ROOT/imagenet/train/<class>/ and "
                                        "DATA_ROOT/imagenet/val/<class>/ (torchvision's ImageNet "
-                                       "leaves this layout after unpacking the archives)."),
+                                       "leaves this layout after unpacking the archives).",
+                            **_IMAGENET_FAMILY),
     "modular_addition": DatasetSpec(_load_modular_addition, max_train_size=0,
                                     default_adv_eps=(),
                                     description="(a + b) mod p as tokens a, b, = (generated)",

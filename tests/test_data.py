@@ -126,22 +126,30 @@ def test_cifar_loaders_read_python_pickles(tmp_path, name):
 WNIDS = ["n01440764", "n02102040", "n02979186"]
 
 
-def tiny_imagenette(root, train_per_class=3, val_per_class=2):
-    """Imagenette's layout (imagenette2-160/{train,val}/<wnid>/*.JPEG), 60x40 JPEGs of one grey
-    level per class (40 k + 10) plus coarse noise (10x10-pixel blocks of 0..8 levels, mean 4),
+def image_folders(top, classes, per_split, level, size, seed):
+    """``top/{train,val}/<class>/*.JPEG``: JPEGs of ``size`` (H, W) at one grey level per class
+    (``level[0] * k + level[1]``) plus coarse noise (10x10-pixel blocks of 0..8 levels, mean 4),
     so that every image differs even when shrunk to 16 pixels."""
     from PIL import Image
 
-    rng = np.random.default_rng(0)
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        for k, wnid in enumerate(WNIDS):
-            folder = root / "imagenette2-160" / split / wnid
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for split, per_class in zip(("train", "val"), per_split):
+        for k, wnid in enumerate(classes):
+            folder = top / split / wnid
             folder.mkdir(parents=True)
             for i in range(per_class):
-                blocks = rng.integers(0, 9, (4, 6, 1), dtype=np.uint8)
+                blocks = rng.integers(0, 9, (h // 10, w // 10, 1), dtype=np.uint8)
                 noise = blocks.repeat(10, axis=0).repeat(10, axis=1)
-                pixels = np.full((40, 60, 3), 40 * k + 10, dtype=np.uint8) + noise
+                pixels = np.full((h, w, 3), level[0] * k + level[1], dtype=np.uint8) + noise
                 Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG")
+
+
+def tiny_imagenette(root, train_per_class=3, val_per_class=2):
+    """Imagenette's layout (imagenette2-160/{train,val}/<wnid>/*.JPEG), 60x40 JPEGs at grey
+    level 40 k + 10."""
+    image_folders(root / "imagenette2-160", WNIDS, (train_per_class, val_per_class), (40, 10),
+                  (40, 60), seed=0)
 
 
 def test_imagenette_loader_reads_image_folders(tmp_path):
@@ -387,19 +395,10 @@ def test_dataset_registry_entries_are_documented():
 
 def tiny_imagenet(root, classes=("n01440764", "n01443537", "n01484850"), train_per_class=4,
                   val_per_class=2):
-    """ImageNet's ImageFolder layout (imagenet/{train,val}/<wnid>/*.JPEG), 50x70 JPEGs of one
-    grey level per class plus coarse noise, every image different."""
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        for k, wnid in enumerate(classes):
-            folder = root / "imagenet" / split / wnid
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                noise = rng.integers(0, 9, (5, 7, 1), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
-                pixels = np.full((50, 70, 3), 60 * k + 20, dtype=np.uint8) + noise
-                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG")
+    """ImageNet's ImageFolder layout (imagenet/{train,val}/<wnid>/*.JPEG), 70x50 JPEGs at grey
+    level 60 k + 20."""
+    image_folders(root / "imagenet", classes, (train_per_class, val_per_class), (60, 20),
+                  (50, 70), seed=1)
 
 
 def test_imagenet_reads_an_image_folder_tree_streamed(tmp_path):
