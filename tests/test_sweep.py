@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import mlflow
 import pytest
@@ -262,8 +263,10 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
                             for a in client.list_artifacts(children[0].info.run_id)):
             history = client.get_metric_history(children[0].info.run_id, "lc/train")
             if history and max(m.step for m in history) >= 80:
-                workers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
-                           and _cmdline(pid).startswith("ray::ImplicitFunc")]
+                # this sweep's own trial worker (a descendant of its driver), never another
+                # Ray's on the same machine
+                workers = [pid for pid in _descendants(sweep.pid)
+                           if _cmdline(str(pid)).startswith("ray::ImplicitFunc")]
                 if workers:
                     os.kill(workers[0], signal.SIGKILL)   # the trial's worker dies mid-run
                     killed = children[0].info.run_id
@@ -288,6 +291,24 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
             for key in ("lc/train", "acc/test", "loss/train"):
                 assert [m.value for m in client.get_metric_history(child.info.run_id, key)] == \
                     [m.value for m in client.get_metric_history(uninterrupted.run_id, key)], key
+
+
+def _descendants(root: int) -> list[int]:
+    """The processes below ``root`` in the process tree (from /proc's parent pids)."""
+    parent = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    parent[int(pid)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = [], [root]
+    while todo:
+        children = [pid for pid, ppid in parent.items() if ppid == todo.pop()]
+        found += children
+        todo += children
+    return found
 
 
 def _cmdline(pid: str) -> str:
