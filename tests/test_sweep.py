@@ -305,7 +305,8 @@ def _descendants(root: int) -> list[int]:
                 continue
     found, todo = [], [root]
     while todo:
-        children = [pid for pid, ppid in parent.items() if ppid == todo.pop()]
+        here = todo.pop()
+        children = [pid for pid, ppid in parent.items() if ppid == here]
         found += children
         todo += children
     return found
