@@ -57,8 +57,14 @@ HF_NONLINEARITIES = tuple(getattr(_activations, name) for name in (
     "AccurateGELUActivation", "ClippedGELUActivation", "GELUTanh", "PytorchGELUTanh",
     "SiLUActivation", "MishActivation", "ReLUSquaredActivation", "LaplaceActivation")
     if hasattr(_activations, name))
-for _module in HF_NONLINEARITIES:
-    register_nonlinearity(_module)
+
+
+def _register_activations() -> None:
+    for module in HF_NONLINEARITIES:
+        register_nonlinearity(module)
+
+
+_register_activations()
 
 
 class GrokTrainerCallback(TrainerCallback):
@@ -96,6 +102,7 @@ class GrokTrainerCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
         if model is None:
             return
+        _register_activations()          # again: the registry may have been reset since import
         settings = self.settings or TrackerSettings()
         if self.settings is None or settings.steps == TrackerSettings().steps:
             settings = dataclasses.replace(settings, steps=max(int(state.max_steps), 1))

@@ -59,7 +59,7 @@ def register_nonlinearity(module_type: type[nn.Module]) -> None:
         raise TypeError(f"expected an nn.Module subclass, got {module_type!r}")
     if module_type not in NONLINEARITIES:
         NONLINEARITIES = NONLINEARITIES + (module_type,)
-    _PLANS.clear()
+        _PLANS.clear()                   # plans were split at the nonlinearities known then
 
 
 

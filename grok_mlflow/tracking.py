@@ -252,7 +252,8 @@ class GrokTracker:
 
     def _fail(self, err: BaseException) -> None:
         """Say on the run why it failed, in one line (tag ``grok_mlflow.failure``)."""
-        if isinstance(err, KeyboardInterrupt) or not self.recorder.run_id:
+        if (isinstance(err, KeyboardInterrupt) and not isinstance(err, Terminated)
+                or not self.recorder.run_id):
             return
         line = f"{type(err).__name__}: {err}".splitlines()[0][:500]
         if isinstance(err, DivergenceError):
@@ -512,6 +513,11 @@ class GrokTracker:
               + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM under ``torch.distributed`` (the launcher stopping this rank): the run ends KILLED,
+    its points written, and tagged ``grok_mlflow.failure`` (a Ctrl-C is not)."""
+
+
 class _Termination:
     """Under ``torch.distributed``: the launcher (torchrun) stops the other ranks with SIGTERM when
     one dies. While training, SIGTERM raises ``KeyboardInterrupt`` (the run ends KILLED, its
@@ -524,7 +530,7 @@ class _Termination:
             self.previous = signal.signal(signal.SIGTERM, self._interrupt)
 
     def _interrupt(self, signum, frame) -> None:
-        raise KeyboardInterrupt("terminated (SIGTERM), as the launcher stops every rank")
+        raise Terminated("terminated (SIGTERM): the launcher stops every rank when one dies")
 
     def _hold(self, signum, frame) -> None:
         self.pending = True

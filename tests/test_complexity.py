@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from grok_mlflow.complexity import local_complexity, sample_directions
-from grok_mlflow.network import NONLINEARITIES, plan_for as _plan_for, register_nonlinearity
+from grok_mlflow.network import plan_for as _plan_for, register_nonlinearity
 
 
 def mlp(dims, act=nn.ReLU, bias=True, dtype=torch.float64):
@@ -244,6 +244,8 @@ def test_a_users_own_module_and_a_registered_activation():
             return self.b(self.act(self.a(x)) * 2.0)
 
     net = Net().double()
+    import grok_mlflow.network as network
+    before = network.NONLINEARITIES          # as now: other modules may have registered theirs
     with pytest.raises(ValueError, match="no recognised nonlinearity"):
         local_complexity(net, torch.zeros(2, 10, dtype=torch.float64), radius=0.1,
                          n_directions=3)
@@ -253,8 +255,7 @@ def test_a_users_own_module_and_a_registered_activation():
                          n_directions=3)
         assert lc.per_layer.tolist() == [[16], [16]]
     finally:
-        import grok_mlflow.network as network
-        network.NONLINEARITIES = NONLINEARITIES
+        network.NONLINEARITIES = before
         network._PLANS.clear()
 
 
