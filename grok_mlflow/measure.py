@@ -136,11 +136,12 @@ def _local_complexity(model, points: Tensor, s: TrackerSettings,
         by_radius = {r: None for r in s.lc_radius}
     if shards.size == 1:
         return by_radius
+    any_lc = next(iter(by_radius.values()))
+    names = [n for n in _gather_names(any_lc, shards) if n][0]   # the same at every radius
     out = {}
     for r, lc in by_radius.items():
         rows = shards.gather_rows(lc.per_layer if lc is not None else torch.empty(0, 0,
                                                                                    dtype=torch.long))
-        names = [n for n in _gather_names(lc, shards) if n][0]
         out[r] = LocalComplexity(rows, names, r, s.lc_directions)
     return out
 

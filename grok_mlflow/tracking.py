@@ -170,6 +170,7 @@ class GrokTracker:
         self.phases: dict[str, int] = {}
         self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
         self.last_step: int | None = None   # the last step seen (``step``), None before any
+        self._terminate: _Termination | None = None   # SIGTERM handling under torch.distributed
         self._bar = None
         self._artifacts_written = time.monotonic()
 
@@ -447,7 +448,7 @@ class GrokTracker:
                   "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         if self._bar is not None:
             self._bar.close()
-        terminate, self._terminate = getattr(self, "_terminate", None), None
+        terminate, self._terminate = self._terminate, None
         if terminate is not None:
             terminate.defer()           # a launcher's SIGTERM now waits for the run's end
         # Ctrl-C caught at a step boundary (``train`` does that): the state is consistent there
