@@ -37,26 +37,33 @@ def main():
     for device in devices:
         torch.manual_seed(0)
         model = build_model(settings, (1, 28, 28), 10).to(device)
-        x = points.to(device)
-        R = args.resolution
+        t_slice, t_forward, t_snapshot, regions = slice_times(model, points.to(device),
+                                                              args.resolution, args.repeats)
+        print(f"MLP 4x200 on MNIST, {args.resolution}x{args.resolution} slice, {device.type:<4}: "
+              f"partition_slice {t_slice:6.3f} s ({regions} regions), bare forward over the "
+              f"plane {t_forward:6.3f} s, ratio {t_slice / t_forward:4.2f}; the tracker's whole "
+              f"snapshot {t_snapshot:6.3f} s, ratio {t_snapshot / t_forward:4.2f}")
 
-        def bare_forward():
-            ab, origin, span = plane_grid(x, R, 0.5)
-            with torch.no_grad():
-                for chunk in ab.split(8192 if device.type == "cpu" else R * R):
-                    model((origin + chunk @ span).view(-1, 1, 28, 28))
 
-        def slice_():
-            return partition_slice(model, x, resolution=R)
+def slice_times(model, x, resolution: int, repeats: int) -> tuple[float, float, float, int]:
+    """Best wall times of ``partition_slice``, of a bare forward pass over the same R*R plane
+    inputs (materialised, in cache-sized chunks on the CPU) and of the tracker's whole snapshot,
+    with ``x``'s three inputs as the plane's points; and the slice's region count."""
+    device, shape = x.device, x.shape[1:]
 
-        t_slice = best_time(slice_, args.repeats, device)
-        t_forward = best_time(bare_forward, args.repeats, device)
-        t_snapshot = snapshot_time(model, points.to(device), R, args.repeats, device)
-        regions = slice_().regions
-        print(f"MLP 4x200 on MNIST, {R}x{R} slice, {device.type:<4}: partition_slice {t_slice:6.3f} s"
-              f" ({regions} regions), bare forward over the plane {t_forward:6.3f} s, "
-              f"ratio {t_slice / t_forward:4.2f}; the tracker's whole snapshot {t_snapshot:6.3f} s, "
-              f"ratio {t_snapshot / t_forward:4.2f}")
+    def bare_forward():
+        ab, origin, span = plane_grid(x, resolution, 0.5)
+        with torch.no_grad():
+            for chunk in ab.split(8192 if device.type == "cpu" else resolution ** 2):
+                model((origin + chunk @ span).view(-1, *shape))
+
+    def slice_():
+        return partition_slice(model, x, resolution=resolution)
+
+    t_slice = best_time(slice_, repeats, device)
+    t_forward = best_time(bare_forward, repeats, device)
+    t_snapshot = snapshot_time(model, x, resolution, repeats, device)
+    return t_slice, t_forward, t_snapshot, slice_().regions
 
 
 def snapshot_time(model, x, resolution: int, repeats: int, device) -> float:

@@ -31,15 +31,7 @@ def main():
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     settings = replace(Settings(), steps=args.steps, device=args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
-        train(replace(settings, steps=50), progress=False)       # warm-up (imports, DB creation)
-        start = time.perf_counter()
-        train(settings, progress=False, track=False)
-        untracked = time.perf_counter() - start
-        start = time.perf_counter()
-        result = train(settings, progress=False)
-        tracked = time.perf_counter() - start
+    untracked, tracked, result = tracked_and_untracked(settings)
     from grok_mlflow.schedule import MeasureSchedule
     from grok_mlflow.tracking import GrokTracker
 
@@ -56,6 +48,21 @@ def main():
           f"bookkeeping on a step with nothing due: {per_step * 1e6:.2f} us "
           f"({per_step / (untracked / settings.steps) * 100:.2f}% of a training step); "
           f"final acc/test {result.metrics.get('acc/test', float('nan')):.3f}")
+
+
+def tracked_and_untracked(settings: Settings):
+    """Wall times of ``settings``' run untracked and tracked (in that order, in one process,
+    into a temporary SQLite store, after a short tracked warm-up), and the tracked result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        train(replace(settings, steps=50), progress=False)       # warm-up (imports, DB creation)
+        start = time.perf_counter()
+        train(settings, progress=False, track=False)
+        untracked = time.perf_counter() - start
+        start = time.perf_counter()
+        result = train(settings, progress=False)
+        tracked = time.perf_counter() - start
+    return untracked, tracked, result
 
 
 if __name__ == "__main__":

@@ -80,6 +80,33 @@ def test_square_dilation_equals_max_pooling():
         assert torch.equal(_dilate(mask, reach), pooled)
 
 
+@pytest.mark.parametrize("width", [200, 4096, 5000, 40_000])
+def test_pattern_hash_digits_sum_exactly_in_float32_and_rebuild_the_weights(width):
+    from grok_mlflow.partition import _HASH_BITS, _hash_digits
+
+    digits, places = _hash_digits(width, torch.Generator().manual_seed(width))
+    # every neuron active: the largest sum any pattern gives, still an exact float32 integer
+    assert float(digits.double().sum(0).max()) < 2 ** 24
+    weights = (digits.double() * places).sum(1)                          # (M,) the 36-bit weights
+    assert float(weights.max()) < 2 ** _HASH_BITS and torch.equal(weights, weights.round())
+    assert len(weights.unique()) > 0.99 * width                          # random, not degenerate
+
+
+def test_equal_patterns_hash_equal_wherever_they_sit_in_a_chunk():
+    from grok_mlflow.partition import _PatternHasher
+
+    net = nn.Sequential(nn.Identity(), nn.ReLU())
+    patterns = (torch.rand(7, 5000, generator=torch.Generator().manual_seed(1)) - 0.5)   # (7, M)
+    rows = patterns[torch.arange(3000) % 7]                   # each pattern at many positions
+    hasher = _PatternHasher(net, seed=0)
+    net(rows)
+    codes = hasher.take()[:, 0]                                               # (3000,)
+    hasher.remove()
+    for k in range(7):
+        assert len(codes[k::7].unique()) == 1                                 # equal -> equal
+    assert len(codes[:7].unique()) == 7                                       # distinct -> distinct
+
+
 @pytest.mark.parametrize("seed", [0, 5])
 def test_boundaries_lie_within_one_cell_of_the_exact_lines_and_every_line_is_found(seed):
     net = one_layer_net(seed, 12)
