@@ -42,10 +42,24 @@ MAX_BATCH = 1000          # MLflow's limit of metrics per log_batch call
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
+# ``mlflow.set_experiment`` exports ``$MLFLOW_EXPERIMENT_ID`` (for subprocesses): the id it
+# exported for us, so that a later run does not take it for the user's choice (it may not even
+# exist in the store the next run writes to).
+_exported_experiment_id: str | None = None
+
+
+def user_experiment_id() -> str | None:
+    """``$MLFLOW_EXPERIMENT_ID`` when the user set it (not when ``use_experiment`` did)."""
+    value = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    return None if value == _exported_experiment_id else value
+
+
 def use_experiment(name: str) -> str:
     """Make ``name`` the active experiment (created if new) and mark it as model training for
     the MLflow UI, unless it already has a kind; returns its id."""
+    global _exported_experiment_id
     experiment = mlflow.set_experiment(name)
+    _exported_experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
     if KIND_TAG not in (experiment.tags or {}):
         client = MlflowClient()
         try:
@@ -191,7 +205,7 @@ class Recorder:
                 elif mlflow.active_run() is None:
                     if not os.environ.get("MLFLOW_RUN_ID"):
                         experiment = (self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-                                      or (None if os.environ.get("MLFLOW_EXPERIMENT_ID") else
+                                      or (None if user_experiment_id() else
                                           DEFAULT_EXPERIMENT))
                         if experiment:
                             use_experiment(experiment)

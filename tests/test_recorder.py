@@ -22,3 +22,22 @@ def test_metric_buffer_writes_more_than_one_batch_and_refuses_non_numbers():
     assert buffer.written == 2500
     assert [m.value for m in client.get_metric_history(run.info.run_id, "m/7")] == \
         [0.0, 7.0, 14.0, 21.0, 28.0]
+
+
+def test_runs_in_two_stores_one_after_another_each_land_in_their_own(tmp_path, monkeypatch):
+    """``mlflow.set_experiment`` exports $MLFLOW_EXPERIMENT_ID; the next run, in another store,
+    must not take that id for the user's choice (it does not exist there)."""
+    import mlflow
+
+    from grok_mlflow.recorder import Recorder
+
+    run_ids = []
+    for name in ("first", "second"):
+        uri = f"sqlite:///{tmp_path / name}.db"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        recorder = Recorder(name)
+        run_ids.append(recorder.start())
+        recorder.end("FINISHED")
+        run = MlflowClient(uri).get_run(run_ids[-1])
+        assert MlflowClient(uri).get_experiment(run.info.experiment_id).name == "grok_mlflow"
