@@ -26,7 +26,10 @@ A spec is YAML::
 With ``ensemble: auto`` (the default) the trials are grouped (``stack_groups``): trials whose
 settings differ only in what ``stacking.STACKABLE`` lists train together as one stacked model
 in one Ray trial (``training.train_stacked``), each still its own child run with everything a
-single trial logs. A group of one trains as an ordinary trial.
+single trial logs. A group of one trains as an ordinary trial. A CPU sweep is cut into as many
+groups as it would run trials at once (``_slots``: the cluster's CPUs over the spec's CPUs per
+trial, at most ``max_concurrent``), each group on its share of the CPUs: measuring goes member by
+member, and two 1-CPU groups measure in parallel where one 2-CPU group would not.
 
 Every trial runs the same ``train`` as a single run (same tracker, same metrics, ``grok/*``
 phases) inside a child run named by its varied settings (``width=200,seed=1``), tagged
@@ -83,25 +86,29 @@ class SweepSpec:
         keys = list(self.grid)
         return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
 
-    def stack_groups(self) -> list[list[dict[str, Any]]]:
+    def stack_groups(self, slots: int = 1) -> list[list[dict[str, Any]]]:
         """The trials in the groups that train together (``ensemble: auto``): same
-        ``stacking.stack_key``, in grid order, at most ``max_members`` each; with
-        ``ensemble: off`` every trial alone."""
+        ``stacking.stack_key``, cut into groups of near-equal size in grid order, at most
+        ``max_members`` each and at least ``slots`` of them (when there are as many trials),
+        so that a machine that runs ``slots`` trials at once also runs that many groups at once
+        (measuring goes member by member: two 1-CPU groups measure in parallel where one 2-CPU
+        group would not). With ``ensemble: off`` every trial alone."""
         from .stacking import stack_key
 
         trials = self.trials()
         if self.ensemble == "off":
             return [[t] for t in trials]
-        groups: dict[Any, list[list[dict[str, Any]]]] = {}
-        order: list[list[dict[str, Any]]] = []
+        sets: dict[Any, list[int]] = {}
         for i, trial in enumerate(trials):
             key = stack_key(apply_values(self.base, trial))
-            chunks = groups.setdefault(key if key is not None else ("alone", i), [])
-            if not chunks or len(chunks[-1]) >= self.max_members:
-                chunks.append([])
-                order.append(chunks[-1])
-            chunks[-1].append(trial)
-        return order
+            sets.setdefault(key if key is not None else ("alone", i), []).append(i)
+        groups: list[list[int]] = []
+        for members in sets.values():
+            parts = max(-(-len(members) // self.max_members), min(slots, len(members)))
+            size, extra = divmod(len(members), parts)
+            bounds = [p * size + min(p, extra) for p in range(parts + 1)]
+            groups += [members[a:b] for a, b in zip(bounds, bounds[1:])]
+        return [[trials[i] for i in g] for g in sorted(groups)]
 
 
 def trial_name(overrides: dict[str, Any]) -> str:
@@ -326,7 +333,9 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             raise SettingsError(
                 f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
                 "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
-        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec),
+        resources = ray.cluster_resources()
+        cpus, slots = float(resources.get("CPU", 1.0)), _slots(spec, resources)
+        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, slots),
                               {"grok_mlflow.sweep": spec.name}, spec.source,
                               _experiment_for(spec, experiment)) as (parent_id, experiment_id):
             # relative paths would resolve inside each trial's own directory
@@ -336,15 +345,14 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                         "parent_run_id": parent_id, "experiment_id": experiment_id,
                         "sweep": spec.name} for o in spec.trials()]
             by_name = {c["name"]: c for c in configs}
-            groups = spec.stack_groups()
+            groups = spec.stack_groups(slots)
             trials = [by_name[trial_name(g[0])] if len(g) == 1 else
                       {"name": _group_name(g, i, len(groups)),
                        "members": [by_name[trial_name(o)] for o in g]}
                       for i, g in enumerate(groups, start=1)]
-            cpus = float(ray.cluster_resources().get("CPU", 1.0))
             storage = os.path.abspath(storage_path or "ray_results")
             tuner = tune.Tuner(
-                tune.with_resources(_trial, lambda config: _resources(spec, config, cpus)),
+                tune.with_resources(_trial, lambda config: _resources(spec, config, cpus, slots)),
                 param_space={"trial": tune.grid_search(trials)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
                 run_config=tune.RunConfig(
@@ -367,14 +375,26 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     return parent_id
 
 
-def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float):
+def _slots(spec: SweepSpec, cluster: dict[str, float]) -> int:
+    """How many trials of a CPU-only sweep run at once when each runs alone: what the cluster's
+    CPUs hold at the spec's CPUs per trial, at most ``max_concurrent``. A GPU sweep gets 1: its
+    groups stay whole (how groups sharing a GPU compare with one larger group is not measured
+    yet)."""
+    if spec.resources["gpu"]:
+        return 1
+    cpu = spec.resources["cpu"]
+    fit = int(cluster.get("CPU", 1.0) / cpu + 1e-9) if cpu else len(spec.trials())
+    return max(1, min(fit, spec.max_concurrent or fit))
+
+
+def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float, slots: int = 1):
     """A Ray trial's resources: the spec's per trial; a stacked group of K trials takes K times
-    the CPUs (at most the cluster's: Ray gives a trial as many threads as CPUs) and one trial's
-    GPU share (its members share a device)."""
+    the CPUs, at most its share of the cluster's when ``slots`` groups run at once (Ray gives a
+    trial as many threads as CPUs), and one trial's GPU share (its members share a device)."""
     from ray import tune
 
     members = len(config["trial"].get("members", [None]))
-    cpu = min(spec.resources["cpu"] * members, max(cpus, spec.resources["cpu"]))
+    cpu = min(spec.resources["cpu"] * members, max(cpus / slots, spec.resources["cpu"]))
     bundle = {"CPU": cpu, **({"GPU": spec.resources["gpu"]} if spec.resources["gpu"] else {})}
     return tune.PlacementGroupFactory([bundle])
 
@@ -393,12 +413,12 @@ def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
     return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or spec.name
 
 
-def _spec_params(spec: SweepSpec) -> dict[str, str]:
+def _spec_params(spec: SweepSpec, slots: int = 1) -> dict[str, str]:
     params = {f"grid.{k}": _fmt(v) for k, v in spec.grid.items()}
     params.update({f"base.{k}": v for k, v in spec.base.to_params().items()})
     params["trials"] = str(len(spec.trials()))
     params["ensemble"], params["max_members"] = spec.ensemble, str(spec.max_members)
-    params["stacked_groups"] = str(sum(len(g) > 1 for g in spec.stack_groups()))
+    params["stacked_groups"] = str(sum(len(g) > 1 for g in spec.stack_groups(slots)))
     return params
 
 

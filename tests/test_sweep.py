@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -48,16 +49,36 @@ def test_trials_that_keep_every_shape_are_stacked_in_groups(tmp_path):
     spec = load_spec(write(tmp_path, "base: {steps: 10}\ngrid: {width: [8, 16], seed: [0, 1, 2],"
                                      " weight_decay: [0.0, 0.1]}\nmax_members: 4\n"))
     groups = [[trial_name(t) for t in g] for g in spec.stack_groups()]
-    assert [len(g) for g in groups] == [4, 2, 4, 2]
+    assert [len(g) for g in groups] == [3, 3, 3, 3]               # 6 per width, at most 4: 3 + 3
     assert groups[0] == ["width=8,seed=0,weight_decay=0", "width=8,seed=0,weight_decay=0.1",
-                         "width=8,seed=1,weight_decay=0", "width=8,seed=1,weight_decay=0.1"]
+                         "width=8,seed=1,weight_decay=0"]
     assert all(t.startswith("width=16") for g in groups[2:] for t in g)
+    # a machine that runs 4 trials at once runs 4 groups per width; 7 slots: 6 groups of one
+    assert [len(g) for g in spec.stack_groups(slots=4)] == [2, 2, 1, 1] * 2
+    assert [len(g) for g in spec.stack_groups(slots=7)] == [1] * 12
+    assert sum(spec.stack_groups(slots=4), []) == spec.trials()   # every trial once, in order
     off = load_spec(write(tmp_path, "grid: {seed: [0, 1]}\nensemble: off\n", "off.yaml"))
     assert off.ensemble == "off" and [len(g) for g in off.stack_groups()] == [1, 1]
     # full batch: different training-set sizes are different shapes
     full = load_spec(write(tmp_path, "base: {batch_size: 0}\ngrid: {train_size: [500, 1000],"
                                      " seed: [0, 1]}\n", "full.yaml"))
     assert [len(g) for g in full.stack_groups()] == [2, 2]
+
+
+def test_a_cpu_sweep_runs_as_many_groups_at_once_as_it_would_run_trials(tmp_path):
+    from grok_mlflow.sweep import _resources, _slots
+
+    spec = load_spec(write(tmp_path, "grid: {seed: [0, 1, 2, 3, 4, 5, 6, 7]}\n"
+                                     "resources: {cpu: 1}\nmax_concurrent: 2\n"))
+    assert _slots(spec, {"CPU": 2.0}) == 2 and _slots(spec, {"CPU": 8.0}) == 2
+    assert _slots(dataclasses.replace(spec, max_concurrent=0), {"CPU": 3.0}) == 3
+    assert _slots(dataclasses.replace(spec, max_concurrent=0), {"CPU": 0.5}) == 1
+    gpu = dataclasses.replace(spec, resources={"cpu": 1.0, "gpu": 0.25})
+    assert _slots(gpu, {"CPU": 16.0, "GPU": 1.0}) == 1          # GPU groups stay whole
+    group = {"trial": {"members": [{}] * 4}}
+    assert _resources(spec, group, cpus=2.0, slots=2).bundles == [{"CPU": 1.0}]
+    assert _resources(spec, group, cpus=2.0, slots=1).bundles == [{"CPU": 2.0}]
+    assert _resources(spec, {"trial": {}}, cpus=2.0, slots=2).bundles == [{"CPU": 1.0}]
 
 
 @pytest.mark.parametrize("text, message", [
