@@ -89,10 +89,10 @@ class SweepSpec:
     def stack_groups(self, slots: int = 1) -> list[list[dict[str, Any]]]:
         """The trials in the groups that train together (``ensemble: auto``): same
         ``stacking.stack_key``, cut into groups of near-equal size in grid order, at most
-        ``max_members`` each and at least ``slots`` of them (when there are as many trials),
-        so that a machine that runs ``slots`` trials at once also runs that many groups at once
-        (measuring goes member by member: two 1-CPU groups measure in parallel where one 2-CPU
-        group would not). With ``ensemble: off`` every trial alone."""
+        ``max_members`` each; while there are fewer than ``slots`` groups the largest are cut
+        again, so that a machine that runs ``slots`` trials at once also runs that many groups
+        at once (measuring goes member by member: two 1-CPU groups measure in parallel where
+        one 2-CPU group would not). With ``ensemble: off`` every trial alone."""
         from .stacking import stack_key
 
         trials = self.trials()
@@ -102,12 +102,18 @@ class SweepSpec:
         for i, trial in enumerate(trials):
             key = stack_key(apply_values(self.base, trial))
             sets.setdefault(key if key is not None else ("alone", i), []).append(i)
+        members = list(sets.values())
+        parts = [-(-len(m) // self.max_members) for m in members]
+        while sum(parts) < slots:                       # cut the largest groups again
+            cuttable = [k for k, (m, p) in enumerate(zip(members, parts)) if p < len(m)]
+            if not cuttable:
+                break
+            parts[max(cuttable, key=lambda k: len(members[k]) / parts[k])] += 1
         groups: list[list[int]] = []
-        for members in sets.values():
-            parts = max(-(-len(members) // self.max_members), min(slots, len(members)))
-            size, extra = divmod(len(members), parts)
-            bounds = [p * size + min(p, extra) for p in range(parts + 1)]
-            groups += [members[a:b] for a, b in zip(bounds, bounds[1:])]
+        for m, p in zip(members, parts):
+            size, extra = divmod(len(m), p)
+            bounds = [j * size + min(j, extra) for j in range(p + 1)]
+            groups += [m[a:b] for a, b in zip(bounds, bounds[1:])]
         return [[trials[i] for i in g] for g in sorted(groups)]
 
 

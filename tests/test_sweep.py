@@ -53,10 +53,13 @@ def test_trials_that_keep_every_shape_are_stacked_in_groups(tmp_path):
     assert groups[0] == ["width=8,seed=0,weight_decay=0", "width=8,seed=0,weight_decay=0.1",
                          "width=8,seed=1,weight_decay=0"]
     assert all(t.startswith("width=16") for g in groups[2:] for t in g)
-    # a machine that runs 4 trials at once runs 4 groups per width; 7 slots: 6 groups of one
-    assert [len(g) for g in spec.stack_groups(slots=4)] == [2, 2, 1, 1] * 2
-    assert [len(g) for g in spec.stack_groups(slots=7)] == [1] * 12
-    assert sum(spec.stack_groups(slots=4), []) == spec.trials()   # every trial once, in order
+    # a machine that runs N trials at once gets at least N groups: the largest are cut again
+    assert [len(g) for g in spec.stack_groups(slots=4)] == [3, 3, 3, 3]
+    assert [len(g) for g in spec.stack_groups(slots=7)] == [2, 2, 1, 1, 2, 2, 2]
+    assert [len(g) for g in spec.stack_groups(slots=20)] == [1] * 12
+    assert sum(spec.stack_groups(slots=7), []) == spec.trials()   # every trial once, in order
+    one_shape = load_spec(write(tmp_path, "grid: {seed: [0, 1, 2, 3, 4, 5, 6, 7]}\n", "one.yaml"))
+    assert [len(g) for g in one_shape.stack_groups(slots=2)] == [4, 4]
     off = load_spec(write(tmp_path, "grid: {seed: [0, 1]}\nensemble: off\n", "off.yaml"))
     assert off.ensemble == "off" and [len(g) for g in off.stack_groups()] == [1, 1]
     # full batch: different training-set sizes are different shapes
