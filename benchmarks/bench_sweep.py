@@ -8,12 +8,13 @@
    pass over the plane's pixels, on the sweep's network (the default digits MLP 4x200, 512x512);
    goal <= 1.5;
 3. the default digits run tracked / untracked (``bench_tracking.tracked_and_untracked``),
-   ``--repeats`` times; goal <= 1.15.
+   ``--repeats`` times; goal <= 1.15;
+4. what bounds 1 and 3 on a CPU: a member's LC and PGD against the bare passes they make.
 
 Medians over the repeats. Run it alone: any other job on the cores changes every number.
 
     python benchmarks/bench_sweep.py [--repeats 3] [--spec projects/sweeps/digits_weight_decay.yaml]
-        [--only sweep,snapshot,tracking]
+        [--only tracking,sweep,measures,snapshot]
 """
 
 from __future__ import annotations
@@ -81,6 +82,47 @@ def snapshot(repeats: int) -> float:
     return t_snapshot / t_forward
 
 
+def measures(repeats: int) -> tuple[float, float]:
+    """Where a member's measurement stands against the arithmetic it does (the default digits
+    MLP, as in the sweep): LC on 300 points / a bare forward over their 2P vertices, and PGD
+    (3 budgets x 10 steps on the test images) / the 30 forward-backward passes it makes."""
+    from common import best_time
+
+    from grok_mlflow.complexity import local_complexity
+    from grok_mlflow.robustness import robust_accuracy
+    from grok_mlflow.run_parts import data_and_model
+    from grok_mlflow.settings import Settings
+
+    torch.manual_seed(0)
+    data, model = data_and_model(Settings(), torch.device("cpu"))
+    model.eval()
+    points, p = data.x_train[:300], 25
+    vertices = points.repeat_interleave(2 * p, 0)                       # (N*2P, ...) same work
+    x, y = data.x_test[:1000], data.y_test[:1000]
+
+    def lc():
+        local_complexity(model, points, radius=0.05, n_directions=p, seed=0)
+
+    def forward():
+        with torch.no_grad():
+            model(vertices)
+
+    def pgd():
+        robust_accuracy(model, x, y, eps=[0.05, 0.1, 0.2], steps=10, seed=0)
+
+    def passes():
+        for _ in range(30):
+            xs = x.clone().requires_grad_(True)
+            torch.autograd.grad(torch.nn.functional.cross_entropy(model(xs), y), xs)
+
+    t_lc, t_fw = best_time(lc, repeats), best_time(forward, repeats)
+    t_pgd, t_passes = best_time(pgd, repeats), best_time(passes, repeats)
+    print(f"  LC {t_lc * 1e3:5.1f} ms, bare forward over its {len(vertices)} vertices "
+          f"{t_fw * 1e3:5.1f} ms; PGD {t_pgd * 1e3:5.1f} ms, its 30 forward-backward passes "
+          f"{t_passes * 1e3:5.1f} ms", flush=True)
+    return t_lc / t_fw, t_pgd / t_passes
+
+
 def tracking(repeats: int) -> float:
     from bench_tracking import tracked_and_untracked
 
@@ -100,7 +142,7 @@ def main() -> int:      # the snapshot last: its tracker leaves MLflow's active 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spec", default=str(ROOT / "projects/sweeps/digits_weight_decay.yaml"))
-    parser.add_argument("--only", default="sweep,snapshot,tracking")
+    parser.add_argument("--only", default="tracking,sweep,measures,snapshot")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
@@ -113,6 +155,11 @@ def main() -> int:      # the snapshot last: its tracker leaves MLflow's active 
         print(f"sweep {Path(args.spec).name}, stacked and ensemble: off:", flush=True)
         results.append(("sweep off / stacked, median", sweeps(Path(args.spec), args.repeats),
                         ">= 2.5"))
+    if "measures" in parts:
+        print("a member's measures against their arithmetic, default digits MLP:", flush=True)
+        lc, pgd = measures(args.repeats)
+        results += [("LC / bare forward over its vertices", lc, "-"),
+                    ("PGD / its forward-backward passes", pgd, "-")]
     if "snapshot" in parts:
         print("partition snapshot, default digits MLP 4x200, 512x512:", flush=True)
         results.append(("snapshot / bare forward", snapshot(args.repeats), "<= 1.5"))
