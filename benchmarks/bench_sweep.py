@@ -67,14 +67,19 @@ def sweeps(spec_path: Path, repeats: int) -> float:
     return statistics.median(ratios)
 
 
-def snapshot(repeats: int) -> float:
-    from bench_partition import slice_times
-
+def default_model():
+    """The default digits data and MLP 4x200 (the sweep's network), seeded."""
     from grok_mlflow.run_parts import data_and_model
     from grok_mlflow.settings import Settings
 
     torch.manual_seed(0)
-    data, model = data_and_model(Settings(), torch.device("cpu"))
+    return data_and_model(Settings(), torch.device("cpu"))
+
+
+def snapshot(repeats: int) -> float:
+    from bench_partition import slice_times
+
+    data, model = default_model()
     t_slice, t_forward, t_snapshot, regions = slice_times(model, data.x_train[:3], 512, repeats)
     print(f"  slice {t_slice:5.3f} s ({regions} regions), whole snapshot {t_snapshot:5.3f} s, "
           f"bare forward over the plane {t_forward:5.3f} s; slice / forward "
@@ -86,15 +91,13 @@ def measures(repeats: int) -> tuple[float, float]:
     """Where a member's measurement stands against the arithmetic it does (the default digits
     MLP, as in the sweep): LC on 300 points / a bare forward over their 2P vertices, and PGD
     (3 budgets x 10 steps on the test images) / the 30 forward-backward passes it makes."""
+    from bench_complexity import bare_forward
     from common import best_time
 
     from grok_mlflow.complexity import local_complexity
     from grok_mlflow.robustness import robust_accuracy
-    from grok_mlflow.run_parts import data_and_model
-    from grok_mlflow.settings import Settings
 
-    torch.manual_seed(0)
-    data, model = data_and_model(Settings(), torch.device("cpu"))
+    data, model = default_model()
     model.eval()
     points, p = data.x_train[:300], 25
     vertices = points.repeat_interleave(2 * p, 0)                       # (N*2P, ...) same work
@@ -104,8 +107,7 @@ def measures(repeats: int) -> tuple[float, float]:
         local_complexity(model, points, radius=0.05, n_directions=p, seed=0)
 
     def forward():
-        with torch.no_grad():
-            model(vertices)
+        bare_forward(model, vertices, len(vertices))                    # one chunk
 
     def pgd():
         robust_accuracy(model, x, y, eps=[0.05, 0.1, 0.2], steps=10, seed=0)

@@ -195,7 +195,9 @@ class StackedAdamW:
         self._b1c = self._column([1 - b for b in self.beta1])
         self._b2 = self._column(self.beta2)
         self._b2c = self._column([1 - b for b in self.beta2])
-        self._buffers: dict[str, tuple[Tensor, Tensor]] = {}
+        # two scratch tensors per parameter, reused every step (no allocation per step)
+        self._scratch = {n: (torch.empty_like(p), torch.empty_like(p))
+                         for n, p in stack.params.items()}
 
     @staticmethod
     def _shaped(column: Tensor, like: Tensor) -> Tensor:
@@ -227,7 +229,7 @@ class StackedAdamW:
             if self._any_l2:
                 grad = grad + p * shape(self._l2)                 # Adam: grad += wd * p
             # torch's single-tensor Adam(W), each product in its order; two scratch tensors
-            tmp, denom = self._scratch(name, p)
+            tmp, denom = self._scratch[name]
             p.mul_(shape(decay))                                  # AdamW: p *= 1 - lr * wd
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(grad, shape(self._b1c))                       # m += (1 - b1)(g - m)
@@ -236,12 +238,6 @@ class StackedAdamW:
             torch.sqrt(v, out=denom).div_(shape(bc2_sqrt)).add_(self.eps)
             torch.div(m, denom, out=tmp)
             p.add_(tmp.mul_(shape(step_size)))                    # p -= lr / bc1 * (m / denom)
-
-    def _scratch(self, name: str, p: Tensor) -> tuple[Tensor, Tensor]:
-        """Two tensors shaped like ``p``, reused every step (no allocation per step)."""
-        if name not in self._buffers:
-            self._buffers[name] = (torch.empty_like(p), torch.empty_like(p))
-        return self._buffers[name]
 
     # ---------------------------------------------------------------- per-member state
     def member_optimizer(self, k: int) -> torch.optim.Optimizer:

@@ -341,7 +341,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
         resources = ray.cluster_resources()
         cpus, slots = float(resources.get("CPU", 1.0)), _slots(spec, resources)
-        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, slots),
+        groups = spec.stack_groups(slots)
+        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, groups),
                               {"grok_mlflow.sweep": spec.name}, spec.source,
                               _experiment_for(spec, experiment)) as (parent_id, experiment_id):
             # relative paths would resolve inside each trial's own directory
@@ -351,7 +352,6 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                         "parent_run_id": parent_id, "experiment_id": experiment_id,
                         "sweep": spec.name} for o in spec.trials()]
             by_name = {c["name"]: c for c in configs}
-            groups = spec.stack_groups(slots)
             trials = [by_name[trial_name(g[0])] if len(g) == 1 else
                       {"name": _group_name(g, i, len(groups)),
                        "members": [by_name[trial_name(o)] for o in g]}
@@ -419,12 +419,12 @@ def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
     return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or spec.name
 
 
-def _spec_params(spec: SweepSpec, slots: int = 1) -> dict[str, str]:
+def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[str, str]:
     params = {f"grid.{k}": _fmt(v) for k, v in spec.grid.items()}
     params.update({f"base.{k}": v for k, v in spec.base.to_params().items()})
     params["trials"] = str(len(spec.trials()))
     params["ensemble"], params["max_members"] = spec.ensemble, str(spec.max_members)
-    params["stacked_groups"] = str(sum(len(g) > 1 for g in spec.stack_groups(slots)))
+    params["stacked_groups"] = str(sum(len(g) > 1 for g in groups))
     return params
 
 
