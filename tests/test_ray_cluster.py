@@ -21,7 +21,7 @@ from grok_mlflow.schedule import log_schedule
 
 from conftest import subprocess_env
 
-STEPS, POINTS = 4000, 12
+STEPS, POINTS = 10000, 12      # ~20 s a trial: both still run when the poll (0.5 s) looks
 
 
 def free_port() -> int:
