@@ -28,7 +28,9 @@ Choices where the paper is silent (each an argument):
   integer below 2^24), then the digits are joined in float64: equal patterns always give equal
   hashes, and two different patterns collide with probability ~2^-36 per neighbour pair, about
   4e-6 per 512x512 slice. (The float32 matmul costs half the float64 one's memory traffic: the
-  hash is ~1/3 of a slice's time.)
+  hash is ~1/3 of a slice's time.) A region is labelled by the sum of its layers' hashes, itself
+  such a hash over all neurons; it is exact in float64 up to ~131,000 neurons in all, and beyond
+  that still equal for equal patterns (the same sums in the same order).
 - "Near the decision boundary" / "near the points" (paper fig. 17 counts regions in both
   places): regions with a pixel within ``near`` (in plane units, where p0 -> p1 has length 1) of
   a decision-boundary pixel (a square neighbourhood) or of one of the three points (a disc).
@@ -124,7 +126,7 @@ class _PatternHasher(NonlinearityHooks):
     def __init__(self, model: nn.Module, seed: int):
         super().__init__(model)
         self.gen = torch.Generator().manual_seed(seed)
-        self.weights: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}   # (call, width) -> digits
+        self.weights: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}   # -> (D, M), (D,)
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         pre = args[0].reshape(args[0].shape[0], -1)                              # (B, M)
@@ -133,10 +135,11 @@ class _PatternHasher(NonlinearityHooks):
         key = (len(self.values), active.shape[1])
         if key not in self.weights:
             digits, places = _hash_digits(active.shape[1], self.gen)
-            self.weights[key] = digits.to(pre.device), places.to(pre.device)
-        digits, places = self.weights[key]
-        sums = active @ digits                                  # (B, D) exact integers < 2^24
-        self.values.append(sums.to(torch.float64) @ places)                     # (B,)
+            self.weights[key] = digits.T.contiguous().to(pre.device), places.to(pre.device)
+        digits_t, places = self.weights[key]                                    # (D, M), (D,)
+        # (D, M) @ (M, B): the same exact sums, ~1.5x faster than the skinny (B, M) @ (M, D)
+        sums = digits_t @ active.T                               # (D, B) exact integers < 2^24
+        self.values.append(places @ sums.to(torch.float64))                     # (B,)
         self.modules.append(module)
 
 
@@ -271,7 +274,9 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     R = resolution
     codes = torch.cat(codes).view(R, R, -1)                                     # (R, R, L)
     logits = torch.cat(logits).view(R, R, -1)                                   # (R, R, C)
-    region, n_regions = count_regions(codes)
+    # the whole pattern's hash is the layers' hashes summed (every neuron of every layer with its
+    # own random weight: the same collision bound), so one sort labels it, not 2L - 1
+    region, n_regions = count_regions(codes.sum(-1, keepdim=True))
     # first layer whose pattern changes towards the right or upper neighbour (0 = none)
     boundary = torch.zeros(R, R, dtype=torch.long, device=device)
     for layer in reversed(range(codes.shape[-1])):

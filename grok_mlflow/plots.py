@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # noqa: E402 - figures are files here, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = ["COLORS", "claims_figure", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
@@ -282,17 +283,22 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
         >>> partition_figure(partition_slice(model, x[:3]), y[:3].tolist(), "step 1000")
     """
     fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    # fixed margins, not tight_layout (which draws the figure once more: ~1/3 of its time)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=0.9)
     extent = partition.extent
+    # one RGBA picture (the slope's colours, the boundaries painted over them), drawn once
+    boundary = partition.boundary.cpu().numpy() > 0                                  # (R, R)
+    rgba = np.ones((*boundary.shape, 4), dtype=np.float32)                           # white
     if partition.slope is not None:
         slope = partition.slope.detach().float().cpu().numpy()
         positive = slope[slope > 0]
         low = float(np.percentile(positive, 1)) if positive.size else 1e-6
-        ax.imshow(np.log10(np.maximum(slope, low)), origin="lower", extent=extent,
-                  cmap="viridis", interpolation="nearest")
-    overlay = np.zeros((*partition.boundary.shape, 4), dtype=np.float32)   # RGBA
-    overlay[partition.boundary.cpu().numpy() > 0] = (0, 0, 0, 1)
-    overlay[partition.decision.cpu().numpy()] = (0.9, 0, 0, 1)
-    ax.imshow(overlay, origin="lower", extent=extent, interpolation="nearest")
+        shade = np.log10(np.maximum(slope, low))
+        rgba = plt.get_cmap("viridis")(Normalize(shade.min(), shade.max())(shade)
+                                       ).astype(np.float32)
+    rgba[boundary] = (0, 0, 0, 1)
+    rgba[partition.decision.cpu().numpy()] = (0.9, 0, 0, 1)
+    ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
     coords = partition.point_coords.numpy()
     ax.scatter(coords[:, 0], coords[:, 1], s=60, c="white", edgecolors="black", zorder=3)
     for k, (a, b) in enumerate(coords):
@@ -303,7 +309,6 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
     ax.set_yticks([])
     ax.set_title((title + "\n" if title else "") + f"{partition.regions} regions "
                  f"({partition.regions_near_boundary} near the decision boundary)", fontsize=9)
-    fig.tight_layout()
     return fig
 
 

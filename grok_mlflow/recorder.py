@@ -321,7 +321,8 @@ class Recorder:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 png, pt = os.path.join(tmp, f"{name}.png"), os.path.join(tmp, f"{name}.pt")
-                fig.savefig(png, dpi=100)
+                # zlib level 1: a third less time than the default 6, ~12% larger files
+                fig.savefig(png, dpi=100, pil_kwargs={"compress_level": 1})
                 # clone: a stacked member's tensors are views of every member's storage
                 torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, pt)
                 self.client.log_artifact(self.run_id, png, "partition")

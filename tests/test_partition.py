@@ -187,6 +187,9 @@ def test_deep_image_model_fast_path_equals_materialised_inputs():
     patterns = torch.cat([h1 > 0, h2 > 0], dim=1)
     exact = torch.unique(patterns, dim=0).shape[0]
     assert s.regions == exact and s.layer_names == ["2", "4"]
+    # one label per pattern: no pattern split between labels, no two patterns share one
+    labelled = torch.cat([s.region.reshape(-1, 1), patterns.long()], dim=1)
+    assert torch.unique(labelled, dim=0).shape[0] == exact
     assert torch.equal(s.prediction.reshape(-1), net(x.view(-1, 1, 8, 8)).argmax(1))
 
 
@@ -264,3 +267,28 @@ def test_a_model_whose_only_activation_is_a_registered_one_gets_its_partition():
     part = partition_slice(net, torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
                            resolution=64)
     assert int(part.metrics()["partition/regions"]) >= 2
+
+
+def test_the_picture_paints_both_boundaries_over_the_slope_colours():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from grok_mlflow.plots import partition_figure
+
+    part = partition_slice(one_layer_net(0, 12), UNIT, resolution=96)
+    fig = partition_figure(part, [0, 1, 2], "step 1")
+    try:
+        rgba = fig.axes[0].images[0].get_array()                          # (R, R, 4), one image
+        decision, boundary = part.decision.numpy(), part.boundary.numpy() > 0
+        assert decision.any() and (boundary & ~decision).any()
+        assert (rgba[decision] == np.float32([0.9, 0, 0, 1])).all()              # red on top
+        assert (rgba[boundary & ~decision] == np.float32([0, 0, 0, 1])).all()   # then black
+        inside = ~(boundary | decision)
+        lut = plt.get_cmap("viridis")(np.arange(256))[:, :3]                     # (256, 3)
+        shade = np.abs(rgba[inside][:, None, :3] - lut[None]).sum(-1)            # (N, 256)
+        assert shade.min(1).max() < 1e-6                   # inside regions: viridis colours,
+        index, slope = shade.argmin(1), part.slope.numpy()[inside]
+        assert (np.diff(index[np.argsort(slope, kind="stable")]) >= 0).all()     # by slope
+        assert index.max() - index.min() > 50
+    finally:
+        plt.close(fig)
