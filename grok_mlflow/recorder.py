@@ -366,7 +366,7 @@ class Recorder:
 
     @staticmethod
     def _log_model(model: nn.Module, example: Tensor, tensor_output: bool = True) -> None:
-        import mlflow.pytorch      # here, not at import: it imports Lightning when installed (~5 s)
+        _import_mlflow_pytorch()
 
         model = copy.deepcopy(model).cpu()
         for module in model.modules():   # a deep-copied view keeps its whole base storage
@@ -378,6 +378,24 @@ class Recorder:
             input_example=example.detach().cpu().numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             **({} if tensor_output else {"serialization_format": "pickle"}))
+
+
+_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def _import_mlflow_pytorch() -> None:
+    """``import mlflow.pytorch``, when a model is logged and not at import: it imports Lightning
+    when installed (~5 s), and Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` for the whole
+    process. With it set, every later ``torch.optim`` Adam/AdamW step looks for NVML again (its
+    CUDA-graph check; ~0.4 ms a step on a machine without NVML, 9% of a default digits step),
+    so the variable is put back as it was: a second run in the process trains as fast as the
+    first. A process that imported Lightning before keeps Lightning's setting."""
+    before = os.environ.get(_NVML_CHECK)
+    import mlflow.pytorch  # noqa: F401
+    if before is None:
+        os.environ.pop(_NVML_CHECK, None)
+    else:
+        os.environ[_NVML_CHECK] = before
 
 
 class NullRecorder:

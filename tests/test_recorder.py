@@ -41,3 +41,31 @@ def test_runs_in_two_stores_one_after_another_each_land_in_their_own(tmp_path, m
         recorder.end("FINISHED")
         run = MlflowClient(uri).get_run(run_ids[-1])
         assert MlflowClient(uri).get_experiment(run.info.experiment_id).name == "grok_mlflow"
+
+
+def test_logging_a_model_leaves_the_process_cuda_check_as_it_was(tmp_path, tracking_uri):
+    """``mlflow.pytorch`` imports Lightning, which sets $PYTORCH_NVML_BASED_CUDA_CHECK for the
+    whole process: every later Adam step then looks for NVML (13-15% of a digits step without
+    it). After a run that logged its model, the variable is as before: unset, or the user's."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    script = ("import os, sys\n"
+              "from grok_mlflow.settings import Settings\n"
+              "from grok_mlflow.training import train\n"
+              "train(Settings(steps=5, eval_points=2, lc_samples=10, adv_points=0, width=8,"
+              " depth=1, partition_every=0), progress=False)\n"
+              "print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'),"
+              " 'lightning_fabric' in sys.modules)\n")
+    for before, after in ((None, "None"), ("0", "0")):
+        env = subprocess_env(MLFLOW_TRACKING_URI=tracking_uri)
+        env.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+        if before is not None:
+            env["PYTORCH_NVML_BASED_CUDA_CHECK"] = before
+        done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        # Lightning was imported (the model was logged), and the variable is as it was
+        assert done.stdout.split()[-2:] == [after, "True"]
