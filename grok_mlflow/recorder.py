@@ -15,6 +15,7 @@ the results over.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import sys
@@ -391,7 +392,7 @@ def _import_mlflow_pytorch() -> None:
     so the variable is put back as it was: a second run in the process trains as fast as the
     first. A process that imported Lightning before keeps Lightning's setting."""
     before = os.environ.get(_NVML_CHECK)
-    import mlflow.pytorch  # noqa: F401
+    importlib.import_module("mlflow.pytorch")
     if before is None:
         os.environ.pop(_NVML_CHECK, None)
     else:
