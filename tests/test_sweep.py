@@ -10,6 +10,7 @@ import os
 
 import mlflow
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from grok_mlflow.cli import main
@@ -294,7 +295,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
         # the first checkpoint is looked for on disk (the test store's artifacts are local
         # files): a poll costs ~1 ms, so the kill lands mid-run even where the trial takes ~3 s
         # (a poll of the store for a checkpoint and step 80 once missed that window on CI)
-        if worker is not None and os.path.exists(os.path.join(
+        if worker is not None and _whole_checkpoint(os.path.join(
                 urllib.parse.urlparse(child.info.artifact_uri).path, "checkpoints", "last.pt")):
             os.kill(worker, signal.SIGKILL)   # the trial's worker dies mid-run
             killed = child.info.run_id
@@ -319,6 +320,16 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
             for key in ("lc/train", "acc/test", "loss/train"):
                 assert [m.value for m in client.get_metric_history(child.info.run_id, key)] == \
                     [m.value for m in client.get_metric_history(uninterrupted.run_id, key)], key
+
+
+def _whole_checkpoint(path: str) -> bool:
+    """The checkpoint exists and loads: not one still being copied into place (a kill then would
+    leave it torn, which is not what the test is about)."""
+    try:
+        torch.load(path, weights_only=False)
+        return True
+    except Exception:  # noqa: BLE001 - absent, or half written
+        return False
 
 
 def _descendants(root: int) -> list[int]:
