@@ -147,15 +147,11 @@ def count_regions(codes: Tensor) -> tuple[Tensor, int]:
     """Label every pixel by its activation pattern: (labels (R, C) int64, number of patterns).
 
     Args:
-        codes: (R, C, L) per-pixel, per-layer pattern codes (equal means the same pattern).
+        codes: (R, C, L) per-pixel, per-layer pattern hashes (``_PatternHasher``'s). Their sum
+            over the layers is itself such a hash over every neuron (each with its own random
+            weight: the same collision bound), so one sort labels the whole pattern, not 2L - 1.
     """
-    flat = codes.reshape(-1, codes.shape[-1])
-    # one layer at a time with 1-D unique (torch.unique(dim=0) is ~30x slower on the CPU):
-    # the pair (patterns so far, this layer's pattern) -> a compact id
-    _, labels = torch.unique(flat[:, 0], return_inverse=True)
-    for layer in range(1, flat.shape[1]):
-        _, this = torch.unique(flat[:, layer], return_inverse=True)
-        _, labels = torch.unique(labels * (int(this.max()) + 1) + this, return_inverse=True)
+    _, labels = torch.unique(codes.sum(-1).reshape(-1), return_inverse=True)
     return labels.view(codes.shape[:2]), int(labels.max()) + 1
 
 
@@ -274,9 +270,7 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
     R = resolution
     codes = torch.cat(codes).view(R, R, -1)                                     # (R, R, L)
     logits = torch.cat(logits).view(R, R, -1)                                   # (R, R, C)
-    # the whole pattern's hash is the layers' hashes summed (every neuron of every layer with its
-    # own random weight: the same collision bound), so one sort labels it, not 2L - 1
-    region, n_regions = count_regions(codes.sum(-1, keepdim=True))
+    region, n_regions = count_regions(codes)
     # first layer whose pattern changes towards the right or upper neighbour (0 = none)
     boundary = torch.zeros(R, R, dtype=torch.long, device=device)
     for layer in reversed(range(codes.shape[-1])):

@@ -287,6 +287,9 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
             found = [r for e in client.search_experiments() for r in client.search_runs(
                 [e.experiment_id], "tags.`grok_mlflow.trial` = 'seed=0'")]
             child = found[0] if found else None
+            if child is not None:
+                checkpoint = os.path.join(urllib.parse.urlparse(child.info.artifact_uri).path,
+                                          "checkpoints", "last.pt")
         if child is not None and worker is None:
             # this sweep's own trial worker (a descendant of its driver), never another Ray's
             workers = [pid for pid in _descendants(sweep.pid)
@@ -295,8 +298,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
         # the first checkpoint is looked for on disk (the test store's artifacts are local
         # files): a poll costs ~1 ms, so the kill lands mid-run even where the trial takes ~3 s
         # (a poll of the store for a checkpoint and step 80 once missed that window on CI)
-        if worker is not None and _whole_checkpoint(os.path.join(
-                urllib.parse.urlparse(child.info.artifact_uri).path, "checkpoints", "last.pt")):
+        if worker is not None and _whole_checkpoint(checkpoint):
             os.kill(worker, signal.SIGKILL)   # the trial's worker dies mid-run
             killed = child.info.run_id
         time.sleep(0.02 if worker is not None else 0.2)
