@@ -224,20 +224,24 @@ def align_checkpoints(states: Sequence[Mapping[str, Any] | None],
     Members write checkpoints together; a kill between two members' writes leaves some a flush
     ahead. Each checkpoint holds the one before it (``"previous"``; None: there was none, the
     member starts again from step 0), so every member can be taken back to the earliest step.
+    A member without a checkpoint (none yet, or a torn one) takes the whole group back to step
+    0; each run then logs only the steps it has not logged (exact: training is deterministic).
 
     Args:
-        states: each member's last checkpoint (None: it has none yet).
+        states: each member's last checkpoint (None: it has none).
         names: the members' names, for the error.
     Returns:
         K checkpoints (or None: start from scratch), all at one step.
     Raises:
         SettingsError: the checkpoints are more than one flush apart.
     """
-    steps = [int(s["step"]) if s is not None else 0 for s in states]
+    if any(s is None for s in states):
+        return [None] * len(states)
+    steps = [int(s["step"]) for s in states]
     target = min(steps)
     aligned = []
     for state, step, name in zip(states, steps, names):
-        previous = state.get("previous") if state is not None else None
+        previous = state.get("previous")
         if step == target:
             aligned.append(state)
         elif previous is None and target == 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from typing import Iterator
@@ -69,14 +70,26 @@ def run_name(run_id: str) -> str:
 
 
 def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
-    """The run's last checkpoint, or None when it has none (it then restarts from step 0)."""
+    """The run's last checkpoint, or None when it has none (it then restarts from step 0).
+
+    A checkpoint that does not load is treated as none, with a warning: a kill while the
+    artifact store was copying it into place leaves it torn (the local store's copy is not
+    atomic). The run then trains again from step 0 and logs only the steps it has not logged;
+    nothing it logged is lost.
+    """
     with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
         try:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path="checkpoints/last.pt", dst_path=tmp)
         except Exception:  # noqa: BLE001 - no checkpoint yet
             return None
-        return torch.load(path, map_location=device, weights_only=False)
+        try:
+            return torch.load(path, map_location=device, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - torn: zip, pickle or EOF errors
+            print(f"grok-mlflow: warning: run {run_id}'s checkpoints/last.pt does not load "
+                  f"({type(err).__name__}; a kill while it was written?): it is taken as no "
+                  "checkpoint", file=sys.stderr)
+            return None
 
 
 

@@ -110,6 +110,8 @@ def test_align_checkpoints_takes_members_back_to_one_common_step():
     first = _state(7)
     assert align_checkpoints([first, None], ["a", "b"]) == [None, None]
     assert align_checkpoints([None, None], ["a", "b"]) == [None, None]
+    # a member without a loadable checkpoint later on (a torn one): every member from step 0
+    assert align_checkpoints([_state(30, _state(20)), None], ["a", "b"]) == [None, None]
     with pytest.raises(SettingsError, match="more than one flush apart"):
         align_checkpoints([_state(30, _state(20)), b], ["a", "b"])
 
@@ -168,10 +170,14 @@ def test_train_stacked_refuses_bad_members_in_one_line_before_any_run():
         [e.experiment_id])]
 
 
-def test_a_group_stopped_between_two_members_checkpoints_resumes_at_one_step(tmp_path):
+@pytest.mark.parametrize("left", ["behind", "torn"])
+def test_a_group_stopped_between_two_members_checkpoints_resumes_at_one_step(tmp_path, capsys,
+                                                                             left):
     """A stop mid-run, then member 1's checkpoint is taken back one flush (its own
     ``previous``): exactly what a kill between two members' writes leaves. Resuming takes every
-    member back to the common step; their histories equal an uninterrupted group's."""
+    member back to the common step; their histories equal an uninterrupted group's. ``torn``:
+    member 1's checkpoint is cut in half (a kill while the store copied it into place); the
+    group trains again from step 0, and still no step is logged twice or differs."""
     base = dataclasses.replace(SMALL, steps=120, eval_points=30, partition_every=0,
                                adv_points=0, checkpoint_every_s=0.01)
     grid = [base, dataclasses.replace(base, seed=1, weight_decay=0.1)]
@@ -195,8 +201,14 @@ def test_a_group_stopped_between_two_members_checkpoints_resumes_at_one_step(tmp
     behind = tmp_path / "behind" / "last.pt"
     behind.parent.mkdir()
     torch.save(last[1]["previous"], behind)                  # member b: one flush behind
+    if left == "torn":
+        whole = behind.read_bytes()
+        behind.write_bytes(whole[:len(whole) // 2])
     client.log_artifact(run_ids[1], str(behind), "checkpoints")
+    capsys.readouterr()
     resumed = train_stacked(grid, run_names=names, resume=run_ids, progress=False)
+    warned = capsys.readouterr().err
+    assert (f"run {run_ids[1]}'s checkpoints/last.pt does not load" in warned) == (left == "torn")
     assert [r.run_id for r in resumed] == run_ids
     mlflow.set_experiment("reference")
     reference = train_stacked(grid, run_names=names, progress=False)

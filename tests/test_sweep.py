@@ -258,12 +258,12 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
     """kill -9 of the trial's worker mid-run; Ray restarts it, and it continues its child
     run(s) from the last checkpoint. ``auto``: the two seeds are one stacked group (issue #19):
     both members resume together, their histories exactly an uninterrupted group's."""
-    import os
+    import glob
+    import pathlib
     import signal
     import subprocess
     import sys
     import time
-    import urllib.parse
 
     from grok_mlflow.schedule import log_schedule
     from grok_mlflow.settings import Settings
@@ -277,37 +277,42 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
                  + f"grid: {{seed: [0, 1]}}\nmax_concurrent: 1\nmax_failures: 2\n"
                    f"ensemble: {ensemble}\n")
     uri = mlflow.get_tracking_uri()
+    # one OpenMP thread per trial: a 2-thread trial on cores another test keeps busy runs
+    # 10-30x slower (its threads wait for each other at every op); resuming is what is tested
+    env = subprocess_env(MLFLOW_TRACKING_URI=uri, RAY_AUTH_MODE="disabled", OMP_NUM_THREADS="1")
     sweep = subprocess.Popen([sys.executable, "-m", "grok_mlflow", "sweep", spec], cwd=tmp_path,
-                             env=subprocess_env(MLFLOW_TRACKING_URI=uri, RAY_AUTH_MODE="disabled"),
+                             env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     client = MlflowClient()
-    killed, deadline, child, worker = None, time.monotonic() + 400, None, None
+    # No store query while the trial runs: its worker is looked for in /proc and a whole
+    # checkpoint of an unfinished run on disk (the test store's artifacts are local files) every
+    # 20 ms, a poll costing a few ms, so the kill lands mid-run even where the trial takes ~3 s
+    # (polling the store, several queries a poll, missed that window twice on CI's busy cores)
+    killed, at, worker = None, None, None
+    deadline = time.monotonic() + 400
     while killed is None and time.monotonic() < deadline and sweep.poll() is None:
-        if child is None:
-            found = [r for e in client.search_experiments() for r in client.search_runs(
-                [e.experiment_id], "tags.`grok_mlflow.trial` = 'seed=0'")]
-            child = found[0] if found else None
-            if child is not None:
-                checkpoint = os.path.join(urllib.parse.urlparse(child.info.artifact_uri).path,
-                                          "checkpoints", "last.pt")
-        if child is not None and worker is None:
+        if worker is None:
             # this sweep's own trial worker (a descendant of its driver), never another Ray's
             workers = [pid for pid in _descendants(sweep.pid)
                        if _cmdline(str(pid)).startswith("ray::ImplicitFunc")]
             worker = workers[0] if workers else None
-        # the first checkpoint is looked for on disk (the test store's artifacts are local
-        # files): a poll costs ~1 ms, so the kill lands mid-run even where the trial takes ~3 s
-        # (a poll of the store for a checkpoint and step 80 once missed that window on CI)
-        if worker is not None and _whole_checkpoint(checkpoint):
-            os.kill(worker, signal.SIGKILL)   # the trial's worker dies mid-run
-            killed = child.info.run_id
-        time.sleep(0.02 if worker is not None else 0.2)
+        if worker is not None:
+            for path in glob.glob(f"{tmp_path}/**/checkpoints/last.pt", recursive=True):
+                step = _checkpoint_step(path)
+                if step is not None and step < 800:
+                    if _signal(worker, signal.SIGKILL):     # the trial's worker dies mid-run
+                        killed, at = pathlib.Path(path).parts[-4], step  # <run>/artifacts/...
+                    else:
+                        worker = None                       # gone: look for the current one
+                    break
+        time.sleep(0.02)
     _, err = sweep.communicate(timeout=600)    # a 2-CPU trial on busy cores is ~30x slower
     assert killed is not None, "no running trial was found to kill"
     assert sweep.returncode == 0, err[-2000:]
     children = [r for e in client.search_experiments() for r in client.search_runs(
         [e.experiment_id], "tags.`grok_mlflow.trial` != ''")]
     assert sorted(c.data.tags["grok_mlflow.trial"] for c in children) == ["seed=0", "seed=1"]
+    assert killed in {c.info.run_id for c in children}, (killed, at)   # killed at step `at`
     schedule = log_schedule(800, 80)
     for child in children:
         assert child.info.status == "FINISHED"
@@ -324,14 +329,22 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
                     [m.value for m in client.get_metric_history(uninterrupted.run_id, key)], key
 
 
-def _whole_checkpoint(path: str) -> bool:
-    """The checkpoint exists and loads: not one still being copied into place (a kill then would
-    leave it torn, which is not what the test is about)."""
+def _signal(pid: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid``; False where the process is gone."""
     try:
-        torch.load(path, weights_only=False)
+        os.kill(pid, sig)
         return True
-    except Exception:  # noqa: BLE001 - absent, or half written
+    except ProcessLookupError:
         return False
+
+
+def _checkpoint_step(path: str) -> int | None:
+    """The step of the checkpoint at ``path``; None where there is none yet or it is still being
+    copied into place (a kill then would leave it torn, which is not what the test is about)."""
+    try:
+        return int(torch.load(path, weights_only=False)["step"])
+    except Exception:  # noqa: BLE001 - absent, or half written
+        return None
 
 
 def _descendants(root: int) -> list[int]:

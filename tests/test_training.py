@@ -203,6 +203,42 @@ def test_kill_9_twice_then_resume_equals_an_uninterrupted_run(tmp_path, tracking
 
 
 
+def test_a_torn_checkpoint_trains_again_from_step_0_and_logs_no_step_twice(tracking_uri, capsys):
+    """A kill while the store copied ``checkpoints/last.pt`` into place leaves it torn: resuming
+    warns, trains again from step 0 and logs only the steps not logged yet; the run's history
+    and weights equal an uninterrupted run's."""
+    import urllib.parse
+
+    settings = Settings(steps=120, eval_points=30, width=16, depth=2, lc_samples=20,
+                        lc_directions=4, adv_points=0, checkpoint_every_s=0.01, partition_every=0)
+
+    def stop_at_80(step, latest):
+        if step >= 80:
+            raise KeyboardInterrupt("stopped")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, progress=False, on_progress=stop_at_80)
+    run = only_run()
+    path = os.path.join(urllib.parse.urlparse(run.info.artifact_uri).path, "checkpoints",
+                        "last.pt")
+    whole = open(path, "rb").read()
+    open(path, "wb").write(whole[:len(whole) // 2])        # torn mid-copy
+    capsys.readouterr()
+    resumed = train(settings, progress=False, resume=run.info.run_id)
+    assert f"run {run.info.run_id}'s checkpoints/last.pt does not load" in capsys.readouterr().err
+    mlflow.set_experiment("reference")
+    reference = train(settings, progress=False)
+    client = MlflowClient()
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    for key in ("lc/train", "acc/test", "loss/train"):
+        got = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in got] == log_schedule(120, 30), key      # none twice
+        assert [m.value for m in got] == [
+            m.value for m in client.get_metric_history(reference.run_id, key)], key
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tracking_uri):
     args = [sys.executable, "-m", "grok_mlflow", "train", "--no-progress", "--init_scale", "8",
             "--lr", "1e36", "--steps", "300", "--eval_points", "100", "--width", "32",
