@@ -207,6 +207,7 @@ def test_a_torn_checkpoint_trains_again_from_step_0_and_logs_no_step_twice(track
     """A kill while the store copied ``checkpoints/last.pt`` into place leaves it torn: resuming
     warns, trains again from step 0 and logs only the steps not logged yet; the run's history
     and weights equal an uninterrupted run's."""
+    import pathlib
     import urllib.parse
 
     settings = Settings(steps=120, eval_points=30, width=16, depth=2, lc_samples=20,
@@ -219,10 +220,10 @@ def test_a_torn_checkpoint_trains_again_from_step_0_and_logs_no_step_twice(track
     with pytest.raises(KeyboardInterrupt):
         train(settings, progress=False, on_progress=stop_at_80)
     run = only_run()
-    path = os.path.join(urllib.parse.urlparse(run.info.artifact_uri).path, "checkpoints",
+    path = pathlib.Path(urllib.parse.urlparse(run.info.artifact_uri).path, "checkpoints",
                         "last.pt")
-    whole = open(path, "rb").read()
-    open(path, "wb").write(whole[:len(whole) // 2])        # torn mid-copy
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])               # torn mid-copy
     capsys.readouterr()
     resumed = train(settings, progress=False, resume=run.info.run_id)
     assert f"run {run.info.run_id}'s checkpoints/last.pt does not load" in capsys.readouterr().err
