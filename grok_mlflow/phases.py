@@ -1,31 +1,50 @@
-"""Grokking phases detected on measured curves (beyond the paper; its sec. 3 names the phases).
+"""Grokking phases read off measured curves: the one place where "a phase happened" is decided.
 
-The paper describes three LC phases (first descent, ascent, second descent or "region migration")
-and delayed robustness. ``detect_phases`` turns a run's history into step numbers that make runs
-comparable in the MLflow UI's table and parallel-coordinates plot:
+The paper (sec. 3) names three LC phases (first descent, ascent, second descent or "region
+migration") and delayed robustness. ``detect_phases`` turns a run's history into step numbers that
+make runs comparable in the MLflow UI; ``grok_mlflow.report`` words the same reading.
 
 =================================  ====================================================================
-``grok/interpolation_step``        first step with training accuracy >= ``interpolation_acc`` (0.99)
-``grok/lc_first_min_step``         end of the first descent: the low point before the ascent, the
-                                   smoothed train LC's largest rise (>= ``rel_tol`` of its range)
-``grok/lc_peak_step``              ascent peak: the top of that largest rise
+``grok/interpolation_step``        training accuracy first reaches ``interpolation_acc`` (0.99)
+``grok/lc_first_min_step``         end of the first descent: the low point the ascent rises from
+``grok/lc_peak_step``              ascent peak: the top of the smoothed train LC's largest rise
 ``grok/lc_peak_value``             smoothed train LC at the peak (LC units: hyperplanes per point)
 ``grok/ascent_steps``              peak step - first-minimum step
-``grok/migration_onset_step``      start of the second descent: first step after the peak where smoothed
-                                   train LC is below the peak by >= ``rel_tol`` of the ascent height
-``grok/descent_depth``             fraction of the ascent the second descent undid by the last
-                                   measurement: (peak - last) / (peak - first minimum)
-``grok/generalization_step``       first step with smoothed test accuracy >= 95% of its final value
-                                   (only if it ends >= ``min_gain`` above its first value)
-``grok/robustness_onset_step``     start of the late rise of adversarial accuracy (mean over eps): after
-                                   interpolation, the last step within ``adv_rise``/5 of its minimum
-                                   before it rises by >= ``adv_rise`` above that minimum
+``grok/migration_onset_step``      start of the second descent: smoothed train LC crosses ``rel_tol``
+                                   of the ascent's height (or the noise, if larger) below the peak
+``grok/descent_depth``             fraction of the ascent undone by the end: (peak - last) / (peak -
+                                   first minimum), smoothed
+``grok/generalization_step``       smoothed test accuracy first reaches 95% of its final value (only
+                                   if it ends >= ``min_gain`` above its first value)
+``grok/robustness_onset_step``     after interpolation, where adversarial accuracy (mean over eps)
+                                   leaves its floor before rising >= ``adv_rise`` above it
 ``grok/delay_steps``               robustness onset - interpolation
 =================================  ====================================================================
 
+**The noise rule** (``NoiseRule``). A rise or fall of a curve between two measurements i and j is a
+phase only when it is
+
+- *resolved*: larger than ``z`` (2) times its noise, sqrt(se_i^2 + se_j^2 + 2 jitter^2). se is the
+  sampling error of one measurement, read off the logged 99% interval (``ci_low``, ``ci_high``);
+  the same points are measured at every step, so this overstates the noise of a change (the
+  per-point differences are what vary): the rule errs towards "flat". jitter is the curve's
+  step-to-step scatter, 1.4826 x the median absolute deviation of its second differences / sqrt(6)
+  (robust to a few real kinks; 0 for a smooth curve);
+- *material*: at least ``material`` (10%) of the curve's level, max(|value_i|, |value_j|) (LC),
+  or ``adv_rise`` (0.05) absolute (accuracies).
+
+A curve that never changes by that much is *flat within its noise*: no phase is logged.
+
+**Phase steps between measurements.** Each step is estimated on the log-step axis (log(1 +
+step)) between the measurements around it: a threshold crossing is interpolated linearly between
+the last measurement before it and the first after; a peak or minimum is the vertex of the
+parabola through it and its two neighbours. Each is logged with its bracket, the measured steps
+on either side: ``grok/<name>_step_low`` and ``grok/<name>_step_high``. Any difference of steps
+within the brackets is below the measurement grid's resolution.
+
 A phase that does not happen is absent from the result, never zero. Smoothing is a centred moving
-average over ``window`` consecutive measurements (the schedule is log-spaced, so this is a window
-of constant width on the paper's log-step axis).
+average over ``window`` consecutive measurements (the schedule is log-spaced, so this is a window of
+constant width on the paper's log-step axis).
 
 Example:
     >>> phases = detect_phases(tracker.history)
@@ -34,18 +53,121 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PHASE_KEYS", "SHAPE_KEYS", "adversarial_keys", "detect_phases", "lc_phases", "robustness_onset",
-           "series", "smooth"]
+__all__ = ["BRACKETED", "CENSORED", "Curve", "EndTrend", "LCReading", "NoiseRule", "PHASE_KEYS",
+           "SHAPE_KEYS", "Step", "adversarial_keys", "censor", "detect_phases", "end_trends",
+           "lc_phases", "moving_at_end", "read_lc", "robustness_onset", "series", "settled",
+           "smooth"]
 
 PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
               "grok/migration_onset_step", "grok/generalization_step",
               "grok/robustness_onset_step", "grok/delay_steps")
+# the phase steps logged with a bracket (``_low``, ``_high``): every phase step but the delay
+BRACKETED = PHASE_KEYS[:-1]
 # what the LC curve's phases looked like (not steps): values, lengths, fractions
 SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
+# the LC quantities: one set per radius (``grok_r{r}/...`` when a run measures several)
+LC_KEYS = ("grok/lc_first_min_step", "grok/lc_peak_step", "grok/migration_onset_step",
+           "grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
+
+_Z99 = 2.5758293035489004           # the logged intervals are 99% normal intervals (measure.py)
+
+
+@dataclass(frozen=True)
+class NoiseRule:
+    """When a change of a curve counts as a phase (see the module docstring).
+
+    Attributes:
+        z: a change must exceed ``z`` times its noise (resolved).
+        material: LC: a change must be at least this fraction of the curve's level.
+        adv_rise: adversarial accuracy: a rise must be at least this much (absolute).
+        acc_material: clean accuracy still moving at the end: at least this much (absolute).
+        span: the last stretch of the log-step axis that decides whether a curve is still
+            moving at the end: this fraction of log(1 + last step) (0.1: the last tenth).
+        alpha: the level of the trend test over that stretch.
+    """
+
+    z: float = 2.0
+    material: float = 0.10
+    adv_rise: float = 0.05
+    acc_material: float = 0.02
+    span: float = 0.1
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class Step:
+    """A phase step estimated between measurements: ``estimate`` in the bracket [low, high]
+    (the measured steps on either side); ``index`` the measurement the grid rule picked."""
+
+    estimate: int
+    low: int
+    high: int
+    index: int
+
+    def text(self) -> str:
+        """``estimate (low-high)``, or the step alone when it was measured exactly."""
+        return (f"{self.estimate:,}" if self.low == self.high
+                else f"{self.estimate:,} ({self.low:,}-{self.high:,})")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One measured curve: steps, raw and smoothed values, each measurement's sampling error
+    ``se`` (0 where no interval was logged) and the step-to-step ``jitter``."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    smoothed: np.ndarray
+    se: np.ndarray
+    jitter: float
+
+    @property
+    def x(self) -> np.ndarray:
+        """The log-step axis: log(1 + step)."""
+        return np.log1p(self.steps.astype(float))
+
+    def noise(self, i: int, j: int) -> float:
+        """The noise of the change between measurements i and j."""
+        return float(np.sqrt(self.se[i] ** 2 + self.se[j] ** 2 + 2 * self.jitter ** 2))
+
+    def counts(self, i: int, j: int, rule: NoiseRule, *, absolute: float | None = None) -> bool:
+        """Whether the smoothed change from i to j is resolved and material (``absolute``: the
+        material size for an accuracy; else ``rule.material`` of the level)."""
+        change = abs(float(self.smoothed[j] - self.smoothed[i]))
+        level = max(abs(float(self.smoothed[i])), abs(float(self.smoothed[j])))
+        size = absolute if absolute is not None else rule.material * level
+        return change > rule.z * self.noise(i, j) and change >= size
+
+    def crossing(self, k: int, level: float) -> Step:
+        """The step where the smoothed curve crosses ``level`` between measurements k - 1 and k
+        (interpolated on the log-step axis); k = 0: the first measurement itself."""
+        s, x = self.smoothed, self.x
+        if k == 0:
+            return Step(int(self.steps[0]), int(self.steps[0]), int(self.steps[0]), 0)
+        a, b = float(s[k - 1]), float(s[k])
+        frac = 1.0 if a == b else min(max((level - a) / (b - a), 0.0), 1.0)
+        est = float(np.expm1(x[k - 1] + frac * (x[k] - x[k - 1])))
+        return Step(int(round(est)), int(self.steps[k - 1]), int(self.steps[k]), k)
+
+    def extremum(self, k: int) -> Step:
+        """A peak or minimum at measurement k, refined to the vertex of the parabola through
+        k - 1, k, k + 1 on the log-step axis (kept inside that bracket)."""
+        lo, hi = max(k - 1, 0), min(k + 1, len(self.steps) - 1)
+        est = float(self.steps[k])
+        if 0 < k < len(self.steps) - 1:
+            x, y = self.x[k - 1:k + 2], self.smoothed[k - 1:k + 2]
+            d1, d2 = (y[1] - y[0]) / (x[1] - x[0]), (y[2] - y[1]) / (x[2] - x[1])
+            curvature = (d2 - d1) / (x[2] - x[0])
+            if curvature != 0:
+                # vertex of the parabola through the three points (Newton's divided differences)
+                vertex = (x[0] + x[1]) / 2 - d1 / (2 * curvature)
+                est = float(np.expm1(np.clip(vertex, x[0], x[2])))
+        return Step(int(round(est)), int(self.steps[lo]), int(self.steps[hi]), k)
 
 
 def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
@@ -60,6 +182,17 @@ def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
     return (cumsum[hi] - cumsum[lo]) / (hi - lo)
 
 
+def jitter(values: np.ndarray) -> float:
+    """Step-to-step scatter of a curve: the robust standard deviation of its second differences
+    / sqrt(6) (iid noise of std sigma has second differences of variance 6 sigma^2); 0 with
+    fewer than 4 points."""
+    from scipy.stats import median_abs_deviation
+
+    if len(values) < 4:
+        return 0.0
+    return float(median_abs_deviation(np.diff(values, n=2), scale="normal") / np.sqrt(6))
+
+
 def series(history: Mapping[int, Mapping[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one metric: the steps that measured it with a finite value, sorted."""
     steps = np.array([s for s in sorted(history) if key in history[s] and
@@ -67,100 +200,193 @@ def series(history: Mapping[int, Mapping[str, float]], key: str) -> tuple[np.nda
     return steps, np.array([history[s][key] for s in steps], dtype=float)
 
 
-def _first(steps: np.ndarray, mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(steps[hits[0]]) if len(hits) else None
+def curve(history: Mapping[int, Mapping[str, float]], key: str, window: int = 5) -> Curve:
+    """The ``Curve`` of ``key``: its sampling error from ``key/ci_low`` and ``key/ci_high`` where
+    logged (99% normal intervals), its jitter from its raw values."""
+    steps, values = series(history, key)
+    se = np.array([(history[s][f"{key}/ci_high"] - history[s][f"{key}/ci_low"]) / (2 * _Z99)
+                   if f"{key}/ci_high" in history[s] and f"{key}/ci_low" in history[s] else 0.0
+                   for s in steps], dtype=float)
+    se = np.where(np.isfinite(se), se, 0.0)
+    return Curve(steps, values, smooth(values, window), se, jitter(values))
 
 
-def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5,
-              rel_tol: float = 0.05) -> dict[str, float]:
-    """The LC phases of one curve (see the module docstring): the dominant ascent, the first
-    descent before it and the second descent after it.
+def _curve_of(steps, values, window: int) -> Curve:
+    steps, values = np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=float)
+    return Curve(steps, values, smooth(values, window), np.zeros(len(values)), jitter(values))
 
-    The ascent is the curve's largest rise: the pair of measurements i < j with the largest
-    s[j] - s[i] on the smoothed curve s (i the lowest point before j). It counts only if it rises
-    by >= ``rel_tol`` of the curve's range. A small early wobble (LC rising 2 units at steps
-    8-19 while falling from 47 to 21) is then not mistaken for the ascent that follows it (21
-    -> 29 at steps 113-300): the earlier rule, "the first minimum that the curve rises from",
-    took the wobble.
 
-    Returns {key: value}: ``grok/lc_first_min_step`` (i), ``grok/lc_peak_step`` (j),
-    ``grok/lc_peak_value`` (s[j], LC units), ``grok/ascent_steps`` (j - i in steps),
-    ``grok/migration_onset_step`` (the first step after the peak at least ``rel_tol`` of the
-    ascent's height below it) and ``grok/descent_depth`` (the fraction of the ascent undone by
-    the last measurement, (s[j] - s[-1]) / (s[j] - s[i]): 0 = none, 1 = back to the minimum,
-    > 1 below it), the last two only when the second descent started. Absent phases are absent.
+@dataclass(frozen=True)
+class LCReading:
+    """What one LC curve shows under the noise rule: ``first_min`` and ``peak`` (the ascent, when
+    it counts), whether the first and second descents count, the migration ``onset``, the share
+    of the ascent undone by the end (``fallen``) and, for a curve without phases, ``flat``: the
+    sentence that says so."""
+
+    curve: Curve
+    first_min: Step | None = None
+    peak: Step | None = None
+    first_descent: bool = False
+    onset: Step | None = None
+    second_descent: bool = False
+    fallen: float = 0.0
+    flat: str = ""
+
+    @property
+    def height(self) -> float:
+        """The ascent's height on the smoothed curve (0 without an ascent)."""
+        if self.peak is None or self.first_min is None:
+            return 0.0
+        s = self.curve.smoothed
+        return float(s[self.peak.index] - s[self.first_min.index])
+
+
+def read_lc(c: Curve, rule: NoiseRule = NoiseRule(), *, rel_tol: float = 0.05,
+            descent_frac: float = 0.25) -> LCReading:
+    """The LC phases of one curve under the noise rule.
+
+    The ascent is the curve's largest rise: the pair i < j with the largest s[j] - s[i] on the
+    smoothed curve s (i the lowest point before j), counted when resolved and material. A small
+    early wobble (LC rising 2 units while falling from 47 to 21) is then not mistaken for the
+    ascent that follows it. The first descent counts when the fall from the first measurement
+    to i does. The second descent counts when the fall from the peak to the end is resolved,
+    material and at least ``descent_frac`` of the ascent (a sustained fall); its onset is where
+    the curve first crosses max(``rel_tol`` of the ascent, the noise) below the peak.
     """
-    out: dict[str, float] = {}
-    if len(lc) < 3:
-        return out
-    s = smooth(lc, window)
-    tol = rel_tol * max(float(s.max() - s.min()), 1e-12)
+    s = c.smoothed
+    if len(s) < 3:
+        return LCReading(c, flat="not measured")
     low, rise, ascent = 0, 0.0, None           # running minimum, best rise, its (i, j)
     for j in range(1, len(s)):
         if s[j] < s[low]:
             low = j
         elif s[j] - s[low] > rise:
             rise, ascent = float(s[j] - s[low]), (low, j)
-    if ascent is None or rise < tol:
+    if ascent is None or not c.counts(*ascent, rule):
+        lo, hi = float(s.min()), float(s.max())
+        why = (f"no rise above its noise: the smoothed curve moved between {lo:.3g} and "
+               f"{hi:.3g}" if ascent is not None else "it never rose")
+        first = int(np.argmin(s))
+        fell = first > 0 and c.counts(0, first, rule)
+        return LCReading(c, first_descent=False, flat=why if not fell else "")
+    i, j = ascent
+    first_min, peak = c.extremum(i), c.extremum(j)
+    first_descent = i > 0 and c.counts(0, i, rule)
+    threshold = max(rel_tol * rise, rule.z * c.noise(j, j))
+    below = np.flatnonzero(s[j:] <= s[j] - threshold)
+    onset = c.crossing(j + int(below[0]), float(s[j] - threshold)) if len(below) else None
+    last = len(s) - 1
+    fallen = float(s[j] - s[last]) / rise
+    second = (onset is not None and fallen >= descent_frac and last > j
+              and c.counts(j, last, rule))
+    return LCReading(c, first_min, peak, first_descent, onset, second, fallen)
+
+
+def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5, rel_tol: float = 0.05,
+              rule: NoiseRule = NoiseRule(), c: Curve | None = None) -> dict[str, float]:
+    """The LC phase quantities of one curve (module docstring), from ``read_lc``: the ascent's
+    first minimum and peak (with brackets), its height and length and, when the second descent
+    counts, its onset and depth. ``c``: the curve with its sampling errors (else none)."""
+    reading = read_lc(c if c is not None else _curve_of(steps, lc, window), rule,
+                      rel_tol=rel_tol)
+    out: dict[str, float] = {}
+    if reading.peak is None:
         return out
-    first_min, peak = ascent
-    out["grok/lc_first_min_step"] = int(steps[first_min])
-    out["grok/lc_peak_step"] = int(steps[peak])
-    out["grok/lc_peak_value"] = float(s[peak])
-    out["grok/ascent_steps"] = int(steps[peak] - steps[first_min])
-    onset = _first(steps[peak:], s[peak:] <= s[peak] - rel_tol * rise)
-    if onset is not None:
-        out["grok/migration_onset_step"] = onset
-        out["grok/descent_depth"] = float((s[peak] - s[-1]) / rise)
+    _put(out, "grok/lc_first_min_step", reading.first_min)
+    _put(out, "grok/lc_peak_step", reading.peak)
+    out["grok/lc_peak_value"] = float(reading.curve.smoothed[reading.peak.index])
+    out["grok/ascent_steps"] = reading.peak.estimate - reading.first_min.estimate
+    if reading.second_descent:
+        _put(out, "grok/migration_onset_step", reading.onset)
+        out["grok/descent_depth"] = reading.fallen
     return out
+
+
+def _put(out: dict, key: str, step: Step) -> None:
+    out[key], out[key + "_low"], out[key + "_high"] = step.estimate, step.low, step.high
+
+
+def interpolation(history: Mapping[int, Mapping[str, float]],
+                  acc: float = 0.99) -> Step | None:
+    """Where training accuracy first reaches ``acc`` (raw, not smoothed), between measurements."""
+    c = _curve_of(*series(history, "acc/train"), window=1)
+    hits = np.flatnonzero(c.values >= acc)
+    return c.crossing(int(hits[0]), acc) if len(hits) else None
+
+
+def generalization(history: Mapping[int, Mapping[str, float]], *, window: int = 5,
+                   frac: float = 0.95, min_gain: float = 0.1) -> Step | None:
+    """Where smoothed test accuracy first reaches ``frac`` of its final value; None when it
+    ends less than ``min_gain`` above its first value (it never left chance)."""
+    c = _curve_of(*series(history, "acc/test"), window=window)
+    if not len(c.values) or c.smoothed[-1] - c.values[0] < min_gain:
+        return None
+    level = frac * float(c.smoothed[-1])
+    return c.crossing(int(np.flatnonzero(c.smoothed >= level)[0]), level)
 
 
 def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
                   adv_keys: Sequence[str] | None = None, window: int = 5, rel_tol: float = 0.05,
                   interpolation_acc: float = 0.99, generalization_frac: float = 0.95,
-                  adv_rise: float = 0.05, min_gain: float = 0.1) -> dict[str, float]:
+                  adv_rise: float = 0.05, min_gain: float = 0.1,
+                  rule: NoiseRule | None = None) -> dict[str, float]:
     """Phase steps of a run from its ``{step: {metric: value}}`` history.
 
     Args:
         history: measured values per step (``GrokTracker.history``).
-        lc_key: the LC curve to read the LC phases from (train LC at the first radius).
+        lc_key: the LC curve whose phases are ``grok/*`` (train LC at the first radius). With
+            several radii in the history, each radius's LC phases are also ``grok_r{r}/*``.
         adv_keys: adversarial-accuracy keys to average (default: every ``adv/acc/eps_*``).
         window: smoothing window in measurements (odd, >= 1).
-        rel_tol: fraction of a curve's range that counts as a real rise or fall (not noise).
+        rel_tol: the migration onset: this fraction of the ascent below the peak.
         interpolation_acc: training accuracy that counts as fitting the data.
         generalization_frac: fraction of the final test accuracy that counts as generalised.
         adv_rise: absolute rise of adversarial accuracy that counts as the late rise.
         min_gain: test accuracy must end at least this far above its first value (chance) for
             ``grok/generalization_step`` to exist.
+        rule: the noise rule (default ``NoiseRule(adv_rise=adv_rise)``).
     Returns:
-        {phase key: step, or value for ``SHAPE_KEYS``}; phases that did not happen are absent.
+        {phase key: step (with ``_low`` / ``_high``), or value for ``SHAPE_KEYS``}; phases that
+        did not happen are absent.
     """
+    rule = rule or NoiseRule(adv_rise=adv_rise)
     out: dict[str, float] = {}
-    steps, acc = series(history, "acc/train")
-    interpolation = _first(steps, acc >= interpolation_acc) if len(acc) else None
-    if interpolation is not None:
-        out["grok/interpolation_step"] = interpolation
-    out.update(lc_phases(*series(history, lc_key), window=window, rel_tol=rel_tol))
-    steps_te, acc_te = series(history, "acc/test")
-    if len(acc_te):
-        smoothed = smooth(acc_te, window)
-        generalization = _first(steps_te, smoothed >= generalization_frac * smoothed[-1])
-        # a net that never rose above its initial (chance) accuracy did not generalise
-        if generalization is not None and smoothed[-1] - acc_te[0] >= min_gain:
-            out["grok/generalization_step"] = generalization
+    interp = interpolation(history, interpolation_acc)
+    if interp is not None:
+        _put(out, "grok/interpolation_step", interp)
+    out.update(lc_phases(*series(history, lc_key), rel_tol=rel_tol, rule=rule,
+                         c=curve(history, lc_key, window)))
+    radii = _radius_keys(history)
+    if len(radii) > 1:
+        for radius, key in radii.items():
+            found = censor(history, lc_phases(*series(history, key), rel_tol=rel_tol, rule=rule,
+                                              c=curve(history, key, window)),
+                           lc_key=key, rule=rule, names=("lc_first_min", "lc_peak",
+                                                         "migration_onset"))
+            out.update({k.replace("grok/", f"grok_r{radius}/", 1): v for k, v in found.items()})
+    gen = generalization(history, window=window, frac=generalization_frac, min_gain=min_gain)
+    if gen is not None:
+        _put(out, "grok/generalization_step", gen)
     if adv_keys is None:
         adv_keys = adversarial_keys(history)
     common = (sorted(set.intersection(*(set(series(history, k)[0]) for k in adv_keys)))
               if adv_keys else [])
-    if interpolation is not None and len(common) >= 3:
+    if interp is not None and len(common) >= 3:
         adv = np.mean([[history[s][k] for s in common] for k in adv_keys], axis=0)
-        onset = robustness_onset(np.array(common, dtype=np.int64), adv, interpolation,
-                                 window=window, adv_rise=adv_rise)
+        onset = robustness_onset(np.array(common, dtype=np.int64), adv, interp.estimate,
+                                 window=window, adv_rise=rule.adv_rise, rule=rule)
         if onset is not None:
-            out["grok/robustness_onset_step"] = onset
-            out["grok/delay_steps"] = onset - interpolation
-    return out
+            _put(out, "grok/robustness_onset_step", onset)
+            out["grok/delay_steps"] = onset.estimate - interp.estimate
+    return censor(history, out, lc_key=lc_key, rule=rule)
+
+
+def _radius_keys(history: Mapping[int, Mapping[str, float]]) -> dict[str, str]:
+    """{radius text: ``lc_r{r}/train``} of a history with LC at named radii, ascending."""
+    keys = {k for row in history.values() for k in row
+            if k.startswith("lc_r") and k.endswith("/train")}
+    ordered = sorted(keys, key=lambda k: float(k[len("lc_r"):].split("/")[0]))
+    return {k[len("lc_r"):].split("/")[0]: k for k in ordered}
 
 
 def adversarial_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
@@ -169,30 +395,202 @@ def adversarial_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
     return sorted(keys, key=lambda k: float(k.rsplit("_", 1)[1]))
 
 
-def robustness_onset(steps: np.ndarray, adv: np.ndarray, interpolation: int, *, window: int = 5,
-                     adv_rise: float = 0.05) -> int | None:
-    """Start of the late rise of one adversarial-accuracy curve (see the module docstring).
+@dataclass(frozen=True)
+class RobustnessReading:
+    """One adversarial-accuracy curve after interpolation: the smoothed ``curve``, its floor
+    (index ``low``), the ``onset`` of a rise that counts (or None) and the index ``start`` of
+    the first measurement at or after interpolation (None if there is none)."""
 
-    Args:
-        steps: (T,) measured steps, increasing.   adv: (T,) accuracies in [0, 1].
-        interpolation: the interpolation step; the rise is looked for from there on.
-    Returns:
-        The last step after interpolation within ``adv_rise``/5 of the curve's floor before it
-        rises ``adv_rise`` above that floor; None without such a rise (or < 3 points).
-    """
-    if len(adv) < 3:
-        return None
-    s = smooth(adv, min(window, 3))
-    after = np.flatnonzero(steps >= interpolation)
-    if not len(after):
-        return None
-    start = after[0]
+    curve: Curve
+    start: int | None
+    low: int | None = None
+    onset: Step | None = None
+
+
+def read_robustness(steps: np.ndarray, adv: np.ndarray, interpolation: int, *,
+                    window: int = 5, rule: NoiseRule = NoiseRule()) -> RobustnessReading:
+    """The late rise of one adversarial-accuracy curve: after interpolation, its floor is the
+    smoothed (3 measurements) curve's minimum; a rise counts when the curve later reaches
+    ``rule.adv_rise`` above the floor and that rise is resolved (beyond twice the jitter); the
+    onset is where it last leaves the floor (``adv_rise``/5 above it) before the rise."""
+    c = _curve_of(steps, adv, window=min(window, 3))
+    after = np.flatnonzero(c.steps >= interpolation)
+    if len(c.values) < 3 or not len(after):
+        return RobustnessReading(c, None)
+    s, start = c.smoothed, int(after[0])
     low = start + int(np.argmin(s[start:]))
-    floor = s[low]
-    rise = np.flatnonzero(s[low:] >= floor + adv_rise)
-    if not len(rise):
+    floor = float(s[low])
+    rise = np.flatnonzero(s[low:] >= floor + rule.adv_rise)
+    rise = [low + int(r) for r in rise if c.counts(low, low + int(r), rule,
+                                                   absolute=rule.adv_rise)]
+    if not rise:
+        return RobustnessReading(c, start, low)
+    leave = floor + 0.2 * rule.adv_rise
+    on_floor = np.flatnonzero(s[start:rise[0]] <= leave)
+    k = start + int(on_floor[-1]) + 1        # the first measurement off the floor
+    return RobustnessReading(c, start, low, c.crossing(k, leave))
+
+
+def robustness_onset(steps: np.ndarray, adv: np.ndarray, interpolation: int, *, window: int = 5,
+                     adv_rise: float = 0.05, rule: NoiseRule | None = None) -> Step | None:
+    """Start of the late rise of one adversarial-accuracy curve (``read_robustness``): a
+    ``Step`` between the last measurement on the floor and the first off it; None without such
+    a rise (or < 3 points)."""
+    rule = rule or NoiseRule(adv_rise=adv_rise)
+    return read_robustness(steps, adv, interpolation, window=window, rule=rule).onset
+
+
+@dataclass(frozen=True)
+class EndTrend:
+    """How a curve moved over its last stretch (``moving_at_end``): the measured steps it
+    spans, the fitted values at its ends, the trend test's p and whether it is still moving."""
+
+    first_step: int
+    last_step: int
+    start: float
+    end: float
+    p_value: float
+    moving: bool
+
+    def text(self, label: str) -> str:
+        return (f"{label} {self.start:.3g} -> {self.end:.3g} over steps {self.first_step:,}-"
+                f"{self.last_step:,}")
+
+
+def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = NoiseRule(), *,
+                  material: float | None = None) -> EndTrend | None:
+    """Whether a curve still moves at its end: a straight line fitted (scipy.stats.linregress)
+    on the log-step axis to the raw measurements of the last ``rule.span`` of that axis (at
+    least the last 3 measurements) has a slope that is significant (p < ``rule.alpha``) and
+    moves the curve across the stretch by at least ``material`` (absolute; default
+    ``rule.material`` x the curve's level there). A single spike at the last measurement raises
+    the fitted slope and its error alike: it keeps the curve moving only when the fit still
+    finds a significant trend (a spike cannot be told from a start until a later measurement).
+    None with fewer than 3 measurements."""
+    from scipy.stats import linregress
+
+    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+    if len(values) < 3:
         return None
-    rise_idx = low + rise[0]
-    # the onset: where the curve last leaves its floor before the rise
-    on_floor = np.flatnonzero(s[start:rise_idx] <= floor + 0.2 * adv_rise)
-    return int(steps[start + on_floor[-1]])
+    x = np.log1p(steps.astype(float))
+    inside = np.flatnonzero(x >= x[-1] * (1 - rule.span))
+    first = int(min(inside[0], len(x) - 3))
+    xs, ys = x[first:], values[first:]
+    if np.ptp(ys) == 0:
+        return EndTrend(int(steps[first]), int(steps[-1]), float(ys[0]), float(ys[-1]), 1.0,
+                        False)
+    fit = linregress(xs, ys)
+    start, end = fit.intercept + fit.slope * xs[0], fit.intercept + fit.slope * xs[-1]
+    size = material if material is not None else rule.material * float(np.max(np.abs(ys)))
+    p = float(fit.pvalue) if np.isfinite(fit.pvalue) else 0.0
+    return EndTrend(int(steps[first]), int(steps[-1]), float(start), float(end), p,
+                    p < rule.alpha and abs(end - start) >= size)
+
+
+def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
+               rule: NoiseRule = NoiseRule()) -> dict[str, EndTrend]:
+    """The end trend (``moving_at_end``) of each curve the phases are read from: ``lc`` (train
+    LC at ``lc_key``), ``test`` (clean test accuracy) and ``adv`` (adversarial accuracy,
+    mean over eps); curves with fewer than 3 measurements are left out."""
+    out = {}
+    found = moving_at_end(*series(history, lc_key), rule)
+    if found is not None:
+        out["lc"] = found
+    found = moving_at_end(*series(history, "acc/test"), rule, material=rule.acc_material)
+    if found is not None:
+        out["test"] = found
+    keys = adversarial_keys(history)
+    common = (sorted(set.intersection(*(set(series(history, k)[0]) for k in keys)))
+              if keys else [])
+    if len(common) >= 3:
+        adv = np.mean([[history[s][k] for s in common] for k in keys], axis=0)
+        found = moving_at_end(np.array(common), adv, rule, material=rule.adv_rise)
+        if found is not None:
+            out["adv"] = found
+    return out
+
+
+# each phase: (its step key, the curve that decides whether it is still under way)
+CENSORED = {"interpolation": "grok/interpolation_step", "lc_first_min": "grok/lc_first_min_step",
+            "lc_peak": "grok/lc_peak_step", "migration_onset": "grok/migration_onset_step",
+            "generalization": "grok/generalization_step",
+            "robustness_onset": "grok/robustness_onset_step"}
+
+
+def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], *,
+           lc_key: str = "lc/train", rule: NoiseRule = NoiseRule(),
+           names: Sequence[str] = tuple(CENSORED)) -> dict[str, float]:
+    """``grok/<name>_censored`` for every phase whose curve was measured: 1.0 when the phase
+    was not yet seen at the last step or is still under way (its curve moves at the end,
+    ``moving_at_end``), else 0.0. An under-way phase loses its step (what was found is a point
+    of a curve still moving) and keeps ``_step_low`` = the last measured step: it comes after.
+    ``found``: ``detect_phases``' quantities, changed in place and returned; ``names``: the
+    phases to judge (default all).
+
+    - interpolation, the first minimum, the migration onset, the robustness onset: censored
+      when not seen (they are events: once seen, they are behind the run);
+    - the peak: censored when not seen, or when no second descent followed and LC still moves
+      at the end (the ascent goes on); its value and length then too;
+    - generalization: censored when test accuracy never rose ``min_gain`` or still moves at
+      the end (it is read against the level where test accuracy settles);
+    - the descent depth: censored when LC still moves at the end (the descent goes on).
+    """
+    trends = end_trends(history, lc_key=lc_key, rule=rule)
+    curves = {"interpolation": "acc/train", "lc_first_min": lc_key, "lc_peak": lc_key,
+              "migration_onset": lc_key, "generalization": "acc/test"}
+    last = {name: int(series(history, key)[0][-1]) for name, key in curves.items()
+            if len(series(history, key)[0])}
+    adv = adversarial_keys(history)
+    if adv and "interpolation" in last and len(series(history, adv[0])[0]):
+        last["robustness_onset"] = int(series(history, adv[0])[0][-1])
+    lc_moving = "lc" in trends and trends["lc"].moving
+    for name, end in last.items():
+        if name not in names:
+            continue
+        key = CENSORED[name]
+        under_way = key not in found
+        if name == "lc_peak" and not under_way:
+            under_way = "grok/migration_onset_step" not in found and lc_moving
+        if name == "generalization" and not under_way:
+            under_way = "test" in trends and trends["test"].moving
+        found[f"grok/{name}_censored"] = float(under_way)
+        if under_way:
+            for suffix in ("", "_high"):
+                found.pop(key + suffix, None)
+            found[key + "_low"] = end
+            if name == "lc_peak":
+                for shape in ("grok/lc_peak_value", "grok/ascent_steps"):
+                    found.pop(shape, None)
+            if name == "robustness_onset":
+                found.pop("grok/delay_steps", None)
+    if "grok/descent_depth" in found and "lc_peak" in names:
+        found["grok/descent_depth_censored"] = float(lc_moving)
+    return found
+
+
+def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
+            rule: NoiseRule = NoiseRule()) -> tuple[bool, str]:
+    """Whether a run's phases are settled, and why (or why not), one sentence: training
+    accuracy interpolated (where measured), LC showed its second descent (never during the
+    first descent or the ascent), and train LC, test accuracy and adversarial accuracy (those
+    measured) no longer move over the last ``rule.span`` of the log-step axis
+    (``moving_at_end``). The stopper and ``until: settled`` use this rule."""
+    steps, acc = series(history, "acc/train")
+    if len(acc) and not (acc >= 0.99).any():
+        return False, "training accuracy has not reached 0.99"
+    reading = read_lc(curve(history, lc_key), rule)
+    if not reading.second_descent:
+        return False, ("no second descent yet" if reading.peak is not None
+                       else "no LC ascent yet")
+    trends = end_trends(history, lc_key=lc_key, rule=rule)
+    labels = {"lc": "train LC", "test": "test accuracy", "adv": "adversarial accuracy"}
+    moving = [trends[k].text(labels[k]) for k in labels if k in trends and trends[k].moving]
+    if moving:
+        return False, "still moving: " + "; ".join(moving)
+    stretch = trends.get("lc")
+    where = f" over steps {stretch.first_step:,}-{stretch.last_step:,}" if stretch else ""
+    return True, (f"settled: after the second descent (onset step "
+                  f"{reading.onset.text()}), " + ", ".join(labels[k] for k in labels
+                                                            if k in trends)
+                  + f" flat within their noise{where} (the last {rule.span:.0%} of the "
+                  f"log-step axis)")

@@ -177,7 +177,8 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
 
 
 _VERDICT_COLORS = {"supported": "tab:green", "contradicted": "tab:red",
-                   "inconclusive": "tab:gray"}
+                   "inconclusive": "tab:gray", "not resolved": "tab:olive",
+                   "not covered": "tab:purple"}
 
 
 def claims_figure(verdicts) -> Figure:
@@ -206,7 +207,8 @@ def claims_figure(verdicts) -> Figure:
         if fraction:
             ax.set_ylim(-0.05, 1.05)
         fig_ref = f" (fig. {v.claim.figure})" if v.claim.figure else ""
-        ax.set_title(f"{v.status.upper()}{fig_ref}\n{v.claim.text[:70]}", fontsize=8,
+        radius = f", r = {v.radius:g}" if v.radius is not None else ""
+        ax.set_title(f"{v.status.upper()}{fig_ref}{radius}\n{v.claim.text[:70]}", fontsize=8,
                      color=colour)
         ax.grid(alpha=0.3)
     fig.tight_layout()

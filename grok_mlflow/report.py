@@ -7,28 +7,31 @@ the MLflow table never disagree. The tracker puts ``report_markdown`` of it into
 description (``mlflow.note.content``, what the MLflow UI shows first on a run's page) and into
 the artifact ``report.md``; ``grok-mlflow report RUN_ID`` prints it for any finished run.
 
-Phases and the rules that decide "seen" (thresholds are ``ReportThresholds`` fields):
+Phases and the rules that decide "seen" (``grok_mlflow.phases``: a rise or fall counts only when
+it is beyond its noise and material, the *noise rule*; thresholds are ``ReportThresholds`` fields):
 
 ======================  ===========================================================================
-first descent           LC(train) falls (by >= ``rel_tol``, 5%, of the curve's range) from its
-                        first value to a first local minimum that the smoothed curve later rises
-                        from by >= ``rel_tol`` of its range
-ascent                  after that minimum, the smoothed curve reaches a higher peak
-second descent          after the peak, the smoothed curve falls >= ``rel_tol`` of the ascent's
-(region migration)      height below it (the onset is the first such step) and ends at least
-                        ``descent_frac`` (25%) of that height below the peak (a sustained fall)
+first descent           LC(train) falls from its first value to the low point the ascent rises
+                        from, by a change that counts
+ascent                  the smoothed curve's largest rise, when it counts; otherwise the curve is
+                        reported as flat within its noise and no LC phase is seen
+second descent          after the peak, the smoothed curve falls by a change that counts and ends
+(region migration)      at least ``descent_frac`` (25%) of the ascent's height below the peak; the
+                        onset is where it crosses ``rel_tol`` (5%) of the height (or the noise)
 interpolation           training accuracy reaches ``interpolation_acc`` (0.99)
 delayed                 test accuracy generalises (``grok/generalization_step``: smoothed test
 generalization          accuracy within 95% of its final value, ending >= 0.1 above its start)
                         at least ``delay_factor`` (2x) later than interpolation *and* gains
                         >= ``late_gain`` (0.05) after interpolation; generalising with or before
                         interpolation is reported as "no delay"
-delayed robustness      per eps: after interpolation, adversarial accuracy leaves its floor and
-(per eps)               rises >= ``adv_rise`` (0.05) above it; delayed when that onset is at least
-                        ``delay_factor`` x the interpolation step (log-spaced measurements make
-                        anything closer indistinguishable from "at interpolation")
+delayed robustness      per eps: after interpolation, adversarial accuracy (smoothed over 3
+(per eps)               measurements) leaves its floor and rises >= ``adv_rise`` (0.05) above it,
+                        beyond twice its jitter; delayed when that onset is at least
+                        ``delay_factor`` x the interpolation step
 ======================  ===========================================================================
 
+Each step is estimated between measurements and shown as ``estimate (low-high)``, the bracket
+being the measured steps around it.
 With several LC radii each radius gets its own three LC phases (``first descent (r=0.05)``).
 A phase that the history does not show is reported as "not seen", with the reason (never a
 guess); a phase whose curve was not measured is "not measured".
@@ -45,7 +48,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .phases import adversarial_keys, lc_phases, robustness_onset, series, smooth
+from .phases import (Curve, NoiseRule, adversarial_keys, curve, generalization, interpolation,
+                     moving_at_end, read_lc, read_robustness, series, smooth)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
            "reproduction_report"]
@@ -68,6 +72,11 @@ class ReportThresholds:
     delay_factor: float = 2.0     # "delayed": at least this many times the interpolation step
     descent_frac: float = 0.25    # second descent: share of the ascent undone by the end
 
+    @property
+    def rule(self) -> NoiseRule:
+        """The noise rule these thresholds imply (``grok_mlflow.phases.NoiseRule``)."""
+        return NoiseRule(adv_rise=self.adv_rise)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -76,7 +85,8 @@ class Finding:
     Attributes:
         phase: e.g. ``first descent``, ``delayed robustness (eps 0.1)``.
         seen: whether the run shows it.
-        step: the step it happened at (end of a descent, peak, onset), or None.
+        step: the step it happened at (end of a descent, peak, onset), or None; estimated
+            between the measurements ``low`` and ``high`` around it (``grok_mlflow.phases``).
         start, end: the quantity's value before and after the phase (None when not seen).
         quantity: what the values are (``LC(train)``, ``test accuracy``...).
         text: one plain sentence saying what happened (or why it was not seen).
@@ -89,6 +99,20 @@ class Finding:
     end: float | None
     quantity: str
     text: str
+    low: int | None = None
+    high: int | None = None
+    under_way: bool = False
+
+    def step_text(self) -> str:
+        """``estimate (low-high)``: the step with its bracket, as the report's step column;
+        ``> N`` for a phase under way at the last step N."""
+        if self.under_way:
+            return f"> {self.low}"
+        if self.step is None:
+            return ""
+        if self.low is None or self.high is None or self.low == self.high:
+            return f"{self.step}"
+        return f"{self.step} ({self.low}-{self.high})"
 
 
 def train_lc_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
@@ -101,62 +125,63 @@ def train_lc_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
     return sorted(found, key=lambda k: float(k[len("lc_r"):].split("/")[0])) or ["lc/train"]
 
 
-def _value_at(steps: np.ndarray, values: np.ndarray, step: int) -> float:
-    return float(values[int(np.searchsorted(steps, step))])
-
-
-def _lc_findings(steps: np.ndarray, lc: np.ndarray, label: str, suffix: str,
-                 t: ReportThresholds) -> list[Finding]:
+def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds) -> list[Finding]:
     names = [p + suffix for p in PHASES[:3]]
-    if len(lc) < 3:
+    if len(c.values) < 3:
         return [Finding(p, False, None, None, None, label, f"{label} not measured")
                 for p in names]
-    found = lc_phases(steps, lc, window=t.window, rel_tol=t.rel_tol)
-    s = smooth(lc, t.window)
-    tol = t.rel_tol * max(float(s.max() - s.min()), 1e-12)
+    r = read_lc(c, t.rule, rel_tol=t.rel_tol, descent_frac=t.descent_frac)
+    lc, steps = c.values, c.steps
     first = float(lc[0])
-    out = []
-    fmin = found.get("grok/lc_first_min_step")
-    i_min = None if fmin is None else int(np.searchsorted(steps, fmin))
-    if i_min is not None and s[0] - s[i_min] >= tol:
-        v = float(lc[i_min])
-        out.append(Finding(names[0], True, fmin, first, v, label,
-                           f"{label} fell from {first:.3g} (step {steps[0]}) to {v:.3g} "
-                           f"(step {fmin})"))
+    if r.peak is None:
+        flat = (f"{label} is flat within its noise ({r.flat}; sampling error and jitter from "
+                f"the history, see grok_mlflow.phases)" if r.flat else
+                f"{label} never rose again after falling (no first minimum)")
+        fell = [Finding(names[0], False, None, None, None, label, flat)]
+        return fell + [Finding(p, False, None, None, None, label, flat) for p in names[1:]]
+    fmin, peak = r.first_min, r.peak
+    v = float(lc[fmin.index])
+    if r.first_descent:
+        out = [Finding(names[0], True, fmin.estimate, first, v, label,
+                       f"{label} fell from {first:.3g} (step {steps[0]}) to {v:.3g} "
+                       f"(step {fmin.text()})", fmin.low, fmin.high)]
     else:
-        out.append(Finding(names[0], False, None, None, None, label,
-                           f"{label} did not fall before rising (it starts at {first:.3g})"
-                           if fmin is not None else
-                           f"{label} never rose again after falling (no first minimum)"))
-    peak = found.get("grok/lc_peak_step")
-    if peak is not None:
-        lo, hi = float(lc[i_min]), _value_at(steps, lc, peak)
-        out.append(Finding(names[1], True, peak, lo, hi, label,
-                           f"{label} rose from {lo:.3g} (step {fmin}) to {hi:.3g} at step {peak}"))
-    else:
-        out.append(Finding(names[1], False, None, None, None, label,
-                           f"{label} did not rise after its first minimum" if fmin is not None
-                           else "no first minimum to rise from"))
-    onset = found.get("grok/migration_onset_step")
-    if peak is None:
-        out.append(Finding(names[2], False, None, None, None, label, "no ascent to descend from"))
-        return out
-    i_peak = int(np.searchsorted(steps, peak))
-    height = max(float(s[i_peak] - s[i_min]), 1e-12)
-    fallen = float(s[i_peak] - s[-1]) / height      # share of the ascent undone by the end
-    hi = float(lc[i_peak])
-    end = float(s[-1])   # smoothed: a last-step loss spike must not decide or misreport it
-    if onset is not None and fallen >= t.descent_frac:
-        out.append(Finding(names[2], True, onset, hi, end, label,
-                           f"region migration: {label} fell from its peak {hi:.3g} (step {peak}) "
-                           f"from step {onset} on, to {end:.3g} at the end (smoothed) "
-                           + (f"({fallen:.0%} of the ascent undone)" if fallen <= 1 else
-                              "(below where the ascent began)")))
-    elif onset is not None:
+        out = [Finding(names[0], False, None, None, None, label,
+                       f"{label} did not fall beyond its noise before rising (it starts at "
+                       f"{first:.3g})")]
+    hi = float(lc[peak.index])
+    trend = moving_at_end(steps, lc, t.rule)
+    if r.onset is None and trend is not None and trend.moving:
+        out.append(Finding(names[1], False, None, v, hi, label,
+                           f"under way when the run ended: {label} rose from {v:.3g} (step "
+                           f"{fmin.text()}) and still moves, {trend.start:.3g} -> "
+                           f"{trend.end:.3g} over steps {trend.first_step:,}-"
+                           f"{trend.last_step:,}; run longer", int(steps[-1]), None, True))
         out.append(Finding(names[2], False, None, None, None, label,
-                           f"{label} dipped after its peak (step {onset}) but ended at "
-                           f"{end:.3g} (smoothed), only {max(fallen, 0):.0%} of the ascent below "
-                           f"the peak {hi:.3g} ({t.descent_frac:.0%} needed)"))
+                           "the ascent is still under way"))
+        return out
+    out.append(Finding(names[1], True, peak.estimate, v, hi, label,
+                       f"{label} rose from {v:.3g} (step {fmin.text()}) to {hi:.3g} at step "
+                       f"{peak.text()}", peak.low, peak.high))
+    end = float(c.smoothed[-1])  # smoothed: a last-step loss spike must not decide or misreport
+    if r.second_descent:
+        out.append(Finding(names[2], True, r.onset.estimate, hi, end, label,
+                           f"region migration: {label} fell from its peak {hi:.3g} (step "
+                           f"{peak.text()}) from step {r.onset.text()} on, to {end:.3g} at the "
+                           f"end (smoothed) " + (f"({r.fallen:.0%} of the ascent undone)"
+                                                 if r.fallen <= 1 else
+                                                 "(below where the ascent began)"),
+                           r.onset.low, r.onset.high))
+    elif r.onset is not None and r.fallen >= t.descent_frac:
+        out.append(Finding(names[2], False, None, None, None, label,
+                           f"{label} fell {r.fallen:.0%} of the ascent after its peak to "
+                           f"{end:.3g} (smoothed), within its noise or below "
+                           f"{t.rule.material:.0%} of its level"))
+    elif r.onset is not None:
+        out.append(Finding(names[2], False, None, None, None, label,
+                           f"{label} dipped after its peak (step {r.onset.text()}) but ended at "
+                           f"{end:.3g} (smoothed), only {max(r.fallen, 0):.0%} of the ascent "
+                           f"below the peak {hi:.3g} ({t.descent_frac:.0%} needed)"))
     else:
         out.append(Finding(names[2], False, None, None, None, label,
                            f"{label} stayed at its peak until the end (step {steps[-1]})"))
@@ -172,13 +197,14 @@ def _accuracy_findings(history: Mapping[int, Mapping[str, float]],
         out.append(Finding("interpolation", False, None, None, None, "train accuracy",
                            "train accuracy not measured"))
     else:
-        hits = np.flatnonzero(acc >= t.interpolation_acc)
-        if len(hits):
-            interp = int(steps[hits[0]])
-            out.append(Finding("interpolation", True, interp, float(acc[0]), float(acc[hits[0]]),
+        step = interpolation(history, t.interpolation_acc)
+        if step is not None:
+            interp = step.estimate
+            reached = float(acc[step.index])
+            out.append(Finding("interpolation", True, interp, float(acc[0]), reached,
                                "train accuracy",
-                               f"train accuracy reached {acc[hits[0]]:.3f} at step {interp} "
-                               f"(from {acc[0]:.3f})"))
+                               f"train accuracy reached {reached:.3f} at step {step.text()} "
+                               f"(from {acc[0]:.3f})", step.low, step.high))
         else:
             out.append(Finding("interpolation", False, None, None, None, "train accuracy",
                                f"train accuracy stayed below {t.interpolation_acc:g} "
@@ -190,34 +216,46 @@ def _accuracy_findings(history: Mapping[int, Mapping[str, float]],
                            "test accuracy not measured"))
         return out, interp
     s = smooth(acc_te, t.window)
-    reached = np.flatnonzero(s >= t.generalization_frac * s[-1])
     final = float(acc_te[-1])
-    if not len(reached) or s[-1] - acc_te[0] < t.min_gain:
+    g = generalization(history, window=t.window, frac=t.generalization_frac,
+                       min_gain=t.min_gain)
+    if g is None:
         out.append(Finding("delayed generalization", False, None, None, None, label,
                            f"test accuracy never rose {t.min_gain:g} above its start "
                            f"({acc_te[0]:.3f} -> {final:.3f}): no generalization"))
         return out, interp
-    gen = int(steps_te[reached[0]])
+    gen = g.estimate
+    trend = moving_at_end(steps_te, acc_te, t.rule, material=t.rule.acc_material)
+    if trend is not None and trend.moving:
+        out.append(Finding("delayed generalization", False, None, None, None, label,
+                           f"under way when the run ended: {trend.text(label)} (fitted); run "
+                           f"longer", int(steps_te[-1]), None, True))
+        return out, interp
     if interp is None:
         out.append(Finding("delayed generalization", False, gen, None, None, label,
-                           f"test accuracy reached {final:.3f}, but training never interpolated"))
+                           f"test accuracy reached {final:.3f}, but training never interpolated",
+                           g.low, g.high))
         return out, interp
     at_interp = float(np.interp(np.log1p(interp), np.log1p(steps_te), s))
     gain = float(s[-1]) - at_interp
     if gen >= t.delay_factor * max(interp, 1) and gain >= t.late_gain:
         out.append(Finding("delayed generalization", True, gen, at_interp, final, label,
                            f"grokking: test accuracy was {at_interp:.3f} at interpolation (step "
-                           f"{interp}) and generalised at step {gen}, ending at {final:.3f}"))
+                           f"{interp}) and generalised at step {g.text()}, ending at {final:.3f}",
+                           g.low, g.high))
     else:
         out.append(Finding("delayed generalization", False, gen, None, None, label,
-                           f"no delay: test accuracy generalised at step {gen} (interpolation: "
-                           f"step {interp}); {at_interp:.3f} at interpolation, {final:.3f} at "
-                           f"the end"))
+                           f"no delay: test accuracy generalised at step {g.text()} "
+                           f"(interpolation: step {interp}); {at_interp:.3f} at interpolation, "
+                           f"{final:.3f} at the end", g.low, g.high))
     return out, interp
 
 
 def _robustness_finding(history: Mapping[int, Mapping[str, float]], key: str,
                         interp: int | None, t: ReportThresholds) -> Finding:
+    """One eps's delayed robustness. Every number the sentence quotes is one the rule read:
+    the curve smoothed over 3 measurements (``phases.read_robustness``), and a raw last value
+    above the floor that the smoothing has not confirmed is named as such."""
     eps = key.rsplit("_", 1)[1]
     phase, label = f"delayed robustness (eps {eps})", f"PGD accuracy (eps {eps})"
     steps, adv = series(history, key)
@@ -227,26 +265,35 @@ def _robustness_finding(history: Mapping[int, Mapping[str, float]], key: str,
     if len(adv) < 3:
         return Finding(phase, False, None, None, None, label,
                        f"{label} measured at {len(adv)} steps (3 needed)")
-    onset = robustness_onset(steps, adv, interp, window=t.window, adv_rise=t.adv_rise)
-    after = steps >= interp
-    if not after.any():
+    r = read_robustness(steps, adv, interp, window=t.window, rule=t.rule)
+    if r.start is None:
         return Finding(phase, False, None, None, None, label,
                        f"{label} not measured after interpolation (step {interp})")
-    if onset is None:
-        lo, hi = float(adv[after].min()), float(adv[after].max())
-        return Finding(phase, False, None, None, None, label,
-                       f"{label} did not rise {t.adv_rise:g} after interpolation "
-                       f"(between {lo:.3f} and {hi:.3f} from step {interp} on)")
-    v0 = _value_at(steps, adv, onset)
-    top = float(adv[steps >= onset].max())
+    s = r.curve.smoothed
+    if r.onset is None:
+        floor, top = float(s[r.low]), float(s[r.low:].max())
+        text = (f"{label} did not rise {t.adv_rise:g} above its floor after interpolation "
+                f"beyond its noise (smoothed over 3 measurements: floor {floor:.3f} at step "
+                f"{steps[r.low]}, at most {top:.3f} after it)")
+        raw_top = int(r.low + np.argmax(adv[r.low:]))
+        if adv[raw_top] >= floor + t.adv_rise:
+            text += (f"; a single measurement reached {adv[raw_top]:.3f} (step "
+                     f"{steps[raw_top]})" + (", the last one: a rise not yet confirmed"
+                                             if raw_top == len(adv) - 1 else ""))
+        return Finding(phase, False, None, None, None, label, text)
+    onset = r.onset
+    v0 = float(s[onset.index - 1])
+    top = float(s[onset.index:].max())
     final = float(adv[-1])
-    if onset >= t.delay_factor * max(interp, 1):
-        return Finding(phase, True, onset, v0, top, label,
-                       f"{label} rose from {v0:.3f} at step {onset}, {onset - interp} steps after "
-                       f"interpolation, to {top:.3f} ({final:.3f} at the end)")
-    return Finding(phase, False, onset, v0, top, label,
-                   f"no delay: {label} rose from interpolation on (step {onset}: {v0:.3f}) to "
-                   f"{top:.3f} ({final:.3f} at the end)")
+    words = (f"from {v0:.3f} (smoothed) at step {onset.text()}", f"to {top:.3f} (smoothed; "
+             f"{final:.3f} at the end)")
+    if onset.estimate >= t.delay_factor * max(interp, 1):
+        return Finding(phase, True, onset.estimate, v0, top, label,
+                       f"{label} rose {words[0]}, {onset.estimate - interp} steps after "
+                       f"interpolation, {words[1]}", onset.low, onset.high)
+    return Finding(phase, False, onset.estimate, v0, top, label,
+                   f"no delay: {label} rose from interpolation on ({words[0]}) {words[1]}",
+                   onset.low, onset.high)
 
 
 def _loss_finding(history: Mapping[int, Mapping[str, float]],
@@ -290,7 +337,8 @@ def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
         radius = "" if key == "lc/train" else key[len("lc_r"):].split("/")[0]
         label = f"LC(train, r={radius})" if radius else "LC(train)"
         suffix = f" (r={radius})" if len(keys) > 1 else ""
-        findings += _lc_findings(*series(history, key), label, suffix, thresholds)
+        findings += _lc_findings(curve(history, key, thresholds.window), label, suffix,
+                                 thresholds)
     if not len(series(history, "acc/train")[1]) and len(series(history, "loss/test")[1]):
         findings.append(_loss_finding(history, thresholds))   # regression: no accuracy
         interp = None
@@ -303,15 +351,19 @@ def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
 
 
 def report_markdown(findings: Sequence[Finding], title: str = "",
-                    expected: Mapping[str, str] | None = None) -> str:
+                    expected: Mapping[str, str] | None = None, stopped: str = "") -> str:
     """The report as Markdown: a headline, then one line per phase (seen or not, and why).
 
     Args:
         expected: optional {phase: what the paper says}, shown in a column of its own; a key
             without ``(eps ...)`` answers for every eps of that phase.
+        stopped: where and why training stopped (``until: settled``, a sweep's stopper), the
+            report's first line after the title.
     """
     seen = [f.phase for f in findings if f.seen]
     head = f"### What this run showed{': ' + title if title else ''}\n\n"
+    if stopped:
+        head += stopped + "\n\n"
     head += (f"Seen: {', '.join(seen)}.\n\n" if seen else "None of the paper's phases was seen.\n\n")
     columns = "| phase | seen | step | what happened |"
     rule = "|---|---|---|---|"
@@ -319,13 +371,15 @@ def report_markdown(findings: Sequence[Finding], title: str = "",
         columns, rule = columns + " the paper |", rule + "---|"
     rows = []
     for f in findings:
-        row = (f"| {f.phase} | {'yes' if f.seen else 'no'} | "
-               f"{'' if f.step is None else f.step} | {f.text} |")
+        row = (f"| {f.phase} | {'yes' if f.seen else 'under way' if f.under_way else 'no'} | "
+               f"{f.step_text()} | {f.text} |")
         if expected:   # "delayed robustness" answers for every "delayed robustness (eps ...)"
             row += f" {expected.get(f.phase, expected.get(f.phase.split(' (')[0], ''))} |"
         rows.append(row)
-    notes = ("\nThresholds: grok_mlflow.report (a phase is seen when the smoothed curve moves by "
-             "at least 5% of its range; delayed means at least 2x the interpolation step).\n")
+    notes = ("\nRules: grok_mlflow.phases (a rise or fall is a phase when it is beyond twice its "
+             "noise, the logged sampling error and the curve's jitter, and at least 10% of the "
+             "curve's level, 0.05 for accuracies; a step is estimated between the measured steps "
+             "in brackets); delayed means at least 2x the interpolation step.\n")
     return head + "\n".join([columns, rule, *rows]) + "\n" + notes
 
 
@@ -338,7 +392,8 @@ def report_table(reports: Mapping[str, Sequence[Finding]]) -> str:
     rows = ["| run | " + " | ".join(phases) + " |", "|---" * (len(phases) + 1) + "|"]
     for name, findings in reports.items():
         by_phase = {f.phase: f for f in findings}
-        cells = [("step " + str(by_phase[p].step) if by_phase[p].seen else "no")
+        cells = [("step " + by_phase[p].step_text() if by_phase[p].seen else
+                  by_phase[p].step_text() if by_phase[p].under_way else "no")
                  if p in by_phase else "" for p in phases]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"

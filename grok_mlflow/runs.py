@@ -30,7 +30,7 @@ from .report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model
 from .settings import Settings, SettingsError, load_preset
 from .stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
-                     run_name, snapshot_steps)
+                     run_tags, snapshot_steps)
 
 __all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
            "run_report"]
@@ -287,6 +287,8 @@ def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
             return sweep
         raise SettingsError(f"report: no grok_mlflow history for run {run_id!r} in "
                             f"{tracking_uri()} ({type(err).__name__})") from None
-    return report_markdown(reproduction_report(history), title=run_name(run_id),
-                           expected=expected)
+    tags = run_tags(run_id)
+    return report_markdown(reproduction_report(history),
+                           title=tags.get("mlflow.runName", run_id), expected=expected,
+                           stopped=tags.get("grok_mlflow.stop_note", ""))
 

@@ -100,6 +100,8 @@ DTYPE_NAMES = ("float32", "float64")
 DEVICE_NAMES = ("auto", "cpu", "cuda")
 TRANSFORMER_INIT_NAMES = ("nanda", "transformerlens", "pytorch")
 TRANSFORMER_BIAS_NAMES = ("mlp", "none", "all")
+UNTIL_NAMES = ("", "settled")
+SETTLED_MIN_STEPS = 100     # the settled rule never stops a run before this step
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,11 @@ class Settings:
     batch_size: int = _f(200, "minibatch size (0 = full batch: the whole training set every "
                          "step)", valid=at_least(0).noted("at most train_size"))
     steps: int = _t("steps", "optimisation steps")
+    until: str = _f("", "'' trains to steps; settled stops once the run's phases are settled "
+                    "(grok_mlflow.phases.settled: after the second descent, train LC, test and "
+                    "adversarial accuracy flat within their noise over the last tenth of the "
+                    "log-step axis), with steps as the cap", UNTIL_NAMES,
+                    Valid(note=f"settled: steps >= {SETTLED_MIN_STEPS}"))
     loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
     loss_float64: bool = _f(False, "the training loss computed in float64 from the logits (as "
                             "the grokking literature's log-softmax: no float32 round-off of "
@@ -282,6 +289,9 @@ class Settings:
                 default = Settings.__dataclass_fields__[name].default
                 _require(self, name, getattr(self, name) == default,
                          f"left at {default!r}: it is a transformer setting")
+        if self.until == "settled":
+            _require(self, "steps", self.steps >= SETTLED_MIN_STEPS,
+                     f">= {SETTLED_MIN_STEPS} with until: settled (the settled rule's minimum)")
         if self.dataset != "modular_addition":   # its training set: train_fraction x p^2
             _require(self, "batch_size", self.batch_size <= self.train_size,
                      f"<= train_size ({self.train_size})")
@@ -345,7 +355,8 @@ def _check_types(obj: Any) -> None:
             raise SettingsError(f"{f.name}: expected a string, got {value!r}")
         choices = f.metadata["choices"]
         if choices and value not in choices:
-            raise SettingsError(f"{f.name}: unknown value {value!r}; valid: " + ", ".join(choices))
+            raise SettingsError(f"{f.name}: unknown value {value!r}; valid: "
+                                + ", ".join(c or "'' (empty)" for c in choices))
 
 
 def read_yaml(path: str, what: str) -> Any:
@@ -508,7 +519,7 @@ def valid_text(f: dataclasses.Field, cls: type | None = None) -> str:
     table and the CLI's help)."""
     kind, valid = _base_type(f, cls), f.metadata["valid"]
     if f.metadata["choices"]:
-        words = " \\| ".join(f.metadata["choices"])
+        words = " \\| ".join(c or "'' (empty)" for c in f.metadata["choices"])
     elif kind is bool:
         words = "true \\| false"
     elif kind is str:

@@ -65,7 +65,12 @@ def run_config(run_id: str, what: str) -> dict:
 
 def run_name(run_id: str) -> str:
     """The run's name (its id when it has none)."""
-    return MlflowClient().get_run(run_id).data.tags.get("mlflow.runName", run_id)
+    return run_tags(run_id).get("mlflow.runName", run_id)
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """The run's tags."""
+    return dict(MlflowClient().get_run(run_id).data.tags)
 
 
 

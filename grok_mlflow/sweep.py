@@ -431,7 +431,7 @@ def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[st
 def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     """CSV of every trial's phases and final metrics, comparison figures and the trials'
     reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
-    from .phases import PHASE_KEYS, SHAPE_KEYS
+    from .phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
     from .plots import claims_figure, sweep_figures
     from .history import read_history_csv
     from .recorder import log_run_figure, log_run_text, tag_run
@@ -447,7 +447,8 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     finals = ["acc/train", "acc/test", "lc/train", "lc/test", "lc/random"]
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = [*PHASE_KEYS, *SHAPE_KEYS]
+    columns = [*PHASE_KEYS, *SHAPE_KEYS,
+               *(k + end for k in BRACKETED for end in ("_low", "_high"))]
     writer.writerow(["run_id", "trial", *spec.grid, "status", *columns, *finals])
     histories = {}
     for run in runs:
@@ -487,15 +488,36 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
 
 
 def judge_claims(spec: SweepSpec, runs: list) -> list:
-    """Each of ``spec.claims`` judged (``claims.evaluate``) over the child ``runs``: a trial's
-    swept settings from its trial name, its quantities from its logged metrics."""
-    from .claims import evaluate
+    """Each of ``spec.claims`` judged (``claims.evaluate_all``: one verdict per radius read)
+    over the child ``runs``: a trial's swept settings from its trial name, its quantities from
+    its logged metrics (``grok/*`` of a one-radius run also as ``grok_r{r}/*``)."""
+    from .claims import evaluate_all
 
     by_name = {trial_name(o): o for o in spec.trials()}
-    trials = [(by_name[name], run.data.metrics) for run in runs
+    trials = [(by_name[name], trial_metrics(run)) for run in runs
               if (name := run.data.tags.get("grok_mlflow.trial",
                                             run.data.tags.get("mlflow.runName"))) in by_name]
-    return [evaluate(c, trials, spec.grid[c.versus]) for c in spec.claims]
+    setting = f"{spec.base.model} on {spec.base.dataset}"
+    return [v for c in spec.claims for v in evaluate_all(c, trials, spec.grid[c.versus],
+                                                         setting=setting)]
+
+
+def trial_metrics(run) -> dict[str, float]:
+    """A run's metrics, with its LC quantities named by radius: a run that measured one radius
+    logs ``grok/lc_peak_value`` and ``lc/train``; these are also ``grok_r{r}/...`` and
+    ``lc_r{r}/...`` here, as a several-radii run logs them."""
+    from .claims import radius_dependent
+
+    metrics = dict(run.data.metrics)
+    radii = [r for r in run.data.params.get("lc_radius", "").split(",") if r.strip()]
+    if len(radii) == 1:
+        r = f"{float(radii[0]):g}"
+        for key, value in list(metrics.items()):
+            name = key.removesuffix("_low").removesuffix("_high")
+            if radius_dependent(name) and "_r" not in key.split("/")[0]:
+                head, rest = key.split("/", 1)
+                metrics[f"{head}_r{r}/{rest}"] = value
+    return metrics
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,

@@ -168,6 +168,7 @@ class GrokTracker:
         self.schedule = MeasureSchedule.from_settings(s, adversarial=bool(self.adv_eps))
         self.history: dict[int, dict[str, float]] = {}
         self.phases: dict[str, int] = {}
+        self.stop_note = ""                 # why training stopped before its last step (report)
         self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
         self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._terminate: _Termination | None = None   # SIGTERM handling under torch.distributed
@@ -434,6 +435,12 @@ class GrokTracker:
                                  "figures/grokking.png")
         self._artifacts_written = time.monotonic()
 
+    def stopped(self, note: str, tags: Mapping[str, str]) -> None:
+        """Record why training stopped where it did (``until: settled``, a sweep's stopper):
+        ``note`` opens the run's report, ``tags`` go on the run."""
+        self.stop_note = note
+        self.recorder.set_tags({**tags, "grok_mlflow.stop_note": note})
+
     def detect_phases(self) -> dict[str, int]:
         """Grokking phases of the history so far (see ``grok_mlflow.phases``)."""
         key = f"{lc_prefix(self.settings.lc_radius[0], self.settings.lc_radius)}/train"
@@ -505,7 +512,7 @@ class GrokTracker:
         if not self.shards.main:
             return
         findings = reproduction_report(self.history)
-        text = report_markdown(findings, title=self.run_name)
+        text = report_markdown(findings, title=self.run_name, stopped=self.stop_note)
         self.recorder.set_tags({"mlflow.note.content": text})
         self.recorder.log_text(text, "report.md")
         seen = [f.phase for f in findings if f.seen]

@@ -51,7 +51,7 @@ class _Untracked:
     measured (``track=False``)."""
 
     def __init__(self, members: int | None = None) -> None:
-        self.run_id, self.history = None, {}
+        self.run_id, self.history, self.last_step = None, {}, None
         if members is not None:
             self.alive, self.failed = list(range(members)), {}
             self.run_ids, self.history = [None] * members, [{} for _ in range(members)]
@@ -63,6 +63,7 @@ class _Untracked:
         return False
 
     def step(self, step: int, loss=None) -> None:
+        self.last_step = step
         return None
 
 
@@ -127,12 +128,55 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
         extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train},
     ) if track else _Untracked()
     # the stream's workers stop before the tracker's final measurement and artifacts
+    stop = UntilSettled(settings, tracker) if track and settings.until == "settled" else None
     with tracker, contextlib.closing(batches):
         model.train()
         _loop(range(done + 1, settings.steps + 1), one_step, tracker, on_progress,
-              progress_every_s, latest=lambda latest, measured: measured or latest)
-        final = tracker.history.get(settings.steps, {})
+              progress_every_s, latest=lambda latest, measured: measured or latest, stop=stop)
+        if stop is not None:
+            stop.at_the_end()
+        final = tracker.history.get(tracker.last_step, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
+
+
+class UntilSettled:
+    """``until: settled``: after each measured step from ``SETTLED_MIN_STEPS`` on, asks
+    ``phases.settled`` of the history; the first time it holds, training stops there and the
+    run records where and why (``grok_mlflow.stop_step``, ``grok_mlflow.stop_note`` tags and
+    the report's first line). At the cap (``steps``) the run says what was still under way."""
+
+    def __init__(self, settings: Settings, tracker: Any) -> None:
+        from .measure import lc_prefix
+
+        self.settings, self.tracker = settings, tracker
+        self.lc_key = f"{lc_prefix(settings.lc_radius[0], settings.lc_radius)}/train"
+        self.done = False
+
+    def __call__(self, step: int, measured: Mapping | None) -> bool:
+        from .phases import settled
+        from .settings import SETTLED_MIN_STEPS
+
+        if not measured or step < SETTLED_MIN_STEPS or step >= self.settings.steps:
+            return False
+        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
+        if ok:
+            self.done = True
+            self.tracker.stopped(
+                f"Stopped at step {step:,} of {self.settings.steps:,} (until: settled): {why}.",
+                {"grok_mlflow.stop_step": str(step), "grok_mlflow.stop_rule": "settled"})
+        return ok
+
+    def at_the_end(self) -> None:
+        """At the cap: say that the run did not settle, and why."""
+        from .phases import settled
+
+        if self.done or self.tracker.last_step != self.settings.steps:
+            return
+        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
+        if not ok:
+            self.tracker.stopped(
+                f"Ran to the cap, step {self.settings.steps:,} (until: settled), without "
+                f"settling: {why}.", {"grok_mlflow.stop_rule": "settled"})
 
 
 def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | None = None,
@@ -241,12 +285,14 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
 
 def _loop(steps: range, one_step: Callable[[int], Tensor], tracker: Any,
           on_progress: Callable[[int, Mapping], None] | None, progress_every_s: float,
-          latest: Callable[[Mapping, Any], Mapping]) -> None:
+          latest: Callable[[Mapping, Any], Mapping],
+          stop: Callable[[int, Any], bool] | None = None) -> None:
     """The training loop for one run or a stacked group: ``one_step(step)`` takes an
     optimisation step and returns the loss (or the K members' losses), ``tracker.step``
     measures what is due, ``on_progress(step, latest(...))`` reports at measured steps and at
     least every ``progress_every_s`` seconds. Ctrl-C stops it between two steps; a group whose
-    every member diverged stops early (``tracker.alive`` empty)."""
+    every member diverged stops early (``tracker.alive`` empty), and ``stop(step, measured)``
+    True stops it after that step."""
     with _interrupt_at_step_boundary() as interrupted:
         shown: Mapping = {}
         next_progress = time.monotonic() + progress_every_s
@@ -263,6 +309,8 @@ def _loop(steps: range, one_step: Callable[[int], Tensor], tracker: Any,
                 shown = latest(shown, measured)
                 on_progress(step, shown)
                 next_progress = time.monotonic() + progress_every_s
+            if stop is not None and stop(step, measured):
+                break
 
 
 def _checkpoint(model: Mapping[str, Tensor], optimizer: Mapping[str, Any],

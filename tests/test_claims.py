@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from grok_mlflow.claims import Claim, evaluate, parse_claims, spearman
@@ -40,7 +42,7 @@ def test_spearman_is_exact_on_known_cases():
     ("decreasing", [900, None, None, 200], "inconclusive"),         # seen in 2 of 4
     ("increasing", [1, 2, 3, 4], "supported"),
     ("increasing", [4, 3, 2, 1], "contradicted"),
-    ("increasing", [5, 5, 5, 5], "contradicted"),                   # no rise at all
+    ("increasing", [5, 5, 5, 5], "inconclusive"),    # no rise, but one seed: no evidence against
     ("constant", [100, 105, 95, 102], "supported"),
     ("constant", [100, 200, 400, 800], "contradicted"),
     ("constant", [100, 300, 90, 250], "inconclusive"),
@@ -64,9 +66,14 @@ def test_seeds_are_averaged_and_the_reason_gives_the_numbers():
     v = evaluate(Claim("Width hastens migration", Q, "decreasing", "width"), trials, WIDTHS)
     assert v.status == "supported" and v.rho == pytest.approx(-1.0)
     assert v.points == ((16, 800.0), (64, 500.0), (256, 300.0), (1024, 200.0))
-    assert v.reason == "Spearman rho = -1.00 over 4 values"
+    # rho's interval over the seeds (stratified bootstrap), the trend test over the 8 trials
+    assert v.reason.startswith("Spearman rho = -1.00 [95% interval -1.00, -1.00] over 4 values x "
+                               "2 trials, trend p = ")
+    assert v.interval == pytest.approx((-1.0, -1.0)) and v.p_value < 0.01
+    # three values left, one trial each: an exact p of 1/6, too weak to support
     missing = verdict("decreasing", [900, 500, None, 200])
-    assert missing.status == "supported" and "(1 of 4 trials without it)" in missing.reason
+    assert missing.status == "inconclusive" and "1 of 4 trials without it" in missing.reason
+    assert missing.p_value == pytest.approx(1 / 6) and missing.interval is None
     few = verdict("decreasing", [900, None, None, 200])
     assert few.reason.startswith(f"{Q} not seen in 2 of 4 trials")
 
@@ -124,3 +131,126 @@ def test_a_spec_with_a_bad_claim_fails_before_ray_with_exit_2(tmp_path, capsys):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ray_results").exists()
     with pytest.raises(SettingsError):
         load_spec(str(spec))
+
+
+FIVE = [16, 32, 64, 128, 256]
+
+
+def seeded(means, spread, seeds=4, key=Q, brackets=None):
+    """Trials over FIVE: at value i, ``seeds`` trials means[i] + spread * (-1.5, -0.5, 0.5,
+    1.5)[seed]; with ``brackets`` (a fraction), each trial's step bracket is value * (1 -+ it)."""
+    offsets = np.linspace(-1.5, 1.5, seeds)
+    out = []
+    for w, m in zip(FIVE, means):
+        for s, o in enumerate(offsets):
+            v = float(m + spread * o)
+            metrics = {key: v}
+            if brackets is not None:
+                metrics.update({key + "_low": v * (1 - brackets), key + "_high": v * (1 + brackets)})
+            out.append(({"width": w, "seed": s}, metrics))
+    return out
+
+
+def judged(trials, trend="decreasing", key=Q, **claim):
+    return evaluate(Claim("t", key, trend, "width", **claim), trials, FIVE)
+
+
+def test_verdicts_over_seeds_carry_an_interval_and_need_it_on_their_side():
+    clear = judged(seeded([1000, 800, 600, 400, 200], spread=20))
+    assert clear.status == "supported" and clear.interval == pytest.approx((-1.0, -1.0))
+    assert clear.p_value < 0.001
+    against = judged(seeded([200, 400, 600, 800, 1000], spread=20))
+    assert against.status == "contradicted" and against.interval[0] > 0    # rho > 0: rising
+    # the same perfect order of the means, but seeds that scatter more than the whole trend:
+    # the interval of rho reaches past 0 and the verdict is inconclusive; with less scatter
+    # the four seeds settle it
+    trend = [10_000, 9_000, 8_000, 7_000, 6_000]
+    noisy = judged(seeded(trend, spread=3_000))
+    assert noisy.rho == pytest.approx(-1.0) and noisy.interval[1] > 0
+    assert noisy.status == "inconclusive"
+    assert judged(seeded(trend, spread=2_000)).status == "supported"
+
+
+def test_phase_steps_within_their_brackets_are_not_resolved_not_contradicted():
+    """Issue 36's random-labels sweep: every count's peak at the same measured step. With
+    brackets of +-25% and means 5% apart, no value's bracket leaves the others'."""
+    flat = judged(seeded([8000, 8100, 8200, 8300, 8400], spread=0, brackets=0.25),
+                  trend="increasing")
+    assert flat.status == "not resolved"
+    assert "differ by less than their phase steps' brackets" in flat.reason
+    wrong_way = judged(seeded([8400, 8300, 8200, 8100, 8000], spread=0, brackets=0.25),
+                       trend="increasing")
+    assert wrong_way.status == "not resolved"           # not "contradicted" within brackets
+    wide = judged(seeded([8000, 9000, 10000, 11000, 12000], spread=0, brackets=0.1),
+                  trend="increasing")
+    assert wide.status == "supported"                   # 8,000 +- 10% and 12,000 +- 10% apart
+
+
+def test_a_claim_about_a_range_the_sweep_never_reached_is_not_covered():
+    from grok_mlflow.claims import PaperSetting
+
+    paper = PaperSetting(values=(20, 100, 500, 1000, 2000), model="MLP, depth 3",
+                         data="MNIST", radius=0.005, reach=(20, 2000),
+                         note="the fall is at width 2000")
+    v = judged(seeded([1, 2, 3, 4, 5], spread=0.1, key="grok/lc_peak_value"),
+               trend="rise_then_fall", key="grok/lc_peak_value", paper=paper)
+    assert v.status == "not covered"
+    assert ("the claim is about width 20-2000 in the paper (the fall is at width 2000); this "
+            "sweep covers 16-256: not covered") in v.reason
+    assert "the paper: MLP, depth 3 on MNIST" in v.reason
+
+
+def test_each_verdict_names_its_radius_one_per_measured_radius_by_default():
+    from grok_mlflow.claims import PaperSetting, evaluate_all
+
+    trials = []
+    for w, fast, slow in zip(FIVE, [1, 2, 3, 4, 5], [5, 4, 3, 2, 1]):
+        for s in range(2):
+            trials.append(({"width": w, "seed": s},
+                           {"grok_r0.005/lc_peak_value": fast + 0.01 * s,
+                            "grok_r0.05/lc_peak_value": slow + 0.01 * s}))
+    claim = Claim("peak grows", "grok/lc_peak_value", "increasing", "width")
+    both = evaluate_all(claim, trials, FIVE)
+    assert [(v.radius, v.status) for v in both] == [(0.005, "supported"),
+                                                    (0.05, "contradicted")]
+    assert both[0].reason.startswith("r = 0.005: ") and both[1].reason.startswith("r = 0.05: ")
+    paper = Claim("peak grows", "grok/lc_peak_value", "increasing", "width",
+                  paper=PaperSetting(radius=0.005))
+    assert [v.radius for v in evaluate_all(paper, trials, FIVE)] == [0.005]
+    named = Claim("peak grows", "grok/lc_peak_value", "increasing", "width", radius=0.05,
+                  paper=PaperSetting(radius=0.005))
+    (v,) = evaluate_all(named, trials, FIVE)
+    assert v.radius == 0.05 and v.status == "contradicted"
+    assert "the paper reads r = 0.005" in v.reason
+    missing = Claim("x", "grok/lc_peak_value", "increasing", "width", radius=0.5)
+    assert "r = 0.5 was not measured (measured: 0.005, 0.05)" in \
+        evaluate_all(missing, trials, FIVE)[0].reason
+
+
+def test_censored_slow_trials_are_kept_and_keeping_them_changes_the_verdict():
+    """Issue 41: 'X hastens migration'. At the two largest values one seed of each migrated
+    early and the other had not migrated by its last step (30,000). Dropping those two reads a
+    clean decrease; kept as censored at 30,000 they rank above every onset seen, and the
+    verdict no longer supports the claim."""
+    onsets = {16: (9_000, 9_400), 32: (10_000, 10_400), 64: (8_000, 8_400),
+              128: (7_000, None), 256: (6_000, None)}
+    trials = []
+    for w, pair in onsets.items():
+        for s, v in enumerate(pair):
+            m = ({Q: float(v), Q + "_low": v * 0.9, Q + "_high": v * 1.1,
+                  "grok/migration_onset_censored": 0.0} if v is not None else
+                 {Q + "_low": 30_000.0, "grok/migration_onset_censored": 1.0})
+            trials.append(({"width": w, "seed": s}, m))
+    claim = Claim("Width hastens migration", Q, "decreasing", "width")
+    dropped = evaluate(claim, [t for t in trials if Q in t[1]], FIVE)
+    kept = evaluate(claim, trials, FIVE)
+    assert dropped.status == "supported"
+    assert kept.status != "supported" and kept.rho > 0
+    assert "2 of 10 trials censored" in kept.reason
+    # every trial censored: the verdict would rest on censored trials alone
+    late = [(o, {Q + "_low": 30_000.0, "grok/migration_onset_censored": 1.0}) for o, _ in trials]
+    alone = evaluate(claim, late, FIVE)
+    assert alone.status == "inconclusive" and "censored trials alone" in alone.reason
+    # absent / present: 'not seen by step N' is told from absent
+    absent = evaluate(Claim("never", Q, "absent", "width"), late, FIVE)
+    assert "not seen by step 30,000, its last (it may come later)" in absent.reason
