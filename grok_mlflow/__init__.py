@@ -15,6 +15,7 @@ _EXPORTS = {
     "GrokTracker": "tracking",
     "LocalComplexity": "complexity",
     "PartitionSlice": "partition",
+    "SettledStopper": "stopper",
     "Settings": "settings",
     "SettingsError": "settings",
     "StackedTracker": "ensemble",

@@ -141,7 +141,8 @@ class StackedTracker:
                                       run_name=self.run_names[k], params=self.params[k],
                                       log_model=self.log_model, progress=False,
                                       extra_config=self.extra_config[k], checkpoint=checkpoint,
-                                      resume=self.resume[k], recorder=recorder)
+                                      resume=self.resume[k], recorder=recorder,
+                                      tune_report=False)
                 self.trackers.append(tracker.start())
         except BaseException as err:
             for tracker in self.trackers:

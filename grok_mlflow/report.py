@@ -383,17 +383,23 @@ def report_markdown(findings: Sequence[Finding], title: str = "",
     return head + "\n".join([columns, rule, *rows]) + "\n" + notes
 
 
-def report_table(reports: Mapping[str, Sequence[Finding]]) -> str:
+def report_table(reports: Mapping[str, Sequence[Finding]],
+                 stops: Mapping[str, str] | None = None) -> str:
     """One Markdown table for many runs (a sweep's children): a row per run, a column per
-    phase, each cell ``step`` when seen, ``no`` when not."""
+    phase, each cell ``step`` when seen, ``> N`` when under way at the last step N, ``no`` when
+    not; ``stops``: {run: the step it stopped at ('' at the cap)}, a last column."""
     phases: list[str] = []
     for findings in reports.values():
         phases += [f.phase for f in findings if f.phase not in phases]
-    rows = ["| run | " + " | ".join(phases) + " |", "|---" * (len(phases) + 1) + "|"]
+    extra = ["stopped at"] if stops is not None else []
+    rows = ["| run | " + " | ".join(phases + extra) + " |",
+            "|---" * (len(phases) + len(extra) + 1) + "|"]
     for name, findings in reports.items():
         by_phase = {f.phase: f for f in findings}
         cells = [("step " + by_phase[p].step_text() if by_phase[p].seen else
                   by_phase[p].step_text() if by_phase[p].under_way else "no")
                  if p in by_phase else "" for p in phases]
+        if stops is not None:
+            cells.append(stops.get(name) or "the cap")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"

@@ -101,7 +101,6 @@ DEVICE_NAMES = ("auto", "cpu", "cuda")
 TRANSFORMER_INIT_NAMES = ("nanda", "transformerlens", "pytorch")
 TRANSFORMER_BIAS_NAMES = ("mlp", "none", "all")
 UNTIL_NAMES = ("", "settled")
-SETTLED_MIN_STEPS = 100     # the settled rule never stops a run before this step
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,12 @@ class TrackerSettings:
     steps: int = _f(20000, "last optimisation step of the schedule", valid=at_least(1))
     eval_points: int = _f(60, "log-spaced steps with accuracy, loss and LC", valid=at_least(2))
     eval_every: int = _f(0, "also measure every N steps (0 = off)", valid=at_least(0))
+    until: str = _f("", "'' trains to steps; settled stops once the run's phases are settled "
+                    "(grok_mlflow.phases.settled: after the second descent, train LC, test and "
+                    "adversarial accuracy flat within their noise over the last tenth of the "
+                    "log-step axis), with steps as the cap", UNTIL_NAMES,
+                    Valid(note="settled: steps >= min_steps"))
+    min_steps: int = _f(100, "until: settled never stops before this step", valid=at_least(1))
     # --- what to measure on ---
     eval_size: int = _f(0, "samples per split that accuracy and loss are measured on, a fixed "
                         "seeded subset (0 = the whole split, or 2,000 of a Dataset)",
@@ -165,6 +170,9 @@ class TrackerSettings:
     def __post_init__(self) -> None:
         _check_types(self)
         _check_ranges(self)
+        if self.until == "settled":
+            _require(self, "steps", self.steps >= self.min_steps,
+                     f">= min_steps ({self.min_steps}) with until: settled")
 
 
 @dataclass(frozen=True)
@@ -237,11 +245,8 @@ class Settings:
     batch_size: int = _f(200, "minibatch size (0 = full batch: the whole training set every "
                          "step)", valid=at_least(0).noted("at most train_size"))
     steps: int = _t("steps", "optimisation steps")
-    until: str = _f("", "'' trains to steps; settled stops once the run's phases are settled "
-                    "(grok_mlflow.phases.settled: after the second descent, train LC, test and "
-                    "adversarial accuracy flat within their noise over the last tenth of the "
-                    "log-step axis), with steps as the cap", UNTIL_NAMES,
-                    Valid(note=f"settled: steps >= {SETTLED_MIN_STEPS}"))
+    until: str = _t("until")
+    min_steps: int = _t("min_steps")
     loss: str = _t("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
     loss_float64: bool = _f(False, "the training loss computed in float64 from the logits (as "
                             "the grokking literature's log-softmax: no float32 round-off of "
@@ -289,9 +294,6 @@ class Settings:
                 default = Settings.__dataclass_fields__[name].default
                 _require(self, name, getattr(self, name) == default,
                          f"left at {default!r}: it is a transformer setting")
-        if self.until == "settled":
-            _require(self, "steps", self.steps >= SETTLED_MIN_STEPS,
-                     f">= {SETTLED_MIN_STEPS} with until: settled (the settled rule's minimum)")
         if self.dataset != "modular_addition":   # its training set: train_fraction x p^2
             _require(self, "batch_size", self.batch_size <= self.train_size,
                      f"<= train_size ({self.train_size})")

@@ -96,8 +96,8 @@ class SweepSpec:
         from .stacking import stack_key
 
         trials = self.trials()
-        if self.ensemble == "off":
-            return [[t] for t in trials]
+        if self.ensemble == "off" or self.base.until:   # a member that settles cannot leave
+            return [[t] for t in trials]                # its group yet: such trials run alone
         sets: dict[Any, list[int]] = {}
         for i, trial in enumerate(trials):
             key = stack_key(apply_values(self.base, trial))
@@ -138,15 +138,15 @@ def load_spec(path: str) -> SweepSpec:
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
     unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent",
-                                  "max_failures", "ensemble", "max_members", "claims"})
+                                  "max_failures", "ensemble", "max_members", "claims", "stop"})
     if unknown:
         raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
                             "base, grid, resources, max_concurrent, max_failures, ensemble, "
-                            "max_members, claims")
+                            "max_members, claims, stop")
     base_values = data.get("base") or {}
     if not isinstance(base_values, dict):
         raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
-    base_values = dict(base_values)
+    base_values = {**dict(base_values), **_stop_values(data.get("stop"), path)}
     preset = base_values.pop("preset", "")
     try:
         base = load_preset(preset) if preset else Settings()
@@ -189,6 +189,20 @@ def load_spec(path: str) -> SweepSpec:
                      max_concurrent=max_concurrent, max_failures=max_failures,
                      source=str(path), ensemble=ensemble, max_members=max_members,
                      claims=claims)
+
+
+def _stop_values(stop: Any, path: str) -> dict[str, Any]:
+    """``stop: settled`` or ``stop: {rule: settled, min_steps: N}`` as settings: every trial
+    trains ``until: settled`` (``grok_mlflow.settle``), ``steps`` its cap."""
+    if stop is None:
+        return {}
+    rule, rest = (stop, {}) if isinstance(stop, str) else (
+        (stop.get("rule"), {k: v for k, v in stop.items() if k != "rule"})
+        if isinstance(stop, dict) else (None, {}))
+    if rule != "settled" or set(rest) - {"min_steps"}:
+        raise SettingsError(f"spec {path}: stop must be settled or {{rule: settled, min_steps: "
+                            f"N}}; got {stop!r}")
+    return {"until": "settled", **rest}
 
 
 def _is_local_store(uri: str) -> bool:
@@ -449,12 +463,12 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     writer = csv.writer(out)
     columns = [*PHASE_KEYS, *SHAPE_KEYS,
                *(k + end for k in BRACKETED for end in ("_low", "_high"))]
-    writer.writerow(["run_id", "trial", *spec.grid, "status", *columns, *finals])
+    writer.writerow(["run_id", "trial", *spec.grid, "status", "stop_step", *columns, *finals])
     histories = {}
     for run in runs:
         name = run.data.tags.get("mlflow.runName", run.info.run_id)
         writer.writerow([run.info.run_id, name, *(run.data.params.get(k, "") for k in spec.grid),
-                         run.info.status,
+                         run.info.status, run.data.tags.get("grok_mlflow.stop_step", ""),
                          *(run.data.metrics.get(k, "") for k in columns),
                          *(run.data.metrics.get(k, "") for k in finals)])
         try:
@@ -471,7 +485,10 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
         log_run_figure(parent_id, claims_figure(verdicts), "figures/claims.png")
     if histories:
         # what every trial showed, one row each, in the grid's order
-        table = report_table({n: reproduction_report(h) for n, (_, h) in histories.items()})
+        table = report_table({n: reproduction_report(h) for n, (_, h) in histories.items()},
+                             stops={n: r.data.tags.get("grok_mlflow.stop_step", "")
+                                    for n, (r, _) in histories.items()}
+                             if spec.base.until else None)
         text = (f"### Sweep {spec.name}: what each trial showed\n\nA step where the phase was "
                 f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
         log_run_text(parent_id, text, "report.md")

@@ -55,6 +55,7 @@ from .distributed import Shards, unwrap
 from .recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
 from .report import report_markdown, reproduction_report
 from .schedule import MeasureSchedule
+from .settle import Settling, in_tune_trial, report_to_tune
 from .settings import Settings, TrackerSettings, format_value
 from .tasks import TASKS, OutputSpec, measured_model
 from .terminal import step_bar
@@ -139,7 +140,8 @@ class GrokTracker:
                  resume: Mapping[str, Any] | None = None, run_id: str | None = None,
                  recorder: Recorder | None = None, task: str | None = None,
                  output: OutputSpec = None,
-                 loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None):
+                 loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 tune_report: bool | None = None):
         if task is not None and task not in TASKS:
             raise ValueError(f"task: unknown value {task!r}; valid: {', '.join(TASKS)} (or "
                              "None: inferred from the outputs and labels)")
@@ -169,6 +171,12 @@ class GrokTracker:
         self.history: dict[int, dict[str, float]] = {}
         self.phases: dict[str, int] = {}
         self.stop_note = ""                 # why training stopped before its last step (report)
+        self.settling = Settling(self, f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train")
+        # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.settle)
+        self.tune_report = (in_tune_trial() if tune_report is None else tune_report) and (
+            self.shards.main)
+        self._carried: dict[str, float] = {}    # every metric's last measured value (Tune)
+        self._ended = False
         self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
         self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._terminate: _Termination | None = None   # SIGTERM handling under torch.distributed
@@ -317,6 +325,8 @@ class GrokTracker:
         Returns:
             The metrics measured at this step, or None when nothing was due.
         """
+        if self._ended:                       # ended on settling, inside a Tune trial
+            return None
         if self._bar is not None and step > 0:
             self._bar.update(step - (self.last_step or 0))
         self.last_step = step
@@ -327,6 +337,12 @@ class GrokTracker:
             if not math.isfinite(value):
                 raise DivergenceError(f"training loss is {value} at step {step}")
         values = self.measure(step)
+        self.settling.check(step)
+        if self.tune_report:
+            self._carried.update(values)
+            if self.settling.settled:          # end the run before Tune may stop the trial
+                self.finish()
+            report_to_tune(step, self._carried, self.settling.settled, self.settings.until)
         if self._bar is not None:
             shown = {k: values[k] for k in ("acc/train", "acc/test", "lc/train") if k in values}
             if loss is not None:
@@ -435,6 +451,12 @@ class GrokTracker:
                                  "figures/grokking.png")
         self._artifacts_written = time.monotonic()
 
+    @property
+    def settled(self) -> bool:
+        """With ``until="settled"``: whether the run's phases are settled (``phases.settled``),
+        asked at every measured step from ``min_steps`` on; your loop may stop there."""
+        return self.settling.settled
+
     def stopped(self, note: str, tags: Mapping[str, str]) -> None:
         """Record why training stopped where it did (``until: settled``, a sweep's stopper):
         ``note`` opens the run's report, ``tags`` go on the run."""
@@ -450,9 +472,14 @@ class GrokTracker:
     def finish(self, exc: BaseException | None = None) -> None:
         """What leaving the context does: measure the last step if it was not, flush, write the
         report, history and model, end an owned run (FINISHED; with ``exc``: KILLED for a
-        KeyboardInterrupt, FAILED otherwise)."""
+        KeyboardInterrupt or Ray Tune's stop (SystemExit), FAILED otherwise). Once only."""
+        if self._ended:
+            return
+        self._ended = True
         status = ("FINISHED" if exc is None else
-                  "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+                  "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
+        if exc is None:
+            self.settling.at_the_cap()
         if self._bar is not None:
             self._bar.close()
         terminate, self._terminate = self._terminate, None

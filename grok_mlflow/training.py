@@ -122,61 +122,19 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
         params=settings.to_params(), domain=data.domain,
         run_name=run_name or run_name_for(settings), experiment=experiment,
         progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
-        log_model=settings.log_model,
+        log_model=settings.log_model, tune_report=False,     # a sweep's trial reports itself
         # the project's settings (resume and partition rebuild the run from them); a streamed
         # dataset's x_train is only its evaluation subset
         extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train},
     ) if track else _Untracked()
     # the stream's workers stop before the tracker's final measurement and artifacts
-    stop = UntilSettled(settings, tracker) if track and settings.until == "settled" else None
     with tracker, contextlib.closing(batches):
         model.train()
         _loop(range(done + 1, settings.steps + 1), one_step, tracker, on_progress,
-              progress_every_s, latest=lambda latest, measured: measured or latest, stop=stop)
-        if stop is not None:
-            stop.at_the_end()
+              progress_every_s, latest=lambda latest, measured: measured or latest,
+              stop=lambda step, measured: getattr(tracker, "settled", False))
         final = tracker.history.get(tracker.last_step, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
-
-
-class UntilSettled:
-    """``until: settled``: after each measured step from ``SETTLED_MIN_STEPS`` on, asks
-    ``phases.settled`` of the history; the first time it holds, training stops there and the
-    run records where and why (``grok_mlflow.stop_step``, ``grok_mlflow.stop_note`` tags and
-    the report's first line). At the cap (``steps``) the run says what was still under way."""
-
-    def __init__(self, settings: Settings, tracker: Any) -> None:
-        from .measure import lc_prefix
-
-        self.settings, self.tracker = settings, tracker
-        self.lc_key = f"{lc_prefix(settings.lc_radius[0], settings.lc_radius)}/train"
-        self.done = False
-
-    def __call__(self, step: int, measured: Mapping | None) -> bool:
-        from .phases import settled
-        from .settings import SETTLED_MIN_STEPS
-
-        if not measured or step < SETTLED_MIN_STEPS or step >= self.settings.steps:
-            return False
-        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
-        if ok:
-            self.done = True
-            self.tracker.stopped(
-                f"Stopped at step {step:,} of {self.settings.steps:,} (until: settled): {why}.",
-                {"grok_mlflow.stop_step": str(step), "grok_mlflow.stop_rule": "settled"})
-        return ok
-
-    def at_the_end(self) -> None:
-        """At the cap: say that the run did not settle, and why."""
-        from .phases import settled
-
-        if self.done or self.tracker.last_step != self.settings.steps:
-            return
-        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
-        if not ok:
-            self.tracker.stopped(
-                f"Ran to the cap, step {self.settings.steps:,} (until: settled), without "
-                f"settling: {why}.", {"grok_mlflow.stop_rule": "settled"})
 
 
 def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | None = None,

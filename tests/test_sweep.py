@@ -371,3 +371,19 @@ def _cmdline(pid: str) -> str:
             return handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_stop_settled_trains_every_trial_until_settled_alone_and_bad_stops_are_one_line(
+        tmp_path):
+    spec = load_spec(write(tmp_path, "base: {steps: 1000}\ngrid: {seed: [0, 1]}\n"
+                                     "stop: {rule: settled, min_steps: 500}\n"))
+    assert (spec.base.until, spec.base.min_steps) == ("settled", 500)
+    assert spec.stack_groups() == [[{"seed": 0}], [{"seed": 1}]]     # alone, not stacked
+    for stop, message in (("asha", "stop must be settled or {rule: settled, min_steps: N}; "
+                                   "got 'asha'"),
+                          ("{rule: settled, min_steps: 5000}",
+                           "steps: must be >= min_steps (5000) with until: settled, got '1000'")):
+        with pytest.raises(SettingsError) as info:
+            load_spec(write(tmp_path, f"base: {{steps: 1000}}\ngrid: {{seed: [0]}}\n"
+                                      f"stop: {stop}\n", "bad.yaml"))
+        assert str(info.value) == f"spec {tmp_path / 'bad.yaml'}: {message}"

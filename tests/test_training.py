@@ -274,40 +274,6 @@ def test_a_float64_run_trains_measures_and_logs_in_float64(tracking_uri):
     assert abs(run.data.metrics["acc/train"] - single.metrics["acc/train"]) < 0.02
 
 
-class _History:
-    """What ``UntilSettled`` reads of a tracker: its history, last step and ``stopped``."""
-
-    def __init__(self):
-        self.history, self.last_step, self.notes = {}, None, []
-
-    def stopped(self, note, tags):
-        self.notes.append((note, dict(tags)))
-
-
-def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_before():
-    """The recorded fig. 1 MNIST run (tests/data), replayed measurement by measurement: the rule
-    holds first after the second descent (onset ~11,400) once LC and the accuracies have been
-    flat over the last tenth of the log-step axis; never during the first descent or ascent."""
-    from grok_mlflow.history import read_history_csv
-    from grok_mlflow.training import UntilSettled
-
-    full = read_history_csv((REPO / "tests" / "data" / "fig1_mnist_cpu_history.csv").read_text())
-    settings = Settings(steps=100_000, until="settled", lc_radius=(0.005, 0.05))
-    tracker = _History()
-    stop = UntilSettled(settings, tracker)
-    stopped_at = None
-    for step in sorted(full):
-        tracker.history[step], tracker.last_step = full[step], step
-        if stop(step, full[step]):
-            stopped_at = step
-            break
-    assert stopped_at is not None and 11_690 < stopped_at < 100_000
-    note, tags = tracker.notes[0]
-    assert note.startswith(f"Stopped at step {stopped_at:,} of 100,000 (until: settled): "
-                           "settled: after the second descent")
-    assert tags == {"grok_mlflow.stop_step": str(stopped_at), "grok_mlflow.stop_rule": "settled"}
-
-
 def test_until_settled_runs_to_the_cap_when_nothing_settles_and_says_why(tracking_uri):
     result = train(Settings(steps=300, until="settled", lr=3e-5, partition_every=0,
                             lc_samples=50, adv_points=0, log_model=False), progress=False)
@@ -326,7 +292,7 @@ def test_until_settled_runs_to_the_cap_when_nothing_settles_and_says_why(trackin
 @pytest.mark.parametrize("values, message", [
     ({"until": "done"}, "until: unknown value 'done'; valid: '' (empty), settled"),
     ({"until": "settled", "steps": "50"},
-     "steps: must be >= 100 with until: settled (the settled rule's minimum), got '50'"),
+     "steps: must be >= min_steps (100) with until: settled, got '50'"),
 ])
 def test_bad_until_is_refused_in_one_line(values, message):
     from grok_mlflow.settings import SettingsError
