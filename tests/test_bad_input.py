@@ -83,6 +83,8 @@ INVALID = {
                    ["--dataset", "modular_addition", "--model", "transformer", "--modulus", "7",
                     "--batch_size", "40"]],
     "steps": [["--steps", "0"], ["--steps", "1e9x"]],
+    "until": [["--until", "done"]],
+    "min_steps": [["--min_steps", "0"], ["--until", "settled", "--min_steps", "50"]],
     "loss": [["--loss", "hinge"]],
     "loss_float64": [["--loss_float64", "yes please"]],
     "seed": [["--seed", "-1"]],
