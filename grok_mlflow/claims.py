@@ -91,7 +91,9 @@ How the verdicts are decided (grok_mlflow.claims):
   step, ranked above every step seen by then. Every verdict says how many trials were censored;
   one that rests on censored trials alone is inconclusive.
 - absent / present: over the trials `where` selects (default all): supported when the quantity
-  is absent (present) in every one ("not seen by step N" is named: it may come later); contradicted when it is present (absent) in more than half;
+  is absent (present) in every one ("not seen by step N" is named: it may come later), except
+  that an absent claim with `where` is inconclusive when the other trials lack it too (no
+  contrast); contradicted when it is present (absent) in more than half;
   else inconclusive; with the Clopper-Pearson {1 - ALPHA:.0%} interval of the fraction
   (scipy.stats.binomtest).
 """
@@ -454,6 +456,13 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
         said += (f"; in {len(later)} of them not seen by step {max(later):,}, its last (it may "
                  f"come later)")
     status = "supported" if wrong == 0 else "contradicted" if wrong > n / 2 else "inconclusive"
+    others = [m for o, m in trials if not all(o.get(a) == v for a, v in claim.where.items())]
+    if claim.trend == "absent" and claim.where and others and status == "supported" and not any(
+            m.get(q) is not None and np.isfinite(m[q]) for m in others):
+        # absent where `where` holds, and absent everywhere else too: nothing was removed
+        status = "inconclusive"
+        said += (f"; absent in the {len(others)} other trials too: no contrast to attribute to "
+                 + ", ".join(f"{a}={v}" for a, v in claim.where.items()))
     return verdict(status, said, points=points, interval=(float(ci.low), float(ci.high)))
 
 

@@ -89,7 +89,7 @@ class StackedTracker:
                  experiment_id: str | None = None, tags: Mapping[str, str] | list | None = None,
                  params: Mapping[str, str] | list | None = None,
                  extra_config: Mapping[str, Any] | list | None = None,
-                 domain: tuple[float, float] = (0.0, 1.0), log_model: bool = True,
+                 domain: tuple[float, float] | None = None, log_model: bool = True,
                  checkpoint: Callable[[int], dict[str, Any]] | None = None,
                  resume: Sequence[Mapping[str, Any] | None] | None = None,
                  run_ids: Sequence[str | None] | None = None, progress: bool = True):

@@ -75,7 +75,8 @@ class GrokTrainerCallback(TrainerCallback):
             of (input, label) pairs or of mappings with the input and ``labels``.
         settings: ``TrackerSettings``; ``steps`` left at its default is replaced by the
             Trainer's ``max_steps``.
-        domain: (low, high) box of continuous inputs (PGD runs only for (0, 1)).
+        domain: (low, high) box of continuous inputs (None: the data's own; see
+            ``GrokTracker``).
         run_name: name of a run started here (without transformers' ``MLflowCallback``).
         progress: the tracker's own progress bar (off: the Trainer has one).
         task, output, loss_fn: as ``GrokTracker``'s.
@@ -91,7 +92,7 @@ class GrokTrainerCallback(TrainerCallback):
     """
 
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
-                 domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
+                 domain: tuple[float, float] | None = None, run_name: str | None = None,
                  progress: bool = False, task: str | None = None, output=None, loss_fn=None):
         self.train, self.test, self.settings = train, test, settings
         self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}

@@ -55,7 +55,7 @@ class GrokCallback(Callback):
             DataLoader of (input, label) pairs; inputs as the module takes them.
         settings: ``TrackerSettings``; ``steps`` left at its default is replaced by the
             trainer's ``max_steps`` (or ``estimated_stepping_batches``).
-        domain: (low, high) box of the inputs (PGD runs only for (0, 1)).
+        domain: (low, high) box of the inputs (None: the data's own; see ``GrokTracker``).
         run_name: name of a run started here (without an MLFlowLogger).
         progress: the tracker's own progress bar (off: Lightning has one).
         task, output, loss_fn: as ``GrokTracker``'s (binary and regression modules, modules
@@ -66,7 +66,7 @@ class GrokCallback(Callback):
     """
 
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
-                 domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
+                 domain: tuple[float, float] | None = None, run_name: str | None = None,
                  progress: bool = False, task: str | None = None, output=None,
                  loss_fn=None):
         self.train, self.test, self.settings = train, test, settings

@@ -61,13 +61,14 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
 
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
-    (each measure's own guarantee). PGD (torchattacks) keeps adversarial inputs in [0, 1], so
-    it needs inputs in [0, 1] (normalisation inside the model); budgets from ``adv_budgets``.
+    (each measure's own guarantee). PGD keeps adversarial inputs in the probes' input box
+    (``probes.domain``: [0, 1] for pixels, else the data's); budgets from ``adv_budgets``.
     ``task``: ``multiclass`` (a binary model as ``tasks.TwoLogits``) or ``regression`` (no
     accuracy; PGD reports the loss it reaches); ``loss_fn``: the user's loss, else the task's.
     ``shards`` (``distributed.Shards``, under ``torch.distributed``): each rank measures its share
     of the accuracy and LC points and every rank gets the whole values; PGD and the deformation
-    run on rank 0 alone, and only rank 0's metrics hold them.
+    run on rank 0 alone, and only rank 0's metrics hold them. PGD stays in the probes' input
+    box (``probes.domain``: [0, 1] for pixels, else the data's).
     """
     s, shards = settings, shards or Shards()
     metrics: dict[str, Tensor] = {}
@@ -99,12 +100,12 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     if adversarial and budgets and task == "regression":
         x, y = probes.adv
         for eps, loss in robust_loss(model, x, y, eps=list(budgets), steps=s.adv_steps,
-                                     seed=s.seed, loss_fn=loss_fn).items():
+                                     seed=s.seed, loss_fn=loss_fn, domain=probes.domain).items():
             metrics[f"adv/loss/eps_{eps:g}"] = loss
     elif adversarial and budgets:
         x, y = probes.adv
         for eps, acc in robust_accuracy(model, x, y, eps=list(budgets), steps=s.adv_steps,
-                                        seed=s.seed).items():
+                                        seed=s.seed, domain=probes.domain).items():
             metrics[f"adv/acc/eps_{eps:g}"] = acc
     return metrics
 

@@ -11,7 +11,8 @@ make runs comparable in the MLflow UI; ``grok_mlflow.report`` words the same rea
 ``grok/lc_peak_value``             smoothed train LC at the peak (LC units: hyperplanes per point)
 ``grok/ascent_steps``              peak step - first-minimum step
 ``grok/migration_onset_step``      start of the second descent: smoothed train LC crosses ``rel_tol``
-                                   of the ascent's height (or the noise, if larger) below the peak
+                                   (5%) of the ascent's height below the peak (logged only when
+                                   the second descent counts: its fall resolved and material)
 ``grok/descent_depth``             fraction of the ascent undone by the end: (peak - last) / (peak -
                                    first minimum), smoothed
 ``grok/generalization_step``       smoothed test accuracy first reaches 95% of its final value (only
@@ -251,7 +252,7 @@ def read_lc(c: Curve, rule: NoiseRule = NoiseRule(), *, rel_tol: float = 0.05,
     ascent that follows it. The first descent counts when the fall from the first measurement
     to i does. The second descent counts when the fall from the peak to the end is resolved,
     material and at least ``descent_frac`` of the ascent (a sustained fall); its onset is where
-    the curve first crosses max(``rel_tol`` of the ascent, the noise) below the peak.
+    the curve first crosses ``rel_tol`` of the ascent below the peak.
     """
     s = c.smoothed
     if len(s) < 3:
@@ -272,7 +273,9 @@ def read_lc(c: Curve, rule: NoiseRule = NoiseRule(), *, rel_tol: float = 0.05,
     i, j = ascent
     first_min, peak = c.extremum(i), c.extremum(j)
     first_descent = i > 0 and c.counts(0, i, rule)
-    threshold = max(rel_tol * rise, rule.z * c.noise(j, j))
+    # the onset: a shape, not a noise level (so that it does not move with the number of LC
+    # points); whether the descent is real is the fall's own test below
+    threshold = rel_tol * rise
     below = np.flatnonzero(s[j:] <= s[j] - threshold)
     onset = c.crossing(j + int(below[0]), float(s[j] - threshold)) if len(below) else None
     last = len(s) - 1

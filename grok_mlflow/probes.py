@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .settings import TrackerSettings
 
-__all__ = ["DATASET_LIMIT", "Data", "Probes", "as_tensors", "draw_probes"]
+__all__ = ["DATASET_LIMIT", "Data", "Probes", "as_tensors", "check_box", "data_box",
+           "draw_probes"]
 
 DATASET_LIMIT = 2000      # items a Dataset/DataLoader is turned into when eval_size is 0
 
@@ -69,6 +70,26 @@ class Probes:
     n_train: int
     n_test: int
     domain: tuple[float, float]
+
+    def to_dtype(self, dtype: torch.dtype) -> "Probes":
+        """These probes with every floating-point input tensor cast to ``dtype`` (the model's)."""
+        def cast(x: Tensor) -> Tensor:
+            return x.to(dtype) if x.is_floating_point() else x
+
+        return dataclasses.replace(
+            self, lc={k: cast(x) for k, x in self.lc.items()},
+            accuracy={k: (cast(x), y) for k, (x, y) in self.accuracy.items()},
+            adv=(cast(self.adv[0]), self.adv[1]), partition_x=cast(self.partition_x))
+
+    def check_labels(self, classes: int) -> None:
+        """``ValueError`` (one line) when a label of the training, test or PGD points is not a
+        class of a model with ``classes`` outputs."""
+        sets = {"training": self.accuracy["train"][1], "test": self.accuracy["test"][1],
+                "PGD (test)": self.adv[1]}
+        for name, y in sets.items():
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+                raise ValueError(f"{name} labels: found {int(y.min())}..{int(y.max())}, but the "
+                                 f"model has {classes} outputs (classes 0..{classes - 1})")
 
     def with_labels(self, relabel) -> "Probes":
         """These probes with every label tensor passed through ``relabel`` (e.g. a binary
@@ -139,22 +160,64 @@ def _pair(item: Any) -> tuple[Tensor, Tensor]:
                     f"{type(item).__name__}")
 
 
+def data_box(*xs: Tensor) -> tuple[float, float]:
+    """The input box of continuous inputs: (0, 1) when every value lies in [0, 1] (pixels, the
+    paper's setting), else the global (min, max) over every feature of ``xs`` (one box for all
+    features: PGD's budgets and LC's random points then share one scale, as pixels do)."""
+    low = min(float(x.min()) for x in xs if x.numel())
+    high = max(float(x.max()) for x in xs if x.numel())
+    if 0.0 <= low and high <= 1.0:
+        return (0.0, 1.0)
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def check_box(domain: tuple[float, float], what: str, *xs: Tensor) -> None:
+    """``ValueError`` in one line when ``xs`` lie outside the box ``domain`` (never a silent
+    clamp): the range found and the way out."""
+    low, high = float(domain[0]), float(domain[1])
+    if not high > low:
+        raise ValueError(f"domain must be (low, high) with low < high, got {tuple(domain)}")
+    tol = 1e-6 * (high - low)
+    lo = min(float(x.min()) for x in xs if x.numel())
+    hi = max(float(x.max()) for x in xs if x.numel())
+    if lo < low - tol or hi > high + tol:
+        raise ValueError(f"{what} lie outside domain ({low:g}, {high:g}): min {lo:.4g}, max "
+                         f"{hi:.4g}; give the box they lie in (domain=None: the data's own)")
+
+
 def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torch.device,
-                domain: tuple[float, float] = (0.0, 1.0), dtype: torch.dtype | None = None
-                ) -> Probes:
+                domain: tuple[float, float] | None = (0.0, 1.0),
+                dtype: torch.dtype | None = None) -> Probes:
     """Draw every probe set once (see the module docstring); seeded by ``settings.seed``.
 
     Args:
         train, test: the data, as users have it (see ``as_tensors``).
         device: where the probes live (the model's device).
-        domain: (low, high) box of the inputs, for the random LC points.
+        domain: (low, high) box of the inputs, for the random LC points and PGD; checked
+            against the training and test inputs (``check_box``); None: the data's own box
+            (``data_box``).
         dtype: floating type of the inputs (default: the training inputs').
     """
     s = settings
     limit = s.eval_size or DATASET_LIMIT
     x_train, y_train = as_tensors(train, limit, s.seed + 3)
     x_test, y_test = as_tensors(test, limit, s.seed + 3)
+    for name, x in (("training", x_train), ("test", x_test)):
+        if not len(x):
+            raise ValueError(f"the {name} set is empty: it needs at least one (input, label)")
     dtype = dtype or (x_train.dtype if x_train.is_floating_point() else torch.float32)
+    for name, x in (("training", x_train), ("test", x_test)):
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"the {name} inputs hold {bad} NaN or infinite value(s)")
+    if x_train.is_floating_point():
+        if domain is None:
+            domain = data_box(x_train, x_test)
+        else:
+            check_box(domain, "the training and test inputs", x_train, x_test)
+    elif domain is None:                        # token ids: the ids the data holds
+        domain = (int(min(x_train.min(), x_test.min())), int(max(x_train.max(), x_test.max())))
+    domain = (float(domain[0]), float(domain[1]))
     gen = torch.Generator().manual_seed(s.seed + 1)
 
     def subset(x: Tensor, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -184,11 +247,13 @@ def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torc
 
     accuracy = {"train": fixed(x_train, y_train), "test": fixed(x_test, y_test)}
     accuracy = {k: (x.to(device), y.to(device)) for k, (x, y) in accuracy.items()}
-    # the partition plane: three seeded training points of distinct classes where possible
+    # the partition plane: three seeded training points of distinct classes where the labels
+    # are classes (one integer each), else the first three of the seeded order
     order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(s.seed + 2))
     labels = y_train.cpu()
+    classes = labels.dim() == 1 and not labels.is_floating_point()
     chosen: list[int] = []
-    for i in order.tolist():
+    for i in order.tolist() if classes else []:
         if int(labels[i]) not in {int(labels[j]) for j in chosen}:
             chosen.append(i)
         if len(chosen) == 3:

@@ -17,7 +17,7 @@ ascent                  the smoothed curve's largest rise, when it counts; other
                         reported as flat within its noise and no LC phase is seen
 second descent          after the peak, the smoothed curve falls by a change that counts and ends
 (region migration)      at least ``descent_frac`` (25%) of the ascent's height below the peak; the
-                        onset is where it crosses ``rel_tol`` (5%) of the height (or the noise)
+                        onset is where it crosses ``rel_tol`` (5%) of the height
 interpolation           training accuracy reaches ``interpolation_acc`` (0.99)
 delayed                 test accuracy generalises (``grok/generalization_step``: smoothed test
 generalization          accuracy within 95% of its final value, ending >= 0.1 above its start)

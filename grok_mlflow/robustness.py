@@ -1,8 +1,10 @@
 """Adversarial robustness: accuracy under l-inf PGD (torchattacks), at several budgets.
 
 The paper reads "delayed robustness" off this curve over training (sec. 1, fig. 1-3).
-Inputs and budgets are in [0, 1] pixel units (e.g. eps = 8/255); a dataset's normalisation is
-the model's first module, so the attack works in pixel space.
+Inputs and budgets are in input units, inside the box ``domain`` (default [0, 1]: pixels, e.g.
+eps = 8/255). Inputs outside the box are refused (never clamped into it); for another box
+(standardized features) the attack runs on the model seen through the map [0, 1] -> box, so
+torchattacks' [0, 1] clamp is the box's.
 
 Side effects of torchattacks' ``PGD.__call__`` (3.3): it switches the model to eval mode for the
 attack, draws the random start from the *global* RNG and clamps to [0, 1]. Here the RNG is forked
@@ -24,10 +26,24 @@ from ._modes import evaluating
 __all__ = ["pgd_attack", "robust_accuracy", "robust_loss"]
 
 
-def _check(eps: Sequence[float], steps: int, n: int) -> None:
+class _InBox(nn.Module):
+    """``model`` seen through u -> low + (high - low) u: inputs in [0, 1] for torchattacks."""
+
+    def __init__(self, model: nn.Module, low: float, high: float):
+        super().__init__()
+        self.model, self.low, self.width = model, low, high - low
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.model(self.low + self.width * u)
+
+
+def _check(eps: Sequence[float], steps: int, n: int,
+           domain: tuple[float, float] = (0.0, 1.0)) -> None:
+    width = float(domain[1]) - float(domain[0])
     for e in eps:
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (0 <= e <= 1):
-            raise ValueError(f"eps must be in [0, 1] (pixel units), got {e!r}")
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (0 <= e <= width):
+            raise ValueError(f"eps must be in [0, {width:g}] (input units, the width of the "
+                             f"domain {tuple(domain)}), got {e!r}")
     if not eps:
         raise ValueError("eps: give at least one budget")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -55,7 +71,8 @@ def pgd_attack(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int
 
 def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence[float],
                     steps: int = 10, alpha: float | None = None, random_start: bool = True,
-                    seed: int = 0, batch_size: int | None = None) -> dict[float, Tensor]:
+                    seed: int = 0, batch_size: int | None = None,
+                    domain: tuple[float, float] = (0.0, 1.0)) -> dict[float, Tensor]:
     """Accuracy of ``model`` on l-inf PGD adversarial examples of (x, y), per budget.
 
     Args:
@@ -68,19 +85,33 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequ
         random_start: start each attack at a uniform point of the eps-ball.
         seed: seeds the random start; the global RNG state is saved and restored.
         batch_size: samples per attack batch (bounds memory); default all at once up to 1,024.
+        domain: (low, high) box the inputs lie in and the attack stays in (default [0, 1]
+            pixels; e.g. the range of standardized features).
     Returns:
         {eps: accuracy} with accuracies as float64 0-dim tensors in [0, 1].
     Raises:
-        ValueError: eps outside [0, 1], steps < 1, or empty x.
+        ValueError: x outside ``domain`` (never clamped), eps outside [0, domain width],
+            steps < 1, or empty x.
 
     Example:
         >>> acc = robust_accuracy(net, x_test[:500], y_test[:500], eps=[0.05, 0.1], steps=10)
         >>> {e: round(float(a), 3) for e, a in acc.items()}
     """
+    from .probes import check_box
+
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
-    _check(budgets, steps, len(x))
+    _check(budgets, steps, len(x), domain)
+    check_box(domain, "x", x)
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
+    low, high = float(domain[0]), float(domain[1])
+    if (low, high) != (0.0, 1.0):         # attack in [0, 1] coordinates of the box
+        width = high - low
+        model, x = _InBox(model, low, high), (x - low) / width
+        budgets_in = {e: e / width for e in budgets}
+        alpha = None if alpha is None else alpha / width
+    else:
+        budgets_in = {e: e for e in budgets}
     batch_size = batch_size or min(len(x), 1024)
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     result: dict[float, Tensor] = {}
@@ -91,7 +122,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequ
             correct = torch.zeros((), dtype=torch.float64, device=device)
             for start in range(0, len(x), batch_size):
                 xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-                adv = pgd_attack(model, xb, yb, eps=e, steps=steps, alpha=alpha,
+                adv = pgd_attack(model, xb, yb, eps=budgets_in[e], steps=steps, alpha=alpha,
                                  random_start=random_start)
                 with torch.no_grad():
                     correct += (model(adv).argmax(dim=1) == yb).sum()
@@ -101,7 +132,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequ
 
 def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence[float],
                 steps: int = 10, alpha: float | None = None, seed: int = 0,
-                loss_fn=None) -> dict[float, Tensor]:
+                loss_fn=None, domain: tuple[float, float] = (0.0, 1.0)) -> dict[float, Tensor]:
     """Mean loss of a regression ``model`` under l-inf PGD that maximises it, per budget.
 
     torchattacks' PGD maximises cross-entropy, which a regression model has no use for; this is
@@ -115,6 +146,7 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
         steps: PGD iterations (>= 1).   alpha: step size; default 2.5 * eps / steps.
         seed: seeds the random start; the global RNG state is saved and restored.
         loss_fn: ``loss_fn(prediction, target)`` batch mean; default mean squared error.
+        domain: (low, high) box the inputs lie in and the attack stays in (default [0, 1]).
     Returns:
         {eps: mean loss under attack} as float64 0-dim tensors (>= the clean loss, up to the
         attack's success).
@@ -124,9 +156,13 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
     """
     from .evaluation import regression_loss
 
+    from .probes import check_box
+
     fn = loss_fn or regression_loss
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
-    _check(budgets, steps, len(x))
+    _check(budgets, steps, len(x), domain)
+    check_box(domain, "x", x)
+    low, high = float(domain[0]), float(domain[1])
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     rng_devices = [device.index or 0] if device.type == "cuda" else []
@@ -135,12 +171,12 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
         torch.manual_seed(seed)
         for e in budgets:
             step = 2.5 * e / steps if alpha is None else alpha
-            adv = (x + torch.empty_like(x).uniform_(-e, e)).clamp(0, 1).detach()
+            adv = (x + torch.empty_like(x).uniform_(-e, e)).clamp(low, high).detach()
             for _ in range(steps):
                 adv.requires_grad_(True)
                 grad, = torch.autograd.grad(fn(model(adv), y), adv)
                 adv = adv.detach() + step * grad.sign()
-                adv = torch.min(torch.max(adv, x - e), x + e).clamp(0, 1).detach()
+                adv = torch.min(torch.max(adv, x - e), x + e).clamp(low, high).detach()
             with torch.no_grad():
                 result[e] = torch.as_tensor(fn(model(adv), y)).double()
     return result

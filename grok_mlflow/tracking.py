@@ -83,11 +83,14 @@ class GrokTracker:
             gradients and the global RNG are left as they were).
         train, test: the data as you have it: ``(x, y)`` tensors, a ``Dataset`` of
             ``(input, label)`` items or a ``DataLoader`` (see ``grok_mlflow.probes``); inputs in
-            the model's input units. PGD needs them in [0, 1] (normalise inside the model).
+            the model's input units, standardized or not (see ``domain``).
         settings: a ``TrackerSettings`` (schedule, LC, PGD, partition, writing); a project
             ``Settings`` is reduced to its tracker settings.
-        domain: (low, high) box of the inputs: LC's random points are drawn in it, and PGD runs
-            only when it is (0, 1).
+        domain: (low, high) box of the inputs: LC's random points are drawn in it, PGD stays in
+            it and its default budgets are 0.05, 0.1, 0.2 of its width. None (default): the
+            data's own, (0, 1) for inputs in [0, 1], else the training and test inputs' global
+            (min, max) (``probes.data_box``). A given box is checked: inputs outside it are
+            refused in one line before any run exists (never clamped).
         run_name: name of a new run (default: the model's class and size, ``model_run_name``).
         experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME`` or
             ``grok_mlflow``).
@@ -132,7 +135,7 @@ class GrokTracker:
 
     def __init__(self, model: nn.Module, train: Data, test: Data,
                  settings: TrackerSettings | Settings | None = None, *,
-                 domain: tuple[float, float] = (0.0, 1.0), run_name: str | None = None,
+                 domain: tuple[float, float] | None = None, run_name: str | None = None,
                  experiment: str | None = None, params: Mapping[str, str] | None = None,
                  log_model: bool = True, progress: bool = True, artifact_every_s: float = 300.0,
                  extra_config: Mapping[str, Any] | None = None,
@@ -157,6 +160,7 @@ class GrokTracker:
         self.model, self.train_data, self.test_data, self.domain = model, train, test, domain
         self.run_name = run_name or model_run_name(model)
         self.params = dict(params) if params is not None else settings_params(s)
+        self._own_params = params is None          # the loss param then follows the task
         self.log_model, self.progress = log_model, progress and self.shards.main
         self.artifact_every_s = artifact_every_s
         self.extra_config = dict(extra_config or {})
@@ -165,9 +169,9 @@ class GrokTracker:
         self.recorder = recorder or (Recorder(self.run_name, experiment, run_id,
                                               s.checkpoint_every_s)
                                      if self.shards.main else NullRecorder())
-        self.adv_eps = adv_budgets(s, domain) if tuple(domain) == (0.0, 1.0) else ()
+        self.adv_eps: tuple[float, ...] = ()       # the PGD budgets, once the box is known
         # step 0 (initialisation) is measured on entering the context
-        self.schedule = MeasureSchedule.from_settings(s, adversarial=bool(self.adv_eps))
+        self.schedule = MeasureSchedule.from_settings(s)
         self.history: dict[int, dict[str, float]] = {}
         self.phases: dict[str, int] = {}
         self.stop_note = ""                 # why training stopped before its last step (report)
@@ -230,6 +234,8 @@ class GrokTracker:
         device = next(self.model.parameters()).device
         self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
                                   self.domain)
+        self.domain = self.probes.domain            # the data's box when none was given
+        self.adv_eps = adv_budgets(self.settings, self.domain)
         lc_input = input_module_of(self.model, self.settings.lc_input)
         self.tokens = not self.probes.lc["train"].is_floating_point()
         if self.tokens and not lc_input:
@@ -238,9 +244,22 @@ class GrokTracker:
                              "TrackerSettings(lc_input='embed')")
         if self.tokens:            # PGD in input units needs a continuous input
             self.adv_eps, self.schedule = (), self.schedule.without_adversarial()
+        dtype = next(self.model.parameters()).dtype
+        if self.probes.lc["train"].is_floating_point() and self.probes.lc["train"].dtype != dtype:
+            print(f"grok-mlflow: the inputs are {self.probes.lc['train'].dtype} and the model "
+                  f"{dtype}: the measured points are cast to {dtype}", file=sys.stderr)
+            self.probes = self.probes.to_dtype(dtype)
         x, y = self.probes.accuracy["train"]
         chosen = measured_model(self.model, x[:8], y[:8], self.task, self.output)
+        if chosen.measure_task == "multiclass" and not chosen.relabel:
+            with evaluating(chosen.net), torch.no_grad():
+                classes = chosen.net(x[:1]).shape[-1]
+            self.probes.check_labels(classes)
         self.net, self.task, self.measured_task = chosen.net, chosen.task, chosen.measure_task
+        if self._own_params and (self.loss_fn is not None or self.task == "regression"):
+            # the loss loss/* really is: the user's, or a regression's mean squared error
+            self.params["loss"] = ("loss_fn: " + getattr(self.loss_fn, "__name__", "custom")
+                                   if self.loss_fn is not None else "mse")
         self.output_note = chosen.note
         if chosen.relabel is not None:
             self.probes = self.probes.with_labels(chosen.relabel)
@@ -282,8 +301,9 @@ class GrokTracker:
             print("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
                   "for continuous inputs in [0, 1]", file=sys.stderr)
         elif tuple(self.domain) != (0.0, 1.0) and self.settings.adv_points:
-            print(f"grok-mlflow: PGD off: it needs inputs in [0, 1] and the domain is "
-                  f"{tuple(self.domain)} (normalise inside the model)", file=sys.stderr)
+            print(f"grok-mlflow: the inputs lie outside [0, 1]: PGD and LC's random points use "
+                  f"their box {tuple(round(v, 6) for v in self.domain)} (budgets "
+                  f"{', '.join(f'{e:g}' for e in self.adv_eps)} in input units)", file=sys.stderr)
         existing = self.recorder.params()
         device = next(self.model.parameters()).device
         tags = {"seed": str(self.settings.seed),
@@ -599,7 +619,8 @@ def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,
             "n_accuracy": {split: len(x) for split, (x, _) in p.accuracy.items()},
             "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(layers)},
             "partition_points": {"train_index": p.partition_index, "labels": p.partition_labels},
-            "adv_eps": list(adv_eps), "schedule": schedule.as_dict(), **extra}
+            "domain": list(p.domain), "adv_eps": list(adv_eps), "schedule": schedule.as_dict(),
+            **extra}
 
 
 def settings_params(settings: TrackerSettings, prefix: str = "") -> dict[str, str]:

@@ -254,3 +254,15 @@ def test_censored_slow_trials_are_kept_and_keeping_them_changes_the_verdict():
     # absent / present: 'not seen by step N' is told from absent
     absent = evaluate(Claim("never", Q, "absent", "width"), late, FIVE)
     assert "not seen by step 30,000, its last (it may come later)" in absent.reason
+
+
+def test_absent_where_a_setting_holds_needs_the_others_to_have_it():
+    """The batch-norm sweep on MNIST: delayed robustness absent with batch norm, and absent
+    without it too: nothing for batch norm to remove, so no support."""
+    trials = [({"batchnorm": b, "seed": s}, {}) for b in (False, True) for s in range(2)]
+    claim = Claim("BN removes grokking", "grok/delay_steps", "absent", "batchnorm",
+                  where={"batchnorm": True})
+    v = evaluate(claim, trials, [False, True])
+    assert v.status == "inconclusive"
+    assert "absent in the 2 other trials too: no contrast to attribute to batchnorm=True" in \
+        v.reason

@@ -120,3 +120,48 @@ def test_runs_on_the_models_cuda_device_and_keeps_the_cuda_rng(trained):
         assert acc[0.0].item() == accuracy_and_loss(net, x.cuda(), y.cuda())[0].item()
     finally:
         net.cpu()
+
+
+def _standardized_mlp():
+    """Issue 37's case: standardized features (torch.randn, far outside [0, 1]) and an MLP
+    trained on them to a clean accuracy well above chance."""
+    torch.manual_seed(0)
+    x = torch.randn(300, 3)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    model = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, x, y
+
+
+def test_inputs_outside_the_box_are_refused_not_clamped_and_their_own_box_works():
+    model, x, y = _standardized_mlp()
+    clean = float((model(x).argmax(1) == y).double().mean())
+    assert clean > 0.9
+    with pytest.raises(ValueError) as info:
+        robust_accuracy(model, x, y, eps=[1e-6])                 # default box: [0, 1]
+    assert str(info.value).startswith("x lie outside domain (0, 1): min ")
+    box = (float(x.min()), float(x.max()))
+    tiny = robust_accuracy(model, x, y, eps=[1e-6], domain=box)[1e-6]
+    assert float(tiny) == pytest.approx(clean, abs=1 / 300)      # not the clamped data's 0.4
+    big = robust_accuracy(model, x, y, eps=[0.5], domain=box)[0.5]
+    assert float(big) < clean                                    # the attack does work
+    with pytest.raises(ValueError, match=r"eps must be in \[0, "):
+        robust_accuracy(model, x, y, eps=[100.0], domain=box)
+
+
+def test_in_a_box_pgd_stays_in_the_box_and_the_ball():
+    model, x, y = _standardized_mlp()
+    low, high = float(x.min()), float(x.max())
+    torch.manual_seed(0)
+    from grok_mlflow.robustness import _InBox
+
+    u = (x - low) / (high - low)
+    adv_u = pgd_attack(_InBox(model, low, high), u, y, eps=0.3 / (high - low), steps=5)
+    adv = low + (high - low) * adv_u
+    assert float((adv - x).abs().max()) <= 0.3 + 1e-5
+    assert float(adv.min()) >= low - 1e-5 and float(adv.max()) <= high + 1e-5

@@ -194,12 +194,89 @@ def test_data_that_is_not_pairs_is_a_clear_error():
 
 
 
-def test_inputs_outside_0_1_measure_lc_but_turn_pgd_off_with_one_line(capsys):
+def test_standardized_inputs_get_their_own_box_for_pgd_and_random_points(capsys):
+    """Issue 37: inputs outside [0, 1] (here 2x - 1 and standardized features) are never
+    clamped: the tracker takes the data's box, draws LC's random points in it, runs PGD inside
+    it with budgets 0.05, 0.1, 0.2 of its width, and records it in config.json."""
     train_set, test_set = digits()
     x, y = train_set.tensors
     with GrokTracker(TinyResNet(), train=(2 * x - 1, y), test=(2 * x[:100] - 1, y[:100]),
-                     settings=SMALL, domain=(-1.0, 1.0), progress=False, log_model=False):
+                     settings=SMALL, progress=False, log_model=False) as tracker:
+        random = tracker.probes.lc["random"]
+    assert tracker.domain == (-1.0, 1.0)
+    assert float(random.min()) >= -1.0 and float(random.max()) <= 1.0
+    assert float(random.min()) < -0.9 and float(random.max()) > 0.9      # the whole box
+    assert "use their box (-1.0, 1.0) (budgets 0.1, 0.2, 0.4 in input units)" in \
+        capsys.readouterr().err
+    run = only_run()
+    assert {"adv/acc/eps_0.1", "adv/acc/eps_0.2", "adv/acc/eps_0.4"} <= set(run.data.metrics)
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
+    assert config["domain"] == [-1.0, 1.0] and config["adv_eps"] == [0.1, 0.2, 0.4]
+
+
+def test_a_given_box_the_data_leaves_is_one_line_before_any_run(tracking_uri):
+    x = torch.randn(200, 64)
+    y = torch.randint(0, 10, (200,))
+    with pytest.raises(ValueError) as info:
+        GrokTracker(TinyResNet(), train=(x, y), test=(x, y), settings=SMALL,
+                    domain=(0.0, 1.0), progress=False).__enter__()
+    assert str(info.value).startswith("the training and test inputs lie outside domain (0, 1): "
+                                      "min -")
+    assert "\n" not in str(info.value)
+    assert not [r for e in MlflowClient().search_experiments()
+                for r in MlflowClient().search_runs([e.experiment_id])]
+    x[3, 5] = float("nan")
+    with pytest.raises(ValueError, match="the training inputs hold 1 NaN or infinite value"):
+        GrokTracker(TinyResNet(), train=(x, y), test=(x, y), settings=SMALL,
+                    progress=False).__enter__()
+
+
+def _four_class_net():
+    return nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+@pytest.mark.parametrize("train, test, message", [
+    (lambda x, y: (x, y % 4), lambda x, y: (x, 3 + y % 4),
+     "test labels: found 3..6, but the model has 4 outputs (classes 0..3)"),
+    (lambda x, y: (x, y % 4), lambda x, y: (x[:0], y[:0]),
+     "the test set is empty: it needs at least one (input, label)"),
+    (lambda x, y: (x[:0], y[:0]), lambda x, y: (x, y % 4),
+     "the training set is empty: it needs at least one (input, label)"),
+])
+def test_bad_evaluation_data_is_one_line_before_any_run(train, test, message, tracking_uri):
+    torch.manual_seed(0)
+    x, y = torch.rand(100, 12), torch.randint(0, 10, (100,))
+    with pytest.raises(ValueError) as info:
+        GrokTracker(_four_class_net(), train=train(x, y), test=test(x, y), settings=SMALL,
+                    progress=False).__enter__()
+    assert str(info.value) == message
+    assert not [r for e in MlflowClient().search_experiments()
+                for r in MlflowClient().search_runs([e.experiment_id])]
+
+
+def test_float64_data_into_a_float32_model_is_cast_with_a_note(capsys):
+    torch.manual_seed(0)
+    x, y = torch.rand(100, 12, dtype=torch.float64), torch.randint(0, 4, (100,))
+    with GrokTracker(_four_class_net(), train=(x, y), test=(x, y), settings=SMALL,
+                     progress=False, log_model=False) as tracker:
         pass
-    assert "PGD off" in capsys.readouterr().err
+    assert "the inputs are torch.float64 and the model torch.float32: the measured points are " \
+           "cast to torch.float32" in capsys.readouterr().err
+    assert tracker.probes.lc["train"].dtype == torch.float32
+    assert only_run().info.status == "FINISHED"
+
+
+def test_multi_output_regression_targets_are_measured_without_classes():
+    """Issue 37: (N, k) float targets crashed while choosing the partition points
+    (int(label)); regression takes any shape of targets."""
+    torch.manual_seed(0)
+    x = torch.rand(120, 12)
+    y = torch.stack([x.sum(1), x[:, 0] - x[:, 1], x[:, 2] ** 2], dim=1)       # (N, 3)
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL, progress=False,
+                     log_model=False) as tracker:
+        pass
+    assert tracker.task == "regression" and len(tracker.probes.partition_index) == 3
     metrics = only_run().data.metrics
-    assert "lc/random" in metrics and not any(k.startswith("adv/") for k in metrics)
+    assert "loss/test" in metrics and "lc/train" in metrics and "acc/test" not in metrics
+    assert only_run().data.params["loss"] == "mse"       # not the default cross_entropy

@@ -1,0 +1,101 @@
+"""Re-read a finished sweep with the current rules: each trial's phases from its stored
+``history.csv`` (``phases.detect_phases``), then the spec's claims (``claims.evaluate_all``),
+optionally at other radii. Nothing is trained and nothing is written to the store.
+
+    python benchmarks/reread_sweep.py PARENT_RUN_ID
+    python benchmarks/reread_sweep.py PARENT_RUN_ID --radius 0.005 0.05   # each claim at each r
+
+Prints the claims' Markdown (``claims.claims_markdown``) and, per trial, the phase steps with
+their brackets; the spec is the one the parent run stored (its ``spec/`` artifact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("parent")
+    parser.add_argument("--radius", type=float, nargs="*", default=None,
+                        help="judge every LC claim at each of these radii")
+    args = parser.parse_args()
+
+    import mlflow
+
+    from grok_mlflow.claims import claims_markdown, evaluate_all
+    from grok_mlflow.history import read_history_csv
+    from grok_mlflow.measure import lc_prefix
+    from grok_mlflow.phases import detect_phases
+    from grok_mlflow.stored import run_artifact_text
+    from grok_mlflow.sweep import load_spec, trial_metrics, trial_name
+    from grok_mlflow.sweep_runs import child_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(run_id=args.parent, artifact_path="spec",
+                                                    dst_path=tmp)
+        spec_file = next(Path(local).glob("*.yaml"))
+        spec = load_spec(str(spec_file))
+    by_name = {trial_name(o): o for o in spec.trials()}
+    radii = spec.base.lc_radius
+    key = f"{lc_prefix(radii[0], radii)}/train"
+    trials, rows = [], []
+    for run in child_runs(args.parent):
+        name = run.data.tags.get("grok_mlflow.trial", run.data.tags.get("mlflow.runName"))
+        if name not in by_name:
+            continue
+        phases = detect_phases(read_history_csv(run_artifact_text(run.info.run_id,
+                                                                  "history.csv")), lc_key=key)
+        metrics = {k: v for k, v in run.data.metrics.items() if not k.startswith("grok")}
+        trials.append((by_name[name], {**trial_metrics(_with(run, {**metrics, **phases}))}))
+        rows.append((name, phases))
+    verdicts = []
+    for claim in spec.claims:
+        if args.radius:
+            for r in args.radius:
+                verdicts += evaluate_all(dataclasses.replace(claim, radius=r), trials,
+                                         spec.grid[claim.versus],
+                                         setting=f"{spec.base.model} on {spec.base.dataset}")
+        else:
+            verdicts += evaluate_all(claim, trials, spec.grid[claim.versus],
+                                     setting=f"{spec.base.model} on {spec.base.dataset}")
+    print(claims_markdown(verdicts, spec.name).split("\nHow the verdicts")[0])
+    print("| trial | " + " | ".join(_SHOWN) + " |")
+    print("|---" * (len(_SHOWN) + 1) + "|")
+    order = list(by_name)
+    for name, phases in sorted(rows, key=lambda row: order.index(row[0])):
+        print(f"| {name} | " + " | ".join(_cell(phases, k) for k in _SHOWN) + " |")
+    return 0
+
+
+_SHOWN = ("lc_peak", "migration_onset", "robustness_onset", "generalization")
+
+
+def _cell(phases: dict, name: str) -> str:
+    key = f"grok/{name}_step"
+    if key in phases:
+        return f"{phases[key]:,.0f} ({phases[key + '_low']:,.0f}-{phases[key + '_high']:,.0f})"
+    if phases.get(f"grok/{name}_censored") == 1.0:
+        return f"> {phases.get(key + '_low', 0):,.0f}"
+    return "-"
+
+
+class _Run:
+    """A stored run with other metrics (``trial_metrics`` reads ``data.metrics``/``params``)."""
+
+    def __init__(self, run, metrics):
+        self.info, self.data = run.info, type("D", (), {"metrics": metrics,
+                                                         "params": run.data.params,
+                                                         "tags": run.data.tags})()
+
+
+def _with(run, metrics):
+    return _Run(run, metrics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
