@@ -104,7 +104,8 @@ def _partition_arguments(part: argparse.ArgumentParser) -> None:
     part.add_argument("--step", type=int, default=None, help="snapshot step (default: the last)")
     part.add_argument("--resolution", type=int, default=None,
                       help="pixels per side (default: the run's partition_resolution)")
-    part.add_argument("--out", default=None, help="PNG path (default partition_RUN_step.png)")
+    part.add_argument("--out", default=None, help="also save the PNG to this file (it always "
+                      "goes into the run, partition/redrawn_step_N.png)")
     _device_argument(part)
 
 
@@ -129,7 +130,8 @@ def _radius_arguments(rad: argparse.ArgumentParser) -> None:
     rad.add_argument("--points", type=int, default=200, help="training points (default 200)")
     rad.add_argument("--tolerance", type=float, default=0.1,
                      help="relative change of deformation still counted as unbent (default 0.1)")
-    rad.add_argument("--out", default=None, help="PNG path (default radius_<run or preset>.png)")
+    rad.add_argument("--out", default=None, help="also save the PNG to this file (a run's goes "
+                     "into the run, radius/radius.png; a preset's default radius_<preset>.png)")
     _device_argument(rad)
 
 
@@ -157,7 +159,8 @@ def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
                       help="grid points per side of each square (default 64)")
     cmp_.add_argument("--radius", type=float, default=None,
                       help="half the square's side and LC's radius (default: the run's)")
-    cmp_.add_argument("--out", default=None, help="PNG path (default regions_<run>.png)")
+    cmp_.add_argument("--out", default=None, help="also save the PNG to this file (it always "
+                      "goes into the run, regions/compare.png)")
     _device_argument(cmp_)
 
 

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from ._modes import evaluating
 from .settings import SettingsError
 
-__all__ = ["LOSSES", "accuracy_and_loss", "loss_function", "regression_loss"]
+__all__ = ["LOSSES", "accuracy_and_loss", "label_accuracy", "loss_function", "multilabel_loss",
+           "regression_loss"]
 
 
 def _mse_one_hot(logits: Tensor, labels: Tensor) -> Tensor:
@@ -55,19 +56,24 @@ def accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross
     Args:
         loss: the loss's name (``LOSSES``) for ``task`` multiclass.
         task: ``multiclass`` (argmax accuracy; a binary model wrapped as ``tasks.TwoLogits`` is
-            one) or ``regression`` (no accuracy: None; mean squared error).
+            one), ``multilabel`` (independent logits, (N, k) 0/1 labels: exact-match accuracy,
+            every label right; binary cross-entropy) or ``regression`` (no accuracy: None; mean
+            squared error).
         loss_fn: the user's own ``loss_fn(output, labels)`` (a batch mean), instead of either.
     The model's train/eval modes are restored afterwards. Returns float64 0-dim tensors on
     the model's device (no host sync), the accuracy None for regression.
     """
-    fn = loss_fn or (regression_loss if task == "regression" else loss_function(loss))
+    fn = loss_fn or (regression_loss if task == "regression" else multilabel_loss
+                     if task == "multilabel" else loss_function(loss))
     correct = torch.zeros((), dtype=torch.float64, device=x.device)
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
     with evaluating(model), torch.no_grad():
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             out = model(xb)
-            if task != "regression":
+            if task == "multilabel":
+                correct += ((out > 0) == (yb > 0.5)).flatten(1).all(dim=1).sum()
+            elif task != "regression":
                 correct += (out.argmax(dim=1) == yb).sum()
             total_loss += torch.as_tensor(fn(out, yb)).double() * len(xb)
     return (None if task == "regression" else correct / len(x)), total_loss / len(x)
@@ -76,3 +82,20 @@ def accuracy_and_loss(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross
 def regression_loss(out: Tensor, y: Tensor) -> Tensor:
     """Mean squared error of a regression output against its targets (reshaped to its shape)."""
     return F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
+
+
+def multilabel_loss(out: Tensor, y: Tensor) -> Tensor:
+    """Binary cross-entropy of independent logits against 0/1 labels, mean over elements
+    (``BCEWithLogitsLoss``)."""
+    return F.binary_cross_entropy_with_logits(out, y.reshape(out.shape).to(out.dtype))
+
+
+def label_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 4096) -> Tensor:
+    """Multi-label: the fraction of (sample, label) pairs predicted right (logit > 0 ==
+    label > 0.5), in eval mode; a float64 0-dim tensor."""
+    correct = torch.zeros((), dtype=torch.float64, device=x.device)
+    with evaluating(model), torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            out = model(x[start:start + batch_size])
+            correct += ((out > 0) == (y[start:start + batch_size] > 0.5)).sum()
+    return correct / max(y.numel(), 1)

@@ -33,9 +33,9 @@ from torch import Tensor, nn
 from .complexity import LocalComplexity, local_complexity
 from .deformation import deformation
 from .distributed import Shards
-from .evaluation import accuracy_and_loss
+from .evaluation import accuracy_and_loss, label_accuracy
 from .probes import Probes
-from .robustness import robust_accuracy, robust_loss
+from .robustness import robust_accuracy, robust_loss, robust_multilabel_accuracy
 from .settings import TrackerSettings
 
 __all__ = ["adv_budgets", "lc_prefix", "measure"]
@@ -63,8 +63,10 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
     (each measure's own guarantee). PGD keeps adversarial inputs in the probes' input box
     (``probes.domain``: [0, 1] for pixels, else the data's); budgets from ``adv_budgets``.
-    ``task``: ``multiclass`` (a binary model as ``tasks.TwoLogits``) or ``regression`` (no
-    accuracy; PGD reports the loss it reaches); ``loss_fn``: the user's loss, else the task's.
+    ``task``: ``multiclass`` (a binary model as ``tasks.TwoLogits``), ``multilabel``
+    (exact-match ``acc/*`` and per-label ``acc_label/*``; PGD on the summed binary
+    cross-entropy) or ``regression`` (no accuracy; PGD reports the loss it reaches);
+    ``loss_fn``: the user's loss, else the task's.
     ``shards`` (``distributed.Shards``, under ``torch.distributed``): each rank measures its share
     of the accuracy and LC points and every rank gets the whole values; PGD and the deformation
     run on rank 0 alone, and only rank 0's metrics hold them. PGD stays in the probes' input
@@ -77,6 +79,8 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
         metrics[f"loss/{split}"] = loss
         if acc is not None:
             metrics[f"acc/{split}"] = acc
+        if task == "multilabel" and shards.size == 1:     # per label, next to exact match
+            metrics[f"acc_label/{split}"] = label_accuracy(model, x, y)
     for set_name, points in probes.lc.items():
         for radius, lc in _local_complexity(model, points, s, shards).items():
             key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
@@ -104,8 +108,9 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
             metrics[f"adv/loss/eps_{eps:g}"] = loss
     elif adversarial and budgets:
         x, y = probes.adv
-        for eps, acc in robust_accuracy(model, x, y, eps=list(budgets), steps=s.adv_steps,
-                                        seed=s.seed, domain=probes.domain).items():
+        attack = robust_multilabel_accuracy if task == "multilabel" else robust_accuracy
+        for eps, acc in attack(model, x, y, eps=list(budgets), steps=s.adv_steps,
+                               seed=s.seed, domain=probes.domain).items():
             metrics[f"adv/acc/eps_{eps:g}"] = acc
     return metrics
 

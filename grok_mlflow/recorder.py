@@ -374,11 +374,16 @@ class Recorder:
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     module._buffers[name] = buffer.clone()
-        mlflow.pytorch.log_model(
-            model, name="model",
-            input_example=example.detach().cpu().numpy(),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            **({} if tensor_output else {"serialization_format": "pickle"}))
+        if tensor_output:
+            extra = {"input_example": example.detach().cpu().numpy()}
+        else:     # MLflow cannot infer a signature of a tuple or dict: say so once, not warn
+            extra = {"serialization_format": "pickle"}
+            print("grok-mlflow: the model returns several outputs: logged pickled, without a "
+                  "signature or input example (mlflow.pytorch.load_model loads it)",
+                  file=sys.stderr)
+        mlflow.pytorch.log_model(model, name="model",
+                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                                 **extra)
 
 
 _NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ._modes import evaluating
 
-__all__ = ["pgd_attack", "robust_accuracy", "robust_loss"]
+__all__ = ["pgd_attack", "robust_accuracy", "robust_loss", "robust_multilabel_accuracy"]
 
 
 class _InBox(nn.Module):
@@ -170,13 +170,59 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
     with evaluating(model), torch.random.fork_rng(devices=rng_devices), torch.enable_grad():
         torch.manual_seed(seed)
         for e in budgets:
-            step = 2.5 * e / steps if alpha is None else alpha
-            adv = (x + torch.empty_like(x).uniform_(-e, e)).clamp(low, high).detach()
-            for _ in range(steps):
-                adv.requires_grad_(True)
-                grad, = torch.autograd.grad(fn(model(adv), y), adv)
-                adv = adv.detach() + step * grad.sign()
-                adv = torch.min(torch.max(adv, x - e), x + e).clamp(low, high).detach()
+            adv = _pgd_on_loss(model, x, y, e, steps, alpha, fn, low, high)
             with torch.no_grad():
                 result[e] = torch.as_tensor(fn(model(adv), y)).double()
+    return result
+
+
+def _pgd_on_loss(model, x, y, e, steps, alpha, fn, low, high) -> Tensor:
+    """Madry et al.'s l-inf PGD that maximises ``fn(model(x), y)``: a uniform random start in
+    the eps-ball (global RNG), ``steps`` signed gradient steps, projection onto the ball and
+    the box [low, high]."""
+    step = 2.5 * e / steps if alpha is None else alpha
+    adv = (x + torch.empty_like(x).uniform_(-e, e)).clamp(low, high).detach()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        grad, = torch.autograd.grad(fn(model(adv), y), adv)
+        adv = adv.detach() + step * grad.sign()
+        adv = torch.min(torch.max(adv, x - e), x + e).clamp(low, high).detach()
+    return adv
+
+
+def robust_multilabel_accuracy(model: nn.Module, x: Tensor, y: Tensor, *,
+                               eps: float | Sequence[float], steps: int = 10,
+                               alpha: float | None = None, seed: int = 0,
+                               domain: tuple[float, float] = (0.0, 1.0)) -> dict[float, Tensor]:
+    """Multi-label exact-match accuracy (every label right) under l-inf PGD on the summed binary
+    cross-entropy of the labels, per budget (the same attack as ``robust_loss``).
+
+    Args:
+        x: (N, *input_shape) inputs in ``domain``.   y: (N, k) 0/1 labels.
+        eps, steps, alpha, seed, domain: as ``robust_loss``'s.
+    Returns:
+        {eps: exact-match accuracy} as float64 0-dim tensors in [0, 1].
+    """
+    from .probes import check_box
+
+    budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
+    _check(budgets, steps, len(x), domain)
+    check_box(domain, "x", x)
+    low, high = float(domain[0]), float(domain[1])
+    device = next(model.parameters()).device
+    x, y = x.to(device), y.to(device)
+
+    def summed_bce(out: Tensor, labels: Tensor) -> Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(
+            out, labels.reshape(out.shape).to(out.dtype), reduction="sum")
+
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    result: dict[float, Tensor] = {}
+    with evaluating(model), torch.random.fork_rng(devices=rng_devices), torch.enable_grad():
+        torch.manual_seed(seed)
+        for e in budgets:
+            adv = _pgd_on_loss(model, x, y, e, steps, alpha, summed_bce, low, high)
+            with torch.no_grad():
+                right = ((model(adv) > 0) == (y > 0.5)).flatten(1).all(dim=1)
+                result[e] = right.double().mean()
     return result

@@ -127,16 +127,18 @@ class RecordedRun:
         return self.data.x_train[index].to(self.device)
 
 
-def _save(fig, out: str, run_id: str | None = None, artifact: str = "") -> str:
-    """Save ``fig`` to ``out``; with ``run_id`` also log it into that run as ``artifact``;
-    close it."""
-    fig.savefig(out, dpi=100)
+def _save(fig, out: str | None, run_id: str | None = None, artifact: str = "") -> str:
+    """Log ``fig`` into run ``run_id`` as ``artifact`` and/or save it to the file ``out``
+    (never a file nobody asked for: without ``out`` a run's figure goes into the run only);
+    close it. Returns where it went (the file, else ``runs:/RUN_ID/artifact``)."""
+    if out is not None:
+        fig.savefig(out, dpi=100)
     if run_id is not None:
         log_run_figure(run_id, fig, artifact)       # closes it
     else:
         import matplotlib.pyplot as plt
         plt.close(fig)
-    return out
+    return out if out is not None else f"runs:/{run_id}/{artifact}"
 
 
 def draw_partition(run_id: str, step: int | None = None, resolution: int | None = None,
@@ -172,7 +174,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
                            resolution=resolution or run.settings.partition_resolution,
                            seed=run.settings.seed, input_module=run.input_module)
     fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
-    return _save(fig, out or f"partition_{run_id}_step{step}.png"), part.metrics()
+    return _save(fig, out, run_id, f"partition/redrawn_step_{step}.png"), part.metrics()
 
 
 def choose_radius(run_id: str | None = None, preset: str | None = None, step: int | None = None,
@@ -210,7 +212,8 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
                              input_module=run.input_module)
     except ValueError as err:
         raise SettingsError(f"radius: {err}") from None
-    out = _save(radius_figure(study, what), out or f"radius_{name}.png", run_id,
+    out = _save(radius_figure(study, what),
+                out if out is not None or run_id is not None else f"radius_{name}.png", run_id,
                 "radius/radius.png")
     if run_id is not None:
         log_run_text(run_id, f"### Choosing LC's radius: {what}\n\n{study.table()}",
@@ -257,7 +260,7 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
                            torch.tensor([row[2] for row in rows]))
     fig = regions_figure(rows, rho, f"run {run_id[:8]}: r = {r:g}, {points} points, "
                                     f"{resolution}x{resolution} grid")
-    out = _save(fig, out or f"regions_{run_id}.png", run_id, "regions/compare.png")
+    out = _save(fig, out, run_id, "regions/compare.png")
     table = "step,mean_regions,mean_lc\n" + "".join(f"{s},{g:.6g},{c:.6g}\n" for s, g, c in rows)
     log_run_text(run_id, table + f"# spearman,{rho:.6g}\n", "regions/compare.csv")
     return rows, rho, out

@@ -9,13 +9,17 @@ task            output, labels                   loss (``loss/*``)             a
                 (N,) integer labels              one-hot targets)
 ``binary``      (N,) or (N, 1) one logit;        binary cross-entropy on the   logit > 0 ==
                 (N,) labels 0 / 1 (any dtype)    logit                         (label > 0.5)
+``multilabel``  (N, k) logits, k >= 2; (N, k)     binary cross-entropy         exact match (every
+                labels 0 / 1 (any dtype)         (``BCEWithLogitsLoss``)      label right);
+                                                                              per label too
 ``regression``  any shape; float targets of      mean squared error            none
                 the output's size per sample
 ==============  ===============================  ============================  =================
 
 ``infer_task`` picks one from a batch of outputs and labels (integer labels and >= 2 outputs:
-multiclass; one output and labels all 0 or 1: binary; else float labels: regression); a
-``task=`` given to the tracker overrides it. A user's own ``loss_fn(output, labels)`` replaces
+multiclass; one output and labels all 0 or 1: binary; (N, k) labels all 0 or 1 beside (N, k)
+outputs: multilabel; else float labels: regression; multi-output regression with 0/1 targets
+needs ``task="regression"``); a ``task=`` given to the tracker overrides it. A user's own ``loss_fn(output, labels)`` replaces
 the loss of any task. A binary model is measured as ``TwoLogits`` (logits [0, z]) with labels
 0 / 1 as integers: its cross-entropy is exactly the binary cross-entropy on z and its argmax
 is z > 0, so accuracy, PGD and the partition's boundary read it as a 2-class model.
@@ -43,7 +47,7 @@ from torch import Tensor, nn
 __all__ = ["TASKS", "MeasuredModel", "OutputSpec", "TensorOutput", "TwoLogits",
            "describe_output", "infer_task", "measured_model", "select_output"]
 
-TASKS = ("multiclass", "binary", "regression")
+TASKS = ("multiclass", "binary", "multilabel", "regression")
 OutputSpec = Union[str, int, Callable[[Any], Tensor], None]
 
 
@@ -102,7 +106,8 @@ def describe_output(out: Any, output: OutputSpec = None) -> str:
         return f"output {output!r}"
     keys = [k for k, v in _items(out) if isinstance(v, Tensor)]
     which = "logits" if "logits" in keys else keys[0] if keys else "?"
-    return (f"the model returns a {type(out).__name__}; measuring its {which!r} "
+    part = f"element {which}" if isinstance(which, int) else repr(which)
+    return (f"the model returns a {type(out).__name__}; measuring its {part} "
             f"(pass output= to choose another of {', '.join(map(repr, keys))})")
 
 
@@ -161,6 +166,9 @@ def infer_task(out: Tensor, labels: Tensor) -> str:
         return "binary"
     if integer and labels.dim() == 1 and per_sample >= 2 and out.dim() == 2:
         return "multiclass"
+    if (binary_labels and labels.dim() == 2 and out.dim() == 2 and labels.shape == out.shape
+            and labels.shape[1] >= 2):
+        return "multilabel"
     if not integer:
         return "regression"
     raise ValueError(f"task: cannot tell the task from outputs of shape {tuple(out.shape)} and "
@@ -207,6 +215,10 @@ def measured_model(model: nn.Module, x: Tensor, y: Tensor, task: str | None = No
                                  or y.is_floating_point()):
         raise ValueError(f"task: multiclass needs (N, classes >= 2) logits and integer labels; "
                          f"got outputs {tuple(tensor.shape)} and {y.dtype} labels")
+    if task == "multilabel" and (tensor.dim() != 2 or y.dim() != 2
+                                 or tensor.shape[1] != y.shape[1]):
+        raise ValueError(f"task: multilabel needs (N, k) logits and (N, k) 0/1 labels; got "
+                         f"outputs {tuple(tensor.shape)} and labels {tuple(y.shape)}")
     if task == "binary":
         if tensor[0].numel() != 1:
             raise ValueError(f"task: binary needs one logit per sample; the output is "

@@ -256,10 +256,13 @@ class GrokTracker:
                 classes = chosen.net(x[:1]).shape[-1]
             self.probes.check_labels(classes)
         self.net, self.task, self.measured_task = chosen.net, chosen.task, chosen.measure_task
-        if self._own_params and (self.loss_fn is not None or self.task == "regression"):
-            # the loss loss/* really is: the user's, or a regression's mean squared error
+        if self._own_params and (self.loss_fn is not None
+                                 or self.task in ("regression", "multilabel")):
+            # the loss loss/* really is: the user's, a regression's mean squared error, or a
+            # multi-label task's binary cross-entropy
             self.params["loss"] = ("loss_fn: " + getattr(self.loss_fn, "__name__", "custom")
-                                   if self.loss_fn is not None else "mse")
+                                   if self.loss_fn is not None else
+                                   "mse" if self.task == "regression" else "bce")
         self.output_note = chosen.note
         if chosen.relabel is not None:
             self.probes = self.probes.with_labels(chosen.relabel)

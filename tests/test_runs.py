@@ -6,7 +6,8 @@ from __future__ import annotations
 from conftest import REPO
 
 
-def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, capsys):
+def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, capsys,
+                                                     monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from grok_mlflow.cli import main
@@ -22,6 +23,14 @@ def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, cap
     assert "Recommended lc_radius: " in printed and out.stat().st_size > 10_000
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "radius")}
     assert artifacts == {"radius/radius.png", "radius/radius.md"}
+    # without --out a run's figure goes into the run, never into the current directory
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert main(["radius", result.run_id, "--points", "10", "--radii", "0.01,0.1",
+                 "--directions", "2"]) == 0
+    assert f"(figure: runs:/{result.run_id}/radius/radius.png)" in capsys.readouterr().out
+    assert list(empty.iterdir()) == []
     assert main(["radius", "--preset", str(REPO / "projects" / "digits_gelu.yaml"),
                  "--points", "10",
                  "--radii", "0.01,0.1", "--directions", "2", "--out", str(out)]) == 0

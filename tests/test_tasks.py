@@ -206,3 +206,12 @@ def test_output_selection_and_task_inference_rules():
     z = net(x).squeeze(1)
     assert torch.allclose(F.cross_entropy(two(x), y),
                           F.binary_cross_entropy_with_logits(z, y.float()))
+
+
+def test_multi_label_outputs_and_labels_are_inferred_as_multilabel():
+    from grok_mlflow.tasks import infer_task
+
+    out = torch.randn(8, 5)
+    assert infer_task(out, (torch.rand(8, 5) > 0.5).float()) == "multilabel"
+    assert infer_task(out, (torch.rand(8, 5) > 0.5).long()) == "multilabel"
+    assert infer_task(out, torch.rand(8, 5)) == "regression"          # not 0/1: regression

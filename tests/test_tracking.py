@@ -280,3 +280,32 @@ def test_multi_output_regression_targets_are_measured_without_classes():
     metrics = only_run().data.metrics
     assert "loss/test" in metrics and "lc/train" in metrics and "acc/test" not in metrics
     assert only_run().data.params["loss"] == "mse"       # not the default cross_entropy
+
+
+def test_a_multi_label_model_is_measured_with_exact_match_and_per_label_accuracy():
+    """Issue 37: 12 inputs, 5 independent logits, BCEWithLogitsLoss, (N, 5) float 0/1 labels
+    (it crashed choosing the partition points). The task is inferred as multilabel: acc/* is
+    exact match, acc_label/* per label, PGD attacks the summed binary cross-entropy."""
+    torch.manual_seed(0)
+    x = torch.rand(200, 12)
+    y = (x[:, :5] > 0.5).float()                                   # label j: feature j > 0.5
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL, progress=False,
+                     log_model=False) as tracker:
+        for step in range(1, SMALL.steps + 1):
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tracker.step(step, loss=loss)
+    assert tracker.task == "multilabel"
+    last = tracker.history[SMALL.steps]
+    exact = float(((model(x) > 0) == (y > 0.5)).all(1).double().mean())
+    per_label = float(((model(x) > 0) == (y > 0.5)).double().mean())
+    assert last["acc/train"] == pytest.approx(exact) and last["acc_label/train"] == \
+        pytest.approx(per_label)
+    assert per_label >= exact and per_label > 0.8
+    assert 0 <= last["adv/acc/eps_0.2"] <= last["acc/test"]
+    run = only_run()
+    assert run.data.params["loss"] == "bce" and "adv/acc/eps_0.05" in run.data.metrics
