@@ -73,7 +73,8 @@ How the verdicts are decided (grok_mlflow.claims):
   sweep does not span.
 - *not resolved*: for a phase step, every swept value's mean bracket (the measured steps around
   each trial's estimate, averaged) overlaps every other's: the differences are below the
-  measurement grid's resolution, which is neither support nor contradiction.
+  measurement grid's resolution, so they cannot contradict the claim; they support it only
+  when the seeds do (the interval and the trend test below).
 - increasing / decreasing (r = rho, sign-flipped for decreasing): supported when r >=
   {RHO_SUPPORT}, the trend test's p < {ALPHA} and the interval's lower end > 0. Contradicted on
   evidence against: r <= -{RHO_SUPPORT} with the opposite trend test's p < {ALPHA} and the
@@ -536,12 +537,13 @@ def _judge(claim: Claim, table: _Table, verdict) -> Verdict:
                   f"{table.brackets_text() if table.bracketed else ''}; {text}")
     monotone = not math.isnan(rho) and abs(rho) >= RHO_SUPPORT and p < ALPHA
     if claim.trend in ("increasing", "decreasing"):
-        if not table.resolved():
-            return verdict(*unresolved, **kw)
         r = 0.0 if math.isnan(rho) else sign * rho
         lo, hi = sorted((sign * ci[0], sign * ci[1])) if ci else (r, r)
-        if r >= RHO_SUPPORT and p < ALPHA and lo > 0:
-            return verdict("supported", text, **kw)
+        if r >= RHO_SUPPORT and p < ALPHA and lo > 0:   # the seeds resolve it, brackets or not
+            return verdict("supported", text + (table.brackets_text() if table.bracketed
+                                                and not table.resolved() else ""), **kw)
+        if not table.resolved():
+            return verdict(*unresolved, **kw)
         against = (r <= -RHO_SUPPORT and _p_trend(table, -sign) < ALPHA and hi < 0) or (
             ci is not None and hi <= RHO_AGAINST)
         return verdict("contradicted" if against else "inconclusive", text, **kw)
@@ -584,10 +586,10 @@ def _rise_then_fall(claim, table: _Table, text, kw, monotone, unresolved, verdic
         ", an inner value" if 0 < top < len(ys) - 1 else "")
     text = f"{where}; {text}" + (f"; the shape in {share:.0%} of resamples"
                                  if share is not None else "")
-    if not table.resolved():
-        return verdict(*unresolved, **kw)
     if shaped(np.array(ys))[0] and (share is None or share >= 1 - ALPHA) and np.ptp(ys) > 0:
         return verdict("supported", text, **kw)
+    if not table.resolved():
+        return verdict(*unresolved, **kw)
     return verdict("contradicted" if monotone else "inconclusive", text, **kw)
 
 

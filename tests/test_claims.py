@@ -174,13 +174,17 @@ def test_verdicts_over_seeds_carry_an_interval_and_need_it_on_their_side():
 def test_phase_steps_within_their_brackets_are_not_resolved_not_contradicted():
     """Issue 36's random-labels sweep: every count's peak at the same measured step. With
     brackets of +-25% and means 5% apart, no value's bracket leaves the others'."""
-    flat = judged(seeded([8000, 8100, 8200, 8300, 8400], spread=0, brackets=0.25),
-                  trend="increasing")
+    flat = judged(seeded([8000, 8100, 8200, 8300, 8400], spread=300, brackets=0.25),
+                  trend="increasing")                   # seeds scatter more than the trend
     assert flat.status == "not resolved"
     assert "differ by less than their phase steps' brackets" in flat.reason
     wrong_way = judged(seeded([8400, 8300, 8200, 8100, 8000], spread=0, brackets=0.25),
                        trend="increasing")
     assert wrong_way.status == "not resolved"           # not "contradicted" within brackets
+    # four seeds that agree resolve a trend the grid cannot: supported, brackets named
+    seeds = judged(seeded([8000, 8100, 8200, 8300, 8400], spread=0, brackets=0.25),
+                   trend="increasing")
+    assert seeds.status == "supported" and "; brackets 16: " in seeds.reason
     wide = judged(seeded([8000, 9000, 10000, 11000, 12000], spread=0, brackets=0.1),
                   trend="increasing")
     assert wide.status == "supported"                   # 8,000 +- 10% and 12,000 +- 10% apart
