@@ -113,13 +113,15 @@ class StackedTracker:
         self.flush_every_s = min(s.checkpoint_every_s for s in self.settings)
         self.trackers: list[GrokTracker] = []
         self.failed: dict[int, BaseException] = {}
+        self.settled: dict[int, int] = {}        # member -> the step its run ended, settled
         self._last_flush = time.monotonic()
         self._bar = None
 
     @property
     def alive(self) -> list[int]:
-        """Members still training (not FAILED)."""
-        return [k for k in range(len(self.trackers)) if k not in self.failed]
+        """Members still training (not FAILED, not ended settled)."""
+        return [k for k in range(len(self.trackers))
+                if k not in self.failed and k not in self.settled]
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "StackedTracker":
@@ -178,6 +180,9 @@ class StackedTracker:
                 continue
             if values is not None:
                 measured[k] = values
+            if self.trackers[k].settled:           # until: settled: this member is done
+                self.settled[k] = step
+                self.trackers[k].finish()           # FINISHED at its own step, checkpointed
         if measured and time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush(step)
         return measured

@@ -156,9 +156,16 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
     """
     from .evaluation import regression_loss
 
+    fn = loss_fn or regression_loss
+    return _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, fn,
+                           lambda out, labels: torch.as_tensor(fn(out, labels)).double())
+
+
+def _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, fn, score) -> dict:
+    """{eps: ``score(model(adv), y)``} for ``_pgd_on_loss``'s adversarial inputs: the checks
+    (budgets, x in ``domain``), eval mode and a forked, seeded RNG (as ``robust_accuracy``)."""
     from .probes import check_box
 
-    fn = loss_fn or regression_loss
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
     _check(budgets, steps, len(x), domain)
     check_box(domain, "x", x)
@@ -172,7 +179,7 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
         for e in budgets:
             adv = _pgd_on_loss(model, x, y, e, steps, alpha, fn, low, high)
             with torch.no_grad():
-                result[e] = torch.as_tensor(fn(model(adv), y)).double()
+                result[e] = score(model(adv), y)
     return result
 
 
@@ -203,26 +210,12 @@ def robust_multilabel_accuracy(model: nn.Module, x: Tensor, y: Tensor, *,
     Returns:
         {eps: exact-match accuracy} as float64 0-dim tensors in [0, 1].
     """
-    from .probes import check_box
-
-    budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
-    _check(budgets, steps, len(x), domain)
-    check_box(domain, "x", x)
-    low, high = float(domain[0]), float(domain[1])
-    device = next(model.parameters()).device
-    x, y = x.to(device), y.to(device)
-
     def summed_bce(out: Tensor, labels: Tensor) -> Tensor:
         return nn.functional.binary_cross_entropy_with_logits(
             out, labels.reshape(out.shape).to(out.dtype), reduction="sum")
 
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    result: dict[float, Tensor] = {}
-    with evaluating(model), torch.random.fork_rng(devices=rng_devices), torch.enable_grad():
-        torch.manual_seed(seed)
-        for e in budgets:
-            adv = _pgd_on_loss(model, x, y, e, steps, alpha, summed_bce, low, high)
-            with torch.no_grad():
-                right = ((model(adv) > 0) == (y > 0.5)).flatten(1).all(dim=1)
-                result[e] = right.double().mean()
-    return result
+    def exact_match(out: Tensor, labels: Tensor) -> Tensor:
+        return ((out > 0) == (labels > 0.5)).flatten(1).all(dim=1).double().mean()
+
+    return _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, summed_bce,
+                           exact_match)

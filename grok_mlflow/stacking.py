@@ -314,9 +314,6 @@ def check_stackable(members: Sequence[Settings]) -> None:
     if any(stack_key(s) is None for s in members):
         raise SettingsError(f"dataset: {members[0].dataset} is streamed; stacked training needs "
                             "a dataset held as tensors (use ensemble: off)")
-    if any(s.until for s in members):
-        raise SettingsError("until: settled is not supported for stacked runs (a member that "
-                            "settles would keep training in its group); train them alone")
     first = dict(stack_key(members[0]))
     for s in members[1:]:
         for k, v in stack_key(s):

@@ -96,8 +96,8 @@ class SweepSpec:
         from .stacking import stack_key
 
         trials = self.trials()
-        if self.ensemble == "off" or self.base.until:   # a member that settles cannot leave
-            return [[t] for t in trials]                # its group yet: such trials run alone
+        if self.ensemble == "off":
+            return [[t] for t in trials]
         sets: dict[Any, list[int]] = {}
         for i, trial in enumerate(trials):
             key = stack_key(apply_values(self.base, trial))

@@ -174,49 +174,27 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
     device = [check_settings(s) for s in members][0]     # every member checked, up front
     built = [data_and_model(s, device) for s in members]
     data = [d for d, _ in built]
-    stack = StackedModules([m for _, m in built])
-    optimizer = StackedAdamW(stack, lr=[s.lr for s in members],
-                             beta1=[s.adam_beta1 for s in members],
-                             beta2=[s.adam_beta2 for s in members],
-                             weight_decay=[s.weight_decay for s in members],
-                             decoupled=[s.optimizer == "adamw" for s in members])
-    views = [optimizer.member_optimizer(k) for k in range(len(members))]
     states = (align_checkpoints([load_checkpoint(r, device) if r else None for r in resume],
                                 names) if resume else [None] * len(members))
     done = next((int(s["step"]) for s in states if s is not None), 0)
     singles = [TensorBatches(d.x_train, d.y_train, s.batch_size, s.seed, done)
                for d, s in zip(data, members)]
+    group = _Group(members, [m for _, m in built], singles, device)
     for k, state in enumerate(states):
         if state is not None:
-            stack.members[k].load_state_dict(state["model"])     # into the stacked storage
-            optimizer.load_member_state_dict(k, views[k], state["optimizer"])
+            group.stack.members[k].load_state_dict(state["model"])   # into the stacked storage
+            group.optimizer.load_member_state_dict(k, group.views[k], state["optimizer"])
             singles[k].load_state_dict(state)
     if any(s is not None for s in states):
         _restore_rng(next(s for s in states if s is not None), device)
-    batches = StackedBatches(singles)                            # (K, B, ...) per step
-
-    def checkpoint(k: int) -> dict:
-        """Member k's state as its own single run saves it (its slice only, copied)."""
-        return _checkpoint({n: t.clone() for n, t in stack.members[k].state_dict().items()},
-                           optimizer.member_state_dict(k, views[k]),
-                           batches.member_state_dict(k), device)
-
-    losses_of = [s.loss for s in members]
-
-    def one_step(step: int) -> Tensor:
-        x, y = next(batches)                                     # (K, B, ...), (K, B)
-        losses = stack.losses(x, y, losses_of, members[0].loss_float64)   # (K,)
-        optimizer.zero_grad()
-        losses.sum().backward()                                  # members are independent
-        optimizer.step(warmup_factor(members[0], step))          # warm-up: equal in a group
-        return losses.detach()
+    models = list(group.stack.members)          # the K modules the trackers measure, for good
 
     def latest(latest: dict, measured: Mapping[int, Mapping[str, float]]) -> dict:
         return {**latest, **{names[k]: v for k, v in measured.items()}}
 
     spec = [dataset_spec(s.dataset) for s in members]
     tracker = StackedTracker(
-        stack.members, train=[(d.x_train, d.y_train) for d in data],
+        models, train=[(d.x_train, d.y_train) for d in data],
         test=[(d.x_test, d.y_test) for d in data],
         settings=[s.tracker_settings(sp.default_adv_eps) for s, sp in zip(members, spec)],
         run_names=names, experiment=experiment, experiment_id=experiment_id,
@@ -225,20 +203,86 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
         extra_config=[{"settings": dataclasses.asdict(s), "n_train": d.n_train,
                        "stacked": {"members": names, "index": k}}
                       for k, (s, d) in enumerate(zip(members, data))],
-        checkpoint=checkpoint, resume=states,
+        checkpoint=group.checkpoint, resume=states,
         run_ids=list(resume) if resume else None, progress=progress,
         log_model=members[0].log_model,        # equal within a group (not in STACKABLE)
     ) if track else _Untracked(len(members))
+    def one_step(step: int) -> Tensor:
+        group.leave([k for k in group.keep if k not in tracker.alive])   # settled or failed
+        return group.step(step)
+
     with tracker:
-        stack.train()
-        for model in stack.members:
+        group.stack.train()
+        for model in models:
             model.train()
         _loop(range(done + 1, members[0].steps + 1), one_step, tracker, on_progress,
               progress_every_s, latest=latest)
-    return [TrainResult(model=stack.members[k], run_id=tracker.run_ids[k],
-                        metrics=tracker.history[k].get(members[k].steps, {}),
+    return [TrainResult(model=models[k], run_id=tracker.run_ids[k],
+                        metrics=tracker.history[k].get(max(tracker.history[k], default=0), {}),
                         error=str(tracker.failed.get(k, "")))
             for k in range(len(members))]
+
+
+class _Group:
+    """The members of a stacked group that still train: one ``StackedModules``, its
+    ``StackedAdamW`` and ``StackedBatches``. A member that settles (``until: settled``) or
+    fails leaves (``leave``): the others are stacked again with their parameters, optimizer
+    state and batch order, so the group's step costs what its members still need. Member k
+    keeps its index k (the trackers', the runs'); ``keep`` lists those still in."""
+
+    def __init__(self, members: Sequence[Settings], models: Sequence[nn.Module],
+                 singles: Sequence[TensorBatches], device: torch.device) -> None:
+        self.members, self.singles, self.device = list(members), list(singles), device
+        self.keep = list(range(len(members)))
+        self._build(list(models), None)
+
+    def _build(self, models: list[nn.Module], optimizer_states: list | None) -> None:
+        kept = [self.members[k] for k in self.keep]
+        self.stack = StackedModules(models)           # rebinds the modules to new storage
+        self.optimizer = StackedAdamW(self.stack, lr=[s.lr for s in kept],
+                                      beta1=[s.adam_beta1 for s in kept],
+                                      beta2=[s.adam_beta2 for s in kept],
+                                      weight_decay=[s.weight_decay for s in kept],
+                                      decoupled=[s.optimizer == "adamw" for s in kept])
+        self.views = [self.optimizer.member_optimizer(i) for i in range(len(kept))]
+        for i, state in enumerate(optimizer_states or []):
+            self.optimizer.load_member_state_dict(i, self.views[i], state)
+        self.batches = StackedBatches([self.singles[k] for k in self.keep])
+
+    def checkpoint(self, k: int) -> dict:
+        """Member k's state as its own single run saves it (its slice only, copied)."""
+        i = self.keep.index(k)
+        return _checkpoint({n: t.clone() for n, t in self.stack.members[i].state_dict().items()},
+                           self.optimizer.member_state_dict(i, self.views[i]),
+                           self.batches.member_state_dict(i), self.device)
+
+    def step(self, step: int) -> Tensor:
+        """One optimisation step of every member still in; (K,) losses, NaN for those out."""
+        x, y = next(self.batches)                                # (K', B, ...), (K', B)
+        first = self.members[self.keep[0]]
+        losses = self.stack.losses(x, y, [self.members[k].loss for k in self.keep],
+                                   first.loss_float64)          # (K',)
+        self.optimizer.zero_grad()
+        losses.sum().backward()                                  # members are independent
+        self.optimizer.step(warmup_factor(first, step))         # warm-up: equal in a group
+        full = torch.full((len(self.members),), float("nan"), dtype=losses.dtype,
+                          device=losses.device)
+        full[self.keep] = losses.detach()
+        return full
+
+    def leave(self, gone: Sequence[int]) -> None:
+        """Members ``gone`` stop training; the rest are stacked again (nothing if none left)."""
+        keep = [k for k in self.keep if k not in set(gone)]
+        if len(keep) == len(self.keep) or not keep:
+            return
+        position = {k: i for i, k in enumerate(self.keep)}
+        states = [self.optimizer.member_state_dict(position[k], self.views[position[k]])
+                  for k in keep]
+        models = [self.stack.members[position[k]] for k in keep]
+        for k in keep:                                # batches drawn so far, for each member
+            self.singles[k].done = self.batches.done
+        self.keep = keep
+        self._build(models, states)
 
 
 def _loop(steps: range, one_step: Callable[[int], Tensor], tracker: Any,

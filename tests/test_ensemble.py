@@ -7,6 +7,7 @@ import dataclasses
 
 import mlflow
 import mlflow.pytorch
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -219,3 +220,47 @@ def test_a_group_stopped_between_two_members_checkpoints_resumes_at_one_step(tmp
             assert [m.step for m in got] == log_schedule(120, 30), key    # none twice
             assert [m.value for m in got] == [
                 m.value for m in client.get_metric_history(theirs.run_id, key)], key
+
+
+def test_members_that_settle_end_at_their_own_step_and_the_rest_go_on(tracking_uri):
+    """``until: settled`` in a stacked group: member 0's LC double-descends by construction
+    (its hyperplanes moved by hand, as in test_stopper) and settles; member 1's keeps rising.
+    Member 0's run ends FINISHED at its stop step with the reason; member 1 trains to the cap;
+    neither history has a step twice or a step after its end."""
+    import math
+
+    def near(step, settles):
+        x = math.log10(max(step, 1))
+        knots = ([0, 1, 2, 2.6, 4], [8, 2, 10, 2, 2]) if settles else ([0, 1, 4], [8, 2, 16])
+        return round(float(np.interp(x, *knots)))
+
+    torch.manual_seed(0)
+    x = 0.5 + 0.01 * (2 * torch.rand(200, 2) - 1)
+    y = torch.zeros(200, dtype=torch.long)
+    models = []
+    for _ in range(2):
+        m = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        with torch.no_grad():
+            m[0].weight.copy_(torch.tensor([[1.0, 0.0]]).repeat(16, 1))
+            m[2].weight.zero_()
+            m[2].bias.copy_(torch.tensor([1.0, 0.0]))
+        models.append(m)
+    settings = TrackerSettings(steps=2_000, eval_points=40, lc_samples=50, adv_points=6,
+                               adv_samples=50, partition_every=0, until="settled")
+    with StackedTracker(models, (x, y), (x, y), settings, run_names=["settles", "rises"],
+                        log_model=False, progress=False) as stacked:
+        for step in range(1, 2_001):
+            for k, m in enumerate(models):
+                n = near(step, k == 0)
+                with torch.no_grad():
+                    m[0].bias.copy_(torch.tensor([-0.5] * n + [-5.0] * (16 - n)))
+            stacked.step(step)
+    (stop,) = stacked.settled.values()
+    assert list(stacked.settled) == [0] and 400 < stop < 2_000 and stacked.alive == [1]
+    client = MlflowClient()
+    done, capped = (client.get_run(r) for r in stacked.run_ids)
+    assert done.info.status == capped.info.status == "FINISHED"
+    assert done.data.tags["grok_mlflow.stop_step"] == str(stop)
+    lc = [m.step for m in client.get_metric_history(done.info.run_id, "lc/train")]
+    assert lc == sorted(set(lc)) and lc[-1] == stop
+    assert client.get_metric_history(capped.info.run_id, "lc/train")[-1].step == 2_000

@@ -97,9 +97,3 @@ def test_check_stackable_names_the_setting_that_changes_a_shape():
         check_stackable([Settings(batch_size=0), Settings(batch_size=0, train_size=500)])
     with pytest.raises(SettingsError, match="imagenette is streamed"):
         check_stackable([Settings(dataset="imagenette", batch_size=64)] * 2)
-
-
-def test_until_settled_is_refused_for_a_stacked_group_in_one_line():
-    with pytest.raises(SettingsError) as info:
-        check_stackable([Settings(until="settled"), Settings(until="settled", seed=1)])
-    assert str(info.value).startswith("until: settled is not supported for stacked runs")

@@ -373,12 +373,11 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def test_stop_settled_trains_every_trial_until_settled_alone_and_bad_stops_are_one_line(
-        tmp_path):
+def test_stop_settled_trains_every_trial_until_settled_and_bad_stops_are_one_line(tmp_path):
     spec = load_spec(write(tmp_path, "base: {steps: 1000}\ngrid: {seed: [0, 1]}\n"
                                      "stop: {rule: settled, min_steps: 500}\n"))
     assert (spec.base.until, spec.base.min_steps) == ("settled", 500)
-    assert spec.stack_groups() == [[{"seed": 0}], [{"seed": 1}]]     # alone, not stacked
+    assert spec.stack_groups() == [[{"seed": 0}, {"seed": 1}]]   # stacked: members leave
     for stop, message in (("asha", "stop must be settled or {rule: settled, min_steps: N}; "
                                    "got 'asha'"),
                           ("{rule: settled, min_steps: 5000}",

@@ -300,3 +300,32 @@ def test_bad_until_is_refused_in_one_line(values, message):
     with pytest.raises(SettingsError) as info:
         Settings.from_strings(values)
     assert str(info.value) == message
+
+
+def test_a_member_that_leaves_its_group_stops_and_the_others_train_exactly_as_alone():
+    """``_Group.leave``: three float64 members train 6 steps together, member 1 leaves, the
+    other two train 6 more in a group of two. Members 0 and 2 end equal to their runs trained
+    alone for 12 steps, member 1 to its run of 6 steps (to rounding)."""
+    from grok_mlflow.batches import TensorBatches
+    from grok_mlflow.run_parts import data_and_model
+    from grok_mlflow.training import _Group
+
+    members = [dataclasses.replace(TINY, seed=k) for k in range(3)]
+    device = torch.device("cpu")
+    built = [data_and_model(s, device) for s in members]
+    singles = [TensorBatches(d.x_train, d.y_train, s.batch_size, s.seed, 0)
+               for (d, _), s in zip(built, members)]
+    group = _Group(members, [m for _, m in built], singles, device)
+    models = list(group.stack.members)
+    for step in range(1, 7):
+        assert torch.isfinite(group.step(step)).all()
+    group.leave([1])
+    assert group.keep == [0, 2] and len(group.stack.members) == 2
+    for step in range(7, 13):
+        losses = group.step(step)
+        assert torch.isnan(losses[1]) and torch.isfinite(losses[[0, 2]]).all()
+    for k, steps in ((0, 12), (1, 6), (2, 12)):
+        alone = train(dataclasses.replace(members[k], steps=steps), progress=False,
+                      track=False).model
+        for (name, a), b in zip(alone.state_dict().items(), models[k].state_dict().values()):
+            assert torch.allclose(a, b, rtol=0, atol=1e-12), (k, name)
