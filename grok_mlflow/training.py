@@ -187,6 +187,7 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
             singles[k].load_state_dict(state)
     if any(s is not None for s in states):
         _restore_rng(next(s for s in states if s is not None), device)
+    group.start()
     models = list(group.stack.members)          # the K modules the trackers measure, for good
 
     def latest(latest: dict, measured: Mapping[int, Mapping[str, float]]) -> dict:
@@ -247,6 +248,12 @@ class _Group:
         self.views = [self.optimizer.member_optimizer(i) for i in range(len(kept))]
         for i, state in enumerate(optimizer_states or []):
             self.optimizer.load_member_state_dict(i, self.views[i], state)
+        if optimizer_states is not None:            # re-stacked: the batches go on too
+            self.start()
+
+    def start(self) -> None:
+        """The stacked batches, from the members' own (restored) batch states: call once the
+        members' checkpoints are loaded (``StackedBatches`` copies their orders)."""
         self.batches = StackedBatches([self.singles[k] for k in self.keep])
 
     def checkpoint(self, k: int) -> dict:

@@ -316,6 +316,7 @@ def test_a_member_that_leaves_its_group_stops_and_the_others_train_exactly_as_al
     singles = [TensorBatches(d.x_train, d.y_train, s.batch_size, s.seed, 0)
                for (d, _), s in zip(built, members)]
     group = _Group(members, [m for _, m in built], singles, device)
+    group.start()
     models = list(group.stack.members)
     for step in range(1, 7):
         assert torch.isfinite(group.step(step)).all()
