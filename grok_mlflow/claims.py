@@ -233,13 +233,14 @@ def parse_claims(data: Any, grid: Mapping[str, Sequence[Any]]) -> list[Claim]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (``scipy.stats.spearmanr``, average ranks for ties); nan when
+    """Spearman's rank correlation (``scipy.stats.spearmanr``, average ranks for ties), rounded
+    to 12 digits (so that 4 values one swap apart give 0.8, not 0.7999999999999998); nan when
     either side is constant."""
     from scipy.stats import spearmanr
 
     if len(set(x)) < 2 or len(set(y)) < 2:
         return math.nan
-    return float(spearmanr(x, y).statistic)
+    return round(float(spearmanr(x, y).statistic), 12)
 
 
 def censored_step(metrics: Mapping[str, float], key: str) -> int | None:

@@ -270,3 +270,7 @@ def test_absent_where_a_setting_holds_needs_the_others_to_have_it():
     assert v.status == "inconclusive"
     assert "absent in the 2 other trials too: no contrast to attribute to batchnorm=True" in \
         v.reason
+
+
+def test_a_rho_of_exactly_0_8_counts_as_one():
+    assert spearman([0, 1, 2, 3], [9052, 10160, 9962, 10320]) == 0.8       # one swap in four
