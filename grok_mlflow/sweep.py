@@ -493,8 +493,7 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
                 f"seen, `no` where it was not; each trial's own description says why.\n\n{table}")
         log_run_text(parent_id, text, "report.md")
         # the verdicts first: what a reader opening the parent run looks for
-        tag_run(parent_id, {"mlflow.note.content": (claims_text + "\n" if claims_text else "")
-                            + text})
+        tag_run(parent_id, {"mlflow.note.content": _parent_note(claims_text, text)})
         for path, fig in sweep_figures(histories, list(spec.grid)).items():
             log_run_figure(parent_id, fig, path)
     elif claims_text:
@@ -502,6 +501,20 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     return [f"{r.data.tags.get('grok_mlflow.trial', r.info.run_id)}: "
             f"{r.data.tags.get('grok_mlflow.failure', 'FAILED')}"
             for r in runs if r.info.status == "FAILED"]
+
+
+NOTE_LIMIT = 7_500      # MLflow cuts a tag at 8,000 characters; the link goes in front
+
+
+def _parent_note(claims_text: str, report: str) -> str:
+    """The parent's description: the verdicts, then what each trial showed; when that is
+    longer than MLflow keeps, the verdicts whole and where the rest is."""
+    note = (claims_text + "\n" if claims_text else "") + report
+    if len(note) <= NOTE_LIMIT:
+        return note
+    verdicts = claims_text.split("\nHow the verdicts")[0].rstrip() if claims_text else ""
+    return (verdicts + "\n\nThe verdicts' rules are in `claims.md` and what each trial showed in "
+            "`report.md` (too long for this description).\n")[:NOTE_LIMIT]
 
 
 def judge_claims(spec: SweepSpec, runs: list) -> list:

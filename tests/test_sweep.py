@@ -386,3 +386,15 @@ def test_stop_settled_trains_every_trial_until_settled_and_bad_stops_are_one_lin
             load_spec(write(tmp_path, f"base: {{steps: 1000}}\ngrid: {{seed: [0]}}\n"
                                       f"stop: {stop}\n", "bad.yaml"))
         assert str(info.value) == f"spec {tmp_path / 'bad.yaml'}: {message}"
+
+
+def test_a_parent_note_too_long_for_mlflow_keeps_the_verdicts_whole():
+    from grok_mlflow.sweep import NOTE_LIMIT, _parent_note
+
+    claims = "### Sweep s: the paper's claims\n\n- **SUPPORTED**: x.\n\nHow the verdicts " + \
+        "r" * 3000
+    short = _parent_note(claims, "### each trial\n")
+    assert short == claims + "\n### each trial\n"
+    long = _parent_note(claims, "| row |\n" * 2000)
+    assert len(long) <= NOTE_LIMIT and long.startswith("### Sweep s: the paper's claims\n\n"
+                                                       "- **SUPPORTED**: x.\n\nThe verdicts'")
