@@ -353,6 +353,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             raise SettingsError(
                 f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
                 "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
+        _check_fits(spec, nodes)
         resources = ray.cluster_resources()
         cpus, slots = float(resources.get("CPU", 1.0)), _slots(spec, resources)
         groups = spec.stack_groups(slots)
@@ -405,6 +406,21 @@ def _slots(spec: SweepSpec, cluster: dict[str, float]) -> int:
     cpu = spec.resources["cpu"]
     fit = int(cluster.get("CPU", 1.0) / cpu + 1e-9) if cpu else len(spec.trials())
     return max(1, min(fit, spec.max_concurrent or fit))
+
+
+def _check_fits(spec: SweepSpec, nodes: list[dict]) -> None:
+    """``SettingsError`` before any run when no Ray node can ever host one trial (a spec copied
+    from a bigger machine): Ray would leave every trial PENDING for ever."""
+    want = {"CPU": spec.resources["cpu"], "GPU": spec.resources["gpu"]}
+    have = [n.get("Resources", {}) for n in nodes]
+    if any(all(r.get(k, 0.0) >= v for k, v in want.items() if v) for r in have):
+        return
+    best = max(have, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)), default={})
+    raise SettingsError(
+        f"resources: a trial asks for {want['CPU']:g} CPU(s) and {want['GPU']:g} GPU(s), but "
+        f"the largest Ray node has {best.get('CPU', 0.0):g} CPU(s) and {best.get('GPU', 0.0):g} "
+        f"GPU(s) ({len(nodes)} node(s)); lower resources: or join a bigger cluster "
+        "(--ray-address)")
 
 
 def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float, slots: int = 1):

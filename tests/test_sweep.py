@@ -398,3 +398,23 @@ def test_a_parent_note_too_long_for_mlflow_keeps_the_verdicts_whole():
     long = _parent_note(claims, "| row |\n" * 2000)
     assert len(long) <= NOTE_LIMIT and long.startswith("### Sweep s: the paper's claims\n\n"
                                                        "- **SUPPORTED**: x.\n\nThe verdicts'")
+
+
+@pytest.mark.parametrize("resources, asked", [("{cpu: 64}", "64 CPU(s) and 0 GPU(s)"),
+                                              ("{cpu: 1, gpu: 1}", "1 CPU(s) and 1 GPU(s)")])
+def test_resources_no_node_can_give_are_refused_before_any_run(tmp_path, capsys, resources,
+                                                               asked):
+    """Issue 43: a spec copied from a bigger machine left every trial PENDING for ever."""
+    from grok_mlflow.cli import main
+
+    if resources.endswith("gpu: 1}") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    spec = write(tmp_path, f"base: {{steps: 20}}\ngrid: {{width: [8, 16]}}\n"
+                           f"resources: {resources}\n")
+    assert main(["sweep", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"grok-mlflow: error: resources: a trial asks for {asked}, but "
+                              "the largest Ray node has ")
+    client = MlflowClient()
+    assert not [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id])]
