@@ -249,6 +249,14 @@ class Recorder:
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
+    def log_tensors(self, tensors: Mapping[str, Any], path: str) -> None:
+        """``torch.save`` of a mapping of CPU tensors as the artifact ``path`` (e.g.
+        ``analysis/points.pt``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            file = os.path.join(tmp, os.path.basename(path))
+            torch.save(dict(tensors), file)
+            self.client.log_artifact(self.run_id, file, os.path.dirname(path) or None)
+
     def log_figure(self, fig, path: str) -> None:
         """Log a matplotlib figure, then close it."""
         log_run_figure(self.run_id, fig, path, self.client)
@@ -353,10 +361,11 @@ class Recorder:
 
     def log_model(self, model: nn.Module, example: Tensor, tensor_output: bool = True) -> None:
         """The trained model with ``mlflow.pytorch``, as a CPU copy (it loads on machines
-        without the training GPU). pt2 (MLflow 3's default format) traces the model on the
-        example input; an explicit requirement skips MLflow's inference of them (~4 s). A model
-        whose output is not one tensor (a dict, a ``ModelOutput``: ``tensor_output`` False) is
-        pickled instead (pt2 takes only tensor signatures).
+        without the training GPU), pickled so that ``mlflow.pytorch.load_model`` gives the
+        module back (``grok-mlflow partition/radius/compare-regions`` rebuild runs from it); an
+        explicit requirement skips MLflow's inference of them (~4 s). A model whose output is
+        not one tensor (a dict, a ``ModelOutput``: ``tensor_output`` False) gets no input
+        example (MLflow cannot infer its signature).
         ``mlflow.pytorch`` logs into the active run: an attached run is made active (nested) for
         the call."""
         active = mlflow.active_run()
@@ -377,11 +386,13 @@ class Recorder:
         if tensor_output:
             extra = {"input_example": example.detach().cpu().numpy()}
         else:     # MLflow cannot infer a signature of a tuple or dict: say so once, not warn
-            extra = {"serialization_format": "pickle"}
-            print("grok-mlflow: the model returns several outputs: logged pickled, without a "
-                  "signature or input example (mlflow.pytorch.load_model loads it)",
-                  file=sys.stderr)
-        mlflow.pytorch.log_model(model, name="model",
+            extra = {}
+            print("grok-mlflow: the model returns several outputs: logged without a signature "
+                  "or input example (mlflow.pytorch.load_model loads it)", file=sys.stderr)
+        # pickled (cloudpickle; a class defined in your script travels by value): the module
+        # itself comes back, which the analysis commands need (LC hooks its nonlinearity
+        # modules and loads snapshot weights; a pt2 export has neither)
+        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                                  **extra)
 

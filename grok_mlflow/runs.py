@@ -28,12 +28,23 @@ from .history import read_history_csv
 from .recorder import log_run_figure, log_run_text, tracking_uri
 from .report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model
-from .settings import Settings, SettingsError, load_preset
+from .settings import Settings, SettingsError, TrackerSettings, load_preset
 from .stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
 __all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
            "run_report"]
+
+
+class RecordedPoints:
+    """The points a tracked run recorded (``tracking.analysis_points``), where a ``train`` run
+    has its rebuilt ``DataSplits``: ``x_train``, ``partition_x``, ``partition_labels``,
+    ``tokens``."""
+
+    def __init__(self, points: Mapping[str, Tensor], x: Tensor) -> None:
+        self.x_train, self.partition_x = x, points["partition_x"]
+        self.partition_labels = points["partition_labels"].tolist()
+        self.tokens = not x.is_floating_point()
 
 
 def _config_settings(config: Mapping[str, Any]) -> Settings:
@@ -59,20 +70,58 @@ class RecordedRun:
     run_id: str | None
     command: str
     config: dict
-    settings: Settings
-    data: DataSplits
+    settings: Settings | TrackerSettings
+    data: DataSplits | "RecordedPoints"
     model: nn.Module
+    base: nn.Module | None = None       # the module the stored weights load into (else model)
 
     @classmethod
     def load(cls, run_id: str, command: str, device: str = "cpu") -> "RecordedRun":
-        """Rebuild ``run_id``; ``SettingsError`` for an unknown run or one that grok_mlflow's
-        ``train`` did not record (its model cannot be rebuilt here)."""
+        """Rebuild ``run_id``: a ``train`` run from its settings (data and model exactly as
+        training built them); any other tracked run (your own loop, Lightning, the Hugging Face
+        Trainer, DDP, a stacked member) from its logged model and the points it recorded
+        (``analysis/points.pt``). ``SettingsError`` in one line for an unknown run, or for what
+        cannot be had (no logged model, a model class this process cannot import, no points)."""
         config = run_config(run_id, command)
         if "settings" not in config:
-            raise SettingsError(f"{command}: run {run_id} was not trained by grok_mlflow's "
-                                "train (its model cannot be rebuilt here)")
+            return cls._from_tracker(run_id, command, config, device)
         return cls._build(run_id, command, config,
                           dataclasses.replace(_config_settings(config), device=device))
+
+    @classmethod
+    def _from_tracker(cls, run_id: str, command: str, config: dict,
+                      device: str) -> "RecordedRun":
+        import mlflow
+
+        from .stored import quiet_downloads
+        from .tasks import measured_model
+
+        where = f"{command}: run {run_id}"
+        try:
+            with quiet_downloads():
+                points = torch.load(mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path="analysis/points.pt"), weights_only=True)
+        except Exception:  # noqa: BLE001 - a run recorded before the points were
+            raise SettingsError(f"{where} has no recorded points (analysis/points.pt: runs "
+                                "tracked by grok_mlflow 0.1 after issue 42 record them); use "
+                                "radius_study(model, x) / local_region_count(model, x, "
+                                "radius=...) with your model and data") from None
+        try:
+            import mlflow.pytorch
+
+            with quiet_downloads():
+                base = mlflow.pytorch.load_model(f"runs:/{run_id}/model",
+                                                 map_location=torch.device(device))
+        except Exception as err:  # noqa: BLE001 - no model logged, or its class not importable
+            raise SettingsError(f"{where}: its model cannot be loaded here ({type(err).__name__}:"
+                                f" {str(err).splitlines()[0][:120]}); it needs log_model=True "
+                                "and the model's class importable in this process") from None
+        settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                      for k, v in config["tracker_settings"].items()})
+        x, y = points["train_x"].to(device), points["train_y"].to(device)
+        output = config.get("analysis", {}).get("output")
+        net = measured_model(base, x[:8], y[:8], config.get("task"), output).net
+        return cls(run_id, command, config, settings, RecordedPoints(points, x), net, base)
 
     @classmethod
     def from_preset(cls, preset: str, command: str, device: str = "cpu") -> "RecordedRun":
@@ -104,9 +153,11 @@ class RecordedRun:
         ``step``."""
         if checkpoint and step is None:
             state = load_checkpoint(self.run_id, self.device)
-            if state is not None:
+            if state is not None and self.base is None:
                 self.model.load_state_dict(state["model"])
                 return int(state["step"])
+            if self.base is not None:       # a tracker run: its logged model is the last state
+                return int(self.config.get("schedule", {}).get("eval_steps", [0])[-1])
         steps = self.snapshot_steps()
         if step is None and not steps:
             raise SettingsError(f"{self.command}: run {self.run_id} has neither a checkpoint "
@@ -117,8 +168,15 @@ class RecordedRun:
         if step not in steps:
             raise SettingsError(f"{self.command}: run {self.run_id} has no snapshot at step "
                                 f"{step}; snapshot steps: {', '.join(map(str, steps)) or 'none'}")
-        self.model.load_state_dict(load_snapshot_weights(self.run_id, step))
+        (self.base or self.model).load_state_dict(load_snapshot_weights(self.run_id, step))
         return step
+
+    def partition_points(self) -> tuple[Tensor, list]:
+        """The partition plane's three points and their labels."""
+        if isinstance(self.data, RecordedPoints):
+            return self.data.partition_x.to(self.device), self.data.partition_labels
+        points = self.config["partition_points"]
+        return self.data.x_train[points["train_index"]], points["labels"]
 
     def points(self, n: int) -> Tensor:
         """``n`` training inputs drawn with the run's seed + 1, on the model's device."""
@@ -165,15 +223,15 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     from .plots import partition_figure
 
     run = RecordedRun.load(run_id, "partition", device)
-    points = run.config.get("partition_points")
-    if not points:
+    if not run.config.get("partition_points"):
         raise SettingsError(f"partition: run {run_id} has no partition snapshots "
                             "(it was trained with partition_every 0)")
     step = run.weights_at(step)
-    part = partition_slice(run.model, run.data.x_train[points["train_index"]],
+    plane, labels = run.partition_points()
+    part = partition_slice(run.model, plane,
                            resolution=resolution or run.settings.partition_resolution,
                            seed=run.settings.seed, input_module=run.input_module)
-    fig = partition_figure(part, points["labels"], f"run {run_id[:8]}, step {step}")
+    fig = partition_figure(part, labels, f"run {run_id[:8]}, step {step}")
     return _save(fig, out, run_id, f"partition/redrawn_step_{step}.png"), part.metrics()
 
 

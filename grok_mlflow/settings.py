@@ -261,8 +261,8 @@ class Settings:
     eval_every: int = _t("eval_every")
     checkpoint_every_s: float = _t("checkpoint_every_s")
     tracking_retry_s: float = _t("tracking_retry_s")
-    log_model: bool = _f(True, "log the trained model with mlflow.pytorch at the end (pt2, "
-                         "~5 s and the model's size per run; false for large sweeps)")
+    log_model: bool = _f(True, "log the trained model with mlflow.pytorch at the end "
+                         "(pickled; the model's size per run; false for large sweeps)")
     # --- local complexity ---
     lc_radius: tuple[float, ...] = _t("lc_radius")
     lc_directions: int = _t("lc_directions")

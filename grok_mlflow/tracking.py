@@ -333,8 +333,11 @@ class GrokTracker:
         config = run_config_json(self.model, self.settings, self.probes, self.schedule,
                                  layers=self.lc_layers, adv_eps=self.adv_eps, task=self.task,
                                  output=self.output_note or "the model's tensor",
-                                 extra=self.extra_config)
+                                 extra=self.extra_config,
+                                 output_key=self.output if isinstance(self.output, (str, int))
+                                 else None)
         self.recorder.log_dict(config, "config.json")
+        self.recorder.log_tensors(analysis_points(self.probes), "analysis/points.pt")
 
     # ------------------------------------------------------------------ per step
     def step(self, step: int, loss: Tensor | float | None = None) -> dict[str, float] | None:
@@ -607,7 +610,8 @@ class _Termination:
 
 def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,
                     schedule: MeasureSchedule, *, layers: list[str], adv_eps: tuple[float, ...],
-                    task: str, output: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+                    task: str, output: str, extra: Mapping[str, Any],
+                    output_key: str | int | None = None) -> dict[str, Any]:
     """A tracked run's ``config.json``: the task, the resolved tracker settings, the model (class,
     size, measured layers), versions, device, data shapes, the partition points, the PGD budgets
     and the schedule, then ``extra`` (e.g. the project's settings, for rebuilding the run)."""
@@ -623,7 +627,26 @@ def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,
             "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(layers)},
             "partition_points": {"train_index": p.partition_index, "labels": p.partition_labels},
             "domain": list(p.domain), "adv_eps": list(adv_eps), "schedule": schedule.as_dict(),
+            # what grok-mlflow partition / radius / compare-regions rebuild a run from
+            "analysis": {"points": "analysis/points.pt", "model": "runs:/<run>/model",
+                         "output": output_key, "lc_input": settings.lc_input},
             **extra}
+
+
+POINTS_CAP_BYTES = 16 * 2 ** 20     # the recorded training points: at most 16 MiB, 1,000 points
+
+
+def analysis_points(probes: Probes) -> dict[str, Tensor]:
+    """What the analysis commands start from, recorded with every run
+    (``analysis/points.pt``): the partition plane's three points and their labels, and a
+    seeded sample of training points with labels (the first of the probes' fixed accuracy
+    points: at most 1,000 and ``POINTS_CAP_BYTES``, so an ImageNet run stays small)."""
+    x, y = probes.accuracy["train"]
+    per_point = max(x[:1].numel() * x.element_size(), 1)
+    n = max(1, min(len(x), 1000, POINTS_CAP_BYTES // per_point))
+    return {"train_x": x[:n].detach().cpu(), "train_y": y[:n].detach().cpu(),
+            "partition_x": probes.partition_x.detach().cpu(),
+            "partition_labels": torch.as_tensor(probes.partition_labels)}
 
 
 def settings_params(settings: TrackerSettings, prefix: str = "") -> dict[str, str]:

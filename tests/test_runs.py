@@ -59,3 +59,51 @@ def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
     assert artifacts == {"regions/compare.png", "regions/compare.csv"}
     assert main(["compare-regions", "0123456789abcdef"]) == 2
     assert "compare-regions" in capsys.readouterr().err
+
+
+def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, tracking_uri,
+                                                                       capsys):
+    """Issue 42: a run of your own loop (its model logged, partition snapshots on) is analysed
+    after the fact like a train run: from its logged model, its snapshots' weights and the
+    points it recorded (analysis/points.pt). A run without a logged model says why in one
+    line."""
+    import torch
+    from mlflow.tracking import MlflowClient
+    from torch import nn
+
+    import grok_mlflow
+    from grok_mlflow.cli import main
+
+    torch.manual_seed(0)
+    x, y = torch.rand(300, 12), torch.randint(0, 3, (300,))
+    settings = grok_mlflow.TrackerSettings(steps=40, eval_points=6, lc_samples=30,
+                                           adv_points=0, partition_every=2,
+                                           partition_resolution=32)
+    ids = []
+    for log_model in (True, False):
+        model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
+                                     progress=False, log_model=log_model) as tracker:
+            for step in range(1, settings.steps + 1):
+                loss = nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tracker.step(step, loss=loss)
+        ids.append(tracker.run_id)
+    run_id, bare = ids
+    assert main(["partition", run_id]) == 0
+    assert "partition/regions" in capsys.readouterr().out
+    assert main(["radius", run_id, "--points", "10", "--radii", "0.01,0.1",
+                 "--directions", "2"]) == 0
+    assert main(["compare-regions", run_id, "--points", "5", "--resolution", "16"]) == 0
+    capsys.readouterr()
+    artifacts = {a.path for d in ("partition", "radius", "regions")
+                 for a in MlflowClient().list_artifacts(run_id, d)}
+    assert {"radius/radius.png", "regions/compare.png"} <= artifacts
+    assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
+    assert main(["radius", bare]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"grok-mlflow: error: radius: run {bare}: its model cannot be loaded "
+                          "here") and "log_model=True" in err and len(err.splitlines()) == 1
