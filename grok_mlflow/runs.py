@@ -91,27 +91,19 @@ class RecordedRun:
     @classmethod
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
-        import mlflow
-
-        from .stored import quiet_downloads
+        from .stored import load_logged_model, load_recorded_points
         from .tasks import measured_model
 
         where = f"{command}: run {run_id}"
         try:
-            with quiet_downloads():
-                points = torch.load(mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path="analysis/points.pt"), weights_only=True)
+            points = load_recorded_points(run_id)
         except Exception:  # noqa: BLE001 - a run recorded before the points were
             raise SettingsError(f"{where} has no recorded points (analysis/points.pt: runs "
                                 "tracked by grok_mlflow 0.1 after issue 42 record them); use "
                                 "radius_study(model, x) / local_region_count(model, x, "
                                 "radius=...) with your model and data") from None
         try:
-            import mlflow.pytorch
-
-            with quiet_downloads():
-                base = mlflow.pytorch.load_model(f"runs:/{run_id}/model",
-                                                 map_location=torch.device(device))
+            base = load_logged_model(run_id, torch.device(device))
         except Exception as err:  # noqa: BLE001 - no model logged, or its class not importable
             raise SettingsError(f"{where}: its model cannot be loaded here ({type(err).__name__}:"
                                 f" {str(err).splitlines()[0][:120]}); it needs log_model=True "

@@ -114,3 +114,20 @@ def load_snapshot_weights(run_id: str, step: int) -> dict[str, Tensor]:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"partition/weights/step_{step:08d}.pt", dst_path=tmp)
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_recorded_points(run_id: str) -> dict[str, Tensor]:
+    """The points a tracked run recorded for its analysis (``analysis/points.pt``)."""
+    with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
+        path = mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                   artifact_path="analysis/points.pt",
+                                                   dst_path=tmp)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_logged_model(run_id: str, device: torch.device) -> torch.nn.Module:
+    """The model a tracked run logged (``mlflow.pytorch``), on ``device``."""
+    import mlflow.pytorch
+
+    with quiet_downloads():
+        return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location=device)

@@ -149,7 +149,8 @@ def test_a_model_returning_a_dict_is_measured_on_its_logits(capsys):
                             "'loss_hint', 'logits', 'hidden'"),
     (dict(output=2.5), "output: must be a key (str), an index (int) or a callable, got float"),
     (dict(task="ranking"), "task: unknown value 'ranking'; valid: multiclass, binary, "
-                           "regression (or None: inferred from the outputs and labels)"),
+                           "multilabel, regression (or None: inferred from the outputs and "
+                           "labels)"),
     (dict(task="binary"), "task: binary needs one logit per sample; the output is (8, 3)"),
 ])
 def test_a_bad_output_or_task_is_one_line_and_no_run(kwargs, message):
