@@ -51,7 +51,7 @@ def main() -> int:
         phases = detect_phases(read_history_csv(run_artifact_text(run.info.run_id,
                                                                   "history.csv")), lc_key=key)
         metrics = {k: v for k, v in run.data.metrics.items() if not k.startswith("grok")}
-        trials.append((by_name[name], {**trial_metrics(_with(run, {**metrics, **phases}))}))
+        trials.append((by_name[name], trial_metrics({**metrics, **phases}, run.data.params)))
         rows.append((name, phases))
     verdicts = []
     for claim in spec.claims:
@@ -82,19 +82,6 @@ def _cell(phases: dict, name: str) -> str:
     if phases.get(f"grok/{name}_censored") == 1.0:
         return f"> {phases.get(key + '_low', 0):,.0f}"
     return "-"
-
-
-class _Run:
-    """A stored run with other metrics (``trial_metrics`` reads ``data.metrics``/``params``)."""
-
-    def __init__(self, run, metrics):
-        self.info, self.data = run.info, type("D", (), {"metrics": metrics,
-                                                         "params": run.data.params,
-                                                         "tags": run.data.tags})()
-
-
-def _with(run, metrics):
-    return _Run(run, metrics)
 
 
 if __name__ == "__main__":

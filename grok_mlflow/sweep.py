@@ -59,7 +59,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .settings import Settings, SettingsError, apply_values, load_preset, read_yaml
 
@@ -540,7 +540,7 @@ def judge_claims(spec: SweepSpec, runs: list) -> list:
     from .claims import evaluate_all
 
     by_name = {trial_name(o): o for o in spec.trials()}
-    trials = [(by_name[name], trial_metrics(run)) for run in runs
+    trials = [(by_name[name], trial_metrics(run.data.metrics, run.data.params)) for run in runs
               if (name := run.data.tags.get("grok_mlflow.trial",
                                             run.data.tags.get("mlflow.runName"))) in by_name]
     setting = f"{spec.base.model} on {spec.base.dataset}"
@@ -548,14 +548,14 @@ def judge_claims(spec: SweepSpec, runs: list) -> list:
                                                          setting=setting)]
 
 
-def trial_metrics(run) -> dict[str, float]:
-    """A run's metrics, with its LC quantities named by radius: a run that measured one radius
-    logs ``grok/lc_peak_value`` and ``lc/train``; these are also ``grok_r{r}/...`` and
-    ``lc_r{r}/...`` here, as a several-radii run logs them."""
+def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> dict[str, float]:
+    """A trial run's metrics, with its LC quantities named by radius: a run that measured one
+    radius (its ``lc_radius`` param) logs ``grok/lc_peak_value`` and ``lc/train``; these are
+    also ``grok_r{r}/...`` and ``lc_r{r}/...`` here, as a several-radii run logs them."""
     from .claims import radius_dependent
 
-    metrics = dict(run.data.metrics)
-    radii = [r for r in run.data.params.get("lc_radius", "").split(",") if r.strip()]
+    metrics = dict(metrics)
+    radii = [r for r in params.get("lc_radius", "").split(",") if r.strip()]
     if len(radii) == 1:
         r = f"{float(radii[0]):g}"
         for key, value in list(metrics.items()):

@@ -209,7 +209,9 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
         log_model=members[0].log_model,        # equal within a group (not in STACKABLE)
     ) if track else _Untracked(len(members))
     def one_step(step: int) -> Tensor:
-        group.leave([k for k in group.keep if k not in tracker.alive])   # settled or failed
+        alive = tracker.alive
+        if len(alive) < len(group.keep):            # a member settled or failed: it leaves
+            group.leave([k for k in group.keep if k not in set(alive)])
         return group.step(step)
 
     with tracker:
