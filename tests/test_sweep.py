@@ -271,7 +271,8 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
 
     from conftest import subprocess_env
 
-    base = dict(steps=800, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
+    steps = 1600    # a trial of a few seconds even on quiet cores: the window the kill must hit
+    base = dict(steps=steps, depth=2, width=32, lc_samples=30, lc_directions=4, adv_points=0,
                 eval_points=80, checkpoint_every_s=0.2, partition_resolution=64, log_model=False)
     spec = write(tmp_path, f"base: {base}\n".replace("'", "")
                  + f"grid: {{seed: [0, 1]}}\nmax_concurrent: 1\nmax_failures: 2\n"
@@ -298,7 +299,7 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
         if worker is not None:
             for path in glob.glob(f"{tmp_path}/**/checkpoints/last.pt", recursive=True):
                 step = _checkpoint_step(path)
-                if step is not None and step < 800:
+                if step is not None and step < steps:
                     if _signal(worker, signal.SIGKILL):     # the trial's worker dies mid-run
                         killed, at = pathlib.Path(path).parts[-4], step  # <run>/artifacts/...
                     else:
@@ -306,13 +307,14 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
                     break
         time.sleep(0.02)
     _, err = sweep.communicate(timeout=600)    # busy cores: the resumed trials are slow too
-    assert killed is not None, "no running trial was found to kill"
+    assert killed is not None, (f"no running trial was found to kill (sweep exit "
+                                f"{sweep.returncode}, worker {worker}): {err[-1500:]}")
     assert sweep.returncode == 0, err[-2000:]
     children = [r for e in client.search_experiments() for r in client.search_runs(
         [e.experiment_id], "tags.`grok_mlflow.trial` != ''")]
     assert sorted(c.data.tags["grok_mlflow.trial"] for c in children) == ["seed=0", "seed=1"]
     assert killed in {c.info.run_id for c in children}, (killed, at)   # killed at step `at`
-    schedule = log_schedule(800, 80)
+    schedule = log_schedule(steps, 80)
     for child in children:
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "lc/train")]
