@@ -212,13 +212,17 @@ def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--experiment", default=None,
                        help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else the "
                             "sweep's name)")
+    sweep.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
+                       help="continue the latest unfinished sweep of this spec (or that parent "
+                            "run): finished trials stay, interrupted ones continue from their "
+                            "checkpoints, the rest start")
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import main_sweep
 
     return main_sweep(args.spec, args.ray_address or None, args.storage_path, args.experiment,
-                      args.verbose, args.progress_every)
+                      args.verbose, args.progress_every, args.resume)
 
 
 def _mlproject(args: argparse.Namespace) -> int:

@@ -511,7 +511,9 @@ def render_mlproject() -> str:
         "    parameters:",
         "      spec: {type: string}",
         "      ray_address: {type: string, default: \"\"}",
-        "    command: \"python -m grok_mlflow sweep {spec} --ray-address {ray_address}\"",
+        "      resume: {type: string, default: \"\"}   # latest: continue an interrupted sweep",
+        "    command: \"python -m grok_mlflow sweep {spec} --ray-address {ray_address} "
+        "--resume={resume}\"",
     ]
     return "\n".join(lines) + "\n"
 

@@ -51,15 +51,17 @@ ASHA would stop late-grokking runs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import itertools
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .settings import Settings, SettingsError, apply_values, load_preset, read_yaml
 
@@ -248,7 +250,10 @@ def _trial(space: dict[str, Any]) -> None:
     earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
         from .recorder import tag_run
+        from .sweep_runs import run_statuses
 
+        if run_statuses([earlier]) == ["FINISHED"]:   # a resumed sweep: this trial is done
+            return
         tag_run(earlier, {"grok_mlflow.ray_node_resumed": node})   # where it continued
         result = train(settings, run_name=config["name"], progress=False, resume=earlier,
                        on_progress=report_progress)
@@ -315,8 +320,20 @@ def _group_name(members: list[dict[str, Any]], index: int, groups: int) -> str:
 
 def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
               storage_path: str | None = None, experiment: str | None = None,
-              verbose: bool = False, progress_every_s: float = 30.0) -> str:
+              verbose: bool = False, progress_every_s: float = 30.0,
+              resume: str | None = None) -> str:
     """Run every trial of ``spec`` with Ray Tune; returns the parent run's id.
+
+    Ctrl-C, SIGTERM or SIGHUP stop the sweep: Ray Tune stops the running trials, their child
+    runs end KILLED (tagged ``grok_mlflow.interrupted`` with the signal and their last logged
+    step), the parent ends KILLED and ``SweepInterrupted`` is raised (a second signal stops at
+    once). ``resume="latest"`` (or a parent run id) continues an unfinished sweep of this spec
+    (``resumable_parent``): the same parent run, a fresh Ray Tune run over every trial in which
+    finished trials end at once, interrupted ones continue their child runs from their last
+    checkpoints (each scheduled step logged once) and the rest start; then the trial table,
+    figures and verdicts over all trials. The MLflow store is the record of what is done, not
+    Ray Tune's experiment directory (``Tuner.restore`` needs that directory and the driver's
+    Ray session; the store survives both, a kill -9 of the driver included).
 
     Args:
         experiment: the MLflow experiment of the parent and its children (default
@@ -340,13 +357,16 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     uri = absolute_tracking_uri()
     use_tracking_uri(uri, create=True)       # creates the SQLite schema here, once
+    resumed = resumable_parent(spec, resume, experiment) if resume else None  # before Ray
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     started_here = not ray.is_initialized()
+    stops = _Stops(verbose)
     if started_here:
         import logging
         ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
                  configure_logging=verbose,
                  logging_level=logging.INFO if verbose else logging.WARNING)
+    stops.install()           # after ray.init: Ray's driver installs its own SIGTERM handler
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         if len(nodes) > 1 and _is_local_store(uri):
@@ -357,9 +377,19 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         resources = ray.cluster_resources()
         cpus, slots = float(resources.get("CPU", 1.0)), _slots(spec, resources)
         groups = spec.stack_groups(slots)
-        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, groups),
-                              {"grok_mlflow.sweep": spec.name}, spec.source,
-                              _experiment_for(spec, experiment)) as (parent_id, experiment_id):
+        tags = {"grok_mlflow.sweep": spec.name, "grok_mlflow.driver": _driver_key()}
+        if resumed:
+            tags["grok_mlflow.resumed"] = str(int(resumed.data.tags.get(
+                "grok_mlflow.resumed", "0")) + 1)
+        with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, groups), tags,
+                              spec.source, _experiment_for(spec, experiment),
+                              resume=resumed.info.run_id if resumed else None
+                              ) as (parent_id, experiment_id):
+            again = f"grok-mlflow sweep {spec.source or spec.name} --resume" + (
+                f" --experiment {experiment}" if experiment else "")
+            print(f"Sweep {spec.name}: parent run {parent_id}"
+                  f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.",
+                  file=sys.stderr)
             # relative paths would resolve inside each trial's own directory
             base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
                                        ).to_params()
@@ -372,17 +402,28 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                        "members": [by_name[trial_name(o)] for o in g]}
                       for i, g in enumerate(groups, start=1)]
             storage = os.path.abspath(storage_path or "ray_results")
-            tuner = tune.Tuner(
-                tune.with_resources(_trial, lambda config: _resources(spec, config, cpus, slots)),
-                param_space={"trial": tune.grid_search(trials)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
-                run_config=tune.RunConfig(
-                    storage_path=storage, name=f"{spec.name}-{parent_id[:8]}",
-                    verbose=2 if verbose else 0, callbacks=[SweepProgress(
-                        spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
-                        every_s=progress_every_s)],
-                    failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
-            results = tuner.fit()
+            name = f"{spec.name}-{parent_id[:8]}" + (
+                f"-resumed-{tags['grok_mlflow.resumed']}" if resumed else "")
+            try:
+                tuner = tune.Tuner(
+                    tune.with_resources(_trial,
+                                        lambda config: _resources(spec, config, cpus, slots)),
+                    param_space={"trial": tune.grid_search(trials)},
+                    tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
+                    run_config=tune.RunConfig(
+                        storage_path=storage, name=name,
+                        verbose=2 if verbose else 0, callbacks=[SweepProgress(
+                            spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
+                            every_s=progress_every_s)],
+                        failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
+                with stops.fitting():
+                    results = tuner.fit()
+            except KeyboardInterrupt:        # a signal before Tune's loop, or a second one
+                stops.caught = stops.caught or [signal.SIGINT]
+            if stops.caught:
+                if started_here:             # no trial may go on logging into a KILLED run
+                    ray.shutdown()
+                raise _interrupted(spec, parent_id, stops.caught[0], again)
             errors = [str(r.error) for r in results if r.error]
             failed = _summarise(parent_id, spec)
             publish_sweep_view(parent_id, spec.name, list(spec.grid), len(configs))
@@ -391,9 +432,171 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 raise RuntimeError(f"{max(len(failed), len(errors))} of {len(configs)} trials "
                                    f"failed; first: {first}")
     finally:
+        stops.restore()
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+class _Stops:
+    """The driver's SIGINT, SIGTERM and SIGHUP: the first asks Ray Tune to end its loop
+    gracefully (Tune's own SIGUSR1 handler, installed while it runs; its SIGINT handler is
+    turned off, as it would only stop the loop for SIGINT and print ``Tuner.restore`` hints a
+    ``grok-mlflow`` user cannot act on); outside Tune's loop, or a second time, it raises
+    ``KeyboardInterrupt``. ``caught`` holds the signal numbers received."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self, verbose: bool):
+        self.caught: list[int] = []
+        self.verbose = verbose
+        self.saved: dict[int, Any] = {}
+        self.in_tune = False
+
+    def install(self) -> None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return                                       # signals reach the main thread only
+        for name in self.SIGNALS:
+            if hasattr(signal, name):
+                number = getattr(signal, name)
+                self.saved.setdefault(number, signal.getsignal(number))
+                signal.signal(number, self._on_signal)
+
+    def restore(self) -> None:
+        for number, handler in self.saved.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        self.saved.clear()
+
+    @contextlib.contextmanager
+    def fitting(self) -> Iterator[None]:
+        import logging
+
+        quiet = logging.getLogger("ray.tune.tune")        # "Stop signal received", "Resume ..."
+        level = quiet.level
+        if not self.verbose:
+            quiet.setLevel(logging.ERROR)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # no stale handler of an earlier fit
+        before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"    # ours stays SIGINT's handler
+        self.in_tune = True
+        try:
+            yield
+        finally:
+            self.in_tune = False
+            quiet.setLevel(level)
+            if before is None:
+                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+            else:
+                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        first = not self.caught
+        self.caught.append(signum)
+        tune_stop = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
+        if first and self.in_tune and callable(tune_stop) and tune_stop is not self._on_signal:
+            tune_stop(signum, frame)                     # Tune ends its loop, stops trials
+        else:
+            raise KeyboardInterrupt
+
+
+def _interrupted(spec: SweepSpec, parent_id: str, signum: int, again: str) -> Exception:
+    """End the interrupted trials' child runs KILLED; the ``SweepInterrupted`` to raise, its
+    message the sweep's last lines: what was done and the command that continues it."""
+    from .sweep_runs import SweepInterrupted, child_runs, end_interrupted_children
+
+    name = signal.Signals(signum).name
+    stopped = end_interrupted_children(parent_id, f"sweep interrupted by {name}; continue "
+                                                  f"with `{again}`")
+    done = sum(r.info.status == "FINISHED" for r in child_runs(parent_id))
+    total = len(spec.trials())
+    where = ", ".join(f"{t} at step {s:,}" if s is not None else t for t, s in stopped)
+    return SweepInterrupted(signum, (
+        f"Sweep {spec.name} interrupted by {name}: {done} of {total} trials finished, "
+        f"{len(stopped)} stopped{f' ({where})' if where else ''}, "
+        f"{total - done - len(stopped)} not started or ended otherwise; parent run {parent_id} "
+        f"KILLED.\nContinue it with:\n  {again}"))
+
+
+def _driver_key() -> str:
+    """``host:pid:start`` of this process (start: its start time in clock ticks since boot, so
+    that a reused pid is not taken for this driver)."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+
+
+def _start_ticks(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _driver_alive(key: str) -> bool:
+    """Whether the driver ``key`` (``_driver_key``) still runs on this host."""
+    import socket
+
+    host, _, rest = key.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return not start or _start_ticks(int(pid)) == start
+
+
+RESUME_COMPARED = ("grid.", "base.", "trials", "ensemble", "max_members")
+
+
+def resumable_parent(spec: SweepSpec, resume: str, experiment: str | None = None):
+    """The parent run (``mlflow.entities.Run``) that ``resume`` continues: ``"latest"``, the
+    newest unfinished sweep of ``spec``'s name in its experiment, or a parent run id.
+    ``SettingsError`` in one line where there is none, it finished, its driver still runs on
+    this host, or the spec changed since (naming the changed keys; the claims may change: they
+    are judged at the end)."""
+    from .sweep_runs import get_run, unfinished_sweeps
+
+    where = _experiment_for(spec, experiment)
+    if resume == "latest":
+        found = unfinished_sweeps(where, spec.name)
+        if not found:
+            raise SettingsError(f"resume: no unfinished sweep {spec.name!r} in experiment "
+                                f"{where or 'of this run'!r}; run it without --resume")
+        parent = found[0]
+    else:
+        try:
+            parent = get_run(resume)
+        except LookupError as err:
+            raise SettingsError(f"resume: {err}") from None
+        if parent.data.tags.get("grok_mlflow.sweep") != spec.name or \
+                "mlflow.parentRunId" in parent.data.tags:
+            raise SettingsError(f"resume: run {resume} is not the parent run of a sweep "
+                                f"{spec.name!r}")
+        if parent.info.status == "FINISHED":
+            raise SettingsError(f"resume: sweep run {resume} already finished")
+    run_id = parent.info.run_id
+    if parent.info.status == "RUNNING" and _driver_alive(
+            parent.data.tags.get("grok_mlflow.driver", "")):
+        raise SettingsError(f"resume: sweep run {run_id} is still running (its driver, "
+                            f"{parent.data.tags['grok_mlflow.driver'].split(':')[1]}, is "
+                            "alive on this host); stop it first")
+    now = {k: str(v)[:6000] for k, v in _spec_params(spec, []).items()
+           if k.startswith(RESUME_COMPARED)}
+    then = {k: v for k, v in parent.data.params.items() if k.startswith(RESUME_COMPARED)}
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    if changed:
+        shown = ", ".join(f"{k} ({then.get(k, 'absent')} -> {now.get(k, 'absent')})"
+                          for k in changed[:5]) + (f" and {len(changed) - 5} more"
+                                                   if len(changed) > 5 else "")
+        raise SettingsError(f"resume: the spec changed since sweep run {run_id}: {shown}; "
+                            "put it back, or run it as a new sweep without --resume")
+    return parent
 
 
 def _slots(spec: SweepSpec, cluster: dict[str, float]) -> int:
@@ -568,16 +771,25 @@ def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> di
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,
                experiment: str | None = None, verbose: bool = False,
-               progress_every_s: float = 30.0) -> int:
-    """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status."""
+               progress_every_s: float = 30.0, resume: str | None = None) -> int:
+    """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status (2: bad input;
+    128 + the signal's number when a signal stopped the sweep: 130 for Ctrl-C, 143 SIGTERM)."""
+    from .sweep_runs import SweepInterrupted
+
     try:
         spec = load_spec(spec_path)
         parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path,
                            experiment=experiment, verbose=verbose,
-                           progress_every_s=progress_every_s)
+                           progress_every_s=progress_every_s, resume=resume or None)
     except SettingsError as err:
         print(f"grok-mlflow: error: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        print(str(stop), file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:                # before any run existed
+        print("Sweep interrupted before it started; no run was left.", file=sys.stderr)
+        return 130
     from .recorder import absolute_tracking_uri
     from .sweep_runs import sweep_view_url
 

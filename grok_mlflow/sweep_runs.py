@@ -19,29 +19,101 @@ from mlflow.tracking import MlflowClient
 from ._context import managed_run
 from .recorder import tracking_uri, use_experiment
 
-__all__ = ["child_run", "child_runs", "publish_sweep_view", "run_statuses", "sweep_parent_run",
-           "sweep_view_url", "trial_run_id", "ui_base_url"]
+__all__ = ["SweepInterrupted", "child_run", "child_runs", "end_interrupted_children", "get_run",
+           "publish_sweep_view", "run_statuses", "sweep_parent_run", "sweep_view_url",
+           "trial_run_id", "ui_base_url", "unfinished_sweeps"]
+
+
+class SweepInterrupted(Exception):
+    """Raised inside ``sweep_parent_run`` when a signal stopped the sweep: the parent ends
+    KILLED (not FAILED) and the exception goes on to the caller."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
 
 
 @contextmanager
 def sweep_parent_run(name: str, params: Mapping[str, str], tags: Mapping[str, str],
-                     spec_file: str = "", experiment: str | None = None
-                     ) -> Iterator[tuple[str, str]]:
+                     spec_file: str = "", experiment: str | None = None,
+                     resume: str | None = None) -> Iterator[tuple[str, str]]:
     """A sweep's parent run, with its spec as params (and file), in ``experiment`` (created if
     new, marked as model training): yields (run id, experiment id) and ends the run (FAILED on
-    an exception)."""
-    if experiment:
+    an exception, KILLED on ``SweepInterrupted``). ``resume``: that parent run again (its
+    params and spec stay as they are; ``tags`` are set anew)."""
+    if resume:      # start_run refuses a run of another experiment than the active one
+        mlflow.set_experiment(experiment_id=MlflowClient().get_run(resume).info.experiment_id)
+    elif experiment:
         use_experiment(experiment)
-    with managed_run(), mlflow.start_run(run_name=name) as parent:
+    start = dict(run_id=resume) if resume else dict(run_name=name)
+    with managed_run(), mlflow.start_run(**start) as parent:
         run_id = parent.info.run_id
         client = MlflowClient()
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                         synchronous=True)
+        if not resume:
+            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                             synchronous=True)
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
-        if spec_file:
+        if spec_file and not resume:
             client.log_artifact(run_id, spec_file, "spec")
-        yield run_id, parent.info.experiment_id
+        try:
+            yield run_id, parent.info.experiment_id
+        except SweepInterrupted as stop:
+            client.set_tag(run_id, "grok_mlflow.interrupted", str(stop))
+            mlflow.end_run("KILLED")
+            raise
+
+
+def unfinished_sweeps(experiment: str | None, sweep: str) -> list:
+    """The parent runs of ``sweep`` in ``experiment`` (by name; None: ``mlflow run``'s, from
+    ``$MLFLOW_EXPERIMENT_ID``) that did not finish (RUNNING: a driver killed hard; KILLED:
+    interrupted; FAILED), newest first; [] where the experiment does not exist."""
+    import os
+
+    client = MlflowClient()
+    if experiment is None:
+        experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
+    else:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        experiment_id = found.experiment_id
+    runs = client.search_runs(
+        [experiment_id], f"tags.`grok_mlflow.sweep` = '{sweep}' and "
+                               "attributes.status != 'FINISHED'", max_results=1000,
+        order_by=["attributes.start_time DESC"])
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def get_run(run_id: str):
+    """The run ``run_id`` (``mlflow.entities.Run``); ``SettingsError``-friendly: raises
+    ``LookupError`` with one line where there is none."""
+    try:
+        return MlflowClient().get_run(run_id)
+    except Exception as err:
+        raise LookupError(f"no run {run_id} in {tracking_uri()}") from err
+
+
+def end_interrupted_children(parent_id: str, why: str) -> list[tuple[str, int | None]]:
+    """Every child run of ``parent_id`` that did not end FINISHED or FAILED is tagged
+    ``grok_mlflow.interrupted`` with ``why`` and the last step it logged, and one still RUNNING
+    ends KILLED (a trial that Ray Tune stopped at a report ended its run KILLED itself, with a
+    checkpoint); returns (trial, step) for each."""
+    client = MlflowClient()
+    ended = []
+    for run in child_runs(parent_id):
+        if run.info.status in ("FINISHED", "FAILED"):
+            continue
+        key = next((k for k in ("acc/test", "loss/test", "loss/train") if k in run.data.metrics),
+                   None)
+        history = client.get_metric_history(run.info.run_id, key) if key else []
+        step = max((m.step for m in history), default=None)
+        client.set_tag(run.info.run_id, "grok_mlflow.interrupted",
+                       f"{why}; last logged step {step}" if step is not None else why)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+        ended.append((run.data.tags.get("grok_mlflow.trial", run.info.run_id), step))
+    return ended
 
 
 
