@@ -26,8 +26,9 @@ are registered as nonlinearities when this module is imported. Data items may be
 as ``(input, label)`` pairs (``grok_mlflow.probes``).
 
 Under ``torch.distributed`` every process measures its share of the points
-(``grok_mlflow.distributed``) and only the main one (``state.is_world_process_zero``) writes. A ``Trainer`` has no exception hook: when training raises, a run
-this callback started stays RUNNING (as transformers' own does). Install with
+(``grok_mlflow.distributed``) and only the main one (``state.is_world_process_zero``)
+writes. A ``Trainer`` has no exception hook: when training raises, a run this callback
+started stays RUNNING (as transformers' own does). Install with
 ``pip install 'grok_mlflow[huggingface]'``.
 """
 
@@ -80,6 +81,10 @@ class GrokTrainerCallback(TrainerCallback):
         run_name: name of a run started here (without transformers' ``MLflowCallback``).
         progress: the tracker's own progress bar (off: the Trainer has one).
         task, output, loss_fn: as ``GrokTracker``'s.
+        log_model: log the trained model at the end (``mlflow.pytorch``, pickled), so that
+            ``grok-mlflow partition/radius/compare-regions RUN_ID`` rebuild the run; False for
+            a model too large to keep (``transformers``' own ``HF_MLFLOW_LOG_ARTIFACTS`` logs
+            checkpoints, not a loadable module).
 
     Attributes:
         tracker: the ``GrokTracker`` of the last ``train`` (``tracker.history``, ``.run_id``).
@@ -93,8 +98,10 @@ class GrokTrainerCallback(TrainerCallback):
 
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
                  domain: tuple[float, float] | None = None, run_name: str | None = None,
-                 progress: bool = False, task: str | None = None, output=None, loss_fn=None):
+                 progress: bool = False, task: str | None = None, output=None, loss_fn=None,
+                 log_model: bool = True):
         self.train, self.test, self.settings = train, test, settings
+        self.log_model = log_model
         self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
         self.domain, self.run_name, self.progress = domain, run_name, progress
         self.tracker: GrokTracker | None = None
@@ -116,7 +123,7 @@ class GrokTrainerCallback(TrainerCallback):
                     if run_id is not None else None)
         params = settings_params(settings, "grok." if run_id is not None else "")
         self.tracker = GrokTracker(model, self.train, self.test, settings, params=params,
-                                   domain=self.domain, run_name=name, log_model=False,
+                                   domain=self.domain, run_name=name, log_model=self.log_model,
                                    progress=self.progress, recorder=recorder,
                                    **self.task_options)
         self.tracker.start()

@@ -14,8 +14,8 @@ A thin adapter: Lightning's events become the calls a plain loop makes to ``Grok
 ``on_train_end`` / ``on_exception`` leave it). With an ``MLFlowLogger`` the measurements go into
 the logger's own run (no second run; the logger keeps owning, naming and ending it; the
 tracker's settings become params ``grok.<name>`` beside the module's hyperparameters); without one
-the tracker starts a run of its own, named after the module. The schedule runs over ``settings.steps``, by default the
-trainer's ``max_steps`` (or its estimated number of optimisation steps).
+the tracker starts a run of its own, named after the module. The schedule runs over
+``settings.steps``, by default the trainer's ``max_steps`` (or its estimated number of optimisation steps).
 
 Under ``strategy="ddp"`` every rank measures its share of the points and rank 0 alone writes, into
 the logger's run (Lightning's own rank-zero convention).
@@ -60,6 +60,9 @@ class GrokCallback(Callback):
         progress: the tracker's own progress bar (off: Lightning has one).
         task, output, loss_fn: as ``GrokTracker``'s (binary and regression modules, modules
             returning a dict or ``ModelOutput``).
+        log_model: log the trained module at the end (``mlflow.pytorch``, pickled without its
+            trainer), so that ``grok-mlflow partition/radius/compare-regions RUN_ID`` rebuild
+            the run; False for a module too large to keep.
 
     Attributes:
         tracker: the ``GrokTracker`` of the last ``fit`` (``tracker.history``, ``tracker.run_id``).
@@ -68,8 +71,9 @@ class GrokCallback(Callback):
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
                  domain: tuple[float, float] | None = None, run_name: str | None = None,
                  progress: bool = False, task: str | None = None, output=None,
-                 loss_fn=None):
+                 loss_fn=None, log_model: bool = True):
         self.train, self.test, self.settings = train, test, settings
+        self.log_model = log_model
         self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
         self.domain, self.run_name, self.progress = domain, run_name, progress
         self.tracker: GrokTracker | None = None
@@ -96,7 +100,7 @@ class GrokCallback(Callback):
         # in the logger's run, our params are namespaced: the module's hparams are there too
         params = settings_params(settings, "grok." if logger is not None else "")
         self.tracker = GrokTracker(pl_module, self.train, self.test, settings, params=params,
-                                   domain=self.domain, run_name=name, log_model=False,
+                                   domain=self.domain, run_name=name, log_model=self.log_model,
                                    progress=self.progress, resume=self._resume,
                                    recorder=recorder, **self.task_options)
         self.tracker.start()
@@ -134,7 +138,7 @@ class GrokCallback(Callback):
         self._open = False
         try:
             self.tracker.finish(exception)
-        except Exception as err:  # noqa: BLE001 - never hide Lightning's own exception
+        except Exception as err:
             if exception is None:
                 raise
             print(f"grok-mlflow: warning: {type(err).__name__} while closing the tracker",

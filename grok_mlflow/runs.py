@@ -92,7 +92,6 @@ class RecordedRun:
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
         from .stored import load_logged_model, load_recorded_points
-        from .tasks import measured_model
 
         where = f"{command}: run {run_id}"
         try:
@@ -107,13 +106,57 @@ class RecordedRun:
         except Exception as err:  # noqa: BLE001 - no model logged, or its class not importable
             raise SettingsError(f"{where}: its model cannot be loaded here ({type(err).__name__}:"
                                 f" {str(err).splitlines()[0][:120]}); it needs log_model=True "
-                                "and the model's class importable in this process") from None
+                                "and the model's class importable in this process, or in Python "
+                                "with your model: RecordedRun.from_run(run_id, model) and "
+                                "draw_partition / choose_radius / compare_regions on it") from None
+        return cls._tracked(run_id, command, config, points, base, device)
+
+    @classmethod
+    def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
+        from .tasks import measured_model
+
         settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
                                       for k, v in config["tracker_settings"].items()})
         x, y = points["train_x"].to(device), points["train_y"].to(device)
         output = config.get("analysis", {}).get("output")
         net = measured_model(base, x[:8], y[:8], config.get("task"), output).net
         return cls(run_id, command, config, settings, RecordedPoints(points, x), net, base)
+
+    @classmethod
+    def from_run(cls, run_id: str, model: nn.Module, data: tuple[Tensor, Tensor] | None = None,
+                 command: str = "analysis") -> "RecordedRun":
+        """A tracked run rebuilt around ``model`` (your module, built as in your script: a run
+        logged without its model, or whose class this process cannot import from the store):
+        its weights come from the run's snapshots (``weights_at``), the points from ``data``
+        ((x, y) tensors) or else those the run recorded. Pass the result to
+        ``draw_partition``, ``choose_radius`` or ``compare_regions`` in place of a run id.
+
+        Example:
+            >>> study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
+        """
+        from .stored import load_recorded_points
+
+        config = run_config(run_id, command)
+        if "settings" in config:
+            raise SettingsError(f"{command}: run {run_id} was trained by grok_mlflow's train: "
+                                "RecordedRun.load(run_id, ...) rebuilds it from its settings")
+        device = next(model.parameters()).device
+        if data is None:
+            try:
+                points = load_recorded_points(run_id)
+            except Exception:  # noqa: BLE001 - a run recorded before the points were
+                raise SettingsError(f"{command}: run {run_id} has no recorded points; pass "
+                                    "data=(x, y)") from None
+        else:
+            x, y = data
+            points = {"train_x": x, "train_y": y, "partition_x": x[:3], "partition_labels": y[:3]}
+            try:
+                recorded = load_recorded_points(run_id)
+                points.update(partition_x=recorded["partition_x"],
+                              partition_labels=recorded["partition_labels"])
+            except Exception:  # noqa: BLE001 - none recorded: the first three of ``data``
+                pass
+        return cls._tracked(run_id, command, config, points, model, device)
 
     @classmethod
     def from_preset(cls, preset: str, command: str, device: str = "cpu") -> "RecordedRun":
@@ -177,6 +220,13 @@ class RecordedRun:
         return self.data.x_train[index].to(self.device)
 
 
+def _recorded(run: "str | RecordedRun", command: str, device: str) -> RecordedRun:
+    """A run id rebuilt (``RecordedRun.load``), or a ``RecordedRun`` (``from_run``) as it is."""
+    if isinstance(run, RecordedRun):
+        return run
+    return RecordedRun.load(run, command, device)
+
+
 def _save(fig, out: str | None, run_id: str | None = None, artifact: str = "") -> str:
     """Log ``fig`` into run ``run_id`` as ``artifact`` and/or save it to the file ``out``
     (never a file nobody asked for: without ``out`` a run's figure goes into the run only);
@@ -200,7 +250,8 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     snapshot when ``partition_every`` > 0).
 
     Args:
-        run_id: an MLflow run recorded by grok_mlflow, in the current tracking store.
+        run_id: an MLflow run recorded by grok_mlflow, in the current tracking store (or a
+            ``RecordedRun``: ``RecordedRun.from_run(run_id, your_model)``).
         step: a snapshot step; default the last one.
         resolution: pixels per side; default the run's ``partition_resolution``.
         out: PNG path; default ``partition_<run_id>_step<step>.png``.
@@ -214,7 +265,8 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     from .partition import partition_slice
     from .plots import partition_figure
 
-    run = RecordedRun.load(run_id, "partition", device)
+    run = _recorded(run_id, "partition", device)
+    run_id = run.run_id
     if not run.config.get("partition_points"):
         raise SettingsError(f"partition: run {run_id} has no partition snapshots "
                             "(it was trained with partition_every 0)")
@@ -249,7 +301,8 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
     if (run_id is None) == (preset is None):
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
     if run_id is not None:
-        run = RecordedRun.load(run_id, "radius", device)
+        run = _recorded(run_id, "radius", device)
+        run_id = run.run_id
         what = f"run {run_id[:8]}, step {run.weights_at(step, checkpoint=True)}"
         name = run_id
     else:
@@ -288,7 +341,8 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     from .plots import regions_figure
     from .regions import local_region_count, rank_correlation
 
-    run = RecordedRun.load(run_id, "compare-regions", device)
+    run = _recorded(run_id, "compare-regions", device)
+    run_id = run.run_id
     steps = run.snapshot_steps()
     if len(steps) < 2:
         raise SettingsError(f"compare-regions: run {run_id} has {len(steps)} partition "

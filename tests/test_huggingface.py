@@ -9,15 +9,15 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-from transformers import (BertConfig, BertForSequenceClassification, Trainer,  # noqa: E402
+from mlflow.tracking import MlflowClient
+from transformers import (BertConfig, BertForSequenceClassification, Trainer,
                           TrainingArguments)
 
-from grok_mlflow.huggingface import GrokTrainerCallback  # noqa: E402
-from grok_mlflow.schedule import log_schedule  # noqa: E402
-from grok_mlflow.settings import TrackerSettings  # noqa: E402
+from grok_mlflow.huggingface import GrokTrainerCallback
+from grok_mlflow.schedule import log_schedule
+from grok_mlflow.settings import TrackerSettings
 
-from conftest import only_run  # noqa: E402
+from conftest import only_run
 
 SETTINGS = TrackerSettings(eval_points=4, lc_samples=16, lc_directions=5, adv_points=0,
                            partition_every=0, lc_input="bert.embeddings.word_embeddings")
@@ -45,9 +45,9 @@ def tiny_bert() -> BertForSequenceClassification:
         intermediate_size=32, max_position_embeddings=8, num_labels=2))
 
 
-def fit(tmp_path, report_to: str, steps: int = 12) -> GrokTrainerCallback:
+def fit(tmp_path, report_to: str, steps: int = 12, settings=SETTINGS) -> GrokTrainerCallback:
     train, test = Rows(64, 0), Rows(32, 1)
-    callback = GrokTrainerCallback(train, test, SETTINGS)
+    callback = GrokTrainerCallback(train, test, settings)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps,
                              per_device_train_batch_size=16, learning_rate=1e-3,
                              report_to=report_to, logging_steps=4, save_strategy="no",
@@ -57,7 +57,11 @@ def fit(tmp_path, report_to: str, steps: int = 12) -> GrokTrainerCallback:
 
 
 def test_the_trainer_writes_lc_into_transformers_own_mlflow_run(tmp_path, tracking_uri):
-    callback = fit(tmp_path, "mlflow")
+    import dataclasses
+
+    callback = fit(tmp_path, "mlflow",
+                   settings=dataclasses.replace(SETTINGS, partition_every=2,
+                                                partition_resolution=16))
     run = only_run()                                     # transformers' run, no second one
     assert run.info.run_id == callback.tracker.run_id and run.info.status == "FINISHED"
     assert run.data.tags["mlflow.runName"] == "tiny-bert"
@@ -67,6 +71,18 @@ def test_the_trainer_writes_lc_into_transformers_own_mlflow_run(tmp_path, tracki
     assert steps == log_schedule(12, 4)                  # the tracker's schedule over max_steps
     assert run.data.params["grok.lc_samples"] == "16"
     assert callback.tracker.history[0]["lc/train"] > 0      # GELUActivation counted as a layer
+    # analysed after the fact (issue 42): from the logged model, snapshots and recorded points
+    from grok_mlflow.cli import main
+
+    run_id = run.info.run_id
+    assert main(["partition", run_id]) == 0
+    assert main(["radius", run_id, "--points", "8", "--radii", "0.01,0.1",
+                 "--directions", "2"]) == 0
+    artifacts = {a.path for d in ("partition", "radius")
+                 for a in MlflowClient().list_artifacts(run_id, d)}
+    assert "radius/radius.png" in artifacts
+    assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
+    assert main(["compare-regions", run_id]) == 2        # regions of token inputs: one line
 
 
 def test_without_transformers_mlflow_callback_the_run_is_the_callbacks_own(tmp_path, tracking_uri):

@@ -50,7 +50,8 @@ def test_lightning_trainer_with_mlflow_logger_writes_one_run(tmp_path, tracking_
     torch.manual_seed(0)
     train_set, test_set = digits()
     settings = TrackerSettings(eval_points=8, lc_samples=50, lc_directions=5, adv_samples=50,
-                               adv_points=3, adv_steps=3, partition_every=0)
+                               adv_points=3, adv_steps=3, partition_every=4,
+                               partition_resolution=16)
     logger = MLFlowLogger(experiment_name="lit", tracking_uri=tracking_uri)
     callback = GrokCallback(train=train_set, test=test_set, settings=settings)
     trainer = lit_trainer(tmp_path, 200, logger, callback, enable_checkpointing=False)
@@ -65,6 +66,18 @@ def test_lightning_trainer_with_mlflow_logger_writes_one_run(tmp_path, tracking_
     assert run.data.tags["mlflow.note.content"].startswith("### What this run showed")
     assert run.data.params["grok.lc_samples"] == "50" and "lc_samples" not in run.data.params
     assert not run.data.tags["mlflow.runName"].startswith("LitNet")   # the logger's name kept
+    # analysed after the fact (issue 42): from the logged module, snapshots and recorded points
+    from grok_mlflow.cli import main
+
+    run_id = run.info.run_id
+    assert main(["partition", run_id, "--resolution", "16"]) == 0
+    assert main(["radius", run_id, "--points", "10", "--radii", "0.01,0.1",
+                 "--directions", "2"]) == 0
+    assert main(["compare-regions", run_id, "--points", "4", "--resolution", "8"]) == 0
+    artifacts = {a.path for d in ("partition", "radius", "regions")
+                 for a in client.list_artifacts(run_id, d)}
+    assert {"radius/radius.png", "regions/compare.png"} <= artifacts
+    assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
 
 
 def test_lightning_resume_from_a_checkpoint_continues_without_duplicates(tmp_path,

@@ -3,6 +3,10 @@ test_partition.py; report: test_report.py)."""
 
 from __future__ import annotations
 
+import pytest
+
+from grok_mlflow.settings import SettingsError
+
 from conftest import REPO
 
 
@@ -68,7 +72,6 @@ def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, 
     points it recorded (analysis/points.pt). A run without a logged model says why in one
     line."""
     import torch
-    from mlflow.tracking import MlflowClient
     from torch import nn
 
     import grok_mlflow
@@ -93,17 +96,83 @@ def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, 
                 tracker.step(step, loss=loss)
         ids.append(tracker.run_id)
     run_id, bare = ids
-    assert main(["partition", run_id]) == 0
-    assert "partition/regions" in capsys.readouterr().out
-    assert main(["radius", run_id, "--points", "10", "--radii", "0.01,0.1",
-                 "--directions", "2"]) == 0
-    assert main(["compare-regions", run_id, "--points", "5", "--resolution", "16"]) == 0
-    capsys.readouterr()
-    artifacts = {a.path for d in ("partition", "radius", "regions")
-                 for a in MlflowClient().list_artifacts(run_id, d)}
-    assert {"radius/radius.png", "regions/compare.png"} <= artifacts
-    assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
+    _analyse_with_the_three_commands(run_id, capsys)
     assert main(["radius", bare]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"grok-mlflow: error: radius: run {bare}: its model cannot be loaded "
                           "here") and "log_model=True" in err and len(err.splitlines()) == 1
+    assert "RecordedRun.from_run(run_id, model)" in err
+    # ... which does it with the model at hand: its snapshots' weights, the recorded points
+    from grok_mlflow.runs import RecordedRun, choose_radius, draw_partition
+
+    mine = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    study, where = choose_radius(RecordedRun.from_run(bare, mine), radii=[0.01, 0.1],
+                                 directions=(2,), points=10)
+    assert where == f"runs:/{bare}/radius/radius.png" and study.radii == [0.01, 0.1]
+    png, metrics = draw_partition(RecordedRun.from_run(bare, mine), step=2, resolution=16)
+    assert png == f"runs:/{bare}/partition/redrawn_step_2.png" and metrics
+    with pytest.raises(SettingsError) as info:
+        draw_partition(RecordedRun.from_run(bare, mine), step=3)
+    assert str(info.value) == (f"analysis: run {bare} has no snapshot at step 3; snapshot "
+                               "steps: 0, 2, 9, 40")
+
+
+def test_a_run_records_at_most_16_mib_of_points_for_its_analysis(tracking_uri):
+    """3x224x224 float inputs (ImageNet's size): the recorded points stop at the cap, 27 of
+    them (27 x 602,112 bytes = 15.5 MiB <= 16 MiB); small inputs: 1,000."""
+    import torch
+    from torch import nn
+
+    import grok_mlflow
+    from grok_mlflow.stored import load_recorded_points
+    from grok_mlflow.tracking import POINTS_CAP_BYTES
+
+    x, y = torch.rand(40, 3, 224, 224), torch.randint(0, 3, (40,))
+    model = nn.Sequential(nn.Conv2d(3, 2, 16, stride=16), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 14 * 14, 3))
+    settings = grok_mlflow.TrackerSettings(steps=2, eval_points=2, lc_samples=2,
+                                           lc_directions=2, adv_points=0, partition_every=0,
+                                           eval_size=40)
+    with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
+                                 progress=False, log_model=False) as tracker:
+        tracker.step(1)
+        tracker.step(2)
+    points = load_recorded_points(tracker.run_id)
+    assert POINTS_CAP_BYTES == 16 * 2 ** 20
+    assert points["train_x"].shape == (27, 3, 224, 224) and len(points["train_y"]) == 27
+    assert points["train_x"].numel() * 4 <= POINTS_CAP_BYTES
+
+
+def test_the_readmes_own_loop_script_then_the_three_commands_on_its_run(tracking_uri, capsys):
+    """Issue 42's "done when": the README's complete own-loop script (shortened to 60 steps),
+    then `partition`, `radius` and `compare-regions` on its run: exit 0, figures in the run."""
+    import re
+
+
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Your own model, data and loop"):]
+    script = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "steps=2000" in script
+    scope: dict = {}
+    exec(compile(script.replace("steps=2000", "steps=60"), "README.md", "exec"), scope)
+    _analyse_with_the_three_commands(scope["tracker"].run_id, capsys)
+
+
+def _analyse_with_the_three_commands(run_id: str, capsys) -> None:
+    """`partition`, `radius` and `compare-regions` on ``run_id``: exit 0, figures in the run."""
+    from mlflow.tracking import MlflowClient
+
+    from grok_mlflow.cli import main
+
+    assert main(["partition", run_id, "--resolution", "32"]) == 0
+    assert "partition/regions" in capsys.readouterr().out
+    assert main(["radius", run_id, "--points", "10", "--radii", "0.01,0.1",
+                 "--directions", "2"]) == 0
+    assert main(["compare-regions", run_id, "--points", "4", "--resolution", "8"]) == 0
+    capsys.readouterr()
+    artifacts = {a.path for d in ("partition", "radius", "regions")
+                 for a in MlflowClient().list_artifacts(run_id, d)}
+    assert {"radius/radius.png", "radius/radius.md", "regions/compare.png",
+            "regions/compare.csv"} <= artifacts
+    assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
