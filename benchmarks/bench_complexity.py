@@ -42,7 +42,7 @@ def run_case(name, model, x, radius, device, repeats):
     # Interleaved repeats, best of each: this machine's timings drift between runs.
     for _ in range(repeats):
         for c in chunks:
-            t_forward[c] = min(t_forward[c], best_time(lambda: bare_forward(model, vertices, c),
+            t_forward[c] = min(t_forward[c], best_time(lambda c=c, v=vertices: bare_forward(model, v, c),
                                                        1, device))
         t_lc = min(t_lc, best_time(lambda: local_complexity(model, x, radius=radius,
                                                             directions=directions), 1, device))

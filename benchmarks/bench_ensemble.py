@@ -73,9 +73,10 @@ def main() -> int:
     for width in (int(w) for w in args.widths.split(",")):
         for k in (int(m) for m in args.members.split(",")):
             grid = members(dataclasses.replace(base, width=width), k)
-            sequential = timed(lambda: [train(s, progress=False, track=False) for s in grid],
+            sequential = timed(lambda grid=grid: [train(s, progress=False, track=False)
+                                                  for s in grid],
                                args.device)
-            stacked = timed(lambda: train_stacked(grid, progress=False, track=False),
+            stacked = timed(lambda grid=grid: train_stacked(grid, progress=False, track=False),
                             args.device)
             total = k * args.steps
             print(f"| {width} | {k} | {total / sequential:.0f} | {total / stacked:.0f} | "

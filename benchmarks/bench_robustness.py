@@ -73,7 +73,9 @@ def main():
         case("digits default (mlp 4x200)", digits, data.x_train, data.y_train, data.x_test,
              data.y_test, device)
         if mnist is not None:
-            import gzip, numpy as np
+            import gzip
+
+            import numpy as np
             from common import MNIST_T10K
             labels = torch.from_numpy(np.frombuffer(gzip.open(
                 MNIST_T10K / "t10k-labels-idx1-ubyte.gz").read(), dtype=np.uint8,

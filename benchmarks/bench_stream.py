@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch

@@ -59,8 +59,8 @@ def main():
             settings = replace(settings, device=device_name)
             ours, minimal = float("inf"), float("inf")
             for _ in range(2):   # interleaved, best of two
-                ours = min(ours, timed(lambda: train(settings, progress=False, track=False)))
-                minimal = min(minimal, timed(lambda: minimal_loop(settings, device)))
+                ours = min(ours, timed(lambda s=settings: train(s, progress=False, track=False)))
+                minimal = min(minimal, timed(lambda s=settings, d=device: minimal_loop(s, d)))
             print(f"{name:<18} {device_name:<4} {settings.steps} steps: ours "
                   f"{settings.steps / ours:8.0f} steps/s, minimal loop {settings.steps / minimal:8.0f}"
                   f" steps/s, ratio ours/minimal = {minimal / ours:4.2f}")
@@ -72,8 +72,8 @@ def main():
             high = replace(settings, loss_float64=True)
             f32, f64 = float("inf"), float("inf")
             for _ in range(3):   # interleaved, best of three
-                f32 = min(f32, timed(lambda: train(settings, progress=False, track=False)))
-                f64 = min(f64, timed(lambda: train(high, progress=False, track=False)))
+                f32 = min(f32, timed(lambda s=settings: train(s, progress=False, track=False)))
+                f64 = min(f64, timed(lambda s=high: train(s, progress=False, track=False)))
             print(f"{name:<18} {device_name:<4} loss_float64: {settings.steps / f64:8.0f} steps/s "
                   f"vs float32 loss {settings.steps / f32:8.0f} steps/s, cost = {f64 / f32:4.2f}x")
 

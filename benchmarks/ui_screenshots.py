@@ -130,7 +130,9 @@ def main() -> int:
                                "--host", "127.0.0.1", "--port", str(args.port)], cwd=tmp,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
-        name = (lambda stem: out / f"{args.prefix}{stem}.png")
+        def name(stem: str) -> Path:
+            return out / f"{args.prefix}{stem}.png"
+
         try:
             _wait_for(base)
             screenshot(browser, f"{base}#/experiments/{experiment}?workflowType=machine_learning",

@@ -154,12 +154,12 @@ class _EpochOrder(torch.utils.data.Sampler):
 
     def __iter__(self):
         per_epoch = self.n // self.batch_size
-        epoch, k = divmod(self.done, per_epoch)
+        epoch, start = divmod(self.done, per_epoch)
         while True:
             order = np.random.default_rng((self.seed, epoch)).permutation(self.n)
-            for k in range(k, per_epoch):
+            for k in range(start, per_epoch):
                 yield order[k * self.batch_size:(k + 1) * self.batch_size].tolist()
-            epoch, k = epoch + 1, 0
+            epoch, start = epoch + 1, 0
 
 
 

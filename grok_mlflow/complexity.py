@@ -265,7 +265,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
             # measures the widest activation per row, to size the chunks.
             try:
                 widest = widest_activation(model, x[:1].expand(n_vertices, *input_shape), run)
-            except Exception as err:  # noqa: BLE001 - re-raised with the shape that was rejected
+            except Exception as err:
                 raise ValueError(f"{type(model).__name__} rejected input of shape "
                                  f"{tuple(input_shape)} (per point): {err}") from err
             counter.take()

@@ -288,7 +288,8 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
 
     return PartitionSlice(
         region=region, boundary=boundary, decision=decision, prediction=prediction,
-        slope=_slope_norm(logits, span, cell) if slope else None, extent=(-margin, 1 + margin, -margin, 1 + margin),
+        slope=_slope_norm(logits, span, cell) if slope else None,
+        extent=(-margin, 1 + margin, -margin, 1 + margin),
         point_coords=point_coords.cpu(), regions=n_regions,
         regions_near_boundary=int(region[near_boundary].unique().numel()),
         regions_near_points=int(region[near_points].unique().numel()),

@@ -15,11 +15,11 @@ from typing import Mapping
 
 import matplotlib
 
-matplotlib.use("Agg")  # noqa: E402 - figures are files here, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
 __all__ = ["COLORS", "claims_figure", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
            "regions_figure", "sweep_figures"]
@@ -83,7 +83,7 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(0, last * 1.05)
         ax.grid(alpha=0.3)
-        for key, (label, color) in _PHASE_STYLE.items():
+        for key, (_label, color) in _PHASE_STYLE.items():
             if phases and key in phases:
                 ax.axvline(phases[key], color=color, linestyle="--", linewidth=1,
                            label=None)

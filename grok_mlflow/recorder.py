@@ -134,7 +134,7 @@ class MetricBuffer:
             chunk = self.pending[:MAX_BATCH]
             try:
                 self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
-            except Exception as err:  # noqa: BLE001 - any failure of the store: retry, then say so
+            except Exception as err:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TrackingUnavailable(
@@ -315,7 +315,7 @@ class Recorder:
             torch.save(payload, path)
             try:
                 self.client.log_artifact(self.run_id, path, "checkpoints")
-            except Exception as err:  # noqa: BLE001 - the next flush writes a newer one
+            except Exception as err:
                 if retry:
                     raise
                 print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "

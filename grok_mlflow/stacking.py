@@ -144,7 +144,7 @@ class StackedModules:
             return by_name[names[0]]
         total = torch.zeros_like(by_name[names[0]])
         for n in names:
-            weight = torch.tensor([float(l == n) for l in losses], device=out.device,
+            weight = torch.tensor([float(kind == n) for kind in losses], device=out.device,
                                   dtype=total.dtype)
             total = total + weight * by_name[n]
         return total
@@ -225,7 +225,7 @@ class StackedAdamW:
             grad = p.grad
             if grad is None:
                 continue
-            shape = lambda c: self._shaped(c, p)                  # noqa: E731
+            shape = lambda c, p=p: self._shaped(c, p)             # noqa: E731
             if self._any_l2:
                 grad = grad + p * shape(self._l2)                 # Adam: grad += wd * p
             # torch's single-tensor Adam(W), each product in its order; two scratch tensors

@@ -19,10 +19,11 @@ task            output, labels                   loss (``loss/*``)             a
 ``infer_task`` picks one from a batch of outputs and labels (integer labels and >= 2 outputs:
 multiclass; one output and labels all 0 or 1: binary; (N, k) labels all 0 or 1 beside (N, k)
 outputs: multilabel; else float labels: regression; multi-output regression with 0/1 targets
-needs ``task="regression"``); a ``task=`` given to the tracker overrides it. A user's own ``loss_fn(output, labels)`` replaces
-the loss of any task. A binary model is measured as ``TwoLogits`` (logits [0, z]) with labels
-0 / 1 as integers: its cross-entropy is exactly the binary cross-entropy on z and its argmax
-is z > 0, so accuracy, PGD and the partition's boundary read it as a 2-class model.
+needs ``task="regression"``); a ``task=`` given to the tracker overrides it. A user's own
+``loss_fn(output, labels)`` replaces the loss of any task. A binary model is measured as
+``TwoLogits`` (logits [0, z]) with labels 0 / 1 as integers: its cross-entropy is exactly the
+binary cross-entropy on z and its argmax is z > 0, so accuracy, PGD and the partition's boundary
+read it as a 2-class model.
 
 Outputs: a model may return a tensor, a dict (or a Hugging Face ``ModelOutput``), a tuple or a
 dataclass. ``select_output`` takes the tensor that ``output`` names (a key, an index or a

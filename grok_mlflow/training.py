@@ -75,8 +75,9 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
 
     Adam(W) on minibatches drawn without replacement (a fresh seeded permutation each epoch; the
     last incomplete batch of an epoch is dropped; ``batches.training_batches``: indexed on the
-    device, or decoded by workers for a streamed dataset), measured and logged by ``GrokTracker``, which
-    also checkpoints the training state with every metric flush (``checkpoints/last.pt``).
+    device, or decoded by workers for a streamed dataset), measured and logged by
+    ``GrokTracker``, which also checkpoints the training state with every metric flush
+    (``checkpoints/last.pt``).
     ``resume=RUN_ID`` continues that run from its last checkpoint (``settings`` should be the
     run's own: see ``resume_settings``); on CPU the result equals an uninterrupted run's.
     ``track=False`` runs the same loop with no measurement and no MLflow (for benchmarks).

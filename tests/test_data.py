@@ -17,14 +17,13 @@ import pytest
 import torch
 
 from grok_mlflow.batches import StreamedBatches, training_batches
-from grok_mlflow.data import load_dataset
+from grok_mlflow.data import DATASETS, load_dataset
 from grok_mlflow.run_parts import check_settings
 from grok_mlflow.settings import Settings, SettingsError
 
 from conftest import MNIST_T10K
 
 CPU = torch.device("cpu")
-from grok_mlflow.data import DATASETS
 
 
 def write_idx_images(path, images: np.ndarray):
@@ -198,7 +197,7 @@ def test_imagenette_streams_each_training_image_once_per_epoch(tmp_path):
     labels = data.y_train.tolist()
     epochs = []
     with contextlib.closing(batches):
-        for epoch in range(3):
+        for _epoch in range(3):
             seen = []
             for _ in range(3):                           # 12 // 4 batches per epoch
                 x, y = next(batches)

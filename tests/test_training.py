@@ -48,7 +48,7 @@ def test_warmup_and_float64_loss_train_the_same_alone_and_stacked():
     stacked = train_stacked([settings, dataclasses.replace(settings, seed=1)],
                             progress=False, track=False)[0].model
     no_warmup = train(TINY, progress=False, track=False).model
-    for (name, a), b, c in zip(alone.state_dict().items(), stacked.state_dict().values(),
+    for (name, a), b, _c in zip(alone.state_dict().items(), stacked.state_dict().values(),
                                no_warmup.state_dict().values()):
         assert torch.allclose(a, b, rtol=0, atol=1e-12), name
     assert not torch.allclose(alone.state_dict()["hidden1.linear.weight"],
