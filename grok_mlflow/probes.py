@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from .robustness import check_box, data_box
 from .settings import TrackerSettings
 
 __all__ = ["DATASET_LIMIT", "Data", "Probes", "as_tensors", "check_box", "data_box",
@@ -158,31 +159,6 @@ def _pair(item: Any) -> tuple[Tensor, Tensor]:
                         f"and a label ({', '.join(LABEL_KEYS)}); got keys {sorted(item)}")
     raise TypeError(f"a data item must be an (input, label) pair or a mapping, got "
                     f"{type(item).__name__}")
-
-
-def data_box(*xs: Tensor) -> tuple[float, float]:
-    """The input box of continuous inputs: (0, 1) when every value lies in [0, 1] (pixels, the
-    paper's setting), else the global (min, max) over every feature of ``xs`` (one box for all
-    features: PGD's budgets and LC's random points then share one scale, as pixels do)."""
-    low = min(float(x.min()) for x in xs if x.numel())
-    high = max(float(x.max()) for x in xs if x.numel())
-    if 0.0 <= low and high <= 1.0:
-        return (0.0, 1.0)
-    return (low, high) if high > low else (low, low + 1.0)
-
-
-def check_box(domain: tuple[float, float], what: str, *xs: Tensor) -> None:
-    """``ValueError`` in one line when ``xs`` lie outside the box ``domain`` (never a silent
-    clamp): the range found and the way out."""
-    low, high = float(domain[0]), float(domain[1])
-    if not high > low:
-        raise ValueError(f"domain must be (low, high) with low < high, got {tuple(domain)}")
-    tol = 1e-6 * (high - low)
-    lo = min(float(x.min()) for x in xs if x.numel())
-    hi = max(float(x.max()) for x in xs if x.numel())
-    if lo < low - tol or hi > high + tol:
-        raise ValueError(f"{what} lie outside domain ({low:g}, {high:g}): min {lo:.4g}, max "
-                         f"{hi:.4g}; give the box they lie in (domain=None: the data's own)")
 
 
 def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torch.device,

@@ -23,7 +23,8 @@ from torch import Tensor, nn
 
 from ._modes import evaluating
 
-__all__ = ["pgd_attack", "robust_accuracy", "robust_loss", "robust_multilabel_accuracy"]
+__all__ = ["check_box", "data_box", "pgd_attack", "robust_accuracy", "robust_loss",
+           "robust_multilabel_accuracy"]
 
 
 class _InBox(nn.Module):
@@ -97,8 +98,6 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequ
         >>> acc = robust_accuracy(net, x_test[:500], y_test[:500], eps=[0.05, 0.1], steps=10)
         >>> {e: round(float(a), 3) for e, a in acc.items()}
     """
-    from .probes import check_box
-
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
     _check(budgets, steps, len(x), domain)
     check_box(domain, "x", x)
@@ -164,8 +163,6 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
 def _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, fn, score) -> dict:
     """{eps: ``score(model(adv), y)``} for ``_pgd_on_loss``'s adversarial inputs: the checks
     (budgets, x in ``domain``), eval mode and a forked, seeded RNG (as ``robust_accuracy``)."""
-    from .probes import check_box
-
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
     _check(budgets, steps, len(x), domain)
     check_box(domain, "x", x)
@@ -219,3 +216,28 @@ def robust_multilabel_accuracy(model: nn.Module, x: Tensor, y: Tensor, *,
 
     return _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, summed_bce,
                            exact_match)
+
+
+def data_box(*xs: Tensor) -> tuple[float, float]:
+    """The input box of continuous inputs: (0, 1) when every value lies in [0, 1] (pixels, the
+    paper's setting), else the global (min, max) over every feature of ``xs`` (one box for all
+    features: PGD's budgets and LC's random points then share one scale, as pixels do)."""
+    low = min(float(x.min()) for x in xs if x.numel())
+    high = max(float(x.max()) for x in xs if x.numel())
+    if 0.0 <= low and high <= 1.0:
+        return (0.0, 1.0)
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def check_box(domain: tuple[float, float], what: str, *xs: Tensor) -> None:
+    """``ValueError`` in one line when ``xs`` lie outside the box ``domain`` (never a silent
+    clamp): the range found and the way out."""
+    low, high = float(domain[0]), float(domain[1])
+    if not high > low:
+        raise ValueError(f"domain must be (low, high) with low < high, got {tuple(domain)}")
+    tol = 1e-6 * (high - low)
+    lo = min(float(x.min()) for x in xs if x.numel())
+    hi = max(float(x.max()) for x in xs if x.numel())
+    if lo < low - tol or hi > high + tol:
+        raise ValueError(f"{what} lie outside domain ({low:g}, {high:g}): min {lo:.4g}, max "
+                         f"{hi:.4g}; give the box they lie in (domain=None: the data's own)")

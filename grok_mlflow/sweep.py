@@ -368,14 +368,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                  logging_level=logging.INFO if verbose else logging.WARNING)
     stops.install()           # after ray.init: Ray's driver installs its own SIGTERM handler
     try:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if len(nodes) > 1 and _is_local_store(uri):
-            raise SettingsError(
-                f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
-                "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
-        _check_fits(spec, nodes)
-        resources = ray.cluster_resources()
-        cpus, slots = float(resources.get("CPU", 1.0)), _slots(spec, resources)
+        cpus, slots = _cluster_slots(spec, uri)
         groups = spec.stack_groups(slots)
         tags = {"grok_mlflow.sweep": spec.name, "grok_mlflow.driver": _driver_key()}
         if resumed:
@@ -390,18 +383,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             print(f"Sweep {spec.name}: parent run {parent_id}"
                   f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.",
                   file=sys.stderr)
-            # relative paths would resolve inside each trial's own directory
-            base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
-                                       ).to_params()
-            configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
-                        "parent_run_id": parent_id, "experiment_id": experiment_id,
-                        "sweep": spec.name} for o in spec.trials()]
-            by_name = {c["name"]: c for c in configs}
-            trials = [by_name[trial_name(g[0])] if len(g) == 1 else
-                      {"name": _group_name(g, i, len(groups)),
-                       "members": [by_name[trial_name(o)] for o in g]}
-                      for i, g in enumerate(groups, start=1)]
-            storage = os.path.abspath(storage_path or "ray_results")
+            configs, trials = _trial_configs(spec, groups, uri, parent_id, experiment_id)
             name = f"{spec.name}-{parent_id[:8]}" + (
                 f"-resumed-{tags['grok_mlflow.resumed']}" if resumed else "")
             try:
@@ -411,7 +393,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                     param_space={"trial": tune.grid_search(trials)},
                     tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None),
                     run_config=tune.RunConfig(
-                        storage_path=storage, name=name,
+                        storage_path=os.path.abspath(storage_path or "ray_results"), name=name,
                         verbose=2 if verbose else 0, callbacks=[SweepProgress(
                             spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
                             every_s=progress_every_s)],
@@ -436,6 +418,39 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+def _cluster_slots(spec: SweepSpec, uri: str) -> tuple[float, int]:
+    """The Ray cluster's CPUs and how many trials it runs at once; ``SettingsError`` for a
+    several-node cluster with a tracking store local to this machine, or a trial no node fits."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and _is_local_store(uri):
+        raise SettingsError(
+            f"tracking: the Ray cluster has {len(nodes)} nodes but the tracking URI {uri} is "
+            "local to this machine; start `mlflow server` and set MLFLOW_TRACKING_URI=http://...")
+    _check_fits(spec, nodes)
+    resources = ray.cluster_resources()
+    return float(resources.get("CPU", 1.0)), _slots(spec, resources)
+
+
+def _trial_configs(spec: SweepSpec, groups: list[list[dict[str, Any]]], uri: str,
+                   parent_id: str, experiment_id: str) -> tuple[list[dict], list[dict]]:
+    """Every trial's config, and Ray Tune's trials: a trial's config, or a stacked group's
+    ``{"name", "members"}``."""
+    # relative paths would resolve inside each trial's own directory
+    base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
+                               ).to_params()
+    configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
+                "parent_run_id": parent_id, "experiment_id": experiment_id,
+                "sweep": spec.name} for o in spec.trials()]
+    by_name = {c["name"]: c for c in configs}
+    trials = [by_name[trial_name(g[0])] if len(g) == 1 else
+              {"name": _group_name(g, i, len(groups)),
+               "members": [by_name[trial_name(o)] for o in g]}
+              for i, g in enumerate(groups, start=1)]
+    return configs, trials
 
 
 class _Stops:

@@ -89,7 +89,7 @@ class GrokTracker:
         domain: (low, high) box of the inputs: LC's random points are drawn in it, PGD stays in
             it and its default budgets are 0.05, 0.1, 0.2 of its width. None (default): the
             data's own, (0, 1) for inputs in [0, 1], else the training and test inputs' global
-            (min, max) (``probes.data_box``). A given box is checked: inputs outside it are
+            (min, max) (``robustness.data_box``). A given box is checked: inputs outside it are
             refused in one line before any run exists (never clamped).
         run_name: name of a new run (default: the model's class and size, ``model_run_name``).
         experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME`` or
