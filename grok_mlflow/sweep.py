@@ -17,6 +17,9 @@ A spec is YAML::
                                      # (seed, lr, weight_decay, ...) train as one stacked model;
                                      # off: one process per trial
     max_members: 16                  # at most this many trials in one stacked group
+    pending_timeout_s: 600           # an autoscaling cluster: resources no node has yet are a
+                                     # warning, and a trial PENDING longer ends the sweep
+                                     # (default 0: no autoscaler; refused before any run)
     claims:                          # the paper's claims, judged over the trials at the end
       - text: "Increasing width hastens region migration"
         figure: "5"
@@ -82,6 +85,7 @@ class SweepSpec:
     ensemble: str = "auto"
     max_members: int = 16
     claims: tuple = ()        # claims.Claim, judged at the end
+    pending_timeout_s: float = 0.0   # > 0: an autoscaling cluster; a trial may wait this long
 
     def trials(self) -> list[dict[str, Any]]:
         """Every combination of the grid, as {setting: value}, in spec order."""
@@ -140,11 +144,12 @@ def load_spec(path: str) -> SweepSpec:
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or not data["grid"]:
         raise SettingsError(f"spec {path}: needs a 'grid:' mapping of setting -> list of values")
     unknown = sorted(set(data) - {"name", "base", "grid", "resources", "max_concurrent",
-                                  "max_failures", "ensemble", "max_members", "claims", "stop"})
+                                  "max_failures", "ensemble", "max_members", "claims", "stop",
+                                  "pending_timeout_s"})
     if unknown:
         raise SettingsError(f"spec {path}: unknown key(s) {', '.join(unknown)}; valid: name, "
                             "base, grid, resources, max_concurrent, max_failures, ensemble, "
-                            "max_members, claims, stop")
+                            "max_members, claims, stop, pending_timeout_s")
     base_values = data.get("base") or {}
     if not isinstance(base_values, dict):
         raise SettingsError(f"spec {path}: 'base:' must be a mapping of setting: value")
@@ -180,6 +185,9 @@ def load_spec(path: str) -> SweepSpec:
     max_members = data.get("max_members", 16)
     if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
         raise SettingsError(f"spec {path}: max_members must be an integer >= 1")
+    pending = data.get("pending_timeout_s", 0)
+    if isinstance(pending, bool) or not isinstance(pending, (int, float)) or pending < 0:
+        raise SettingsError(f"spec {path}: pending_timeout_s must be a number of seconds >= 0")
     from .claims import parse_claims
 
     try:
@@ -190,7 +198,7 @@ def load_spec(path: str) -> SweepSpec:
                      resources={k: float(v) for k, v in resources.items()},
                      max_concurrent=max_concurrent, max_failures=max_failures,
                      source=str(path), ensemble=ensemble, max_members=max_members,
-                     claims=claims)
+                     claims=claims, pending_timeout_s=float(pending))
 
 
 def _stop_values(stop: Any, path: str) -> dict[str, Any]:
@@ -361,6 +369,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     started_here = not ray.is_initialized()
     stops = _Stops(verbose)
+    pending = _PendingTimeout(spec.pending_timeout_s, stops)
+    stops.asked = f"{spec.resources['cpu']:g} CPU(s) and {spec.resources['gpu']:g} GPU(s)"
     if started_here:
         import logging
         ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
@@ -370,10 +380,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     try:
         cpus, slots = _cluster_slots(spec, uri)
         groups = spec.stack_groups(slots)
-        tags = {"grok_mlflow.sweep": spec.name, "grok_mlflow.driver": _driver_key()}
-        if resumed:
-            tags["grok_mlflow.resumed"] = str(int(resumed.data.tags.get(
-                "grok_mlflow.resumed", "0")) + 1)
+        tags = _parent_tags(spec, resumed)
         with sweep_parent_run(f"sweep:{spec.name}", _spec_params(spec, groups), tags,
                               spec.source, _experiment_for(spec, experiment),
                               resume=resumed.info.run_id if resumed else None
@@ -396,16 +403,14 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                         storage_path=os.path.abspath(storage_path or "ray_results"), name=name,
                         verbose=2 if verbose else 0, callbacks=[SweepProgress(
                             spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
-                            every_s=progress_every_s)],
+                            every_s=progress_every_s), pending.callback()],
                         failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
                 with stops.fitting():
                     results = tuner.fit()
             except KeyboardInterrupt:        # a signal before Tune's loop, or a second one
                 stops.caught = stops.caught or [signal.SIGINT]
-            if stops.caught:
-                if started_here:             # no trial may go on logging into a KILLED run
-                    ray.shutdown()
-                raise _interrupted(spec, parent_id, stops.caught[0], again)
+            if stops.caught or pending.expired:
+                _stopped(spec, parent_id, stops, pending, again, started_here)
             errors = [str(r.error) for r in results if r.error]
             failed = _summarise(parent_id, spec)
             publish_sweep_view(parent_id, spec.name, list(spec.grid), len(configs))
@@ -418,6 +423,32 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
         if started_here:
             ray.shutdown()
     return parent_id
+
+
+def _parent_tags(spec: SweepSpec, resumed) -> dict[str, str]:
+    """The parent run's tags: the sweep, this driver, and how often it was resumed."""
+    tags = {"grok_mlflow.sweep": spec.name, "grok_mlflow.driver": _driver_key()}
+    if resumed:
+        tags["grok_mlflow.resumed"] = str(int(resumed.data.tags.get("grok_mlflow.resumed",
+                                                                    "0")) + 1)
+    return tags
+
+
+def _stopped(spec: SweepSpec, parent_id: str, stops: "_Stops", pending: "_PendingTimeout",
+             again: str, started_here: bool) -> None:
+    """A sweep that a signal or a pending timeout ended: its Ray shut down (no trial may go on
+    logging into a run ended here), then ``SweepInterrupted`` (the parent KILLED) or, for the
+    timeout, ``SettingsError`` (the parent FAILED: the spec cannot run on this cluster)."""
+    import ray
+
+    from .sweep_runs import end_interrupted_children
+
+    if started_here:
+        ray.shutdown()
+    if not stops.caught:
+        end_interrupted_children(parent_id, pending.expired)
+        raise SettingsError(pending.expired)
+    raise _interrupted(spec, parent_id, stops.caught[0], again)
 
 
 def _cluster_slots(spec: SweepSpec, uri: str) -> tuple[float, int]:
@@ -453,6 +484,43 @@ def _trial_configs(spec: SweepSpec, groups: list[list[dict[str, Any]]], uri: str
     return configs, trials
 
 
+class _PendingTimeout:
+    """A Ray Tune callback (made by ``callback()``): when a trial has waited PENDING longer than
+    ``seconds`` (an autoscaler that never brings the node), Tune's loop is ended as by Ctrl-C
+    (``_Stops``) and ``expired`` says which trial; 0 seconds: never."""
+
+    def __init__(self, seconds: float, stops: "_Stops"):
+        self.seconds, self.stops = seconds, stops
+        self.since: dict[str, float] = {}
+        self.expired = ""
+
+    def callback(self):
+        from ray.tune import Callback
+
+        timeout = self
+
+        class PendingTimeout(Callback):
+            def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+                timeout.check(trials)
+
+        return PendingTimeout()
+
+    def check(self, trials: list) -> None:
+        import time
+
+        now = time.monotonic()
+        for trial in trials:
+            if trial.status != "PENDING":
+                self.since.pop(trial.trial_id, None)
+                continue
+            waited = now - self.since.setdefault(trial.trial_id, now)
+            if self.seconds and waited > self.seconds and not self.expired:
+                self.expired = (f"resources: trial {trial.config['trial']['name']} waited "
+                                f"PENDING for {waited:.0f} s (pending_timeout_s "
+                                f"{self.seconds:g}): no Ray node gave it {self.stops.asked}")
+                self.stops.stop_tune()
+
+
 class _Stops:
     """The driver's SIGINT, SIGTERM and SIGHUP: the first asks Ray Tune to end its loop
     gracefully (Tune's own SIGUSR1 handler, installed while it runs; its SIGINT handler is
@@ -467,6 +535,7 @@ class _Stops:
         self.verbose = verbose
         self.saved: dict[int, Any] = {}
         self.in_tune = False
+        self.asked = ""
 
     def install(self) -> None:
         import threading
@@ -510,11 +579,16 @@ class _Stops:
     def _on_signal(self, signum: int, frame: Any) -> None:
         first = not self.caught
         self.caught.append(signum)
-        tune_stop = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
-        if first and self.in_tune and callable(tune_stop) and tune_stop is not self._on_signal:
-            tune_stop(signum, frame)                     # Tune ends its loop, stops trials
-        else:
+        if not (first and self.stop_tune(signum, frame)):
             raise KeyboardInterrupt
+
+    def stop_tune(self, signum: int = 0, frame: Any = None) -> bool:
+        """Ask Ray Tune to end its loop (its SIGUSR1 handler); False outside its loop."""
+        tune_stop = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
+        if self.in_tune and callable(tune_stop) and tune_stop is not self._on_signal:
+            tune_stop(signum or getattr(signal, "SIGUSR1", 0), frame)  # Tune stops the trials
+            return True
+        return False
 
 
 def _interrupted(spec: SweepSpec, parent_id: str, signum: int, again: str) -> Exception:
@@ -634,11 +708,17 @@ def _check_fits(spec: SweepSpec, nodes: list[dict]) -> None:
     if any(all(r.get(k, 0.0) >= v for k, v in want.items() if v) for r in have):
         return
     best = max(have, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)), default={})
+    asked = (f"a trial asks for {want['CPU']:g} CPU(s) and {want['GPU']:g} GPU(s), but the "
+             f"largest Ray node has {best.get('CPU', 0.0):g} CPU(s) and "
+             f"{best.get('GPU', 0.0):g} GPU(s) ({len(nodes)} node(s))")
+    if spec.pending_timeout_s:          # an autoscaling cluster may add the node it needs
+        print(f"grok-mlflow: warning: resources: {asked}; waiting up to "
+              f"{spec.pending_timeout_s:g} s (pending_timeout_s) for the autoscaler",
+              file=sys.stderr)
+        return
     raise SettingsError(
-        f"resources: a trial asks for {want['CPU']:g} CPU(s) and {want['GPU']:g} GPU(s), but "
-        f"the largest Ray node has {best.get('CPU', 0.0):g} CPU(s) and {best.get('GPU', 0.0):g} "
-        f"GPU(s) ({len(nodes)} node(s)); lower resources: or join a bigger cluster "
-        "(--ray-address)")
+        f"resources: {asked}; lower resources: or join a bigger cluster (--ray-address; on an "
+        "autoscaling cluster set pending_timeout_s: to wait for new nodes)")
 
 
 def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float, slots: int = 1):

@@ -402,6 +402,32 @@ def test_a_parent_note_too_long_for_mlflow_keeps_the_verdicts_whole():
                                                        "- **SUPPORTED**: x.\n\nThe verdicts'")
 
 
+def test_on_an_autoscaling_cluster_a_trial_pending_too_long_ends_the_sweep(tmp_path, capsys):
+    """Issue 43: with pending_timeout_s (an autoscaling cluster) resources no node has now are
+    a warning; a trial still PENDING after the timeout ends the sweep in one line, exit 2, the
+    parent FAILED (the local Ray here has no autoscaler: the timeout is what ends it)."""
+    import time
+
+    from grok_mlflow.cli import main
+
+    from conftest import only_run
+
+    spec = write(tmp_path, "base: {steps: 20}\ngrid: {width: [8]}\nresources: {cpu: 64}\n"
+                           "pending_timeout_s: 3\n")
+    start = time.monotonic()
+    assert main(["sweep", spec]) == 2
+    assert time.monotonic() - start < 120
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith("grok-mlflow: warning: resources: a trial asks for 64 CPU(s) "
+                               "and 0 GPU(s), but the largest Ray node has ") and
+               line.endswith("waiting up to 3 s (pending_timeout_s) for the autoscaler")
+               for line in err), err
+    assert err[-1].startswith("grok-mlflow: error: resources: trial width=8 waited PENDING "
+                              "for ") and err[-1].endswith(
+        "s (pending_timeout_s 3): no Ray node gave it 64 CPU(s) and 0 GPU(s)"), err[-1]
+    assert only_run().info.status == "FAILED"
+
+
 @pytest.mark.parametrize("resources, asked", [("{cpu: 64}", "64 CPU(s) and 0 GPU(s)"),
                                               ("{cpu: 1, gpu: 1}", "1 CPU(s) and 1 GPU(s)")])
 def test_resources_no_node_can_give_are_refused_before_any_run(tmp_path, capsys, resources,
