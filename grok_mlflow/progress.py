@@ -79,8 +79,11 @@ class SweepProgress(Callback):
         self.draw()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        for row in self._update(trial, "TERMINATED"):
-            row.step = row.steps
+        if (getattr(trial, "last_result", None) or {}).get("stopped"):   # a stopped sweep
+            self._update(trial, "STOPPED")
+        else:
+            for row in self._update(trial, "TERMINATED"):
+                row.step = row.steps
         self.draw(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
@@ -103,7 +106,7 @@ class SweepProgress(Callback):
     def total(self) -> str:
         """The headline: trials by state, elapsed time and the estimate of the rest."""
         rows = list(self.rows.values())
-        done = sum(r.state in ("TERMINATED", "ERROR") for r in rows)
+        done = sum(r.state in ("TERMINATED", "ERROR", "STOPPED") for r in rows)
         running = sum(r.state in ("RUNNING", "RESTARTED") for r in rows)
         elapsed = time.monotonic() - self.start
         steps_done = sum(r.step for r in rows)

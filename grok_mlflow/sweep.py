@@ -248,8 +248,12 @@ def _trial(space: dict[str, Any]) -> None:
     use_tracking_uri(config["tracking_uri"])
     settings = _trial_settings(config)
     tags = _trial_tags(config)
+    stop_asked = _stop_asked(config["parent_run_id"])
+    if stop_asked(force=True):                 # the sweep is being stopped: do not start
+        return
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
     def report_progress(step: int, metrics) -> None:   # the driver's live table (progress.py)
+        stop_asked.at(step)
         tune.report({"step": step, "steps": settings.steps,
                      **{k.replace("/", "_"): v for k, v in metrics.items()
                         if k in ("acc/test", "lc/train")}})
@@ -263,16 +267,85 @@ def _trial(space: dict[str, Any]) -> None:
         if run_statuses([earlier]) == ["FINISHED"]:   # a resumed sweep: this trial is done
             return
         tag_run(earlier, {"grok_mlflow.ray_node_resumed": node})   # where it continued
-        result = train(settings, run_name=config["name"], progress=False, resume=earlier,
-                       on_progress=report_progress)
+        with stop_asked.ends_trial():
+            result = train(settings, run_name=config["name"], progress=False, resume=earlier,
+                           on_progress=report_progress, progress_every_s=1.0)
     else:
-        with child_run(config["name"], config["experiment_id"],
-                       {**tags, "grok_mlflow.ray_node": node}):
+        with stop_asked.ends_trial(), child_run(config["name"], config["experiment_id"],
+                                                {**tags, "grok_mlflow.ray_node": node}):
             result = train(settings, run_name=config["name"], progress=False,
-                           on_progress=report_progress)
+                           on_progress=report_progress, progress_every_s=1.0)
+    if stop_asked.stopped:
+        tune.report({"stopped": 1})            # the live table: STOPPED at its step
+        return
     tune.report({"step": settings.steps, "steps": settings.steps,
                  **{k.replace("/", "_"): v for k, v in result.metrics.items()
                     if not k.startswith("lc") or k.count("/") == 1}})
+
+
+class _StopAsked:
+    """A trial's view of the driver's stop flag (``_StopFlag``, a named Ray actor: it reaches
+    trials on every node): called at most once a second; ``at(step)`` raises, between two
+    steps, the ``KeyboardInterrupt`` that makes the tracker end its run(s) KILLED with a
+    checkpoint of that step; ``ends_trial()`` turns it into the trial's normal return."""
+
+    def __init__(self, actor: Any):
+        self.actor, self.last, self.stopped = actor, 0.0, False
+
+    def __call__(self, force: bool = False) -> bool:
+        import time
+
+        import ray
+
+        if self.actor is None or (not force and time.monotonic() - self.last < 1.0):
+            return False
+        self.last = time.monotonic()
+        try:
+            return bool(ray.get(self.actor.get.remote(), timeout=10))
+        except Exception:  # noqa: BLE001 - the driver is gone: Ray ends this trial anyway
+            return False
+
+    def at(self, step: int) -> None:
+        if self():
+            stop = KeyboardInterrupt(f"the sweep was stopped after step {step}")
+            stop.at_step_boundary = True       # the tracker checkpoints this step's state
+            raise stop
+
+    @contextlib.contextmanager
+    def ends_trial(self) -> Iterator[None]:
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.actor is None:
+                raise
+            self.stopped = True
+
+
+def _stop_asked(parent_id: str) -> _StopAsked:
+    import ray
+
+    try:
+        return _StopAsked(ray.get_actor(f"grok_mlflow_stop_{parent_id}"))
+    except Exception:  # noqa: BLE001 - no flag (a sweep started by an older driver)
+        return _StopAsked(None)
+
+
+def _stop_flag(parent_id: str) -> Any:
+    """The driver's stop flag for its trials: a named Ray actor holding one bool."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class StopFlag:
+        def __init__(self):
+            self.value = False
+
+        def set(self) -> None:
+            self.value = True
+
+        def get(self) -> bool:
+            return self.value
+
+    return StopFlag.options(name=f"grok_mlflow_stop_{parent_id}").remote()
 
 
 def _ray_node() -> str:
@@ -306,16 +379,25 @@ def _stacked_trial(group: dict[str, Any]) -> None:
     names = [m["name"] for m, _ in todo]
     steps = settings[0].steps
 
+    stop_asked = _stop_asked(first["parent_run_id"])
+    if stop_asked(force=True):                 # the sweep is being stopped: do not start
+        return
+
     def report_progress(step: int, latest) -> None:   # the driver's live table (progress.py)
+        stop_asked.at(step)
         tune.report({"step": step, "steps": steps, "members": {
             name: {k.replace("/", "_"): v for k, v in metrics.items()
                    if k in ("acc/test", "lc/train")} for name, metrics in latest.items()}})
 
-    results = train_stacked(
-        settings, run_names=names, experiment_id=first["experiment_id"],
-        tags=[{**_trial_tags(m), "grok_mlflow.stack": group["name"]} for m, _ in todo],
-        resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
-        on_progress=report_progress)
+    with stop_asked.ends_trial():
+        results = train_stacked(
+            settings, run_names=names, experiment_id=first["experiment_id"],
+            tags=[{**_trial_tags(m), "grok_mlflow.stack": group["name"]} for m, _ in todo],
+            resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
+            on_progress=report_progress, progress_every_s=1.0)
+    if stop_asked.stopped:
+        tune.report({"stopped": 1})            # the live table: STOPPED at its step
+        return
     tune.report({"step": steps, "steps": steps, "members": {
         name: {k.replace("/", "_"): v for k, v in r.metrics.items()
                if k in ("acc/test", "lc/train")} for name, r in zip(names, results)}})
@@ -391,6 +473,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                   f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.",
                   file=sys.stderr)
             configs, trials = _trial_configs(spec, groups, uri, parent_id, experiment_id)
+            stops.flag = _stop_flag(parent_id)
             name = f"{spec.name}-{parent_id[:8]}" + (
                 f"-resumed-{tags['grok_mlflow.resumed']}" if resumed else "")
             try:
@@ -502,6 +585,7 @@ class _PendingTimeout:
         class PendingTimeout(Callback):
             def on_step_begin(self, iteration: int, trials: list, **info) -> None:
                 timeout.check(trials)
+                timeout.stops.check(trials)
 
         return PendingTimeout()
 
@@ -529,6 +613,7 @@ class _Stops:
     ``KeyboardInterrupt``. ``caught`` holds the signal numbers received."""
 
     SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+    GRACE_S = 60.0
 
     def __init__(self, verbose: bool):
         self.caught: list[int] = []
@@ -536,6 +621,8 @@ class _Stops:
         self.saved: dict[int, Any] = {}
         self.in_tune = False
         self.asked = ""
+        self.flag: Any = None           # _stop_flag: set on the first signal
+        self.asked_at = 0.0
 
     def install(self) -> None:
         import threading
@@ -577,10 +664,25 @@ class _Stops:
                 os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        import time
+
         first = not self.caught
         self.caught.append(signum)
-        if not (first and self.stop_tune(signum, frame)):
+        if first and self.in_tune and self.flag is not None:
+            self.flag.set.remote()      # the trials stop at their next step, with a checkpoint
+            self.asked_at = time.monotonic()
+        elif not (first and self.stop_tune(signum, frame)):
             raise KeyboardInterrupt
+
+    def check(self, trials: list) -> None:
+        """Once the trials were asked to stop: end Tune's loop when none runs any more, or
+        after ``GRACE_S`` (a trial that does not answer)."""
+        import time
+
+        if self.asked_at and (not any(t.status == "RUNNING" for t in trials) or
+                              time.monotonic() - self.asked_at > self.GRACE_S):
+            self.asked_at = 0.0
+            self.stop_tune()
 
     def stop_tune(self, signum: int = 0, frame: Any = None) -> bool:
         """Ask Ray Tune to end its loop (its SIGUSR1 handler); False outside its loop."""

@@ -129,10 +129,15 @@ def trial_run_id(experiment_id: str, parent_id: str, trial: str) -> str | None:
 
 @contextmanager
 def child_run(name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterator[str]:
-    """A new child run (``tags`` holds ``mlflow.parentRunId``), active inside the block."""
+    """A new child run (``tags`` holds ``mlflow.parentRunId``), active inside the block; it
+    ends KILLED on ``KeyboardInterrupt`` (a stopped sweep: resumable), FAILED on an error."""
     with managed_run(), mlflow.start_run(run_name=name, experiment_id=experiment_id,
                                          tags=dict(tags)) as run:
-        yield run.info.run_id
+        try:
+            yield run.info.run_id
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 

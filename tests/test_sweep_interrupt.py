@@ -100,9 +100,13 @@ def test_a_signal_ends_the_sweep_killed_and_resume_finishes_it(tmp_path, sig, en
     stopped = [c for c in children if c.info.status == "KILLED"]
     assert stopped and all(c.info.status in ("KILLED", "FINISHED") for c in children)
     for child in stopped:
-        assert child.data.tags["grok_mlflow.interrupted"].startswith(
-            f"sweep interrupted by {name}; continue with `grok-mlflow sweep {spec} --resume`; "
-            "last logged step "), child.data.tags
+        why = child.data.tags["grok_mlflow.interrupted"]
+        assert why.startswith(f"sweep interrupted by {name}; continue with `grok-mlflow sweep "
+                              f"{spec} --resume`; last logged step "), child.data.tags
+        # it stopped at its next step with a checkpoint of that step (not its last periodic one)
+        (path,) = glob.glob(f"{tmp_path}/**/{child.info.run_id}/artifacts/checkpoints/last.pt",
+                            recursive=True)
+        assert _checkpoint_step(path) >= int(why.rsplit(" ", 1)[1]) > 0
     # a spec changed since: one line, before Ray or any run
     changed = _spec(tmp_path, ensemble, "changed.yaml", steps=1200)
     os.replace(changed, spec)
