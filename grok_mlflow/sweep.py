@@ -486,7 +486,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                         storage_path=os.path.abspath(storage_path or "ray_results"), name=name,
                         verbose=2 if verbose else 0, callbacks=[SweepProgress(
                             spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
-                            every_s=progress_every_s), pending.callback()],
+                            every_s=progress_every_s), _loop_watch(pending, stops)],
                         failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
                 with stops.fitting():
                     results = tuner.fit()
@@ -567,27 +567,28 @@ def _trial_configs(spec: SweepSpec, groups: list[list[dict[str, Any]]], uri: str
     return configs, trials
 
 
+def _loop_watch(*watchers: Any):
+    """A Ray Tune callback that hands the trials to each watcher's ``check`` at every step of
+    Tune's loop (``_PendingTimeout``, ``_Stops``)."""
+    from ray.tune import Callback
+
+    class LoopWatch(Callback):
+        def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+            for watcher in watchers:
+                watcher.check(trials)
+
+    return LoopWatch()
+
+
 class _PendingTimeout:
-    """A Ray Tune callback (made by ``callback()``): when a trial has waited PENDING longer than
-    ``seconds`` (an autoscaler that never brings the node), Tune's loop is ended as by Ctrl-C
-    (``_Stops``) and ``expired`` says which trial; 0 seconds: never."""
+    """When a trial has waited PENDING longer than ``seconds`` (an autoscaler that never brings
+    the node), Tune's loop is ended as by Ctrl-C (``_Stops``) and ``expired`` says which trial;
+    0 seconds: never."""
 
     def __init__(self, seconds: float, stops: "_Stops"):
         self.seconds, self.stops = seconds, stops
         self.since: dict[str, float] = {}
         self.expired = ""
-
-    def callback(self):
-        from ray.tune import Callback
-
-        timeout = self
-
-        class PendingTimeout(Callback):
-            def on_step_begin(self, iteration: int, trials: list, **info) -> None:
-                timeout.check(trials)
-                timeout.stops.check(trials)
-
-        return PendingTimeout()
 
     def check(self, trials: list) -> None:
         import time
