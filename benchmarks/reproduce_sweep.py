@@ -3,6 +3,7 @@
     python benchmarks/reproduce_sweep.py projects/sweeps/mnist_cpu_width.yaml
     python benchmarks/reproduce_sweep.py projects/sweeps/mnist_cpu_*.yaml --out verdicts.md
     python benchmarks/reproduce_sweep.py projects/sweeps/width.yaml --data-root DIR   # GPU scale
+    python benchmarks/reproduce_sweep.py projects/sweeps/mnist_cpu_width.yaml --stop settled
 
 Each spec runs as ``grok-mlflow sweep`` runs it (``sweep.run_sweep``: Ray Tune, one MLflow parent
 run with the claims' verdicts, one child run per trial), tracked into ``$MLFLOW_TRACKING_URI``
@@ -33,6 +34,9 @@ def main() -> int:
                         help="folder of t10k-*-ubyte.gz, split when --data-root is not given")
     parser.add_argument("--out", default=None, help="also write the verdicts to this file")
     parser.add_argument("--steps", type=int, default=None, help="shorten every trial (a check)")
+    parser.add_argument("--stop", choices=["settled"], default=None,
+                        help="as the spec's `stop: settled`: each trial trains until its phases "
+                             "settle, the spec's steps its cap")
     args = parser.parse_args()
 
     from grok_mlflow.stored import run_artifact_text
@@ -48,6 +52,8 @@ def main() -> int:
             changes = {"data_root": root, "download": False}
             if args.steps:
                 changes["steps"] = args.steps
+            if args.stop:
+                changes["until"] = args.stop
             spec = dataclasses.replace(spec, base=dataclasses.replace(spec.base, **changes))
             start = time.perf_counter()
             parent = run_sweep(spec)
