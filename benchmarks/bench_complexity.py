@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from grok_mlflow.complexity import local_complexity, sample_directions
+from grok_mlflow.measures.complexity import local_complexity, sample_directions
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings
 

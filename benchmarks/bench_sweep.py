@@ -94,8 +94,8 @@ def measures(repeats: int) -> tuple[float, float]:
     from bench_complexity import bare_forward
     from common import best_time
 
-    from grok_mlflow.complexity import local_complexity
-    from grok_mlflow.robustness import robust_accuracy
+    from grok_mlflow.measures.complexity import local_complexity
+    from grok_mlflow.measures.robustness import robust_accuracy
 
     data, model = default_model()
     model.eval()

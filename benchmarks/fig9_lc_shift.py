@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from grok_mlflow.complexity import local_complexity
+from grok_mlflow.measures.complexity import local_complexity
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,18 +3,41 @@ in MLflow: local complexity and adversarial robustness over training, for any Py
 
 The public names are imported lazily: MLflow imports ``grok_mlflow.plugin`` while it is itself
 being imported, and that must not pull in torch or grok_mlflow's MLflow code.
+
+The package is cut by concept (README "Layout"): ``measures/`` (pure functions on models and
+tensors), ``findings/`` (what a run or a sweep showed), ``store/`` (the one layer that talks to
+MLflow), ``tracker/`` (when and on what to measure), ``runner/`` (one run end to end) and
+``sweeps/`` (Ray Tune). The flat module paths of earlier versions (``grok_mlflow.deformation``,
+``grok_mlflow.models``: models pickled by older runs name it) still import, as the same module.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
+
+# {earlier flat module: where it lives now}, each imported under both names as one module
+_MOVED: dict[str, str] = {
+    "_modes": "measures._modes",
+    "tasks": "measures.tasks",
+    "evaluation": "measures.evaluation",
+    "robustness": "measures.robustness",
+    "regions": "measures.regions",
+    "radius": "measures.radius",
+    "deformation": "measures.deformation",
+    "partition": "measures.partition",
+    "complexity": "measures.complexity",
+    "network": "measures.network",
+}
 
 _EXPORTS = {
     "DivergenceError": "tracking",
     "GrokTracker": "tracking",
-    "LocalComplexity": "complexity",
-    "PartitionSlice": "partition",
+    "LocalComplexity": "measures.complexity",
+    "PartitionSlice": "measures.partition",
     "SettledStopper": "stopper",
     "Settings": "settings",
     "SettingsError": "settings",
@@ -23,21 +46,48 @@ _EXPORTS = {
     "TrackingUnavailable": "recorder",
     "detect_phases": "phases",
     "import_metrics": "recorder",
-    "local_complexity": "complexity",
+    "local_complexity": "measures.complexity",
     "member_views": "stacking",
-    "partition_slice": "partition",
-    "register_nonlinearity": "network",
+    "partition_slice": "measures.partition",
+    "register_nonlinearity": "measures.network",
     "reproduction_report": "report",
-    "robust_accuracy": "robustness",
+    "robust_accuracy": "measures.robustness",
     "train": "training",
     "train_stacked": "training",
 }
 __all__ = sorted(_EXPORTS)
 
 
+class _EarlierPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import grok_mlflow.<earlier flat name>`` gives the moved module itself (one object:
+    its classes, its state and a patch on either name are shared)."""
+
+    specs: dict[str, Any] = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        if package == __name__ and name in _MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        module = importlib.import_module(f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}")
+        self.specs[spec.name] = module.__spec__  # importlib sets the alias's spec on it next
+        return module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = self.specs[module.__spec__.name]
+
+
+if not any(isinstance(f, _EarlierPaths) for f in sys.meta_path):
+    sys.meta_path.append(_EarlierPaths())
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _MOVED:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'grok_mlflow' has no attribute {name!r}")
 
 

@@ -44,7 +44,7 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
     raise ImportError("grok_mlflow.huggingface needs transformers: "
                       "pip install 'grok_mlflow[huggingface]'") from err
 
-from .network import register_nonlinearity
+from .measures.network import register_nonlinearity
 from .probes import Data
 from .recorder import Recorder, active_run_id
 from .settings import TrackerSettings

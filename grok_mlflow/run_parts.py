@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from .network import find_module
+from .measures.network import find_module
 from .data import check_dataset, dataset_spec, load_dataset, torch_dtype
 from .models import build_model
 from .settings import Settings, SettingsError, load_preset

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .network import input_module_of
+from .measures.network import input_module_of
 from .data import DataSplits
 from .history import read_history_csv
 from .recorder import log_run_figure, log_run_text, tracking_uri
@@ -113,7 +113,7 @@ class RecordedRun:
 
     @classmethod
     def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
-        from .tasks import measured_model
+        from .measures.tasks import measured_model
 
         settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
                                       for k, v in config["tracker_settings"].items()})
@@ -262,7 +262,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
         SettingsError: unknown run, a run without snapshots, or a step it has none for (the
             message lists the available steps).
     """
-    from .partition import partition_slice
+    from .measures.partition import partition_slice
     from .plots import partition_figure
 
     run = _recorded(run_id, "partition", device)
@@ -296,7 +296,7 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
             snapshot (the message lists them), bad radii/directions.
     """
     from .plots import radius_figure
-    from .radius import DEFAULT_RADII, radius_study
+    from .measures.radius import DEFAULT_RADII, radius_study
 
     if (run_id is None) == (preset is None):
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
@@ -337,9 +337,9 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     Returns:
         (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
     """
-    from .complexity import local_complexity
+    from .measures.complexity import local_complexity
     from .plots import regions_figure
-    from .regions import local_region_count, rank_correlation
+    from .measures.regions import local_region_count, rank_correlation
 
     run = _recorded(run_id, "compare-regions", device)
     run_id = run.run_id

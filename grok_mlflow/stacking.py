@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .data import dataset_spec
-from .evaluation import loss_function
+from .measures.evaluation import loss_function
 from .settings import Settings, SettingsError
 
 __all__ = ["STACKABLE", "StackedAdamW", "StackedModules", "check_stackable", "member_views",

@@ -43,9 +43,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from ._modes import evaluating
-from .complexity import default_directions, local_complexity
-from .network import embedded, input_module_of
+from .measures._modes import evaluating
+from .measures.complexity import default_directions, local_complexity
+from .measures.network import embedded, input_module_of
 from .measure import adv_budgets, lc_prefix, measure
 from .phases import PHASE_KEYS, detect_phases
 from ._context import package_version
@@ -57,7 +57,7 @@ from .report import report_markdown, reproduction_report
 from .schedule import MeasureSchedule
 from .settle import Settling, in_tune_trial, report_to_tune
 from .settings import Settings, TrackerSettings, format_value
-from .tasks import TASKS, OutputSpec, measured_model
+from .measures.tasks import TASKS, OutputSpec, measured_model
 from .terminal import step_bar
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
@@ -422,7 +422,7 @@ class GrokTracker:
     def partition_snapshot(self, step: int) -> dict[str, Tensor]:
         """Draw and log the partition snapshot at ``step`` now (``partition/step_*.png`` and its
         weights), whatever the schedule; returns its ``partition/*`` metrics."""
-        from .partition import partition_slice
+        from .measures.partition import partition_slice
         from .plots import partition_figure
 
         part = partition_slice(self.net, self.probes.partition_x,

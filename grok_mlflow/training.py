@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .batches import StackedBatches, TensorBatches, training_batches
 from .data import dataset_spec
 from .ensemble import StackedTracker, align_checkpoints
-from .evaluation import loss_function
+from .measures.evaluation import loss_function
 from .run_parts import check_settings, data_and_model, run_name_for
 from .settings import Settings
 from .stacking import StackedAdamW, StackedModules, check_stackable

@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
-from grok_mlflow.complexity import local_complexity, sample_directions
-from grok_mlflow.network import plan_for as _plan_for, register_nonlinearity
+from grok_mlflow.measures.complexity import local_complexity, sample_directions
+from grok_mlflow.measures.network import plan_for as _plan_for, register_nonlinearity
 
 
 def mlp(dims, act=nn.ReLU, bias=True, dtype=torch.float64):
@@ -244,7 +244,7 @@ def test_a_users_own_module_and_a_registered_activation():
             return self.b(self.act(self.a(x)) * 2.0)
 
     net = Net().double()
-    import grok_mlflow.network as network
+    import grok_mlflow.measures.network as network
     before = network.NONLINEARITIES          # as now: other modules may have registered theirs
     with pytest.raises(ValueError, match="no recognised nonlinearity"):
         local_complexity(net, torch.zeros(2, 10, dtype=torch.float64), radius=0.1,

@@ -10,8 +10,8 @@ import torch
 from scipy.sparse.csgraph import shortest_path
 from torch import nn
 
-from grok_mlflow.complexity import sample_directions
-from grok_mlflow.deformation import deformation, graph_statistics, recommend_radius
+from grok_mlflow.measures.complexity import sample_directions
+from grok_mlflow.measures.deformation import deformation, graph_statistics, recommend_radius
 
 from conftest import Scale
 
@@ -56,7 +56,7 @@ def test_a_linear_network_scales_the_neighbourhood_by_its_gain(monkeypatch):
     """Layers c_l * Q_l (Q orthogonal): an affine image of the cross-polytope with every distance
     multiplied by c_1 ... c_l, so relative eccentricity and diameter are exactly that product,
     at every radius (no bending)."""
-    import grok_mlflow.network as network
+    import grok_mlflow.measures.network as network
     monkeypatch.setattr(network, "NONLINEARITIES", network.NONLINEARITIES + (Scale,))
     torch.manual_seed(0)
     gains = [2.0, 0.5, 3.0]

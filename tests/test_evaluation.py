@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grok_mlflow.evaluation import loss_function
+from grok_mlflow.measures.evaluation import loss_function
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "mse"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from grok_mlflow.complexity import local_complexity
-from grok_mlflow.evaluation import accuracy_and_loss
+from grok_mlflow.measures.complexity import local_complexity
+from grok_mlflow.measures.evaluation import accuracy_and_loss
 from grok_mlflow.measure import adv_budgets, lc_prefix, measure
 from grok_mlflow.probes import draw_probes
-from grok_mlflow.robustness import robust_accuracy
+from grok_mlflow.measures.robustness import robust_accuracy
 from grok_mlflow.settings import TrackerSettings
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from grok_mlflow.complexity import local_complexity
+from grok_mlflow.measures.complexity import local_complexity
 from grok_mlflow.models import ACTIVATIONS, MODELS, build_model
 from grok_mlflow.settings import Settings
 
@@ -49,7 +49,7 @@ def test_normalization_is_the_first_module_and_affine_for_lc():
     x = torch.rand(3, 3, 8, 8)
     expected = net.net((x - torch.tensor(norm[0]).view(1, 3, 1, 1)) / torch.tensor(norm[1]).view(1, 3, 1, 1))
     assert torch.allclose(net(x), expected)
-    from grok_mlflow.network import plan_for as _plan_for
+    from grok_mlflow.measures.network import plan_for as _plan_for
     assert _plan_for(net).head is not None   # LC's fast path sees through the normalisation
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from grok_mlflow.network import (FromModule, embedded, has_nonlinearity, plan_for,
+from grok_mlflow.measures.network import (FromModule, embedded, has_nonlinearity, plan_for,
                                  prepare_input, widest_activation)
 
 

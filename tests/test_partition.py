@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from grok_mlflow.partition import partition_slice
+from grok_mlflow.measures.partition import partition_slice
 
 # With these three points the plane coordinates (a, b) are the input coordinates themselves.
 UNIT = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -71,7 +71,7 @@ def test_regions_missed_at_512_are_slivers_that_a_finer_grid_finds(seed):
 
 
 def test_square_dilation_equals_max_pooling():
-    from grok_mlflow.partition import _dilate
+    from grok_mlflow.measures.partition import _dilate
 
     mask = torch.rand(100, 120, generator=torch.Generator().manual_seed(0)) > 0.995
     for reach in (0, 1, 3, 7):
@@ -82,7 +82,7 @@ def test_square_dilation_equals_max_pooling():
 
 @pytest.mark.parametrize("width", [200, 4096, 5000, 40_000])
 def test_pattern_hash_digits_sum_exactly_in_float32_and_rebuild_the_weights(width):
-    from grok_mlflow.partition import _HASH_BITS, _hash_digits
+    from grok_mlflow.measures.partition import _HASH_BITS, _hash_digits
 
     digits, places = _hash_digits(width, torch.Generator().manual_seed(width))
     # every neuron active: the largest sum any pattern gives, still an exact float32 integer
@@ -93,7 +93,7 @@ def test_pattern_hash_digits_sum_exactly_in_float32_and_rebuild_the_weights(widt
 
 
 def test_equal_patterns_hash_equal_wherever_they_sit_in_a_chunk():
-    from grok_mlflow.partition import _PatternHasher
+    from grok_mlflow.measures.partition import _PatternHasher
 
     net = nn.Sequential(nn.Identity(), nn.ReLU())
     patterns = (torch.rand(7, 5000, generator=torch.Generator().manual_seed(1)) - 0.5)   # (7, M)
@@ -255,7 +255,7 @@ def test_a_run_takes_partition_snapshots_and_the_cli_redraws_them(tracking_uri, 
 
 
 def test_a_model_whose_only_activation_is_a_registered_one_gets_its_partition():
-    from grok_mlflow.network import register_nonlinearity
+    from grok_mlflow.measures.network import register_nonlinearity
 
     class Square(nn.Module):          # a user's own activation, unknown to grok_mlflow
         def forward(self, x):

@@ -9,8 +9,8 @@ from conftest import Scale
 
 
 def test_radius_study_on_a_network_that_only_scales_and_one_that_bends(monkeypatch):
-    import grok_mlflow.network as network
-    from grok_mlflow.radius import radius_study
+    import grok_mlflow.measures.network as network
+    from grok_mlflow.measures.radius import radius_study
 
     monkeypatch.setattr(network, "NONLINEARITIES", network.NONLINEARITIES + (Scale,))
     torch.manual_seed(0)

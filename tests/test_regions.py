@@ -12,7 +12,7 @@ from torch import nn
 def test_rank_correlation_equals_scipys_spearman():
     from scipy.stats import spearmanr
 
-    from grok_mlflow.regions import rank_correlation
+    from grok_mlflow.measures.regions import rank_correlation
 
     a = torch.tensor([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
     b = torch.tensor([2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0])
@@ -23,7 +23,7 @@ def test_rank_correlation_equals_scipys_spearman():
 
 def test_local_region_count_of_lines_through_the_point_is_twice_their_number():
     """k ReLU hyperplanes through x in 2-D cut the square around x into exactly 2k sectors."""
-    from grok_mlflow.regions import local_region_count
+    from grok_mlflow.measures.regions import local_region_count
 
     x = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
     for k in (1, 3, 5):

@@ -7,8 +7,8 @@ import torch
 import torchattacks
 from torch import nn
 
-from grok_mlflow.evaluation import accuracy_and_loss
-from grok_mlflow.robustness import pgd_attack, robust_accuracy
+from grok_mlflow.measures.evaluation import accuracy_and_loss
+from grok_mlflow.measures.robustness import pgd_attack, robust_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_in_a_box_pgd_stays_in_the_box_and_the_ball():
     model, x, y = _standardized_mlp()
     low, high = float(x.min()), float(x.max())
     torch.manual_seed(0)
-    from grok_mlflow.robustness import _InBox
+    from grok_mlflow.measures.robustness import _InBox
 
     u = (x - low) / (high - low)
     adv_u = pgd_attack(_InBox(model, low, high), u, y, eps=0.3 / (high - low), steps=5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from grok_mlflow.evaluation import loss_function
+from grok_mlflow.measures.evaluation import loss_function
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings, SettingsError
 from grok_mlflow.stacking import StackedAdamW, StackedModules, check_stackable

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from grok_mlflow import GrokTracker, TrackerSettings
-from grok_mlflow.tasks import TensorOutput, TwoLogits, infer_task, select_output
+from grok_mlflow.measures.tasks import TensorOutput, TwoLogits, infer_task, select_output
 
 SMALL = TrackerSettings(steps=30, eval_points=3, lc_samples=20, adv_samples=20, adv_points=2,
                         partition_every=1, partition_resolution=16)
@@ -210,7 +210,7 @@ def test_output_selection_and_task_inference_rules():
 
 
 def test_multi_label_outputs_and_labels_are_inferred_as_multilabel():
-    from grok_mlflow.tasks import infer_task
+    from grok_mlflow.measures.tasks import infer_task
 
     out = torch.randn(8, 5)
     assert infer_task(out, (torch.rand(8, 5) > 0.5).float()) == "multilabel"

@@ -12,11 +12,11 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from grok_mlflow import GrokTracker, TrackerSettings
-from grok_mlflow.complexity import local_complexity, sample_directions
+from grok_mlflow.measures.complexity import local_complexity, sample_directions
 from grok_mlflow.batches import training_batches
 from grok_mlflow.data import load_dataset
 from grok_mlflow.models import build_model
-from grok_mlflow.partition import partition_slice
+from grok_mlflow.measures.partition import partition_slice
 from grok_mlflow.settings import Settings, load_preset
 
 from conftest import REPO, subprocess_env

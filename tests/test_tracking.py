@@ -107,7 +107,7 @@ def test_long_runs_refresh_their_figure_and_history_while_running():
 
 
 def test_eval_size_measures_accuracy_on_a_fixed_subset_and_leaves_lc_alone():
-    from grok_mlflow.evaluation import accuracy_and_loss
+    from grok_mlflow.measures.evaluation import accuracy_and_loss
 
     torch.manual_seed(0)
     x, y = torch.rand(50, 1, 8, 8), torch.randint(0, 10, (50,))
