@@ -27,10 +27,10 @@ def main() -> int:
 
     import mlflow
 
-    from grok_mlflow.claims import claims_markdown, evaluate_all
-    from grok_mlflow.history import read_history_csv
+    from grok_mlflow.findings.claims import claims_markdown, evaluate_all
+    from grok_mlflow.findings.history import read_history_csv
     from grok_mlflow.measure import lc_prefix
-    from grok_mlflow.phases import detect_phases
+    from grok_mlflow.findings.phases import detect_phases
     from grok_mlflow.stored import run_artifact_text
     from grok_mlflow.sweep import load_spec, trial_metrics, trial_name
     from grok_mlflow.sweep_runs import child_runs

@@ -21,6 +21,11 @@ from typing import Any
 
 # {earlier flat module: where it lives now}, each imported under both names as one module
 _MOVED: dict[str, str] = {
+    "history": "findings.history",
+    "plots": "findings.plots",
+    "claims": "findings.claims",
+    "report": "findings.report",
+    "phases": "findings.phases",
     "_modes": "measures._modes",
     "tasks": "measures.tasks",
     "evaluation": "measures.evaluation",
@@ -44,13 +49,13 @@ _EXPORTS = {
     "StackedTracker": "ensemble",
     "TrackerSettings": "settings",
     "TrackingUnavailable": "recorder",
-    "detect_phases": "phases",
+    "detect_phases": "findings.phases",
     "import_metrics": "recorder",
     "local_complexity": "measures.complexity",
     "member_views": "stacking",
     "partition_slice": "measures.partition",
     "register_nonlinearity": "measures.network",
-    "reproduction_report": "report",
+    "reproduction_report": "findings.report",
     "robust_accuracy": "measures.robustness",
     "train": "training",
     "train_stacked": "training",

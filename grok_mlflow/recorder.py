@@ -345,7 +345,7 @@ class Recorder:
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
-        from .plots import partition_gif
+        from .findings.plots import partition_gif
 
         frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
                         if a.path.endswith(".png"))

@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from .measures.network import input_module_of
 from .data import DataSplits
-from .history import read_history_csv
+from .findings.history import read_history_csv
 from .recorder import log_run_figure, log_run_text, tracking_uri
-from .report import report_markdown, reproduction_report
+from .findings.report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model
 from .settings import Settings, SettingsError, TrackerSettings, load_preset
 from .stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
@@ -263,7 +263,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
             message lists the available steps).
     """
     from .measures.partition import partition_slice
-    from .plots import partition_figure
+    from .findings.plots import partition_figure
 
     run = _recorded(run_id, "partition", device)
     run_id = run.run_id
@@ -295,7 +295,7 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         SettingsError: neither or both of run_id/preset, an unknown run, a step without a
             snapshot (the message lists them), bad radii/directions.
     """
-    from .plots import radius_figure
+    from .findings.plots import radius_figure
     from .measures.radius import DEFAULT_RADII, radius_study
 
     if (run_id is None) == (preset is None):
@@ -338,7 +338,7 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
         (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
     """
     from .measures.complexity import local_complexity
-    from .plots import regions_figure
+    from .findings.plots import regions_figure
     from .measures.regions import local_region_count, rank_correlation
 
     run = _recorded(run_id, "compare-regions", device)

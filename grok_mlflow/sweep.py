@@ -188,7 +188,7 @@ def load_spec(path: str) -> SweepSpec:
     pending = data.get("pending_timeout_s", 0)
     if isinstance(pending, bool) or not isinstance(pending, (int, float)) or pending < 0:
         raise SettingsError(f"spec {path}: pending_timeout_s must be a number of seconds >= 0")
-    from .claims import parse_claims
+    from .findings.claims import parse_claims
 
     try:
         claims = tuple(parse_claims(data.get("claims"), grid))
@@ -862,14 +862,14 @@ def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[st
 def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     """CSV of every trial's phases and final metrics, comparison figures and the trials'
     reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
-    from .phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
-    from .plots import claims_figure, sweep_figures
-    from .history import read_history_csv
+    from .findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
+    from .findings.plots import claims_figure, sweep_figures
+    from .findings.history import read_history_csv
     from .recorder import log_run_figure, log_run_text, tag_run
     from .stored import run_artifact_text
     from .sweep_runs import child_runs
-    from .claims import claims_markdown
-    from .report import report_table, reproduction_report
+    from .findings.claims import claims_markdown
+    from .findings.report import report_table, reproduction_report
 
     # the grid's order (sorted by the swept values as the spec lists them): rows, legends
     order = {trial_name(o): i for i, o in enumerate(spec.trials())}
@@ -938,7 +938,7 @@ def judge_claims(spec: SweepSpec, runs: list) -> list:
     """Each of ``spec.claims`` judged (``claims.evaluate_all``: one verdict per radius read)
     over the child ``runs``: a trial's swept settings from its trial name, its quantities from
     its logged metrics (``grok/*`` of a one-radius run also as ``grok_r{r}/*``)."""
-    from .claims import evaluate_all
+    from .findings.claims import evaluate_all
 
     by_name = {trial_name(o): o for o in spec.trials()}
     trials = [(by_name[name], trial_metrics(run.data.metrics, run.data.params)) for run in runs
@@ -953,7 +953,7 @@ def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> di
     """A trial run's metrics, with its LC quantities named by radius: a run that measured one
     radius (its ``lc_radius`` param) logs ``grok/lc_peak_value`` and ``lc/train``; these are
     also ``grok_r{r}/...`` and ``lc_r{r}/...`` here, as a several-radii run logs them."""
-    from .claims import radius_dependent
+    from .findings.claims import radius_dependent
 
     metrics = dict(metrics)
     radii = [r for r in params.get("lc_radius", "").split(",") if r.strip()]

@@ -9,7 +9,7 @@ import numpy as np
 
 import pytest
 
-from grok_mlflow.claims import Claim, evaluate, parse_claims, spearman
+from grok_mlflow.findings.claims import Claim, evaluate, parse_claims, spearman
 from grok_mlflow.settings import SettingsError
 from grok_mlflow.sweep import load_spec
 
@@ -191,7 +191,7 @@ def test_phase_steps_within_their_brackets_are_not_resolved_not_contradicted():
 
 
 def test_a_claim_about_a_range_the_sweep_never_reached_is_not_covered():
-    from grok_mlflow.claims import PaperSetting
+    from grok_mlflow.findings.claims import PaperSetting
 
     paper = PaperSetting(values=(20, 100, 500, 1000, 2000), model="MLP, depth 3",
                          data="MNIST", radius=0.005, reach=(20, 2000),
@@ -205,7 +205,7 @@ def test_a_claim_about_a_range_the_sweep_never_reached_is_not_covered():
 
 
 def test_each_verdict_names_its_radius_one_per_measured_radius_by_default():
-    from grok_mlflow.claims import PaperSetting, evaluate_all
+    from grok_mlflow.findings.claims import PaperSetting, evaluate_all
 
     trials = []
     for w, fast, slow in zip(FIVE, [1, 2, 3, 4, 5], [5, 4, 3, 2, 1]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from grok_mlflow.history import history_csv, read_history_csv
+from grok_mlflow.findings.history import history_csv, read_history_csv
 
 
 def test_history_round_trips_exactly_with_gaps_and_non_finite_values():

@@ -273,7 +273,7 @@ def test_the_picture_paints_both_boundaries_over_the_slope_colours():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from grok_mlflow.plots import partition_figure
+    from grok_mlflow.findings.plots import partition_figure
 
     part = partition_slice(one_layer_net(0, 12), UNIT, resolution=96)
     fig = partition_figure(part, [0, 1, 2], "step 1")

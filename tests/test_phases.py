@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grok_mlflow.phases import detect_phases, smooth
+from grok_mlflow.findings.phases import detect_phases, smooth
 from grok_mlflow.schedule import log_schedule
 
 STEPS = log_schedule(100_000, points=80)
@@ -124,8 +124,8 @@ def test_the_real_fig10_cpu_history():
     27.5 by interpolation (step 200), drifts to 23.9 while test accuracy climbs to 1.0 (step
     1,050) and falls to 17.3 by step 2,500. The only rise is the early one; the grokking is
     delayed 5x after interpolation."""
-    from grok_mlflow.history import read_history_csv
-    from grok_mlflow.report import reproduction_report
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.report import reproduction_report
 
     from conftest import REPO
 
@@ -155,7 +155,7 @@ END = log_schedule(3_000, points=30)
 
 
 def test_a_curve_still_rising_at_the_end_is_moving_and_a_plateau_is_not():
-    from grok_mlflow.phases import moving_at_end
+    from grok_mlflow.findings.phases import moving_at_end
 
     steps = np.array(END)
     x = np.log1p(steps)
@@ -201,7 +201,7 @@ def test_generalization_still_rising_at_the_end_is_censored_not_a_step():
 
 
 def test_settled_needs_the_second_descent_and_flat_ends():
-    from grok_mlflow.phases import settled
+    from grok_mlflow.findings.phases import settled
 
     history = history_from(lc__train=lc_curve(100, 5_000), acc__train=lambda s: 1.0)
     # the paper's curve still falls at 1e5 (piecewise linear to the end): not settled
@@ -222,8 +222,8 @@ def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():
     real MNIST"), its history as recorded (layer columns dropped): LC at r = 0.005 falls 0.48 ->
     0.07, rises to 0.88 and falls back to 0.13 from ~1e4 steps. Every LC phase is found, each
     step inside its bracket, the second descent settled by the end."""
-    from grok_mlflow.history import read_history_csv
-    from grok_mlflow.phases import settled
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import settled
 
     from conftest import REPO
 

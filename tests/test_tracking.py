@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from grok_mlflow import GrokTracker, Settings, TrackerSettings, train
-from grok_mlflow.phases import PHASE_KEYS, SHAPE_KEYS
+from grok_mlflow.findings.phases import PHASE_KEYS, SHAPE_KEYS
 from grok_mlflow.schedule import log_schedule
 
 from conftest import TinyResNet, digits, only_run

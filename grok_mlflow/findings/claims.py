@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .phases import LC_KEYS, PHASE_KEYS, SHAPE_KEYS
-from .settings import SettingsError
+from ..settings import SettingsError
 
 __all__ = ["Claim", "PaperSetting", "RULES", "STATUSES", "TRENDS", "Verdict", "claims_markdown",
            "evaluate", "evaluate_all", "parse_claims", "spearman"]
