@@ -39,7 +39,7 @@ def main() -> int:
                              "settle, the spec's steps its cap")
     args = parser.parse_args()
 
-    from grok_mlflow.stored import run_artifact_text
+    from grok_mlflow.store.stored import run_artifact_text
     from grok_mlflow.sweep import load_spec, run_sweep
 
     blocks = []

@@ -31,9 +31,9 @@ def main() -> int:
     from grok_mlflow.findings.history import read_history_csv
     from grok_mlflow.measure import lc_prefix
     from grok_mlflow.findings.phases import detect_phases
-    from grok_mlflow.stored import run_artifact_text
+    from grok_mlflow.store.stored import run_artifact_text
     from grok_mlflow.sweep import load_spec, trial_metrics, trial_name
-    from grok_mlflow.sweep_runs import child_runs
+    from grok_mlflow.store.sweep_runs import child_runs
 
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(run_id=args.parent, artifact_path="spec",

@@ -21,6 +21,9 @@ from typing import Any
 
 # {earlier flat module: where it lives now}, each imported under both names as one module
 _MOVED: dict[str, str] = {
+    "sweep_runs": "store.sweep_runs",
+    "stored": "store.stored",
+    "recorder": "store.recorder",
     "history": "findings.history",
     "plots": "findings.plots",
     "claims": "findings.claims",
@@ -48,9 +51,9 @@ _EXPORTS = {
     "SettingsError": "settings",
     "StackedTracker": "ensemble",
     "TrackerSettings": "settings",
-    "TrackingUnavailable": "recorder",
+    "TrackingUnavailable": "store.recorder",
     "detect_phases": "findings.phases",
-    "import_metrics": "recorder",
+    "import_metrics": "store.recorder",
     "local_complexity": "measures.complexity",
     "member_views": "stacking",
     "partition_slice": "measures.partition",

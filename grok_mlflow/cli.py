@@ -54,7 +54,7 @@ def _tag_mlflow_run_as_resume(run_id: str) -> None:
     start; the training continues in run ``ID``, and the new run only points to it."""
     opened = os.environ.get("MLFLOW_RUN_ID")
     if opened and opened != run_id:
-        from .recorder import tag_run
+        from .store.recorder import tag_run
         tag_run(opened, {"grok_mlflow.resumed_run": run_id,
                          "mlflow.note.content": f"Launcher of a resume: the training continued "
                                                 f"in run {run_id}."})
@@ -188,7 +188,7 @@ def _report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ the rest
 def _import(args: argparse.Namespace) -> int:
-    from .recorder import import_metrics
+    from .store.recorder import import_metrics
 
     for path in args.files:
         try:
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 def _runtime_failure(err: RuntimeError) -> int:
     """Exit 1 for the failures a run records itself (an unreachable store: the tracker said
     where the metrics were saved; a diverged run: FAILED, its last good checkpoint kept)."""
-    from .recorder import TrackingUnavailable
+    from .store.recorder import TrackingUnavailable
     from .tracking import DivergenceError
 
     if isinstance(err, DivergenceError):

@@ -46,7 +46,7 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
 
 from .measures.network import register_nonlinearity
 from .probes import Data
-from .recorder import Recorder, active_run_id
+from .store.recorder import Recorder, active_run_id
 from .settings import TrackerSettings
 from .tracking import GrokTracker, model_run_name, settings_params
 

@@ -40,7 +40,7 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "pip install 'grok_mlflow[lightning]'") from err
 
 from .probes import Data
-from .recorder import Recorder
+from .store.recorder import Recorder
 from .settings import TrackerSettings
 from .tracking import GrokTracker, model_run_name, settings_params
 

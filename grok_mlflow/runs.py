@@ -25,11 +25,11 @@ from torch import Tensor, nn
 from .measures.network import input_module_of
 from .data import DataSplits
 from .findings.history import read_history_csv
-from .recorder import log_run_figure, log_run_text, tracking_uri
+from .store.recorder import log_run_figure, log_run_text, tracking_uri
 from .findings.report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model
 from .settings import Settings, SettingsError, TrackerSettings, load_preset
-from .stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
+from .store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
 __all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
@@ -91,7 +91,7 @@ class RecordedRun:
     @classmethod
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
-        from .stored import load_logged_model, load_recorded_points
+        from .store.stored import load_logged_model, load_recorded_points
 
         where = f"{command}: run {run_id}"
         try:
@@ -134,7 +134,7 @@ class RecordedRun:
         Example:
             >>> study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
         """
-        from .stored import load_recorded_points
+        from .store.stored import load_recorded_points
 
         config = run_config(run_id, command)
         if "settings" in config:

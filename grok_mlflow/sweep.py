@@ -241,8 +241,8 @@ def _trial(space: dict[str, Any]) -> None:
         return _stacked_trial(config)
     from ray import tune
 
-    from .recorder import use_tracking_uri
-    from .sweep_runs import child_run, trial_run_id
+    from .store.recorder import use_tracking_uri
+    from .store.sweep_runs import child_run, trial_run_id
     from .training import train
 
     use_tracking_uri(config["tracking_uri"])
@@ -261,8 +261,8 @@ def _trial(space: dict[str, Any]) -> None:
     node = _ray_node()
     earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
-        from .recorder import tag_run
-        from .sweep_runs import run_statuses
+        from .store.recorder import tag_run
+        from .store.sweep_runs import run_statuses
 
         if run_statuses([earlier]) == ["FINISHED"]:   # a resumed sweep: this trial is done
             return
@@ -361,8 +361,8 @@ def _stacked_trial(group: dict[str, Any]) -> None:
     (members that already ended, FINISHED or FAILED, are not trained again)."""
     from ray import tune
 
-    from .recorder import use_tracking_uri
-    from .sweep_runs import run_statuses, trial_run_id
+    from .store.recorder import use_tracking_uri
+    from .store.sweep_runs import run_statuses, trial_run_id
     from .training import train_stacked
 
     first = group["members"][0]
@@ -439,8 +439,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     from ray import tune
 
     from .progress import SweepProgress
-    from .recorder import absolute_tracking_uri, use_tracking_uri
-    from .sweep_runs import publish_sweep_view, sweep_parent_run
+    from .store.recorder import absolute_tracking_uri, use_tracking_uri
+    from .store.sweep_runs import publish_sweep_view, sweep_parent_run
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not verbose:   # Ray 2.60's new output engine prints its configuration box even when silent
@@ -524,7 +524,7 @@ def _stopped(spec: SweepSpec, parent_id: str, stops: "_Stops", pending: "_Pendin
     timeout, ``SettingsError`` (the parent FAILED: the spec cannot run on this cluster)."""
     import ray
 
-    from .sweep_runs import end_interrupted_children
+    from .store.sweep_runs import end_interrupted_children
 
     if started_here:
         ray.shutdown()
@@ -697,7 +697,7 @@ class _Stops:
 def _interrupted(spec: SweepSpec, parent_id: str, signum: int, again: str) -> Exception:
     """End the interrupted trials' child runs KILLED; the ``SweepInterrupted`` to raise, its
     message the sweep's last lines: what was done and the command that continues it."""
-    from .sweep_runs import SweepInterrupted, child_runs, end_interrupted_children
+    from .store.sweep_runs import SweepInterrupted, child_runs, end_interrupted_children
 
     name = signal.Signals(signum).name
     stopped = end_interrupted_children(parent_id, f"sweep interrupted by {name}; continue "
@@ -752,7 +752,7 @@ def resumable_parent(spec: SweepSpec, resume: str, experiment: str | None = None
     ``SettingsError`` in one line where there is none, it finished, its driver still runs on
     this host, or the spec changed since (naming the changed keys; the claims may change: they
     are judged at the end)."""
-    from .sweep_runs import get_run, unfinished_sweeps
+    from .store.sweep_runs import get_run, unfinished_sweeps
 
     where = _experiment_for(spec, experiment)
     if resume == "latest":
@@ -865,9 +865,9 @@ def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     from .findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
     from .findings.plots import claims_figure, sweep_figures
     from .findings.history import read_history_csv
-    from .recorder import log_run_figure, log_run_text, tag_run
-    from .stored import run_artifact_text
-    from .sweep_runs import child_runs
+    from .store.recorder import log_run_figure, log_run_text, tag_run
+    from .store.stored import run_artifact_text
+    from .store.sweep_runs import child_runs
     from .findings.claims import claims_markdown
     from .findings.report import report_table, reproduction_report
 
@@ -972,7 +972,7 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
                progress_every_s: float = 30.0, resume: str | None = None) -> int:
     """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status (2: bad input;
     128 + the signal's number when a signal stopped the sweep: 130 for Ctrl-C, 143 SIGTERM)."""
-    from .sweep_runs import SweepInterrupted
+    from .store.sweep_runs import SweepInterrupted
 
     try:
         spec = load_spec(spec_path)
@@ -988,8 +988,8 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     except KeyboardInterrupt:                # before any run existed
         print("Sweep interrupted before it started; no run was left.", file=sys.stderr)
         return 130
-    from .recorder import absolute_tracking_uri
-    from .sweep_runs import sweep_view_url
+    from .store.recorder import absolute_tracking_uri
+    from .store.sweep_runs import sweep_view_url
 
     uri = absolute_tracking_uri()
     serve = "" if uri.startswith(("http://", "https://")) else \
@@ -997,7 +997,7 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
           f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
     if spec.claims:                      # the verdicts: the sweep's last lines
-        from .stored import run_artifact_text
+        from .store.stored import run_artifact_text
 
         print("The paper's claims:\n" + "\n".join(
             line[2:].replace("**", "") for line in

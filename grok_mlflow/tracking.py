@@ -52,7 +52,7 @@ from ._context import package_version
 from .probes import Data, Probes, draw_probes
 from .findings.history import history_csv
 from .distributed import Shards, unwrap
-from .recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
+from .store.recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
 from .findings.report import report_markdown, reproduction_report
 from .schedule import MeasureSchedule
 from .settle import Settling, in_tune_trial, report_to_tune

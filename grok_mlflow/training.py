@@ -29,7 +29,7 @@ from .measures.evaluation import loss_function
 from .run_parts import check_settings, data_and_model, run_name_for
 from .settings import Settings
 from .stacking import StackedAdamW, StackedModules, check_stackable
-from .stored import load_checkpoint
+from .store.stored import load_checkpoint
 from .tracking import GrokTracker
 
 __all__ = ["TrainResult", "train", "train_stacked", "warmup_factor"]

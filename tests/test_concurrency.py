@@ -91,7 +91,7 @@ def test_a_store_being_created_is_opened_only_after_its_creator_is_done(tmp_path
     import threading
     import time
 
-    from grok_mlflow.recorder import _create_sqlite_store_once
+    from grok_mlflow.store.recorder import _create_sqlite_store_once
 
     path = tmp_path / "m.db"
     with open(f"{path}.lock", "a") as lock:          # the creator: lock first, then the file

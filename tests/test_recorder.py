@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 import pytest
 import torch
 
-from grok_mlflow.recorder import MetricBuffer
+from grok_mlflow.store.recorder import MetricBuffer
 
 
 def test_metric_buffer_writes_more_than_one_batch_and_refuses_non_numbers():
@@ -29,7 +29,7 @@ def test_runs_in_two_stores_one_after_another_each_land_in_their_own(tmp_path, m
     must not take that id for the user's choice (it does not exist there)."""
     import mlflow
 
-    from grok_mlflow.recorder import Recorder
+    from grok_mlflow.store.recorder import Recorder
 
     run_ids = []
     for name in ("first", "second"):

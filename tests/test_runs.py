@@ -124,7 +124,7 @@ def test_a_run_records_at_most_16_mib_of_points_for_its_analysis(tracking_uri):
     from torch import nn
 
     import grok_mlflow
-    from grok_mlflow.stored import load_recorded_points
+    from grok_mlflow.store.stored import load_recorded_points
     from grok_mlflow.tracking import POINTS_CAP_BYTES
 
     x, y = torch.rand(40, 3, 224, 224), torch.randint(0, 3, (40,))

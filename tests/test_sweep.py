@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from grok_mlflow.cli import main
 from grok_mlflow.settings import SettingsError
-from grok_mlflow.recorder import absolute_tracking_uri
+from grok_mlflow.store.recorder import absolute_tracking_uri
 from grok_mlflow.sweep import load_spec, trial_name
 
 from conftest import REPO

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 def test_sweep_views_keep_the_users_description_and_one_line_per_sweep():
     """Two sweeps into one experiment with a description of the user's own: the user's text
     stays first, then one line per sweep, newest first; publishing again replaces, not adds."""
-    from grok_mlflow.sweep_runs import child_run, publish_sweep_view, sweep_parent_run
+    from grok_mlflow.store.sweep_runs import child_run, publish_sweep_view, sweep_parent_run
 
     experiment = mlflow.set_experiment("shared")
     client = MlflowClient()

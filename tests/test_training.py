@@ -256,7 +256,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, t
     assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
     measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
     assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
-    from grok_mlflow.stored import load_checkpoint
+    from grok_mlflow.store.stored import load_checkpoint
     state = load_checkpoint(run.info.run_id, torch.device("cpu"))
     assert state["step"] < step
     assert all(torch.isfinite(t).all() for t in state["model"].values())

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
-from ._context import managed_run
+from .._context import managed_run
 from .recorder import tracking_uri, use_experiment
 
 __all__ = ["SweepInterrupted", "child_run", "child_runs", "end_interrupted_children", "get_run",

@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
-from ._context import managed_run, version_tags
+from .._context import managed_run, version_tags
 from .stored import quiet_downloads
 
 __all__ = ["DEFAULT_EXPERIMENT", "MetricBuffer", "NullRecorder", "Recorder", "TrackingUnavailable",
@@ -345,7 +345,7 @@ class Recorder:
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
-        from .findings.plots import partition_gif
+        from ..findings.plots import partition_gif
 
         frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
                         if a.path.endswith(".png"))

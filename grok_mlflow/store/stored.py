@@ -53,7 +53,7 @@ def run_artifact_text(run_id: str, path: str) -> str:
 
 def run_config(run_id: str, what: str) -> dict:
     """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
-    from .settings import SettingsError
+    from ..settings import SettingsError
 
     try:
         return json.loads(run_artifact_text(run_id, "config.json"))
