@@ -15,9 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from grok_mlflow.distributed import Shards
-from grok_mlflow.measure import measure
-from grok_mlflow.probes import draw_probes
+from grok_mlflow.tracker.distributed import Shards
+from grok_mlflow.tracker.measure import measure
+from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.settings import TrackerSettings
 
 

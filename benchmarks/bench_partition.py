@@ -73,7 +73,7 @@ def snapshot_time(model, x, resolution: int, repeats: int, device) -> float:
     import tempfile
 
     from grok_mlflow.settings import TrackerSettings
-    from grok_mlflow.tracking import GrokTracker
+    from grok_mlflow.tracker.tracking import GrokTracker
 
     labels = torch.arange(len(x)) % 10
     settings = TrackerSettings(steps=10, eval_points=2, lc_samples=3, adv_points=0,

@@ -17,7 +17,7 @@ from grok_mlflow.data import load_dataset
 from grok_mlflow.measures.evaluation import accuracy_and_loss
 from grok_mlflow.models import build_model
 from grok_mlflow.measures.robustness import robust_accuracy
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
 
 from common import best_time, mnist_images, stable_allocator

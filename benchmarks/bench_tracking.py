@@ -32,8 +32,8 @@ def main():
     args = parser.parse_args()
     settings = replace(Settings(), steps=args.steps, device=args.device)
     untracked, tracked, result = tracked_and_untracked(settings)
-    from grok_mlflow.schedule import MeasureSchedule
-    from grok_mlflow.tracking import GrokTracker
+    from grok_mlflow.tracker.schedule import MeasureSchedule
+    from grok_mlflow.tracker.tracking import GrokTracker
 
     tracker = GrokTracker.__new__(GrokTracker)   # only the per-step bookkeeping, no run
     tracker.schedule, tracker._bar, tracker.last_step = MeasureSchedule((0,)), None, None

@@ -34,7 +34,7 @@ import torch
 from grok_mlflow.data import dataset_spec, load_dataset
 from grok_mlflow.models import build_model
 from grok_mlflow.settings import Settings, load_preset
-from grok_mlflow.tracking import GrokTracker
+from grok_mlflow.tracker.tracking import GrokTracker
 from grok_mlflow.run_parts import resolve_device
 from grok_mlflow.training import train
 

@@ -29,7 +29,7 @@ def main() -> int:
 
     from grok_mlflow.findings.claims import claims_markdown, evaluate_all
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.measure import lc_prefix
+    from grok_mlflow.tracker.measure import lc_prefix
     from grok_mlflow.findings.phases import detect_phases
     from grok_mlflow.store.stored import run_artifact_text
     from grok_mlflow.sweep import load_spec, trial_metrics, trial_name

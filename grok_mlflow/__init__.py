@@ -21,6 +21,14 @@ from typing import Any
 
 # {earlier flat module: where it lives now}, each imported under both names as one module
 _MOVED: dict[str, str] = {
+    "settle": "tracker.settle",
+    "terminal": "tracker.terminal",
+    "distributed": "tracker.distributed",
+    "schedule": "tracker.schedule",
+    "measure": "tracker.measure",
+    "probes": "tracker.probes",
+    "ensemble": "tracker.stacked",
+    "tracking": "tracker.tracking",
     "sweep_runs": "store.sweep_runs",
     "stored": "store.stored",
     "recorder": "store.recorder",
@@ -42,14 +50,14 @@ _MOVED: dict[str, str] = {
 }
 
 _EXPORTS = {
-    "DivergenceError": "tracking",
-    "GrokTracker": "tracking",
+    "DivergenceError": "tracker.tracking",
+    "GrokTracker": "tracker.tracking",
     "LocalComplexity": "measures.complexity",
     "PartitionSlice": "measures.partition",
     "SettledStopper": "stopper",
     "Settings": "settings",
     "SettingsError": "settings",
-    "StackedTracker": "ensemble",
+    "StackedTracker": "tracker.stacked",
     "TrackerSettings": "settings",
     "TrackingUnavailable": "store.recorder",
     "detect_phases": "findings.phases",

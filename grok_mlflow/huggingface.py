@@ -45,10 +45,10 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "pip install 'grok_mlflow[huggingface]'") from err
 
 from .measures.network import register_nonlinearity
-from .probes import Data
+from .tracker.probes import Data
 from .store.recorder import Recorder, active_run_id
 from .settings import TrackerSettings
-from .tracking import GrokTracker, model_run_name, settings_params
+from .tracker.tracking import GrokTracker, model_run_name, settings_params
 
 __all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES"]
 

@@ -39,10 +39,10 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
     raise ImportError("grok_mlflow.lightning needs PyTorch Lightning: "
                       "pip install 'grok_mlflow[lightning]'") from err
 
-from .probes import Data
+from .tracker.probes import Data
 from .store.recorder import Recorder
 from .settings import TrackerSettings
-from .tracking import GrokTracker, model_run_name, settings_params
+from .tracker.tracking import GrokTracker, model_run_name, settings_params
 
 __all__ = ["GrokCallback"]
 

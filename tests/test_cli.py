@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from grok_mlflow.cli import main
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import REPO, only_run, subprocess_env
 

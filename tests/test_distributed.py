@@ -10,7 +10,7 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import only_run, subprocess_env
 
@@ -20,8 +20,8 @@ import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from grok_mlflow import GrokTracker, TrackerSettings
-from grok_mlflow.distributed import Shards
-from grok_mlflow.measure import measure
+from grok_mlflow.tracker.distributed import Shards
+from grok_mlflow.tracker.measure import measure
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()

@@ -14,7 +14,7 @@ from transformers import (BertConfig, BertForSequenceClassification, Trainer,
                           TrainingArguments)
 
 from grok_mlflow.huggingface import GrokTrainerCallback
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import TrackerSettings
 
 from conftest import only_run

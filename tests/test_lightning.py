@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from grok_mlflow import TrackerSettings
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import TinyResNet, digits, only_run
 

@@ -7,8 +7,8 @@ from torch import nn
 
 from grok_mlflow.measures.complexity import local_complexity
 from grok_mlflow.measures.evaluation import accuracy_and_loss
-from grok_mlflow.measure import adv_budgets, lc_prefix, measure
-from grok_mlflow.probes import draw_probes
+from grok_mlflow.tracker.measure import adv_budgets, lc_prefix, measure
+from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.measures.robustness import robust_accuracy
 from grok_mlflow.settings import TrackerSettings
 

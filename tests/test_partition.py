@@ -221,7 +221,7 @@ def test_a_run_takes_partition_snapshots_and_the_cli_redraws_them(tracking_uri, 
     from PIL import Image
 
     from grok_mlflow.cli import main
-    from grok_mlflow.schedule import log_schedule
+    from grok_mlflow.tracker.schedule import log_schedule
     from grok_mlflow.settings import Settings
     from grok_mlflow.training import train
 

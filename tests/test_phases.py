@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from grok_mlflow.findings.phases import detect_phases, smooth
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 STEPS = log_schedule(100_000, points=80)
 

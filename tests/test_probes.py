@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from grok_mlflow.probes import as_tensors, draw_probes
+from grok_mlflow.tracker.probes import as_tensors, draw_probes
 from grok_mlflow.settings import TrackerSettings
 
 SETTINGS = TrackerSettings(lc_samples=30, adv_samples=20, eval_size=0, seed=3)

@@ -17,7 +17,7 @@ import urllib.request
 from mlflow.tracking import MlflowClient
 
 from grok_mlflow.findings.history import read_history_csv
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import subprocess_env
 

@@ -13,7 +13,7 @@ from grok_mlflow import Settings, train
 from grok_mlflow.cli import main
 from grok_mlflow.findings.report import report_markdown, report_table, reproduction_report
 from grok_mlflow.findings.phases import series, smooth
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 STEPS = log_schedule(100_000, points=80)
 LOG = np.log10(np.maximum(np.array(STEPS, dtype=float), 1))

@@ -125,7 +125,7 @@ def test_a_run_records_at_most_16_mib_of_points_for_its_analysis(tracking_uri):
 
     import grok_mlflow
     from grok_mlflow.store.stored import load_recorded_points
-    from grok_mlflow.tracking import POINTS_CAP_BYTES
+    from grok_mlflow.tracker.tracking import POINTS_CAP_BYTES
 
     x, y = torch.rand(40, 3, 224, 224), torch.randint(0, 3, (40,))
     model = nn.Sequential(nn.Conv2d(3, 2, 16, stride=16), nn.ReLU(), nn.Flatten(),

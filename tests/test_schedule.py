@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grok_mlflow.schedule import MeasureSchedule, log_schedule
+from grok_mlflow.tracker.schedule import MeasureSchedule, log_schedule
 from grok_mlflow.settings import TrackerSettings
 
 

@@ -12,7 +12,7 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     accuracies have been flat over the last tenth of the log-step axis; never during the first
     descent or the ascent."""
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.settle import Settling
+    from grok_mlflow.tracker.settle import Settling
     from grok_mlflow.settings import TrackerSettings
 
     class Replay:                 # what Settling reads of a tracker, and what it calls

@@ -16,7 +16,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
 from grok_mlflow.sweep import load_spec, resumable_parent
 

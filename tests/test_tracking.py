@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from grok_mlflow import GrokTracker, Settings, TrackerSettings, train
 from grok_mlflow.findings.phases import PHASE_KEYS, SHAPE_KEYS
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import TinyResNet, digits, only_run
 

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 import pytest
 import torch
 
-from grok_mlflow.schedule import log_schedule
+from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
 from grok_mlflow.training import train, train_stacked, warmup_factor
 

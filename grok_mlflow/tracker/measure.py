@@ -30,13 +30,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .measures.complexity import LocalComplexity, local_complexity
-from .measures.deformation import deformation
+from ..measures.complexity import LocalComplexity, local_complexity
+from ..measures.deformation import deformation
 from .distributed import Shards
-from .measures.evaluation import accuracy_and_loss, label_accuracy
+from ..measures.evaluation import accuracy_and_loss, label_accuracy
 from .probes import Probes
-from .measures.robustness import robust_accuracy, robust_loss, robust_multilabel_accuracy
-from .settings import TrackerSettings
+from ..measures.robustness import robust_accuracy, robust_loss, robust_multilabel_accuracy
+from ..settings import TrackerSettings
 
 __all__ = ["adv_budgets", "lc_prefix", "measure"]
 

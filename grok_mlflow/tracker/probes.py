@@ -36,8 +36,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .measures.robustness import check_box, data_box
-from .settings import TrackerSettings
+from ..measures.robustness import check_box, data_box
+from ..settings import TrackerSettings
 
 __all__ = ["DATASET_LIMIT", "Data", "Probes", "as_tensors", "check_box", "data_box",
            "draw_probes"]

@@ -43,21 +43,21 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .measures._modes import evaluating
-from .measures.complexity import default_directions, local_complexity
-from .measures.network import embedded, input_module_of
+from ..measures._modes import evaluating
+from ..measures.complexity import default_directions, local_complexity
+from ..measures.network import embedded, input_module_of
 from .measure import adv_budgets, lc_prefix, measure
-from .findings.phases import PHASE_KEYS, detect_phases
-from ._context import package_version
+from ..findings.phases import PHASE_KEYS, detect_phases
+from .._context import package_version
 from .probes import Data, Probes, draw_probes
-from .findings.history import history_csv
+from ..findings.history import history_csv
 from .distributed import Shards, unwrap
-from .store.recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
-from .findings.report import report_markdown, reproduction_report
+from ..store.recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
+from ..findings.report import report_markdown, reproduction_report
 from .schedule import MeasureSchedule
 from .settle import Settling, in_tune_trial, report_to_tune
-from .settings import Settings, TrackerSettings, format_value
-from .measures.tasks import TASKS, OutputSpec, measured_model
+from ..settings import Settings, TrackerSettings, format_value
+from ..measures.tasks import TASKS, OutputSpec, measured_model
 from .terminal import step_bar
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
@@ -422,8 +422,8 @@ class GrokTracker:
     def partition_snapshot(self, step: int) -> dict[str, Tensor]:
         """Draw and log the partition snapshot at ``step`` now (``partition/step_*.png`` and its
         weights), whatever the schedule; returns its ``partition/*`` metrics."""
-        from .measures.partition import partition_slice
-        from .findings.plots import partition_figure
+        from ..measures.partition import partition_slice
+        from ..findings.plots import partition_figure
 
         part = partition_slice(self.net, self.probes.partition_x,
                                resolution=self.settings.partition_resolution,
@@ -468,7 +468,7 @@ class GrokTracker:
 
     def _write_artifacts(self) -> None:
         """history.csv and the figure (refreshed during long runs, final at the end)."""
-        from .findings.plots import grokking_figure
+        from ..findings.plots import grokking_figure
 
         if not self.shards.main:
             return

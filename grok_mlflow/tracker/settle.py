@@ -40,7 +40,7 @@ class Settling:
 
     def check(self, step: int) -> bool:
         """Ask the rule at measured ``step`` (from ``min_steps`` on, before the cap)."""
-        from .findings.phases import settled
+        from ..findings.phases import settled
 
         s = self.tracker.settings
         if not self.on or self.settled or step < s.min_steps or step >= s.steps:
@@ -55,7 +55,7 @@ class Settling:
 
     def at_the_cap(self) -> None:
         """A run that reached ``steps`` without settling says so, and why."""
-        from .findings.phases import settled
+        from ..findings.phases import settled
 
         s = self.tracker.settings
         if not self.on or self.settled or (self.tracker.last_step or 0) < s.steps:
