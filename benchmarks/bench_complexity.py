@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from grok_mlflow.measures.complexity import local_complexity, sample_directions
-from grok_mlflow.models import build_model
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
 
 from common import best_time, mnist_images, stable_allocator

@@ -28,9 +28,9 @@ def main() -> None:
     from lightning.pytorch.loggers import MLFlowLogger
     from torch.utils.data import DataLoader, TensorDataset
 
-    from grok_mlflow.data import load_dataset
+    from grok_mlflow.runner.data import load_dataset
     from grok_mlflow.lightning import GrokCallback
-    from grok_mlflow.models import build_model
+    from grok_mlflow.runner.models import build_model
     from grok_mlflow.settings import Settings, TrackerSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from grok_mlflow.models import build_model
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.measures.partition import partition_slice, plane_grid
 from grok_mlflow.settings import Settings
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 
 from grok_mlflow.measures.complexity import local_complexity
-from grok_mlflow.data import load_dataset
+from grok_mlflow.runner.data import load_dataset
 from grok_mlflow.measures.evaluation import accuracy_and_loss
-from grok_mlflow.models import build_model
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.measures.robustness import robust_accuracy
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings

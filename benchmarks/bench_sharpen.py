@@ -43,7 +43,7 @@ def main() -> int:
 
     from grok_mlflow.settings import Settings
     from grok_mlflow.sweep import load_spec
-    from grok_mlflow.training import train
+    from grok_mlflow.runner.training import train
 
     with tempfile.TemporaryDirectory() as tmp:
         write_mnist_split(Path(args.mnist_t10k), Path(tmp))

@@ -19,7 +19,7 @@ from dataclasses import replace
 import torch
 
 from grok_mlflow.settings import Settings
-from grok_mlflow.training import train
+from grok_mlflow.runner.training import train
 
 from common import stable_allocator
 

@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import torch
 
-from grok_mlflow.data import load_dataset
-from grok_mlflow.models import build_model
+from grok_mlflow.runner.data import load_dataset
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.run_parts import resolve_device
-from grok_mlflow.training import train
+from grok_mlflow.runner.run_parts import resolve_device
+from grok_mlflow.runner.training import train
 
 from common import stable_allocator
 

@@ -93,9 +93,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from grok_mlflow.settings import load_preset
-    from grok_mlflow.runs import run_report
-    from grok_mlflow.run_parts import resolve_device
-    from grok_mlflow.training import train
+    from grok_mlflow.runner.runs import run_report
+    from grok_mlflow.runner.run_parts import resolve_device
+    from grok_mlflow.runner.training import train
 
     reports = []
     with tempfile.TemporaryDirectory() as tmp:

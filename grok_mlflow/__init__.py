@@ -21,6 +21,13 @@ from typing import Any
 
 # {earlier flat module: where it lives now}, each imported under both names as one module
 _MOVED: dict[str, str] = {
+    "run_parts": "runner.run_parts",
+    "runs": "runner.runs",
+    "training": "runner.training",
+    "stacking": "runner.stacking",
+    "models": "runner.models",
+    "batches": "runner.batches",
+    "data": "runner.data",
     "settle": "tracker.settle",
     "terminal": "tracker.terminal",
     "distributed": "tracker.distributed",
@@ -63,13 +70,13 @@ _EXPORTS = {
     "detect_phases": "findings.phases",
     "import_metrics": "store.recorder",
     "local_complexity": "measures.complexity",
-    "member_views": "stacking",
+    "member_views": "runner.stacking",
     "partition_slice": "measures.partition",
     "register_nonlinearity": "measures.network",
     "reproduction_report": "findings.report",
     "robust_accuracy": "measures.robustness",
-    "train": "training",
-    "train_stacked": "training",
+    "train": "runner.training",
+    "train_stacked": "runner.training",
 }
 __all__ = sorted(_EXPORTS)
 

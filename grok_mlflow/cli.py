@@ -62,7 +62,7 @@ def _tag_mlflow_run_as_resume(run_id: str) -> None:
 
 def _train_settings(args: argparse.Namespace) -> Settings:
     """The settings of ``train``: the options given, or a resumed run's own."""
-    from .runs import resume_settings
+    from .runner.runs import resume_settings
 
     values = {f.name: getattr(args, f.name) for f in fields(Settings)
               if getattr(args, f.name) is not None}
@@ -82,8 +82,8 @@ def _train_settings(args: argparse.Namespace) -> Settings:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .run_parts import check_settings
-    from .training import train
+    from .runner.run_parts import check_settings
+    from .runner.training import train
 
     settings = _train_settings(args)
     check_settings(settings)
@@ -110,7 +110,7 @@ def _partition_arguments(part: argparse.ArgumentParser) -> None:
 
 
 def _partition(args: argparse.Namespace) -> int:
-    from .runs import draw_partition
+    from .runner.runs import draw_partition
 
     path, metrics = draw_partition(args.run_id, args.step, args.resolution, args.out,
                                    args.device)
@@ -136,7 +136,7 @@ def _radius_arguments(rad: argparse.ArgumentParser) -> None:
 
 
 def _radius(args: argparse.Namespace) -> int:
-    from .runs import choose_radius
+    from .runner.runs import choose_radius
 
     try:
         radii = [float(r) for r in args.radii.split(",")] if args.radii else None
@@ -165,7 +165,7 @@ def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
 
 
 def _compare_regions(args: argparse.Namespace) -> int:
-    from .runs import compare_regions
+    from .runner.runs import compare_regions
 
     if args.points < 1 or args.resolution < 2 or (args.radius is not None
                                                    and not args.radius > 0):
@@ -180,7 +180,7 @@ def _compare_regions(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .runs import run_report
+    from .runner.runs import run_report
 
     print(run_report(args.run_id), end="")
     return 0

@@ -99,7 +99,7 @@ class SweepSpec:
         again, so that a machine that runs ``slots`` trials at once also runs that many groups
         at once (measuring goes member by member: two 1-CPU groups measure in parallel where
         one 2-CPU group would not). With ``ensemble: off`` every trial alone."""
-        from .stacking import stack_key
+        from .runner.stacking import stack_key
 
         trials = self.trials()
         if self.ensemble == "off":
@@ -243,7 +243,7 @@ def _trial(space: dict[str, Any]) -> None:
 
     from .store.recorder import use_tracking_uri
     from .store.sweep_runs import child_run, trial_run_id
-    from .training import train
+    from .runner.training import train
 
     use_tracking_uri(config["tracking_uri"])
     settings = _trial_settings(config)
@@ -363,7 +363,7 @@ def _stacked_trial(group: dict[str, Any]) -> None:
 
     from .store.recorder import use_tracking_uri
     from .store.sweep_runs import run_statuses, trial_run_id
-    from .training import train_stacked
+    from .runner.training import train_stacked
 
     first = group["members"][0]
     use_tracking_uri(first["tracking_uri"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grok_mlflow.batches import StackedBatches, TensorBatches
+from grok_mlflow.runner.batches import StackedBatches, TensorBatches
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 

@@ -350,7 +350,7 @@ def test_tf32_and_autocast_are_off_inside_and_the_users_flags_come_back():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_float32_cnn_counts_on_cuda_match_float64_despite_default_tf32():
     # cuDNN convolutions use TF32 by default on an H100; LC must not.
-    from grok_mlflow.models import build_model
+    from grok_mlflow.runner.models import build_model
     from grok_mlflow.settings import Settings
 
     torch.manual_seed(0)
@@ -366,7 +366,7 @@ def test_float32_cnn_counts_on_cuda_match_float64_despite_default_tf32():
 def test_float32_and_float64_counts_agree_on_the_papers_mlp():
     import copy
 
-    from grok_mlflow.models import build_model
+    from grok_mlflow.runner.models import build_model
     from grok_mlflow.settings import Settings
 
     torch.manual_seed(0)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from grok_mlflow.batches import StreamedBatches, training_batches
-from grok_mlflow.data import DATASETS, load_dataset
-from grok_mlflow.run_parts import check_settings
+from grok_mlflow.runner.batches import StreamedBatches, training_batches
+from grok_mlflow.runner.data import DATASETS, load_dataset
+from grok_mlflow.runner.run_parts import check_settings
 from grok_mlflow.settings import Settings, SettingsError
 
 from conftest import MNIST_T10K
@@ -265,7 +265,7 @@ def _assert_names_a_file(err, paths):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_unreadable_image_is_named_in_one_line(tmp_path, workers):
-    from grok_mlflow.data import UnreadableImage
+    from grok_mlflow.runner.data import UnreadableImage
 
     s = _streamed(tmp_path, data_workers=workers, eval_size=1)
     train_dir = tmp_path / "imagenette2-160" / "train"
@@ -294,7 +294,7 @@ def test_imagenette_decodes_only_eval_size_images_and_checks_train_size(tmp_path
 
 
 def test_a_streamed_run_resumes_bitwise(tmp_path, tracking_uri):
-    from grok_mlflow.training import train
+    from grok_mlflow.runner.training import train
 
     s = _streamed(tmp_path / "data", model="cnn", width=4, depth=2, steps=7, eval_points=3,
                   lc_samples=4, lc_directions=4, adv_samples=4, adv_points=2, partition_every=0)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from grok_mlflow.measures.complexity import local_complexity
-from grok_mlflow.models import ACTIVATIONS, MODELS, build_model
+from grok_mlflow.runner.models import ACTIVATIONS, MODELS, build_model
 from grok_mlflow.settings import Settings
 
 # LC layers of each family (depth=3 for mlp/cnn): every nonlinearity, each call one layer

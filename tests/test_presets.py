@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grok_mlflow.data import DATASETS
+from grok_mlflow.runner.data import DATASETS
 from grok_mlflow.settings import Settings, SettingsError, load_preset
 
 from conftest import REPO

@@ -16,7 +16,7 @@ def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, cap
 
     from grok_mlflow.cli import main
     from grok_mlflow.settings import Settings
-    from grok_mlflow.training import train
+    from grok_mlflow.runner.training import train
 
     result = train(Settings(steps=40, eval_points=3, depth=2, width=16, lc_samples=20,
                             adv_points=0, partition_every=0), progress=False)
@@ -50,7 +50,7 @@ def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
 
     from grok_mlflow.cli import main
     from grok_mlflow.settings import Settings
-    from grok_mlflow.training import train
+    from grok_mlflow.runner.training import train
 
     result = train(Settings(steps=60, eval_points=6, depth=2, width=16, lc_samples=20,
                             adv_points=0, partition_every=2, partition_resolution=16),
@@ -103,7 +103,7 @@ def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, 
                           "here") and "log_model=True" in err and len(err.splitlines()) == 1
     assert "RecordedRun.from_run(run_id, model)" in err
     # ... which does it with the model at hand: its snapshots' weights, the recorded points
-    from grok_mlflow.runs import RecordedRun, choose_radius, draw_partition
+    from grok_mlflow.runner.runs import RecordedRun, choose_radius, draw_partition
 
     mine = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
     study, where = choose_radius(RecordedRun.from_run(bare, mine), radii=[0.01, 0.1],

@@ -19,8 +19,8 @@ from grok_mlflow.findings.history import read_history_csv
 from grok_mlflow.store.stored import run_artifact_text
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
-from grok_mlflow.stacking import member_views
-from grok_mlflow.training import train, train_stacked
+from grok_mlflow.runner.stacking import member_views
+from grok_mlflow.runner.training import train, train_stacked
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 SMALL = Settings(steps=100, width=24, depth=2, lc_samples=20, lc_directions=4, adv_points=2,

@@ -133,7 +133,7 @@ def test_a_signal_ends_the_sweep_killed_and_resume_finishes_it(tmp_path, sig, en
         assert steps == schedule            # each scheduled step exactly once, resumed included
     assert "phases.csv" in {f.path for f in client.list_artifacts(parent.info.run_id)}
     if ensemble == "off":                   # the stopped trial's history: an uninterrupted one's
-        from grok_mlflow.training import train
+        from grok_mlflow.runner.training import train
 
         mlflow.set_experiment("reference")
         child = stopped[0]

@@ -17,7 +17,7 @@ import torch
 
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
-from grok_mlflow.training import train, train_stacked, warmup_factor
+from grok_mlflow.runner.training import train, train_stacked, warmup_factor
 
 from conftest import REPO, only_run, subprocess_env
 
@@ -306,9 +306,9 @@ def test_a_member_that_leaves_its_group_stops_and_the_others_train_exactly_as_al
     """``_Group.leave``: three float64 members train 6 steps together, member 1 leaves, the
     other two train 6 more in a group of two. Members 0 and 2 end equal to their runs trained
     alone for 12 steps, member 1 to its run of 6 steps (to rounding)."""
-    from grok_mlflow.batches import TensorBatches
-    from grok_mlflow.run_parts import data_and_model
-    from grok_mlflow.training import _Group
+    from grok_mlflow.runner.batches import TensorBatches
+    from grok_mlflow.runner.run_parts import data_and_model
+    from grok_mlflow.runner.training import _Group
 
     members = [dataclasses.replace(TINY, seed=k) for k in range(3)]
     device = torch.device("cpu")

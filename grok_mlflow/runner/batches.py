@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .data import DataSplits, UnreadableImage, reraise_clean, workers_for
-from .settings import Settings
+from ..settings import Settings
 
 __all__ = ["StackedBatches", "StreamedBatches", "TensorBatches", "training_batches"]
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .settings import Settings, SettingsError
+from ..settings import Settings, SettingsError
 
 __all__ = ["ACTIVATIONS", "MODELS", "TRANSFORMER_INITS", "build_model", "init_transformer",
            "scale_parameters"]

@@ -22,14 +22,14 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .measures.network import input_module_of
+from ..measures.network import input_module_of
 from .data import DataSplits
-from .findings.history import read_history_csv
-from .store.recorder import log_run_figure, log_run_text, tracking_uri
-from .findings.report import report_markdown, reproduction_report
+from ..findings.history import read_history_csv
+from ..store.recorder import log_run_figure, log_run_text, tracking_uri
+from ..findings.report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model
-from .settings import Settings, SettingsError, TrackerSettings, load_preset
-from .store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
+from ..settings import Settings, SettingsError, TrackerSettings, load_preset
+from ..store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
 __all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
@@ -91,7 +91,7 @@ class RecordedRun:
     @classmethod
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
-        from .store.stored import load_logged_model, load_recorded_points
+        from ..store.stored import load_logged_model, load_recorded_points
 
         where = f"{command}: run {run_id}"
         try:
@@ -113,7 +113,7 @@ class RecordedRun:
 
     @classmethod
     def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
-        from .measures.tasks import measured_model
+        from ..measures.tasks import measured_model
 
         settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
                                       for k, v in config["tracker_settings"].items()})
@@ -134,7 +134,7 @@ class RecordedRun:
         Example:
             >>> study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
         """
-        from .store.stored import load_recorded_points
+        from ..store.stored import load_recorded_points
 
         config = run_config(run_id, command)
         if "settings" in config:
@@ -262,8 +262,8 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
         SettingsError: unknown run, a run without snapshots, or a step it has none for (the
             message lists the available steps).
     """
-    from .measures.partition import partition_slice
-    from .findings.plots import partition_figure
+    from ..measures.partition import partition_slice
+    from ..findings.plots import partition_figure
 
     run = _recorded(run_id, "partition", device)
     run_id = run.run_id
@@ -295,8 +295,8 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         SettingsError: neither or both of run_id/preset, an unknown run, a step without a
             snapshot (the message lists them), bad radii/directions.
     """
-    from .findings.plots import radius_figure
-    from .measures.radius import DEFAULT_RADII, radius_study
+    from ..findings.plots import radius_figure
+    from ..measures.radius import DEFAULT_RADII, radius_study
 
     if (run_id is None) == (preset is None):
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
@@ -337,9 +337,9 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     Returns:
         (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
     """
-    from .measures.complexity import local_complexity
-    from .findings.plots import regions_figure
-    from .measures.regions import local_region_count, rank_correlation
+    from ..measures.complexity import local_complexity
+    from ..findings.plots import regions_figure
+    from ..measures.regions import local_region_count, rank_correlation
 
     run = _recorded(run_id, "compare-regions", device)
     run_id = run.run_id

@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .data import dataset_spec
-from .measures.evaluation import loss_function
-from .settings import Settings, SettingsError
+from ..measures.evaluation import loss_function
+from ..settings import Settings, SettingsError
 
 __all__ = ["STACKABLE", "StackedAdamW", "StackedModules", "check_stackable", "member_views",
            "stack_key"]

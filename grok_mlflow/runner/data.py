@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .settings import Settings, SettingsError
+from ..settings import Settings, SettingsError
 
 __all__ = ["DATASETS", "DataSplits", "DatasetSpec", "check_dataset", "dataset_spec",
            "load_dataset", "torch_dtype"]
