@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from grok_mlflow.store.stored import run_artifact_text
-    from grok_mlflow.sweep import load_spec, run_sweep
+    from grok_mlflow.sweeps.sweep import load_spec, run_sweep
 
     blocks = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,9 @@ from typing import Any
 
 # {earlier flat module: where it lives now}, each imported under both names as one module
 _MOVED: dict[str, str] = {
+    "stopper": "sweeps.stopper",
+    "progress": "sweeps.progress",
+    "sweep": "sweeps.sweep",
     "run_parts": "runner.run_parts",
     "runs": "runner.runs",
     "training": "runner.training",
@@ -61,7 +64,7 @@ _EXPORTS = {
     "GrokTracker": "tracker.tracking",
     "LocalComplexity": "measures.complexity",
     "PartitionSlice": "measures.partition",
-    "SettledStopper": "stopper",
+    "SettledStopper": "sweeps.stopper",
     "Settings": "settings",
     "SettingsError": "settings",
     "StackedTracker": "tracker.stacked",

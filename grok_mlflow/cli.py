@@ -219,7 +219,7 @@ def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import main_sweep
+    from .sweeps.sweep import main_sweep
 
     return main_sweep(args.spec, args.ray_address or None, args.storage_path, args.experiment,
                       args.verbose, args.progress_every, args.resume)

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from grok_mlflow.cli import main
 from grok_mlflow.settings import SettingsError
 from grok_mlflow.store.recorder import absolute_tracking_uri
-from grok_mlflow.sweep import load_spec, trial_name
+from grok_mlflow.sweeps.sweep import load_spec, trial_name
 
 from conftest import REPO
 
@@ -70,7 +70,7 @@ def test_trials_that_keep_every_shape_are_stacked_in_groups(tmp_path):
 
 
 def test_a_cpu_sweep_runs_as_many_groups_at_once_as_it_would_run_trials(tmp_path):
-    from grok_mlflow.sweep import _resources, _slots
+    from grok_mlflow.sweeps.sweep import _resources, _slots
 
     spec = load_spec(write(tmp_path, "grid: {seed: [0, 1, 2, 3, 4, 5, 6, 7]}\n"
                                      "resources: {cpu: 1}\nmax_concurrent: 2\n"))
@@ -391,7 +391,7 @@ def test_stop_settled_trains_every_trial_until_settled_and_bad_stops_are_one_lin
 
 
 def test_a_parent_note_too_long_for_mlflow_keeps_the_verdicts_whole():
-    from grok_mlflow.sweep import NOTE_LIMIT, _parent_note
+    from grok_mlflow.sweeps.sweep import NOTE_LIMIT, _parent_note
 
     claims = "### Sweep s: the paper's claims\n\n- **SUPPORTED**: x.\n\nHow the verdicts " + \
         "r" * 3000

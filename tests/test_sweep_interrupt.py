@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
-from grok_mlflow.sweep import load_spec, resumable_parent
+from grok_mlflow.sweeps.sweep import load_spec, resumable_parent
 
 from conftest import subprocess_env
 

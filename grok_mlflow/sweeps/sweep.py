@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .settings import Settings, SettingsError, apply_values, load_preset, read_yaml
+from ..settings import Settings, SettingsError, apply_values, load_preset, read_yaml
 
 __all__ = ["SweepSpec", "load_spec", "run_sweep", "trial_name"]
 
@@ -99,7 +99,7 @@ class SweepSpec:
         again, so that a machine that runs ``slots`` trials at once also runs that many groups
         at once (measuring goes member by member: two 1-CPU groups measure in parallel where
         one 2-CPU group would not). With ``ensemble: off`` every trial alone."""
-        from .runner.stacking import stack_key
+        from ..runner.stacking import stack_key
 
         trials = self.trials()
         if self.ensemble == "off":
@@ -188,7 +188,7 @@ def load_spec(path: str) -> SweepSpec:
     pending = data.get("pending_timeout_s", 0)
     if isinstance(pending, bool) or not isinstance(pending, (int, float)) or pending < 0:
         raise SettingsError(f"spec {path}: pending_timeout_s must be a number of seconds >= 0")
-    from .findings.claims import parse_claims
+    from ..findings.claims import parse_claims
 
     try:
         claims = tuple(parse_claims(data.get("claims"), grid))
@@ -241,9 +241,9 @@ def _trial(space: dict[str, Any]) -> None:
         return _stacked_trial(config)
     from ray import tune
 
-    from .store.recorder import use_tracking_uri
-    from .store.sweep_runs import child_run, trial_run_id
-    from .runner.training import train
+    from ..store.recorder import use_tracking_uri
+    from ..store.sweep_runs import child_run, trial_run_id
+    from ..runner.training import train
 
     use_tracking_uri(config["tracking_uri"])
     settings = _trial_settings(config)
@@ -261,8 +261,8 @@ def _trial(space: dict[str, Any]) -> None:
     node = _ray_node()
     earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
     if earlier:
-        from .store.recorder import tag_run
-        from .store.sweep_runs import run_statuses
+        from ..store.recorder import tag_run
+        from ..store.sweep_runs import run_statuses
 
         if run_statuses([earlier]) == ["FINISHED"]:   # a resumed sweep: this trial is done
             return
@@ -361,9 +361,9 @@ def _stacked_trial(group: dict[str, Any]) -> None:
     (members that already ended, FINISHED or FAILED, are not trained again)."""
     from ray import tune
 
-    from .store.recorder import use_tracking_uri
-    from .store.sweep_runs import run_statuses, trial_run_id
-    from .runner.training import train_stacked
+    from ..store.recorder import use_tracking_uri
+    from ..store.sweep_runs import run_statuses, trial_run_id
+    from ..runner.training import train_stacked
 
     first = group["members"][0]
     use_tracking_uri(first["tracking_uri"])
@@ -439,8 +439,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
     from ray import tune
 
     from .progress import SweepProgress
-    from .store.recorder import absolute_tracking_uri, use_tracking_uri
-    from .store.sweep_runs import publish_sweep_view, sweep_parent_run
+    from ..store.recorder import absolute_tracking_uri, use_tracking_uri
+    from ..store.sweep_runs import publish_sweep_view, sweep_parent_run
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not verbose:   # Ray 2.60's new output engine prints its configuration box even when silent
@@ -524,7 +524,7 @@ def _stopped(spec: SweepSpec, parent_id: str, stops: "_Stops", pending: "_Pendin
     timeout, ``SettingsError`` (the parent FAILED: the spec cannot run on this cluster)."""
     import ray
 
-    from .store.sweep_runs import end_interrupted_children
+    from ..store.sweep_runs import end_interrupted_children
 
     if started_here:
         ray.shutdown()
@@ -697,7 +697,7 @@ class _Stops:
 def _interrupted(spec: SweepSpec, parent_id: str, signum: int, again: str) -> Exception:
     """End the interrupted trials' child runs KILLED; the ``SweepInterrupted`` to raise, its
     message the sweep's last lines: what was done and the command that continues it."""
-    from .store.sweep_runs import SweepInterrupted, child_runs, end_interrupted_children
+    from ..store.sweep_runs import SweepInterrupted, child_runs, end_interrupted_children
 
     name = signal.Signals(signum).name
     stopped = end_interrupted_children(parent_id, f"sweep interrupted by {name}; continue "
@@ -752,7 +752,7 @@ def resumable_parent(spec: SweepSpec, resume: str, experiment: str | None = None
     ``SettingsError`` in one line where there is none, it finished, its driver still runs on
     this host, or the spec changed since (naming the changed keys; the claims may change: they
     are judged at the end)."""
-    from .store.sweep_runs import get_run, unfinished_sweeps
+    from ..store.sweep_runs import get_run, unfinished_sweeps
 
     where = _experiment_for(spec, experiment)
     if resume == "latest":
@@ -862,14 +862,14 @@ def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[st
 def _summarise(parent_id: str, spec: SweepSpec) -> list[str]:
     """CSV of every trial's phases and final metrics, comparison figures and the trials'
     reports, on the parent; returns ``trial: why`` for each trial whose run FAILED."""
-    from .findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
-    from .findings.plots import claims_figure, sweep_figures
-    from .findings.history import read_history_csv
-    from .store.recorder import log_run_figure, log_run_text, tag_run
-    from .store.stored import run_artifact_text
-    from .store.sweep_runs import child_runs
-    from .findings.claims import claims_markdown
-    from .findings.report import report_table, reproduction_report
+    from ..findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
+    from ..findings.plots import claims_figure, sweep_figures
+    from ..findings.history import read_history_csv
+    from ..store.recorder import log_run_figure, log_run_text, tag_run
+    from ..store.stored import run_artifact_text
+    from ..store.sweep_runs import child_runs
+    from ..findings.claims import claims_markdown
+    from ..findings.report import report_table, reproduction_report
 
     # the grid's order (sorted by the swept values as the spec lists them): rows, legends
     order = {trial_name(o): i for i, o in enumerate(spec.trials())}
@@ -938,7 +938,7 @@ def judge_claims(spec: SweepSpec, runs: list) -> list:
     """Each of ``spec.claims`` judged (``claims.evaluate_all``: one verdict per radius read)
     over the child ``runs``: a trial's swept settings from its trial name, its quantities from
     its logged metrics (``grok/*`` of a one-radius run also as ``grok_r{r}/*``)."""
-    from .findings.claims import evaluate_all
+    from ..findings.claims import evaluate_all
 
     by_name = {trial_name(o): o for o in spec.trials()}
     trials = [(by_name[name], trial_metrics(run.data.metrics, run.data.params)) for run in runs
@@ -953,7 +953,7 @@ def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> di
     """A trial run's metrics, with its LC quantities named by radius: a run that measured one
     radius (its ``lc_radius`` param) logs ``grok/lc_peak_value`` and ``lc/train``; these are
     also ``grok_r{r}/...`` and ``lc_r{r}/...`` here, as a several-radii run logs them."""
-    from .findings.claims import radius_dependent
+    from ..findings.claims import radius_dependent
 
     metrics = dict(metrics)
     radii = [r for r in params.get("lc_radius", "").split(",") if r.strip()]
@@ -972,7 +972,7 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
                progress_every_s: float = 30.0, resume: str | None = None) -> int:
     """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status (2: bad input;
     128 + the signal's number when a signal stopped the sweep: 130 for Ctrl-C, 143 SIGTERM)."""
-    from .store.sweep_runs import SweepInterrupted
+    from ..store.sweep_runs import SweepInterrupted
 
     try:
         spec = load_spec(spec_path)
@@ -988,8 +988,8 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     except KeyboardInterrupt:                # before any run existed
         print("Sweep interrupted before it started; no run was left.", file=sys.stderr)
         return 130
-    from .store.recorder import absolute_tracking_uri
-    from .store.sweep_runs import sweep_view_url
+    from ..store.recorder import absolute_tracking_uri
+    from ..store.sweep_runs import sweep_view_url
 
     uri = absolute_tracking_uri()
     serve = "" if uri.startswith(("http://", "https://")) else \
@@ -997,7 +997,7 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
     print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
           f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
     if spec.claims:                      # the verdicts: the sweep's last lines
-        from .store.stored import run_artifact_text
+        from ..store.stored import run_artifact_text
 
         print("The paper's claims:\n" + "\n".join(
             line[2:].replace("**", "") for line in
