@@ -4,7 +4,7 @@ in MLflow: local complexity and adversarial robustness over training, for any Py
 The public names are imported lazily: MLflow imports ``grok_mlflow.plugin`` while it is itself
 being imported, and that must not pull in torch or grok_mlflow's MLflow code.
 
-The package is cut by concept (README "Layout"): ``measures/`` (pure functions on models and
+The package is cut by concept (docs/layout.md): ``measures/`` (pure functions on models and
 tensors), ``findings/`` (what a run or a sweep showed), ``store/`` (the one layer that talks to
 MLflow), ``tracker/`` (when and on what to measure), ``runner/`` (one run end to end) and
 ``sweeps/`` (Ray Tune). The flat module paths of earlier versions (``grok_mlflow.deformation``,

@@ -295,7 +295,7 @@ def _runtime_failure(err: RuntimeError) -> int:
     """Exit 1 for the failures a run records itself (an unreachable store: the tracker said
     where the metrics were saved; a diverged run: FAILED, its last good checkpoint kept)."""
     from .store.recorder import TrackingUnavailable
-    from .tracker.tracking import DivergenceError
+    from .tracker.run_log import DivergenceError
 
     if isinstance(err, DivergenceError):
         print(f"grok-mlflow: error: diverged: {err}; the run is marked FAILED, its last good "

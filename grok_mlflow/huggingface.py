@@ -48,7 +48,8 @@ from .measures.network import register_nonlinearity
 from .tracker.probes import Data
 from .store.recorder import Recorder, active_run_id
 from .settings import TrackerSettings
-from .tracker.tracking import GrokTracker, model_run_name, settings_params
+from .tracker.opening import settings_params
+from .tracker.tracking import GrokTracker, model_run_name
 
 __all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES"]
 
@@ -90,10 +91,10 @@ class GrokTrainerCallback(TrainerCallback):
         tracker: the ``GrokTracker`` of the last ``train`` (``tracker.history``, ``.run_id``).
 
     Example:
-        >>> callback = GrokTrainerCallback((x, y), (x_te, y_te),
-        ...                                TrackerSettings(lc_input="embed", adv_points=0))
-        >>> Trainer(model, args, train_dataset=ds, callbacks=[callback]).train()
-        >>> callback.tracker.history[callback.tracker.last_step]["lc/train"]
+        callback = GrokTrainerCallback((x, y), (x_te, y_te),
+                                       TrackerSettings(lc_input="embed", adv_points=0))
+        Trainer(model, args, train_dataset=ds, callbacks=[callback]).train()
+        callback.tracker.history[callback.tracker.last_step]["lc/train"]
     """
 
     def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,

@@ -42,7 +42,8 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
 from .tracker.probes import Data
 from .store.recorder import Recorder
 from .settings import TrackerSettings
-from .tracker.tracking import GrokTracker, model_run_name, settings_params
+from .tracker.opening import settings_params
+from .tracker.tracking import GrokTracker, model_run_name
 
 __all__ = ["GrokCallback"]
 

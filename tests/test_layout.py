@@ -1,4 +1,4 @@
-"""The README's Layout section, checked: modules are placed in concepts (``CONCEPTS``: a
+"""The layout (README "Layout", docs/layout.md), checked: modules are placed in concepts (``CONCEPTS``: a
 subpackage's folder, or a top-level module's name) that import only downwards (a deliberate bad
 import in a scratch copy is caught); every MLflow call lives in the MLflow layer (``store``:
 ``recorder`` writes runs, ``stored`` reads them back, ``sweep_runs`` keeps sweeps; ``plugin``
@@ -16,20 +16,19 @@ PACKAGE = REPO / "grok_mlflow"
 
 # The concepts, from the bottom up: a module imports only from its own concept or those below.
 # A module in a subpackage belongs to the concept its folder names (``measures/complexity.py``:
-# measures); a module at the top is placed here by name (the flat modules of today).
+# measures); the few modules at the top are placed here by name.
 CONCEPTS = {
-    "ground": ["settings", "_context"],
-    "measures": ["network", "complexity", "partition", "deformation", "radius", "regions",
-                 "robustness", "evaluation", "tasks", "_modes"],
-    "findings": ["phases", "report", "claims", "plots", "history"],
-    "store": ["recorder", "stored", "sweep_runs"],
-    "tracker": ["tracking", "ensemble", "probes", "measure", "schedule", "distributed",
-                "terminal", "settle"],
-    "adapters": ["lightning", "huggingface", "plugin", "stopper"],
-    "runner": ["data", "batches", "models", "stacking", "training", "runs", "run_parts"],
-    "sweeps": ["sweep", "progress"],
+    "ground": ["settings", "_context"],     # the frozen settings; what the plugin needs
+    "measures": [],                         # pure functions on models and tensors
+    "findings": [],                         # what a run or a sweep showed
+    "store": [],                            # the one layer that talks to MLflow
+    "tracker": [],                          # when and on what to measure
+    "adapters": ["lightning", "huggingface", "plugin"],
+    "runner": [],                           # one run end to end
+    "sweeps": [],                           # Ray Tune
     "entry": ["cli", "__main__", "__init__"],
 }
+SUBPACKAGES = [c for c, names in CONCEPTS.items() if not names]
 ORDER = list(CONCEPTS)
 MLFLOW_LAYER = {"store", "plugin"}          # the concept, and the plugin (MLflow's interface)
 
@@ -122,12 +121,12 @@ def test_the_layer_check_catches_a_bad_import(tmp_path):
 
     copy = tmp_path / "grok_mlflow"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "measures").mkdir(exist_ok=True)
-    (copy / "measures" / "__init__.py").write_text("")
-    (copy / "measures" / "bad.py").write_text("def f():\n    from ..tracking import GrokTracker\n"
-                                              "    from .. import sweep\n")
-    assert upward_imports(copy) == ["measures.bad (measures) imports sweep (sweeps)",
-                                    "measures.bad (measures) imports tracking (tracker)"]
+    assert upward_imports(copy) == []
+    (copy / "measures" / "bad.py").write_text("def f():\n"
+                                              "    from ..tracker.tracking import GrokTracker\n"
+                                              "    from ..sweeps import sweep\n")
+    assert upward_imports(copy) == ["measures.bad (measures) imports sweeps.sweep (sweeps)",
+                                    "measures.bad (measures) imports tracker.tracking (tracker)"]
 
 
 def test_modules_form_layers_with_no_import_cycle():
@@ -167,7 +166,51 @@ def test_no_function_is_longer_than_80_lines():
 UNTESTED_APART = {"__init__", "__main__", "_context", "_modes", "plots", "terminal"}
 
 
+def test_the_top_holds_the_entry_points_and_a_folder_per_concept():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert top == sorted(n for names in CONCEPTS.values() for n in names)
+    assert len(top) <= 8 and folders == sorted(SUBPACKAGES)
+
+
+def test_the_documented_and_the_earlier_paths_import():
+    """What the README documents, and every flat module path of earlier versions: the same
+    module object as its new home (a model pickled under ``grok_mlflow.models`` loads)."""
+    import importlib
+    import pickle
+
+    import grok_mlflow
+    from grok_mlflow.deformation import deformation
+    from grok_mlflow.huggingface import GrokTrainerCallback
+    from grok_mlflow.lightning import GrokCallback
+    from grok_mlflow.phases import settled
+    from grok_mlflow.settings import settings_table
+
+    assert all(callable(f) for f in (deformation, GrokTrainerCallback, GrokCallback, settled,
+                                     settings_table))
+    for name in grok_mlflow.__all__:
+        assert getattr(grok_mlflow, name) is not None
+    for old, new in grok_mlflow._MOVED.items():
+        moved = importlib.import_module(f"grok_mlflow.{new}")
+        assert importlib.import_module(f"grok_mlflow.{old}") is moved, old
+        assert moved.__name__ == moved.__spec__.name == f"grok_mlflow.{new}"
+    from grok_mlflow.runner.models import Normalize
+
+    old = pickle.dumps(Normalize((0.5,), (0.25,))).replace(b"grok_mlflow.runner.models",
+                                                           b"grok_mlflow.models")
+    assert b"grok_mlflow.models" in old and type(pickle.loads(old)) is Normalize
+
+
 def test_tests_mirror_the_package():
     modules = {p.stem for p in PACKAGE.rglob("*.py")} - UNTESTED_APART
     missing = sorted(m for m in modules if not (REPO / "tests" / f"test_{m}.py").exists())
     assert missing == []
+
+
+def test_the_tracker_is_a_facade_of_at_most_250_lines():
+    """``GrokTracker`` delegates to its parts (preparing, opening, measure, run_log, settle);
+    counted as functions are, without its docstring."""
+    path = PACKAGE / "tracker" / "tracking.py"
+    cls = next(n for n in ast.parse(path.read_text()).body
+               if isinstance(n, ast.ClassDef) and n.name == "GrokTracker")
+    assert _code_lines(cls) <= 250

@@ -36,3 +36,28 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     assert note.startswith(f"Stopped at step {stopped_at:,} of 100,000 (until: settled): "
                            "settled: after the second descent")
     assert tags == {"grok_mlflow.stop_step": str(stopped_at), "grok_mlflow.stop_rule": "settled"}
+
+
+def test_a_run_at_its_cap_says_whether_the_rule_holds_there():
+    """The cap is not asked during training (the run ends there anyway): at the end the note
+    says whether the rule holds at the cap, or why not (the same recorded run, cut at two caps)."""
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.settings import TrackerSettings
+    from grok_mlflow.tracker.settle import Settling
+
+    full = read_history_csv((REPO / "tests" / "data" / "fig1_mnist_cpu_history.csv").read_text())
+    notes = {}
+    for cap in (3_000, max(full)):
+        class Capped:
+            settings = TrackerSettings(steps=cap, until="settled", lc_radius=(0.005, 0.05))
+            history = {s: v for s, v in full.items() if s <= cap}
+            last_step = cap
+
+            def stopped(self, note, tags, cap=cap):
+                notes[cap] = note
+
+        Settling(Capped(), "lc_r0.005/train").at_the_cap()
+    assert notes[3_000].startswith("Ran to the cap, step 3,000 (until: settled), without "
+                                   "settling: ")
+    assert notes[max(full)].startswith(f"Ran to the cap, step {max(full):,} (until: settled), "
+                                       "where the rule holds: settled: after the second descent")

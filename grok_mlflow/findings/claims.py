@@ -20,12 +20,12 @@ by the order the spec lists the values (so ``[false, true]`` and ``[16, 64, 256]
 several trials at one value (seeds) are averaged over those that show the quantity.
 
 Example:
-    >>> claims = parse_claims(spec_yaml["claims"], grid={"width": [16, 64, 256]})
-    >>> verdict = evaluate(claims[0], [({"width": 16}, {"grok/migration_onset_step": 900.0}),
-    ...                                ({"width": 64}, {"grok/migration_onset_step": 500.0}),
-    ...                                ({"width": 256}, {"grok/migration_onset_step": 300.0})])
-    >>> verdict.status, verdict.rho
-    ('supported', -1.0)
+    claims = parse_claims(spec_yaml["claims"], grid={"width": [16, 64, 256]})
+    verdict = evaluate(claims[0], [({"width": 16}, {"grok/migration_onset_step": 900.0}),
+                                   ({"width": 64}, {"grok/migration_onset_step": 500.0}),
+                                   ({"width": 256}, {"grok/migration_onset_step": 300.0})])
+    verdict.status, verdict.rho
+    # -> ('supported', -1.0)
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ average over ``window`` consecutive measurements (the schedule is log-spaced, so
 constant width on the paper's log-step axis).
 
 Example:
-    >>> phases = detect_phases(tracker.history)
-    >>> phases.get("grok/delay_steps")        # None when robustness never rose
+    phases = detect_phases(tracker.history)
+    phases.get("grok/delay_steps")        # None when robustness never rose
 """
 
 from __future__ import annotations

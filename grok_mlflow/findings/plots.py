@@ -5,8 +5,8 @@ accuracies in shades of red. Steps are on a symmetric-log axis so that step 0 (i
 is shown next to the paper's log-spaced steps.
 
 Example:
-    >>> fig = grokking_figure(tracker.history, phases=detect_phases(tracker.history))
-    >>> fig.savefig("grokking.png")
+    fig = grokking_figure(tracker.history, phases=detect_phases(tracker.history))
+    fig.savefig("grokking.png")
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
         title: figure title (e.g. run name and step).
 
     Example:
-        >>> partition_figure(partition_slice(model, x[:3]), y[:3].tolist(), "step 1000")
+        partition_figure(partition_slice(model, x[:3]), y[:3].tolist(), "step 1000")
     """
     fig, ax = plt.subplots(figsize=(5.2, 5.2))
     # fixed margins, not tight_layout (which draws the figure once more: ~1/3 of its time)

@@ -37,8 +37,8 @@ A phase that the history does not show is reported as "not seen", with the reaso
 guess); a phase whose curve was not measured is "not measured".
 
 Example:
-    >>> findings = reproduction_report(tracker.history)
-    >>> print(report_markdown(findings, title="my run"))
+    findings = reproduction_report(tracker.history)
+    print(report_markdown(findings, title="my run"))
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ min_k d(i, k) + d(k, j): exact, and O(P^2) per vertex instead of Floyd-Warshall'
 tests compare with a plain all-pairs shortest path).
 
 Example:
-    >>> d = deformation(net, x_train[:100], radius=0.05, n_directions=25)
-    >>> d.relative("eccentricity").mean(0)          # (L + 1,): 1.0 at layer 0
+    d = deformation(net, x_train[:100], radius=0.05, n_directions=25)
+    d.relative("eccentricity").mean(0)          # (L + 1,): 1.0 at layer 0
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
         ``Deformation`` for one radius, ``{radius: Deformation}`` for a sequence.
 
     Example:
-        >>> d = deformation(net, x[:200], radius=[0.005, 0.05])
-        >>> {r: v.summary()[0][-1] for r, v in d.items()}     # last layer, relative eccentricity
+        d = deformation(net, x[:200], radius=[0.005, 0.05])
+        {r: v.summary()[0][-1] for r, v in d.items()}     # last layer, relative eccentricity
     """
     radii = check_radii(radius)
     run, x = prepare_input(model, x, input_module)                 # (N, *S_in) or (N, *E)

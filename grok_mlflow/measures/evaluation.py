@@ -1,7 +1,7 @@
 """Losses and clean accuracy: pure functions of (model, inputs) returning tensors.
 
 Example:
-    >>> acc, loss = accuracy_and_loss(net, x, y, "cross_entropy")   # 0-dim tensors
+    acc, loss = accuracy_and_loss(net, x, y, "cross_entropy")   # 0-dim tensors
 """
 
 from __future__ import annotations

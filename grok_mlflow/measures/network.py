@@ -13,8 +13,8 @@
 - Chunk sizes: ``default_max_vertices`` (memory per forward chunk), ``widest_activation``.
 
 Example:
-    >>> run, x = prepare_input(model, x, input_module=None)   # x on the model's device and dtype
-    >>> plan = plan_for(model)                                 # plan.head is None: no affine head
+    run, x = prepare_input(model, x, input_module=None)   # x on the model's device and dtype
+    plan = plan_for(model)                                 # plan.head is None: no affine head
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def register_nonlinearity(module_type: type[nn.Module]) -> None:
     """Count the input of ``module_type`` as a pre-activation too (for a custom activation module).
 
     Example:
-        >>> class Abs(nn.Module):
-        ...     def forward(self, x): return x.abs()
-        >>> register_nonlinearity(Abs)
+        class Abs(nn.Module):
+            def forward(self, x): return x.abs()
+        register_nonlinearity(Abs)
     """
     global NONLINEARITIES
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
@@ -295,9 +295,9 @@ class FromModule(nn.Module):
     not registered, so this wrapper has no submodules of its own.
 
     Example:
-        >>> run = FromModule(transformer, "embed", tokens[:1])
-        >>> torch.allclose(run(transformer.embed(tokens[:1])), transformer(tokens[:1]))
-        True
+        run = FromModule(transformer, "embed", tokens[:1])
+        torch.allclose(run(transformer.embed(tokens[:1])), transformer(tokens[:1]))
+        # -> True
     """
 
     def __init__(self, model: nn.Module, name: str, like: Tensor):

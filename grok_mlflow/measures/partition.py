@@ -221,8 +221,8 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
         ``PartitionSlice`` (maps on the model's device).
 
     Example:
-        >>> s = partition_slice(model, x_train[:3], resolution=256)
-        >>> s.regions, s.regions_near_boundary
+        s = partition_slice(model, x_train[:3], resolution=256)
+        s.regions, s.regions_near_boundary
     """
     if not isinstance(points, Tensor) or points.dim() < 2 or points.shape[0] != 3:
         raise ValueError("points must be a (3, *input_shape) tensor, got "

@@ -9,8 +9,8 @@ is the largest r that is still only scaled, not bent, through the last layer
 ``tolerance`` of the smallest radius's).
 
 Example:
-    >>> study = radius_study(net, x_train[:200], radii=[1e-3, 1e-2, 0.1, 1.0])
-    >>> study.recommended, study.table()
+    study = radius_study(net, x_train[:200], radii=[1e-3, 1e-2, 0.1, 1.0])
+    study.recommended, study.table()
 """
 
 from __future__ import annotations

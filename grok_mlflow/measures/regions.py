@@ -8,7 +8,7 @@ plane of two seeded orthonormal directions, sampled on a ``resolution`` x ``reso
 grid cell can be missed). ``rank_correlation`` compares the two over a run's checkpoints.
 
 Example:
-    >>> local_region_count(net, x_train[:20], radius=0.05)        # (20,) int64
+    local_region_count(net, x_train[:20], radius=0.05)        # (20,) int64
 """
 
 from __future__ import annotations

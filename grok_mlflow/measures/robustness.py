@@ -95,8 +95,8 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequ
             steps < 1, or empty x.
 
     Example:
-        >>> acc = robust_accuracy(net, x_test[:500], y_test[:500], eps=[0.05, 0.1], steps=10)
-        >>> {e: round(float(a), 3) for e, a in acc.items()}
+        acc = robust_accuracy(net, x_test[:500], y_test[:500], eps=[0.05, 0.1], steps=10)
+        {e: round(float(a), 3) for e, a in acc.items()}
     """
     budgets = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
     _check(budgets, steps, len(x), domain)
@@ -151,7 +151,7 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
         attack's success).
 
     Example:
-        >>> robust_loss(regressor, x_test[:200], y_test[:200], eps=[0.05, 0.1])
+        robust_loss(regressor, x_test[:200], y_test[:200], eps=[0.05, 0.1])
     """
     from .evaluation import regression_loss
 

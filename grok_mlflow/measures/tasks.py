@@ -32,9 +32,9 @@ model so that every measure sees that tensor, with the model's own submodule nam
 names do not change) and its own parameters.
 
 Example:
-    >>> net = TensorOutput(hf_model, output="logits")      # net(x) -> the logits tensor
-    >>> infer_task(net(x[:8]), y[:8])
-    'multiclass'
+    net = TensorOutput(hf_model, output="logits")      # net(x) -> the logits tensor
+    infer_task(net(x[:8]), y[:8])
+    # -> 'multiclass'
 """
 
 from __future__ import annotations

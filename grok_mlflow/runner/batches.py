@@ -8,8 +8,8 @@ a run needs. All have the same small interface: ``next()``, ``state_dict``/``loa
 (the position, for exact resume) and ``close``.
 
 Example:
-    >>> data = load_dataset(Settings(train_size=500), torch.device("cpu"))
-    >>> x, y = next(training_batches(data, Settings(train_size=500)))   # (200, 1, 8, 8), (200,)
+    data = load_dataset(Settings(train_size=500), torch.device("cpu"))
+    x, y = next(training_batches(data, Settings(train_size=500)))   # (200, 1, 8, 8), (200,)
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class TensorBatches:
         x: (N, ...) inputs.  y: (N,) labels.  batch_size: 0..N.  seed: the generator's seed.
         done: minibatches already drawn (a resumed run), with ``load_state_dict``.
     Example:
-        >>> batches = TensorBatches(x, y, batch_size=200, seed=0)
-        >>> xb, yb = next(batches)                                 # (200, ...), (200,)
+        batches = TensorBatches(x, y, batch_size=200, seed=0)
+        xb, yb = next(batches)                                 # (200, ...), (200,)
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int, done: int = 0):
@@ -87,8 +87,8 @@ class StackedBatches:
         members: K ``TensorBatches`` (fresh, or restored with ``load_state_dict``) with one batch
             size and the same number of batches drawn.
     Example:
-        >>> b = StackedBatches([TensorBatches(x_k, y_k, 200, seed=k) for k, (x_k, y_k) in ...])
-        >>> xb, yb = next(b)                                       # (K, 200, ...), (K, 200)
+        b = StackedBatches([TensorBatches(x_k, y_k, 200, seed=k) for k, (x_k, y_k) in ...])
+        xb, yb = next(b)                                       # (K, 200, ...), (K, 200)
     """
 
     def __init__(self, members: list[TensorBatches]):
@@ -187,8 +187,8 @@ class StreamedBatches:
         workers: decoding processes (0: in the training process).
         done: minibatches already drawn (a resumed run).
     Example:
-        >>> with contextlib.closing(StreamedBatches(ds, 64, 0, torch.device("cuda"), 8)) as b:
-        ...     xb, yb = next(b)                          # (64, 3, 160, 160) float32, (64,)
+        with contextlib.closing(StreamedBatches(ds, 64, 0, torch.device("cuda"), 8)) as b:
+            xb, yb = next(b)                          # (64, 3, 160, 160) float32, (64,)
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int,

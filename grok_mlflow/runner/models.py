@@ -5,9 +5,9 @@ nonlinearities are modules (so local complexity sees every one) and whose submod
 readable names (``hidden3.act``): those names are the LC layer names.
 
 Example:
-    >>> net = build_model(Settings(depth=2, width=32), (1, 8, 8), 10)
-    >>> [name for name, m in net.named_modules() if isinstance(m, nn.ReLU)]
-    ['hidden1.act', 'hidden2.act']
+    net = build_model(Settings(depth=2, width=32), (1, 8, 8), 10)
+    [name for name, m in net.named_modules() if isinstance(m, nn.ReLU)]
+    # -> ['hidden1.act', 'hidden2.act']
 """
 
 from __future__ import annotations

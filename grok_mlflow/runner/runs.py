@@ -7,9 +7,9 @@ snapshot). On that: ``run_report`` (the report of a run or a sweep), ``resume_se
 ``draw_partition``, ``choose_radius`` and ``compare_regions``.
 
 Example:
-    >>> run = RecordedRun.load(run_id, "partition")        # SettingsError for an unknown run
-    >>> step = run.weights_at(None)                          # the last snapshot, loaded
-    >>> x = run.points(20)                                   # 20 seeded training inputs
+    run = RecordedRun.load(run_id, "partition")        # SettingsError for an unknown run
+    step = run.weights_at(None)                          # the last snapshot, loaded
+    x = run.points(20)                                   # 20 seeded training inputs
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", 
 
 
 class RecordedPoints:
-    """The points a tracked run recorded (``tracking.analysis_points``), where a ``train`` run
+    """The points a tracked run recorded (``opening.analysis_points``), where a ``train`` run
     has its rebuilt ``DataSplits``: ``x_train``, ``partition_x``, ``partition_labels``,
     ``tokens``."""
 
@@ -132,7 +132,7 @@ class RecordedRun:
         ``draw_partition``, ``choose_radius`` or ``compare_regions`` in place of a run id.
 
         Example:
-            >>> study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
+            study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
         """
         from ..store.stored import load_recorded_points
 

@@ -12,11 +12,11 @@ member, and sees its weights as they are after the last stacked step. Nothing he
 Which runs may be stacked together: ``STACKABLE``, ``stack_key``, ``check_stackable``.
 
 Example:
-    >>> stack = StackedModules([build(seed) for seed in range(8)])
-    >>> opt = StackedAdamW(stack, lr=[1e-3] * 8, weight_decay=[0.0, 0.01] * 4)
-    >>> losses = stack.losses(x, y, ["cross_entropy"] * 8)     # x (8, B, ...), y (8, B) -> (8,)
-    >>> opt.zero_grad(); losses.sum().backward(); opt.step()   # members are independent
-    >>> stack.members[3]                                       # member 3, an nn.Module
+    stack = StackedModules([build(seed) for seed in range(8)])
+    opt = StackedAdamW(stack, lr=[1e-3] * 8, weight_decay=[0.0, 0.01] * 4)
+    losses = stack.losses(x, y, ["cross_entropy"] * 8)     # x (8, B, ...), y (8, B) -> (8,)
+    opt.zero_grad(); losses.sum().backward(); opt.step()   # members are independent
+    stack.members[3]                                       # member 3, an nn.Module
 """
 
 from __future__ import annotations
@@ -63,15 +63,15 @@ def member_views(base: nn.Module, params: dict[str, Tensor],
     """K ordinary modules over stacked tensors you train yourself (``torch.func`` ensembles):
     module k is a copy of ``base`` whose parameters and buffers are views of ``params[name][k]``
     and ``buffers[name][k]`` (storage shared: after your optimizer step they hold the new
-    weights). What ``ensemble.StackedTracker`` measures.
+    weights). What ``tracker.stacked.StackedTracker`` measures.
 
     Args:
         base: one module of the architecture (its own weights are not used; ``meta`` is fine
             only if it has no buffers to copy).
         params, buffers: {name: (K, *shape)}, e.g. from ``torch.func.stack_module_state``.
     Example:
-        >>> params, buffers = torch.func.stack_module_state(models)
-        >>> members = member_views(models[0], params, buffers)        # K nn.Modules
+        params, buffers = torch.func.stack_module_state(models)
+        members = member_views(models[0], params, buffers)        # K nn.Modules
     """
     k = len(next(iter(params.values())))
     return _bind([copy.deepcopy(base) for _ in range(k)], params, buffers or {})

@@ -4,9 +4,9 @@ up their run(s) and hand one optimisation step to ``_loop``, which owns what is 
 steps, the Ctrl-C boundary, the tracker's stepping and the progress callback.
 
 Example:
-    >>> result = train(Settings(steps=200, eval_points=5))
-    >>> result.metrics["acc/test"]
-    >>> results = train_stacked([Settings(steps=200, seed=k) for k in range(8)])   # 8 runs
+    result = train(Settings(steps=200, eval_points=5))
+    result.metrics["acc/test"]
+    results = train_stacked([Settings(steps=200, seed=k) for k in range(8)])   # 8 runs
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
     initialisation, its batch order, its optimizer), but one forward, backward and optimizer
     step serves all of them (``stacking``). Its histories equal a single run's up to rounding:
     float64 on the CPU to ~1e-12, float32 to ~1e-6 relative (a batched matmul sums in another
-    order). A member that diverges ends FAILED alone (``ensemble.StackedTracker``).
+    order). A member that diverges ends FAILED alone (``tracker.stacked.StackedTracker``).
 
     Args:
         members: K settings.
@@ -161,7 +161,7 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
         experiment, experiment_id: where new runs go (``StackedTracker``).
         tags: K mappings of tags for the new runs (a sweep's parent and trial names).
         resume: the members' K runs to continue from their checkpoints (all at one step:
-            ``ensemble.align_checkpoints``; None for a member without a run yet); the settings
+            ``tracker.stacked.align_checkpoints``; None for a member without a run yet); the settings
             must be the runs' own.
         on_progress: ``on_progress(step, {name: latest metrics})`` at measured steps and at
             least every ``progress_every_s`` seconds.

@@ -171,8 +171,8 @@ class Recorder:
     ``start`` continues the active MLflow run (a user's own ``mlflow.start_run``, or the one
     ``mlflow run`` hands over in ``MLFLOW_RUN_ID``), or starts one; ``end`` ends it only if it
     started it. Example:
-        >>> rec = Recorder(run_name="MLP_0.2M"); run_id = rec.start()
-        >>> rec.add_metrics({"acc/test": 0.9}, step=10); rec.flush(); rec.end("FINISHED")
+        rec = Recorder(run_name="MLP_0.2M"); run_id = rec.start()
+        rec.add_metrics({"acc/test": 0.9}, step=10); rec.flush(); rec.end("FINISHED")
     """
 
     def __init__(self, run_name: str, experiment: str | None = None, run_id: str | None = None,

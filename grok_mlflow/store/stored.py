@@ -6,8 +6,8 @@ sweep's parent and child runs and its UI view). What a recorded run is rebuilt i
 data, model at a step) is ``grok_mlflow.runs``'s job.
 
 Example:
-    >>> config = run_config(run_id, "report")          # dict; SettingsError for an unknown run
-    >>> weights = load_snapshot_weights(run_id, snapshot_steps(run_id)[-1])
+    config = run_config(run_id, "report")          # dict; SettingsError for an unknown run
+    weights = load_snapshot_weights(run_id, snapshot_steps(run_id)[-1])
 """
 
 from __future__ import annotations

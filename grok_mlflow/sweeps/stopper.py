@@ -7,7 +7,7 @@ current value, so they stop exactly the trials that have not grokked yet; this o
 phases.
 
 Example:
-    >>> tuner = tune.Tuner(trainable, run_config=tune.RunConfig(stop=SettledStopper()))
+    tuner = tune.Tuner(trainable, run_config=tune.RunConfig(stop=SettledStopper()))
 """
 
 from __future__ import annotations

@@ -9,19 +9,21 @@ integer count; only the loss's float sum is added in another order. One process:
 the identity, and nothing is communicated.
 
 Example:
-    >>> shards = Shards.current()                  # rank 1 of 2
-    >>> mine = shards.part(points)                 # rows [N/2, N) of points
-    >>> everything = shards.gather_rows(per_point(mine))
+    shards = Shards.current()                  # rank 1 of 2
+    mine = shards.part(points)                 # rows [N/2, N) of points
+    everything = shards.gather_rows(per_point(mine))
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Shards", "unwrap"]
+__all__ = ["Shards", "Terminated", "Termination", "unwrap"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,37 @@ def unwrap(model: nn.Module) -> nn.Module:
     from torch.nn.parallel import DataParallel, DistributedDataParallel
 
     return model.module if isinstance(model, (DistributedDataParallel, DataParallel)) else model
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM under ``torch.distributed`` (the launcher stopping this rank): the run ends KILLED,
+    its points written, and tagged ``grok_mlflow.failure`` (a Ctrl-C is not)."""
+
+
+class Termination:
+    """Under ``torch.distributed``: the launcher (torchrun) stops the other ranks with SIGTERM when
+    one dies. While training, SIGTERM raises ``KeyboardInterrupt`` (the run ends KILLED, its
+    points written); while the run is being ended it is held until that is done, then delivered.
+    Installed only in the main thread; the previous handler is put back."""
+
+    def __init__(self) -> None:
+        self.previous, self.pending = None, False
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._interrupt)
+
+    def _interrupt(self, signum, frame) -> None:
+        raise Terminated("terminated (SIGTERM): the launcher stops every rank when one dies")
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    def defer(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self._hold)
+
+    def restore(self) -> None:
+        if self.previous is None:
+            return
+        signal.signal(signal.SIGTERM, self.previous)
+        if self.pending:
+            signal.raise_signal(signal.SIGTERM)

@@ -21,8 +21,8 @@ Every value is a 0-dim tensor on the model's device; the recorder moves them to 
 transfer.
 
 Example:
-    >>> metrics = measure(model, probes, TrackerSettings(), adversarial=True)
-    >>> metrics["lc/train"]                      # tensor(7.31, dtype=torch.float64)
+    metrics = measure(model, probes, TrackerSettings(), adversarial=True)
+    metrics["lc/train"]                      # tensor(7.31, dtype=torch.float64)
 """
 
 from __future__ import annotations
@@ -158,3 +158,18 @@ def _gather_names(lc, shards: Shards) -> list:
     names: list = [None] * shards.size
     dist.all_gather_object(names, lc.layer_names if lc is not None else None)
     return names
+
+
+def partition_snapshot(net: nn.Module, probes: Probes, settings: TrackerSettings, task: str,
+                       title: str) -> tuple[object, dict[str, Tensor]]:
+    """The partition on the probes' plane (``partition.partition_slice``) drawn as a figure,
+    and its ``partition/*`` metrics (a regression has no decision boundary to be near)."""
+    from ..findings.plots import partition_figure
+    from ..measures.partition import partition_slice
+
+    part = partition_slice(net, probes.partition_x, resolution=settings.partition_resolution,
+                           seed=settings.seed, input_module=settings.lc_input or None)
+    metrics = part.metrics()
+    if task == "regression":
+        metrics.pop("partition/regions_near_boundary", None)
+    return partition_figure(part, probes.partition_labels, title), metrics

@@ -21,9 +21,9 @@ tensors once: all of it when it has at most ``eval_size`` items (0: ``DATASET_LI
 else a seeded subset of that many (seed + 3); tensors are used whole.
 
 Example:
-    >>> probes = draw_probes((x_tr, y_tr), test_loader, TrackerSettings(lc_samples=500),
-    ...                      device=torch.device("cpu"))
-    >>> probes.lc["train"].shape        # (500, *input_shape)
+    probes = draw_probes((x_tr, y_tr), test_loader, TrackerSettings(lc_samples=500),
+                         device=torch.device("cpu"))
+    probes.lc["train"].shape        # (500, *input_shape)
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ class MeasureSchedule:
             last.
 
     Example:
+        >>> from grok_mlflow.settings import TrackerSettings
         >>> s = MeasureSchedule.from_settings(TrackerSettings(steps=1000, eval_points=8,
         ...                                                    adv_points=3))
         >>> s.eval_steps, sorted(s.adv_steps)

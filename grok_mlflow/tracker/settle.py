@@ -30,13 +30,24 @@ class Settling:
     rule holds, ``settled`` is True and the run is tagged (``grok_mlflow.stop_step``,
     ``grok_mlflow.stop_rule``, ``grok_mlflow.stop_note``) and its report opens with the note."""
 
-    def __init__(self, tracker: Any, lc_key: str) -> None:
-        self.tracker, self.lc_key = tracker, lc_key
+    def __init__(self, tracker: Any, lc_key: str, tune_report: bool = False) -> None:
+        self.tracker, self.lc_key, self.tune_report = tracker, lc_key, tune_report
         self.settled = False
+        self.carried: dict[str, float] = {}     # every metric's last measured value (Tune)
 
     @property
     def on(self) -> bool:
         return self.tracker.settings.until == "settled"
+
+    def at_measured(self, step: int, values: Mapping[str, float]) -> None:
+        """After the tracker measured ``step``: ask the rule; inside a Ray Tune trial report
+        the step to Tune, ending the run first when it settled (Tune may stop the trial then)."""
+        self.check(step)
+        if self.tune_report:
+            self.carried.update(values)
+            if self.settled:
+                self.tracker.finish()
+            report_to_tune(step, self.carried, self.settled, self.tracker.settings.until)
 
     def check(self, step: int) -> bool:
         """Ask the rule at measured ``step`` (from ``min_steps`` on, before the cap)."""
@@ -54,15 +65,18 @@ class Settling:
         return self.settled
 
     def at_the_cap(self) -> None:
-        """A run that reached ``steps`` without settling says so, and why."""
+        """A run that reached ``steps`` says whether the rule holds there (the cap is never
+        asked during training: the run ends there anyway) and, if not, why."""
         from ..findings.phases import settled
 
         s = self.tracker.settings
         if not self.on or self.settled or (self.tracker.last_step or 0) < s.steps:
             return
-        _, why = settled(self.tracker.history, lc_key=self.lc_key)
-        self.tracker.stopped(f"Ran to the cap, step {s.steps:,} (until: settled), without "
-                             f"settling: {why}.", {"grok_mlflow.stop_rule": "settled"})
+        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
+        self.tracker.stopped(f"Ran to the cap, step {s.steps:,} (until: settled), "
+                             + (f"where the rule holds: {why}." if ok else
+                                f"without settling: {why}."),
+                             {"grok_mlflow.stop_rule": "settled"})
 
 
 def in_tune_trial() -> bool:

@@ -37,7 +37,8 @@ from .probes import Data
 from ..store.recorder import Recorder, create_run, end_runs, reopen_runs, use_experiment
 from ..settings import Settings, SettingsError, TrackerSettings
 from .terminal import step_bar
-from .tracking import DivergenceError, GrokTracker
+from .run_log import DivergenceError
+from .tracking import GrokTracker
 
 __all__ = ["StackedTracker", "align_checkpoints"]
 

@@ -1,8 +1,8 @@
 """What a training run shows in the terminal: one step progress bar (tqdm on stderr).
 
 Example:
-    >>> bar = step_bar(10_000, "digits_mlp")
-    >>> bar.update(1); bar.close()
+    bar = step_bar(10_000, "digits_mlp")
+    bar.update(1); bar.close()
 """
 
 from __future__ import annotations

@@ -13,11 +13,14 @@ when to measure        ``schedule.MeasureSchedule``: log-spaced eval steps, spar
                        deformation subsets, partition snapshots every N-th eval step
 what points            ``probes.draw_probes``: fixed seeded LC / accuracy / PGD / partition points
                        from tensors, a Dataset or a DataLoader, drawn once
+checks first           ``preparing.prepare``: the model's output and task, labels, LC's input and
+                       P, one LC probe: every failure before the run exists
+opening the run        ``opening.open_run``: params, tags, ``config.json``, analysis points
 measuring              ``measure.measure`` (accuracy, loss, LC, PGD) and
                        ``partition.partition_slice``: pure, tensors in, tensors out
-recording              ``recorder.Recorder``: the run, params, config, batched metrics with
-                       retries, checkpoints, artifacts (the tracker's only MLflow caller)
-saying what it showed  ``phases.detect_phases`` and ``report.reproduction_report`` at the end
+the record             ``run_log.RunLog``: history, batched metrics, checkpoints, artifacts and
+                       the end (phases, ``report.md``, the model) through ``store.Recorder``
+settling               ``settle.Settling``: ``until: settled``, reports to Ray Tune
 =====================  ===========================================================================
 
 Metric keys are ``measure``'s (``acc/*``, ``loss/*``, ``lc/*``, ``adv/acc/eps_*``), plus
@@ -30,42 +33,25 @@ weights and ``partition/partition.gif``, and the model (``mlflow.pytorch``, on a
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import platform
-import re
-import signal
-import sys
-import threading
-import time
 from typing import Any, Callable, Mapping
 
-import torch
 from torch import Tensor, nn
 
-from ..measures._modes import evaluating
-from ..measures.complexity import default_directions, local_complexity
-from ..measures.network import embedded, input_module_of
-from .measure import adv_budgets, lc_prefix, measure
-from ..findings.phases import PHASE_KEYS, detect_phases
-from .._context import package_version
-from .probes import Data, Probes, draw_probes
-from ..findings.history import history_csv
-from .distributed import Shards, unwrap
-from ..store.recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable, tracking_uri
-from ..findings.report import report_markdown, reproduction_report
+from ..measures.tasks import OutputSpec
+from ..settings import Settings, TrackerSettings
+from ..store.recorder import NullRecorder, Recorder
+from .distributed import Shards, Termination, unwrap
+from .measure import lc_prefix, measure, partition_snapshot
+from .opening import open_run, settings_params
+from .preparing import check_choices, prepare
+from .probes import Data
+from .run_log import DivergenceError, RunLog
 from .schedule import MeasureSchedule
-from .settle import Settling, in_tune_trial, report_to_tune
-from ..settings import Settings, TrackerSettings, format_value
-from ..measures.tasks import TASKS, OutputSpec, measured_model
+from .settle import Settling, in_tune_trial
 from .terminal import step_bar
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
-
-
-class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite; the run ends FAILED, its last good checkpoint
-    (from before the divergence) kept."""
 
 
 def model_run_name(model: nn.Module) -> str:
@@ -145,12 +131,7 @@ class GrokTracker:
                  output: OutputSpec = None,
                  loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
                  tune_report: bool | None = None):
-        if task is not None and task not in TASKS:
-            raise ValueError(f"task: unknown value {task!r}; valid: {', '.join(TASKS)} (or "
-                             "None: inferred from the outputs and labels)")
-        if not (output is None or callable(output) or isinstance(output, (str, int))):
-            raise ValueError(f"output: must be a key (str), an index (int) or a callable, got "
-                             f"{type(output).__name__}")
+        check_choices(task, output)
         self.task, self.output, self.loss_fn = task, output, loss_fn
         if isinstance(settings, Settings):
             settings = settings.tracker_settings()
@@ -162,34 +143,37 @@ class GrokTracker:
         self.params = dict(params) if params is not None else settings_params(s)
         self._own_params = params is None          # the loss param then follows the task
         self.log_model, self.progress = log_model, progress and self.shards.main
-        self.artifact_every_s = artifact_every_s
         self.extra_config = dict(extra_config or {})
-        self.checkpoint_fn, self.resume = checkpoint, resume
+        self.resume = resume
         # one run, written by rank 0; the other ranks measure their shares and write nothing
         self.recorder = recorder or (Recorder(self.run_name, experiment, run_id,
                                               s.checkpoint_every_s)
                                      if self.shards.main else NullRecorder())
+        self.log = RunLog(self.recorder, main=self.shards.main, run_name=self.run_name,
+                          checkpoint=checkpoint, artifact_every_s=artifact_every_s)
         self.adv_eps: tuple[float, ...] = ()       # the PGD budgets, once the box is known
-        # step 0 (initialisation) is measured on entering the context
         self.schedule = MeasureSchedule.from_settings(s)
-        self.history: dict[int, dict[str, float]] = {}
-        self.phases: dict[str, int] = {}
         self.stop_note = ""                 # why training stopped before its last step (report)
-        self.settling = Settling(self, f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train")
+        self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
         # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.settle)
-        self.tune_report = (in_tune_trial() if tune_report is None else tune_report) and (
-            self.shards.main)
-        self._carried: dict[str, float] = {}    # every metric's last measured value (Tune)
+        self.settling = Settling(self, self.lc_key, tune_report=(
+            in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
         self._ended = False
-        self._logged: dict[str, int] = {}   # key -> last step already in the store (on resume)
         self.last_step: int | None = None   # the last step seen (``step``), None before any
-        self._terminate: _Termination | None = None   # SIGTERM handling under torch.distributed
+        self._terminate: Termination | None = None   # SIGTERM handling under torch.distributed
         self._bar = None
-        self._artifacts_written = time.monotonic()
 
     @property
     def run_id(self) -> str | None:
         return self.recorder.run_id
+
+    @property
+    def history(self) -> dict[int, dict[str, float]]:
+        return self.log.history
+
+    @property
+    def phases(self) -> dict[str, int]:
+        return self.log.phases
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "GrokTracker":
@@ -203,21 +187,24 @@ class GrokTracker:
         """What entering the context does (for integrations that cannot use ``with``: the
         Lightning callback, ``StackedTracker``): the checks, the run, step 0's measurement."""
         self._prepare()                 # every check that can fail, before the run exists
-        self._terminate = _Termination() if self.shards.size > 1 else None
+        self._terminate = Termination() if self.shards.size > 1 else None
         self.recorder.start()
         try:
-            self._log_setup()
+            if self.shards.main:
+                open_run(self.recorder, self.model, self.ready, params=self.params,
+                         run_name=self.run_name, extra_config=self.extra_config,
+                         output=self.output)
             if self.recorder.continue_run is not None:
-                self._logged = self.recorder.logged_steps()
+                self.log.logged = self.recorder.logged_steps()
             if self.resume is None:
                 self.measure(0)  # the network at initialisation, before the first step
             else:
                 state = self.resume["tracker"]
-                self.history = {int(k): dict(v) for k, v in state["history"].items()}
+                self.log.history.update({int(k): dict(v) for k, v in state["history"].items()})
                 self.last_step = int(self.resume["step"])
         except BaseException as err:
-            self._fail(err)
-            self._end("FAILED")
+            self.log.fail(err, self.last_step)
+            self._close("FAILED")
             raise
         if self.progress:
             self._bar = step_bar(self.settings.steps, self.run_name, self.last_step or 0)
@@ -229,115 +216,21 @@ class GrokTracker:
         return {"history": self.history, "step": self.last_step or 0}
 
     def _prepare(self) -> None:
-        """Probes, the measured model (output tensor, task), LC's input and P, and the first LC
-        probe: everything that can fail on the user's model or data, before any run exists."""
-        device = next(self.model.parameters()).device
-        self.probes = draw_probes(self.train_data, self.test_data, self.settings, device,
-                                  self.domain)
-        self.domain = self.probes.domain            # the data's box when none was given
-        self.adv_eps = adv_budgets(self.settings, self.domain)
-        lc_input = input_module_of(self.model, self.settings.lc_input)
-        self.tokens = not self.probes.lc["train"].is_floating_point()
-        if self.tokens and not lc_input:
-            raise ValueError("the inputs are integers (token ids): set lc_input to the module "
-                             "whose output is continuous (the embedding), e.g. "
-                             "TrackerSettings(lc_input='embed')")
-        if self.tokens:            # PGD in input units needs a continuous input
-            self.adv_eps, self.schedule = (), self.schedule.without_adversarial()
-        dtype = next(self.model.parameters()).dtype
-        if self.probes.lc["train"].is_floating_point() and self.probes.lc["train"].dtype != dtype:
-            print(f"grok-mlflow: the inputs are {self.probes.lc['train'].dtype} and the model "
-                  f"{dtype}: the measured points are cast to {dtype}", file=sys.stderr)
-            self.probes = self.probes.to_dtype(dtype)
-        x, y = self.probes.accuracy["train"]
-        chosen = measured_model(self.model, x[:8], y[:8], self.task, self.output)
-        if chosen.measure_task == "multiclass" and not chosen.relabel:
-            with evaluating(chosen.net), torch.no_grad():
-                classes = chosen.net(x[:1]).shape[-1]
-            self.probes.check_labels(classes)
-        self.net, self.task, self.measured_task = chosen.net, chosen.task, chosen.measure_task
+        """``preparing.prepare``: everything that can fail on the user's model or data, before
+        any run exists; then the loss param names the loss ``loss/*`` really is."""
+        ready = self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
+                                     self.schedule, domain=self.domain, task=self.task,
+                                     output=self.output, loss_fn=self.loss_fn)
+        self.probes, self.domain, self.adv_eps = ready.probes, ready.domain, ready.adv_eps
+        self.schedule, self.settings, self.net = ready.schedule, ready.settings, ready.net
+        self.task, self.measured_task = ready.task, ready.measured_task
+        self.output_note, self.lc_layers, self.tokens = (ready.output_note, ready.lc_layers,
+                                                         ready.tokens)
         if self._own_params and (self.loss_fn is not None
                                  or self.task in ("regression", "multilabel")):
-            # the loss loss/* really is: the user's, a regression's mean squared error, or a
-            # multi-label task's binary cross-entropy
             self.params["loss"] = ("loss_fn: " + getattr(self.loss_fn, "__name__", "custom")
                                    if self.loss_fn is not None else
                                    "mse" if self.task == "regression" else "bce")
-        self.output_note = chosen.note
-        if chosen.relabel is not None:
-            self.probes = self.probes.with_labels(chosen.relabel)
-        x = self.probes.lc["train"][:1]
-        with evaluating(self.net), torch.no_grad():     # LC's input space: the embedding's
-            dim = (embedded(self.net, lc_input, x)[1][0].numel() if lc_input
-                   else math.prod(x.shape[1:]))
-        p = self.settings.lc_directions
-        if p > dim:
-            raise ValueError(f"lc_directions: must be <= the input dimension {dim} (LC's "
-                             f"directions span the input), got {p}; 0 = min(25, {dim})")
-        self.settings = dataclasses.replace(self.settings, lc_input=lc_input,
-                                            lc_directions=p or default_directions(dim))
-        probe = local_complexity(self.net, self.probes.lc["train"][:1],
-                                 radius=self.settings.lc_radius[0],
-                                 n_directions=self.settings.lc_directions,
-                                 input_module=self.settings.lc_input or None)
-        self.lc_layers = probe.layer_names
-
-    def _fail(self, err: BaseException) -> None:
-        """Say on the run why it failed, in one line (tag ``grok_mlflow.failure``)."""
-        if (isinstance(err, KeyboardInterrupt) and not isinstance(err, Terminated)
-                or not self.recorder.run_id):
-            return
-        line = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        if isinstance(err, DivergenceError):
-            line = f"diverged: {err}"
-        try:
-            self.recorder.set_tags({"grok_mlflow.failure": line,
-                                    "grok_mlflow.failure_step": str(self.last_step)})
-        except Exception:  # noqa: BLE001 - the store may be the reason; the error itself wins
-            pass
-
-    def _log_setup(self) -> None:
-        """Params (stale ones kept as tags), tags and ``config.json``."""
-        if not self.shards.main:
-            return
-        if self.tokens and self.settings.adv_points:
-            print("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
-                  "for continuous inputs in [0, 1]", file=sys.stderr)
-        elif tuple(self.domain) != (0.0, 1.0) and self.settings.adv_points:
-            print(f"grok-mlflow: the inputs lie outside [0, 1]: PGD and LC's random points use "
-                  f"their box {tuple(round(v, 6) for v in self.domain)} (budgets "
-                  f"{', '.join(f'{e:g}' for e in self.adv_eps)} in input units)", file=sys.stderr)
-        existing = self.recorder.params()
-        device = next(self.model.parameters()).device
-        tags = {"seed": str(self.settings.seed),
-                # the model is on this device already: naming it initialises nothing new
-                "grok_mlflow.device": (torch.cuda.get_device_name(device)
-                                       if device.type == "cuda" else
-                                       f"cpu ({platform.machine()})")}
-        # MLflow params cannot change. `mlflow run -P preset=...` logs every main parameter at its
-        # default first: keep the true values visible (tags, config.json) and say so.
-        stale = sorted(k for k, v in self.params.items()
-                       if k in existing and not _same_value(existing[k], v))
-        if not self.recorder.attach:     # a run another integration owns keeps its name
-            tags["mlflow.runName"] = self.run_name
-        if stale:
-            tags["grok_mlflow.stale_params"] = ",".join(stale)
-            tags.update({f"setting.{k}": self.params[k] for k in stale})
-            print(f"grok-mlflow: warning: MLflow logged {', '.join(stale)} before the preset was "
-                  "applied; the true values are in the tags setting.<name> and config.json. Use "
-                  "`mlflow run . -e preset -P preset=...` for exact params.", file=sys.stderr)
-        self.recorder.log_params({k: v for k, v in self.params.items() if k not in existing})
-        self.recorder.set_tags(tags)
-        if self.output_note:
-            print(f"grok-mlflow: {self.output_note}", file=sys.stderr)
-        config = run_config_json(self.model, self.settings, self.probes, self.schedule,
-                                 layers=self.lc_layers, adv_eps=self.adv_eps, task=self.task,
-                                 output=self.output_note or "the model's tensor",
-                                 extra=self.extra_config,
-                                 output_key=self.output if isinstance(self.output, (str, int))
-                                 else None)
-        self.recorder.log_dict(config, "config.json")
-        self.recorder.log_tensors(analysis_points(self.probes), "analysis/points.pt")
 
     # ------------------------------------------------------------------ per step
     def step(self, step: int, loss: Tensor | float | None = None) -> dict[str, float] | None:
@@ -363,12 +256,7 @@ class GrokTracker:
             if not math.isfinite(value):
                 raise DivergenceError(f"training loss is {value} at step {step}")
         values = self.measure(step)
-        self.settling.check(step)
-        if self.tune_report:
-            self._carried.update(values)
-            if self.settling.settled:          # end the run before Tune may stop the trial
-                self.finish()
-            report_to_tune(step, self._carried, self.settling.settled, self.settings.until)
+        self.settling.at_measured(step, values)    # until: settled; a Ray Tune trial's report
         if self._bar is not None:
             shown = {k: values[k] for k in ("acc/train", "acc/test", "lc/train") if k in values}
             if loss is not None:
@@ -380,7 +268,7 @@ class GrokTracker:
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Your own metrics at ``step``, through the same batched writes (numbers or 0-dim
         tensors; they also go into ``history.csv``). Returns them as floats."""
-        return self._record(dict(metrics), step)
+        return self.log.record(dict(metrics), step)
 
     def measure(self, step: int, adversarial: bool | None = None) -> dict[str, float]:
         """Measure at ``step`` now, whatever the schedule, and buffer the metrics.
@@ -393,89 +281,25 @@ class GrokTracker:
         metrics = measure(self.net, self.probes, self.settings,
                           adversarial=adversarial and bool(self.adv_eps),
                           deform=step in self.schedule.deform_steps, task=self.measured_task,
-                          loss_fn=self._loss_fn(), shards=self.shards)
+                          loss_fn=self.ready.loss_fn, shards=self.shards)
         if step in self.schedule.partition_steps and self.shards.main:
             metrics.update(self.partition_snapshot(step))
-        values = self._record(metrics, step)
-        if self.recorder.flush_due():
-            self._flush(step)
-        if time.monotonic() - self._artifacts_written > self.artifact_every_s:
-            try:
-                self._write_artifacts()
-            except Exception as err:  # noqa: BLE001 - a refresh may wait for an unreachable store
-                self._artifacts_written = time.monotonic()
-                print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
-                      file=sys.stderr)
+        values = self.log.record(metrics, step)
+        self.log.after_measure(step, self.model)
         return values
-
-    def _record(self, metrics: dict[str, Any], step: int) -> dict[str, float]:
-        """Buffer what the store does not hold yet (a resumed run measures some steps again);
-        everything goes into the history."""
-        fresh = {k: v for k, v in metrics.items() if step > self._logged.get(k, -1)}
-        values = self.recorder.add_metrics(fresh, step) if fresh else {}
-        if len(fresh) < len(metrics):
-            values.update(MetricBuffer.to_floats({k: v for k, v in metrics.items()
-                                                  if k not in fresh}))
-        self.history.setdefault(step, {}).update(values)
-        return {k: values[k] for k in metrics}
 
     def partition_snapshot(self, step: int) -> dict[str, Tensor]:
         """Draw and log the partition snapshot at ``step`` now (``partition/step_*.png`` and its
         weights), whatever the schedule; returns its ``partition/*`` metrics."""
-        from ..measures.partition import partition_slice
-        from ..findings.plots import partition_figure
-
-        part = partition_slice(self.net, self.probes.partition_x,
-                               resolution=self.settings.partition_resolution,
-                               seed=self.settings.seed,
-                               input_module=self.settings.lc_input or None)
-        fig = partition_figure(part, self.probes.partition_labels, f"{self.run_name}, step {step}")
+        fig, metrics = partition_snapshot(self.net, self.probes, self.settings, self.task,
+                                          f"{self.run_name}, step {step}")
         self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict())
-        metrics = part.metrics()
-        if self.task == "regression":           # no decision boundary to be near
-            metrics.pop("partition/regions_near_boundary", None)
         return metrics
-
-    def _loss_fn(self) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """The user's loss as the measured model's outputs need it (a binary model's two logits
-        [0, z] back to z), or None (the task's own)."""
-        fn = self.loss_fn
-        if fn is None or self.task != "binary":
-            return fn
-        return lambda two, labels: fn(two[:, 1], labels.to(two.dtype))
 
     def flush(self, step: int) -> None:
         """Write the buffered metrics and the checkpoint at ``step`` now, whatever the clock
         (``StackedTracker`` flushes its members together)."""
-        self._flush(step)
-
-    def _flush(self, step: int | None, retry_s: float = 0.0) -> None:
-        """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``.
-
-        During training (``retry_s`` 0) an unreachable store is not waited for: the points stay
-        buffered and go out with a later flush; the checkpoint waits for the metrics.
-        """
-        if not self.recorder.flush(retry_s):
-            return
-        if self.checkpoint_fn is not None and step is not None:
-            if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
-                # never overwrite the last good checkpoint with a diverged state
-                raise DivergenceError(f"parameters are not finite at step {step}")
-            state = self.checkpoint_fn()
-            state["step"] = step
-            state["tracker"] = {"history": self.history}
-            self.recorder.save_checkpoint(state, retry=bool(retry_s))
-
-    def _write_artifacts(self) -> None:
-        """history.csv and the figure (refreshed during long runs, final at the end)."""
-        from ..findings.plots import grokking_figure
-
-        if not self.shards.main:
-            return
-        self.recorder.log_text(history_csv(self.history), "history.csv")
-        self.recorder.log_figure(grokking_figure(self.history, self.phases, title=self.run_name),
-                                 "figures/grokking.png")
-        self._artifacts_written = time.monotonic()
+        self.log.flush(step, self.model)
 
     @property
     def settled(self) -> bool:
@@ -491,8 +315,9 @@ class GrokTracker:
 
     def detect_phases(self) -> dict[str, int]:
         """Grokking phases of the history so far (see ``grok_mlflow.phases``)."""
-        key = f"{lc_prefix(self.settings.lc_radius[0], self.settings.lc_radius)}/train"
-        return detect_phases(self.history, lc_key=key)
+        from ..findings.phases import detect_phases
+
+        return detect_phases(self.history, lc_key=self.lc_key)
 
     # ------------------------------------------------------------------ end
     def finish(self, exc: BaseException | None = None) -> None:
@@ -519,152 +344,20 @@ class GrokTracker:
                 # the loop stopped before settings.steps: its last step is measured all the same
                 self.measure(self.last_step, adversarial=bool(self.schedule.adv_steps))
             if exc is not None:
-                self._fail(exc)
+                self.log.fail(exc, self.last_step)
         finally:
             try:
-                self._end(status, clean=exc is None, checkpoint=consistent)
+                self._close(status, checkpoint=consistent)
             finally:
                 if terminate is not None:
                     terminate.restore()
 
-    def _end(self, status: str, clean: bool = False, checkpoint: bool = False) -> None:
-        """Flush metrics (and checkpoint when the state is consistent); at a clean end the
-        phases, the report, the history and the model; end an owned run."""
-        try:
-            try:
-                self._flush(self.last_step if checkpoint else None,
-                            retry_s=self.settings.tracking_retry_s)
-            except TrackingUnavailable:
-                self.recorder.save_unsent()
-                raise
-            if clean and self.history:
-                self.phases = self.detect_phases()
-                if self.phases:
-                    self.recorder.add_metrics(self.phases, max(self.history))
-                    self.recorder.flush()
-                self.recorder.set_tags({k: str(v) for k, v in self.phases.items()
-                                        if k in PHASE_KEYS})
-                self._write_report()
-            if self.history:
-                self._write_artifacts()
-            if clean and self.schedule.partition_steps:
-                self.recorder.log_partition_gif()
-            if clean and self.log_model:
-                self.recorder.log_model(self.model, self.probes.accuracy["train"][0][:2],
-                                        tensor_output=not self.output_note)
-            if clean and self.shards.main:
-                print(f"\nRun {self.run_id} recorded. To look at it:\n"
-                      f"  mlflow ui --backend-store-uri {self.recorder.uri or tracking_uri()}",
-                      file=sys.stderr)
-        finally:
-            self.recorder.end(status)
-
-    def _write_report(self) -> None:
-        """What the run showed (``grok_mlflow.report``): the run's MLflow description, the
-        artifact ``report.md``, and its headline on stderr."""
-        if not self.shards.main:
-            return
-        findings = reproduction_report(self.history)
-        text = report_markdown(findings, title=self.run_name, stopped=self.stop_note)
-        self.recorder.set_tags({"mlflow.note.content": text})
-        self.recorder.log_text(text, "report.md")
-        seen = [f.phase for f in findings if f.seen]
-        print(f"\nWhat run {self.run_id} showed: "
-              + (", ".join(seen) if seen else "none of the paper's phases")
-              + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM under ``torch.distributed`` (the launcher stopping this rank): the run ends KILLED,
-    its points written, and tagged ``grok_mlflow.failure`` (a Ctrl-C is not)."""
-
-
-class _Termination:
-    """Under ``torch.distributed``: the launcher (torchrun) stops the other ranks with SIGTERM when
-    one dies. While training, SIGTERM raises ``KeyboardInterrupt`` (the run ends KILLED, its
-    points written); while the run is being ended it is held until that is done, then delivered.
-    Installed only in the main thread; the previous handler is put back."""
-
-    def __init__(self) -> None:
-        self.previous, self.pending = None, False
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._interrupt)
-
-    def _interrupt(self, signum, frame) -> None:
-        raise Terminated("terminated (SIGTERM): the launcher stops every rank when one dies")
-
-    def _hold(self, signum, frame) -> None:
-        self.pending = True
-
-    def defer(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self._hold)
-
-    def restore(self) -> None:
-        if self.previous is None:
-            return
-        signal.signal(signal.SIGTERM, self.previous)
-        if self.pending:
-            signal.raise_signal(signal.SIGTERM)
-
-
-def run_config_json(model: nn.Module, settings: TrackerSettings, probes: Probes,
-                    schedule: MeasureSchedule, *, layers: list[str], adv_eps: tuple[float, ...],
-                    task: str, output: str, extra: Mapping[str, Any],
-                    output_key: str | int | None = None) -> dict[str, Any]:
-    """A tracked run's ``config.json``: the task, the resolved tracker settings, the model (class,
-    size, measured layers), versions, device, data shapes, the partition points, the PGD budgets
-    and the schedule, then ``extra`` (e.g. the project's settings, for rebuilding the run)."""
-    p = probes
-    return {"task": task, "output": output, "tracker_settings": dataclasses.asdict(settings),
-            "model": {"class": f"{type(model).__module__}.{type(model).__name__}",
-                      "parameters": sum(q.numel() for q in model.parameters()),
-                      "measured_layers": list(layers)},
-            "grok_mlflow_version": package_version(), "torch_version": torch.__version__,
-            "device": str(next(model.parameters()).device),
-            "input_shape": list(p.input_shape), "n_train": p.n_train, "n_test": p.n_test,
-            "n_accuracy": {split: len(x) for split, (x, _) in p.accuracy.items()},
-            "lc_layers": {f"layer_{i + 1}": name for i, name in enumerate(layers)},
-            "partition_points": {"train_index": p.partition_index, "labels": p.partition_labels},
-            "domain": list(p.domain), "adv_eps": list(adv_eps), "schedule": schedule.as_dict(),
-            # what grok-mlflow partition / radius / compare-regions rebuild a run from
-            "analysis": {"points": "analysis/points.pt", "model": "runs:/<run>/model",
-                         "output": output_key, "lc_input": settings.lc_input},
-            **extra}
-
-
-POINTS_CAP_BYTES = 16 * 2 ** 20     # the recorded training points: at most 16 MiB, 1,000 points
-
-
-def analysis_points(probes: Probes) -> dict[str, Tensor]:
-    """What the analysis commands start from, recorded with every run
-    (``analysis/points.pt``): the partition plane's three points and their labels, and a
-    seeded sample of training points with labels (the first of the probes' fixed accuracy
-    points: at most 1,000 and ``POINTS_CAP_BYTES``, so an ImageNet run stays small)."""
-    x, y = probes.accuracy["train"]
-    per_point = max(x[:1].numel() * x.element_size(), 1)
-    n = max(1, min(len(x), 1000, POINTS_CAP_BYTES // per_point))
-    return {"train_x": x[:n].detach().cpu(), "train_y": y[:n].detach().cpu(),
-            "partition_x": probes.partition_x.detach().cpu(),
-            "partition_labels": torch.as_tensor(probes.partition_labels)}
-
-
-def settings_params(settings: TrackerSettings, prefix: str = "") -> dict[str, str]:
-    """The tracker settings as MLflow params (``prefix``: e.g. ``grok.`` in a shared run)."""
-    return {prefix + f.name: format_value(getattr(settings, f.name))
-            for f in dataclasses.fields(settings)}
-
-
-def _same_value(logged: str, resolved: str) -> bool:
-    """Whether a param MLflow already holds (``1e-3``, ``''``, ``True``) means the same as the
-    value to log: equal as text (quotes and case aside), or as numbers."""
-    a, b = logged.strip("'\"").strip().lower(), resolved.strip().lower()
-    if a == b:
-        return True
-    try:
-        return ([float(t) for t in re.split(r"[,\s]+", a) if t] ==
-                [float(t) for t in re.split(r"[,\s]+", b) if t])
-    except ValueError:
-        return False
-
-
+    def _close(self, status: str, checkpoint: bool = False) -> None:
+        """``RunLog.close``: flush (and checkpoint when the state is consistent); at a clean end
+        the phases, the report, the history and the model; end an owned run."""
+        self.log.close(status, step=self.last_step if checkpoint else None, model=self.model,
+                       retry_s=self.settings.tracking_retry_s, lc_key=self.lc_key,
+                       stop_note=self.stop_note, partition=bool(self.schedule.partition_steps),
+                       model_example=(self.probes.accuracy["train"][0][:2]
+                                      if self.log_model else None),
+                       tensor_output=not getattr(self, "output_note", ""))

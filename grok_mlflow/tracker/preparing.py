@@ -1,0 +1,123 @@
+"""Everything about the user's model and data that can fail, checked before any run exists.
+
+``prepare`` draws the fixed points (``probes.draw_probes``), settles the input box and the PGD
+budgets, chooses the measured tensor and the task (``tasks.measured_model``), checks the labels
+against the model's classes, resolves LC's input and its number of directions P, and measures
+one LC probe: a bad value raises ``ValueError`` in one line, and the tracker has not yet
+started its MLflow run.
+
+Example:
+    ready = prepare(model, (x, y), (x_te, y_te), TrackerSettings(), schedule)
+    ready.task, ready.settings.lc_directions, ready.lc_layers
+    # -> ('multiclass', 25, ['layer_1', 'layer_2'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..measures._modes import evaluating
+from ..measures.complexity import default_directions, local_complexity
+from ..measures.network import embedded, input_module_of
+from ..measures.tasks import TASKS, OutputSpec, measured_model
+from ..settings import TrackerSettings
+from .measure import adv_budgets
+from .probes import Data, Probes, draw_probes
+from .schedule import MeasureSchedule
+
+__all__ = ["Prepared", "check_choices", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """What the tracker measures with: the points, the box and budgets, the measured model and
+    task, the resolved settings (LC's input and P) and schedule (no PGD for token inputs)."""
+
+    probes: Probes
+    domain: tuple[float, float]
+    adv_eps: tuple[float, ...]
+    schedule: MeasureSchedule
+    settings: TrackerSettings
+    net: nn.Module              # the model, or a view of it returning the measured tensor
+    task: str                   # the task of the user's outputs
+    measured_task: str          # the task the measured tensor is scored as
+    output_note: str            # which tensor of a structured output is measured ("" for one)
+    lc_layers: list[str]
+    tokens: bool                # the inputs are token ids (LC in the embedding, no PGD)
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None   # the user's, as measured
+
+
+def check_choices(task: str | None, output: OutputSpec) -> None:
+    """The tracker's ``task`` and ``output`` arguments, checked before anything else."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task: unknown value {task!r}; valid: {', '.join(TASKS)} (or "
+                         "None: inferred from the outputs and labels)")
+    if not (output is None or callable(output) or isinstance(output, (str, int))):
+        raise ValueError(f"output: must be a key (str), an index (int) or a callable, got "
+                         f"{type(output).__name__}")
+
+
+def measured_loss(loss_fn: Callable[[Tensor, Tensor], Tensor] | None,
+                  task: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The user's loss as the measured model's outputs need it (a binary model's two logits
+    [0, z] back to z), or None (the task's own)."""
+    if loss_fn is None or task != "binary":
+        return loss_fn
+    return lambda two, labels: loss_fn(two[:, 1], labels.to(two.dtype))
+
+
+def prepare(model: nn.Module, train: Data, test: Data, settings: TrackerSettings,
+            schedule: MeasureSchedule, *, domain: tuple[float, float] | None = None,
+            task: str | None = None, output: OutputSpec = None,
+            loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> Prepared:
+    """The checks and choices above, in order (see the module)."""
+    device = next(model.parameters()).device
+    probes = draw_probes(train, test, settings, device, domain)
+    domain = probes.domain                       # the data's box when none was given
+    adv_eps = adv_budgets(settings, domain)
+    lc_input = input_module_of(model, settings.lc_input)
+    tokens = not probes.lc["train"].is_floating_point()
+    if tokens and not lc_input:
+        raise ValueError("the inputs are integers (token ids): set lc_input to the module "
+                         "whose output is continuous (the embedding), e.g. "
+                         "TrackerSettings(lc_input='embed')")
+    if tokens:                                   # PGD in input units needs a continuous input
+        adv_eps, schedule = (), schedule.without_adversarial()
+    dtype = next(model.parameters()).dtype
+    if probes.lc["train"].is_floating_point() and probes.lc["train"].dtype != dtype:
+        print(f"grok-mlflow: the inputs are {probes.lc['train'].dtype} and the model "
+              f"{dtype}: the measured points are cast to {dtype}", file=sys.stderr)
+        probes = probes.to_dtype(dtype)
+    x, y = probes.accuracy["train"]
+    chosen = measured_model(model, x[:8], y[:8], task, output)
+    if chosen.measure_task == "multiclass" and not chosen.relabel:
+        with evaluating(chosen.net), torch.no_grad():
+            classes = chosen.net(x[:1]).shape[-1]
+        probes.check_labels(classes)
+    if chosen.relabel is not None:
+        probes = probes.with_labels(chosen.relabel)
+    x = probes.lc["train"][:1]
+    with evaluating(chosen.net), torch.no_grad():     # LC's input space: the embedding's
+        dim = (embedded(chosen.net, lc_input, x)[1][0].numel() if lc_input
+               else math.prod(x.shape[1:]))
+    p = settings.lc_directions
+    if p > dim:
+        raise ValueError(f"lc_directions: must be <= the input dimension {dim} (LC's "
+                         f"directions span the input), got {p}; 0 = min(25, {dim})")
+    settings = dataclasses.replace(settings, lc_input=lc_input,
+                                   lc_directions=p or default_directions(dim))
+    probe = local_complexity(chosen.net, probes.lc["train"][:1], radius=settings.lc_radius[0],
+                             n_directions=settings.lc_directions,
+                             input_module=settings.lc_input or None)
+    return Prepared(probes=probes, domain=domain, adv_eps=adv_eps, schedule=schedule,
+                    settings=settings, net=chosen.net, task=chosen.task,
+                    measured_task=chosen.measure_task, output_note=chosen.note,
+                    lc_layers=probe.layer_names, tokens=tokens,
+                    loss_fn=measured_loss(loss_fn, chosen.task))

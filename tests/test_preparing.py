@@ -1,0 +1,70 @@
+"""The tracker's checks before any run exists (``tracker.preparing``): the choices, the measured
+task and model, LC's input dimension and P, token inputs, the user's loss as measured."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.preparing import check_choices, measured_loss, prepare
+from grok_mlflow.tracker.schedule import MeasureSchedule
+
+SETTINGS = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=2, adv_samples=10,
+                           partition_every=0)
+
+
+def _prepared(model, x, y, settings=SETTINGS, **kwargs):
+    return prepare(model, (x, y), (x, y), settings, MeasureSchedule.from_settings(settings),
+                   **kwargs)
+
+
+def test_a_classifier_on_images_in_the_unit_box():
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 1, 4, 4), torch.randint(0, 3, (40,))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    ready = _prepared(net, x, y)
+    assert (ready.task, ready.measured_task, ready.tokens) == ("multiclass", "multiclass", False)
+    assert ready.domain == (0.0, 1.0) and ready.adv_eps == (0.05, 0.1, 0.2)
+    assert ready.settings.lc_directions == 16          # min(25, the input dimension 16)
+    assert len(ready.lc_layers) == 1 and ready.loss_fn is None and ready.output_note == ""
+
+
+def test_p_beyond_the_input_dimension_is_one_line():
+    x, y = torch.rand(20, 5), torch.randint(0, 2, (20,))
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    settings = TrackerSettings(steps=20, eval_points=4, lc_samples=10, lc_directions=6,
+                               adv_points=0, partition_every=0)
+    with pytest.raises(ValueError, match=r"^lc_directions: must be <= the input dimension 5 "):
+        _prepared(net, x, y, settings)
+
+
+def test_token_inputs_need_lc_input_and_drop_pgd():
+    x, y = torch.randint(0, 10, (30, 2)), torch.randint(0, 10, (30,))
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 10))
+    with pytest.raises(ValueError, match="set lc_input to the module"):
+        _prepared(net, x, y)
+    settings = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=2,
+                               partition_every=0, lc_input="0")
+    ready = _prepared(net, x, y, settings)
+    assert ready.tokens and ready.adv_eps == () and not ready.schedule.adv_steps
+    assert ready.settings.lc_directions == 8                 # the embedding's 2 x 4 values
+
+
+def test_the_choices_are_checked_first():
+    with pytest.raises(ValueError, match=r"^task: unknown value 'ordinal'; valid: "):
+        check_choices("ordinal", None)
+    with pytest.raises(ValueError, match=r"^output: must be a key \(str\), an index \(int\) or "):
+        check_choices(None, 1.5)
+    check_choices("binary", "logits")
+
+
+def test_a_binary_models_loss_is_given_its_one_logit_back():
+    seen = []
+    loss = measured_loss(lambda z, t: seen.append((z, t)) or z.sum(), "binary")
+    two = torch.tensor([[0.0, 2.0], [0.0, -1.0]])
+    assert float(loss(two, torch.tensor([1, 0]))) == 1.0
+    assert seen[0][0].tolist() == [2.0, -1.0] and seen[0][1].dtype == torch.float32
+    mine = lambda z, t: z.sum()  # noqa: E731
+    assert measured_loss(mine, "multiclass") is mine and measured_loss(None, "binary") is None
