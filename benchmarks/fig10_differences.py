@@ -12,7 +12,7 @@ every bias, float32 loss, no warm-up). Every run is the ordinary ``train``, trac
 temporary SQLite store (``--tracking-uri`` to keep them) with accuracy every ``--every`` steps
 and a light LC probe (50 points, one radius; no partition). It prints, per variant, the first
 measured step at which training accuracy reached 0.99 and test accuracy 0.5 and 0.9, the final
-test accuracy and the wall time: the README's "which difference matters" table.
+test accuracy and the wall time: docs/fig10.md's "which difference matters" table.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Screenshots of a sweep in the real MLflow UI, as a user opens it (README "Comparing runs").
+"""Screenshots of a sweep in the real MLflow UI, as a user opens it (docs/ui.md).
 
 Runs a small digits sweep (3 widths; about a minute on 2 CPU cores) into a temporary SQLite
 store, starts a real ``mlflow ui`` on 127.0.0.1, and photographs it with headless Chromium

@@ -2,8 +2,8 @@
 
 Every field carries its documentation in ``metadata["help"]``, its choices in
 ``metadata["choices"]`` and its valid range in ``metadata["valid"]`` (a ``Valid``: written once,
-enforced by ``__post_init__``, stated by the CLI's help, the README's settings table and every
-error); the CLI, the MLproject file and the README's table are all derived from the fields, and a
+enforced by ``__post_init__``, stated by the CLI's help, the settings table (docs/settings.md) and every
+error); the CLI, the MLproject file and the settings table are all derived from the fields, and a
 test checks that the committed ``MLproject`` matches ``render_mlproject()``. A bad value raises
 ``SettingsError`` with one line naming the field. Rules that relate two settings (batch size and
 train size, the transformer's own settings) are the few lines of ``__post_init__``; what only the
@@ -36,7 +36,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Valid:
     """A setting's valid values, written once: ``check`` enforces them (before any work starts),
-    ``text`` says them (the error, the CLI's help, the README's table) and ``note`` adds what is
+    ``text`` says them (the error, the CLI's help, docs/settings.md) and ``note`` adds what is
     checked where the data or the model is known (shown in the table only).
 
     Example:
@@ -109,7 +109,7 @@ class TrackerSettings:
     names a dataset or a model; ``Settings.tracker_settings()`` gives the project's own.
 
     Example:
-        >>> TrackerSettings(steps=5000, lc_radius=(0.01, 0.05), adv_eps=(8 / 255,))
+        TrackerSettings(steps=5000, lc_radius=(0.01, 0.05), adv_eps=(8 / 255,))
     """
 
     # --- when to measure ---
@@ -494,7 +494,8 @@ def render_mlproject() -> str:
     for name, spec in mlproject_parameters().items():
         default = spec["default"]
         lines.append(f"      {name}: {{type: {spec['type']}, default: \"{default}\"}}")
-    # not a setting: continue that run from its checkpoint, in that run (see README "Crashes")
+    # not a setting: continue that run from its checkpoint, in that run (docs/datasets.md,
+    # "Crashes and resume")
     lines.append('      resume: {type: string, default: ""}')
     args = " ".join(f"--{name} {{{name}}}" for name in [*mlproject_parameters(), "resume"])
     lines.append(f"    command: \"python -m grok_mlflow train {args}\"")
@@ -519,7 +520,7 @@ def render_mlproject() -> str:
 
 
 def valid_text(f: dataclasses.Field, cls: type | None = None) -> str:
-    """A field's valid values in words, from its type, choices and ``Valid`` (the README's
+    """A field's valid values in words, from its type, choices and ``Valid`` (docs/settings.md's
     table and the CLI's help)."""
     kind, valid = _base_type(f, cls), f.metadata["valid"]
     if f.metadata["choices"]:
@@ -536,7 +537,7 @@ def valid_text(f: dataclasses.Field, cls: type | None = None) -> str:
     return text
 
 
-# The valid values of every setting as the README's table states them (derived: one source).
+# The valid values of every setting as docs/settings.md states them (derived: one source).
 # Each is enforced before any work starts (``Settings.__post_init__``, ``check_settings``, and,
 # for what needs the data, ``train`` before its run starts); tests/test_bad_input.py tests an
 # invalid value of every row.
@@ -544,7 +545,7 @@ VALID = {f.name: valid_text(f) for f in fields(Settings)}
 
 
 def settings_table() -> str:
-    """A Markdown table of every setting: default, valid values, meaning (for the README)."""
+    """A Markdown table of every setting: default, valid values, meaning (docs/settings.md)."""
     rows = ["| setting | default | valid values | meaning |", "|---|---|---|---|"]
     defaults = Settings()
     for f in fields(Settings):

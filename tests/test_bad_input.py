@@ -1,4 +1,4 @@
-"""Every row of the README's settings table, given an invalid value, is refused up front.
+"""Every row of the settings table (docs/settings.md), given an invalid value, is refused up front.
 
 For each setting at least one invalid value (wrong type, out of range, unknown name, unreadable
 file, missing files, CUDA without a GPU): ``grok-mlflow train`` prints exactly one line naming the
@@ -113,7 +113,7 @@ CASES = [pytest.param(name, args, id=f"{name}-{k}")
 
 def test_every_setting_has_a_valid_range_and_invalid_cases():
     names = [f.name for f in fields(Settings)]
-    assert list(VALID) == names          # the README table's rows, in order
+    assert list(VALID) == names          # the settings table's rows, in order
     assert list(INVALID) == names
 
 

@@ -119,7 +119,7 @@ def test_shape_quantities_are_absent_without_a_second_descent():
 
 
 def test_the_real_fig10_cpu_history():
-    """The fig. 10 CPU preset's seed-0 run (p = 113, 50% of pairs, 2,500 steps; README "Fig. 10"),
+    """The fig. 10 CPU preset's seed-0 run (p = 113, 50% of pairs, 2,500 steps; docs/fig10.md),
     its history as recorded: LC (r = 0.05) rises 54.3 -> 62.9 in the first 24 steps, falls to
     27.5 by interpolation (step 200), drifts to 23.9 while test accuracy climbs to 1.0 (step
     1,050) and falls to 17.3 by step 2,500. The only rise is the early one; the grokking is
@@ -218,7 +218,7 @@ def test_settled_needs_the_second_descent_and_flat_ends():
 
 
 def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():
-    """The fig. 1 preset on the seeded MNIST split, 2 CPU cores, 1e5 steps (README "The paper on
+    """The fig. 1 preset on the seeded MNIST split, 2 CPU cores, 1e5 steps (docs/paper-on-mnist.md, "The paper on
     real MNIST"), its history as recorded (layer columns dropped): LC at r = 0.005 falls 0.48 ->
     0.07, rises to 0.88 and falls back to 0.13 from ~1e4 steps. Every LC phase is found, each
     step inside its bracket, the second descent settled by the end."""

@@ -95,8 +95,8 @@ def test_settings_are_frozen():
         Settings().width = 3
 
 
-def test_readme_settings_table_is_current():
-    assert settings_module.settings_table() in (REPO / "README.md").read_text()
+def test_the_docs_settings_table_is_current():
+    assert settings_module.settings_table() in (REPO / "docs" / "settings.md").read_text()
 
 
 def test_readme_commands_are_what_ci_runs():
