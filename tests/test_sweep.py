@@ -70,7 +70,7 @@ def test_trials_that_keep_every_shape_are_stacked_in_groups(tmp_path):
 
 
 def test_a_cpu_sweep_runs_as_many_groups_at_once_as_it_would_run_trials(tmp_path):
-    from grok_mlflow.sweeps.sweep import _resources, _slots
+    from grok_mlflow.sweeps.sweep import TrialGroup, _resources, _slots
 
     spec = load_spec(write(tmp_path, "grid: {seed: [0, 1, 2, 3, 4, 5, 6, 7]}\n"
                                      "resources: {cpu: 1}\nmax_concurrent: 2\n"))
@@ -79,10 +79,10 @@ def test_a_cpu_sweep_runs_as_many_groups_at_once_as_it_would_run_trials(tmp_path
     assert _slots(dataclasses.replace(spec, max_concurrent=0), {"CPU": 0.5}) == 1
     gpu = dataclasses.replace(spec, resources={"cpu": 1.0, "gpu": 0.25})
     assert _slots(gpu, {"CPU": 16.0, "GPU": 1.0}) == 1          # GPU groups stay whole
-    group = {"trial": {"members": [{}] * 4}}
+    group = {"trial": TrialGroup("stack 1/1 (4 runs)", [None] * 4)}
     assert _resources(spec, group, cpus=2.0, slots=2).bundles == [{"CPU": 1.0}]
     assert _resources(spec, group, cpus=2.0, slots=1).bundles == [{"CPU": 2.0}]
-    assert _resources(spec, {"trial": {}}, cpus=2.0, slots=2).bundles == [{"CPU": 1.0}]
+    assert _resources(spec, {"trial": None}, cpus=2.0, slots=2).bundles == [{"CPU": 1.0}]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -96,8 +96,8 @@ class SweepProgress(Callback):
     # ------------------------------------------------------------------ drawing
     def _update(self, trial: Any, state: str) -> list[TrialRow]:
         """The rows of a Ray trial (a stacked group's: one per member), set to ``state``."""
-        config = trial.config.get("trial", {}) if hasattr(trial, "config") else {}
-        names = [m["name"] for m in config.get("members", [])] or [config.get("name")]
+        config = trial.config.get("trial") if hasattr(trial, "config") else None
+        names = [m.name for m in getattr(config, "members", [])] or [getattr(config, "name", None)]
         rows = [self.rows[n] for n in names if n in self.rows]
         for row in rows:
             row.state = state

@@ -215,21 +215,49 @@ def _stop_values(stop: Any, path: str) -> dict[str, Any]:
     return {"until": "settled", **rest}
 
 
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """One trial as Ray Tune hands it to ``_trial``: its name and grid values (``overrides``),
+    the sweep's resolved base settings as params, and where its child run goes."""
+
+    name: str
+    overrides: dict[str, Any]
+    base: dict[str, str]
+    tracking_uri: str
+    parent_run_id: str
+    experiment_id: str
+    sweep: str
+
+    def __str__(self) -> str:                    # Tune's tables and trial names
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialGroup:
+    """Trials stacked into one Ray trial (``_stacked_trial``): one run per member."""
+
+    name: str
+    members: list[TrialConfig]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-def _trial_settings(config: dict[str, Any]) -> Settings:
+def _trial_settings(config: TrialConfig) -> Settings:
     """A trial's settings: the sweep's resolved base and its overrides."""
-    base = dict(config["base"])
+    base = dict(config.base)
     preset = base.pop("preset")  # already resolved into the values; trials run in another cwd
     return apply_values(dataclasses.replace(Settings.from_strings(base), preset=preset),
-                        config["overrides"])
+                        config.overrides)
 
 
-def _trial_tags(config: dict[str, Any]) -> dict[str, str]:
-    return {"mlflow.parentRunId": config["parent_run_id"], "grok_mlflow.sweep": config["sweep"],
-            "grok_mlflow.trial": config["name"]}
+def _trial_tags(config: TrialConfig) -> dict[str, str]:
+    return {"mlflow.parentRunId": config.parent_run_id, "grok_mlflow.sweep": config.sweep,
+            "grok_mlflow.trial": config.name}
 
 
 def _trial(space: dict[str, Any]) -> None:
@@ -237,7 +265,7 @@ def _trial(space: dict[str, Any]) -> None:
     a stacked group (``members``) goes to ``_stacked_trial``."""
     config = space["trial"]
     os.environ.pop("MLFLOW_RUN_ID", None)   # inherited from `mlflow run`: would resume the parent
-    if "members" in config:
+    if isinstance(config, TrialGroup):
         return _stacked_trial(config)
     from ray import tune
 
@@ -245,10 +273,10 @@ def _trial(space: dict[str, Any]) -> None:
     from ..store.sweep_runs import child_run, trial_run_id
     from ..runner.training import train
 
-    use_tracking_uri(config["tracking_uri"])
+    use_tracking_uri(config.tracking_uri)
     settings = _trial_settings(config)
     tags = _trial_tags(config)
-    stop_asked = _stop_asked(config["parent_run_id"])
+    stop_asked = _stop_asked(config.parent_run_id)
     if stop_asked(force=True):                 # the sweep is being stopped: do not start
         return
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
@@ -259,7 +287,7 @@ def _trial(space: dict[str, Any]) -> None:
                         if k in ("acc/test", "lc/train")}})
 
     node = _ray_node()
-    earlier = trial_run_id(config["experiment_id"], config["parent_run_id"], config["name"])
+    earlier = trial_run_id(config.experiment_id, config.parent_run_id, config.name)
     if earlier:
         from ..store.recorder import tag_run
         from ..store.sweep_runs import run_statuses
@@ -268,12 +296,12 @@ def _trial(space: dict[str, Any]) -> None:
             return
         tag_run(earlier, {"grok_mlflow.ray_node_resumed": node})   # where it continued
         with stop_asked.ends_trial():
-            result = train(settings, run_name=config["name"], progress=False, resume=earlier,
+            result = train(settings, run_name=config.name, progress=False, resume=earlier,
                            on_progress=report_progress, progress_every_s=1.0)
     else:
-        with stop_asked.ends_trial(), child_run(config["name"], config["experiment_id"],
+        with stop_asked.ends_trial(), child_run(config.name, config.experiment_id,
                                                 {**tags, "grok_mlflow.ray_node": node}):
-            result = train(settings, run_name=config["name"], progress=False,
+            result = train(settings, run_name=config.name, progress=False,
                            on_progress=report_progress, progress_every_s=1.0)
     if stop_asked.stopped:
         tune.report({"stopped": 1})            # the live table: STOPPED at its step
@@ -355,7 +383,7 @@ def _ray_node() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _stacked_trial(group: dict[str, Any]) -> None:
+def _stacked_trial(group: TrialGroup) -> None:
     """One Ray Tune trial that trains a stacked group (``training.train_stacked``): one child
     run per member. A restarted group continues its members' runs from their checkpoints
     (members that already ended, FINISHED or FAILED, are not trained again)."""
@@ -365,21 +393,20 @@ def _stacked_trial(group: dict[str, Any]) -> None:
     from ..store.sweep_runs import run_statuses, trial_run_id
     from ..runner.training import train_stacked
 
-    first = group["members"][0]
-    use_tracking_uri(first["tracking_uri"])
-    earlier = [trial_run_id(m["experiment_id"], m["parent_run_id"], m["name"])
-               for m in group["members"]]
+    first = group.members[0]
+    use_tracking_uri(first.tracking_uri)
+    earlier = [trial_run_id(m.experiment_id, m.parent_run_id, m.name) for m in group.members]
     known = [r for r in earlier if r]
     status = dict(zip(known, run_statuses(known)))
-    todo = [(m, r) for m, r in zip(group["members"], earlier)
+    todo = [(m, r) for m, r in zip(group.members, earlier)
             if r is None or status[r] not in ("FINISHED", "FAILED")]
     if not todo:
         return
     settings = [_trial_settings(m) for m, _ in todo]
-    names = [m["name"] for m, _ in todo]
+    names = [m.name for m, _ in todo]
     steps = settings[0].steps
 
-    stop_asked = _stop_asked(first["parent_run_id"])
+    stop_asked = _stop_asked(first.parent_run_id)
     if stop_asked(force=True):                 # the sweep is being stopped: do not start
         return
 
@@ -391,8 +418,8 @@ def _stacked_trial(group: dict[str, Any]) -> None:
 
     with stop_asked.ends_trial():
         results = train_stacked(
-            settings, run_names=names, experiment_id=first["experiment_id"],
-            tags=[{**_trial_tags(m), "grok_mlflow.stack": group["name"]} for m, _ in todo],
+            settings, run_names=names, experiment_id=first.experiment_id,
+            tags=[{**_trial_tags(m), "grok_mlflow.stack": group.name} for m, _ in todo],
             resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
             on_progress=report_progress, progress_every_s=1.0)
     if stop_asked.stopped:
@@ -485,7 +512,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                     run_config=tune.RunConfig(
                         storage_path=os.path.abspath(storage_path or "ray_results"), name=name,
                         verbose=2 if verbose else 0, callbacks=[SweepProgress(
-                            spec.name, {c["name"]: _steps(spec, c["overrides"]) for c in configs},
+                            spec.name, {c.name: _steps(spec, c.overrides) for c in configs},
                             every_s=progress_every_s), _loop_watch(pending, stops)],
                         failure_config=tune.FailureConfig(max_failures=spec.max_failures)))
                 with stops.fitting():
@@ -550,19 +577,18 @@ def _cluster_slots(spec: SweepSpec, uri: str) -> tuple[float, int]:
 
 
 def _trial_configs(spec: SweepSpec, groups: list[list[dict[str, Any]]], uri: str,
-                   parent_id: str, experiment_id: str) -> tuple[list[dict], list[dict]]:
-    """Every trial's config, and Ray Tune's trials: a trial's config, or a stacked group's
-    ``{"name", "members"}``."""
+                   parent_id: str, experiment_id: str
+                   ) -> tuple[list[TrialConfig], list[TrialConfig | TrialGroup]]:
+    """Every trial's config, and Ray Tune's trials: a trial's config, or a stacked group."""
     # relative paths would resolve inside each trial's own directory
     base = dataclasses.replace(spec.base, data_root=os.path.abspath(spec.base.data_root)
                                ).to_params()
-    configs = [{"overrides": o, "name": trial_name(o), "base": base, "tracking_uri": uri,
-                "parent_run_id": parent_id, "experiment_id": experiment_id,
-                "sweep": spec.name} for o in spec.trials()]
-    by_name = {c["name"]: c for c in configs}
+    configs = [TrialConfig(name=trial_name(o), overrides=o, base=base, tracking_uri=uri,
+                           parent_run_id=parent_id, experiment_id=experiment_id,
+                           sweep=spec.name) for o in spec.trials()]
+    by_name = {c.name: c for c in configs}
     trials = [by_name[trial_name(g[0])] if len(g) == 1 else
-              {"name": _group_name(g, i, len(groups)),
-               "members": [by_name[trial_name(o)] for o in g]}
+              TrialGroup(_group_name(g, i, len(groups)), [by_name[trial_name(o)] for o in g])
               for i, g in enumerate(groups, start=1)]
     return configs, trials
 
@@ -600,7 +626,7 @@ class _PendingTimeout:
                 continue
             waited = now - self.since.setdefault(trial.trial_id, now)
             if self.seconds and waited > self.seconds and not self.expired:
-                self.expired = (f"resources: trial {trial.config['trial']['name']} waited "
+                self.expired = (f"resources: trial {trial.config['trial'].name} waited "
                                 f"PENDING for {waited:.0f} s (pending_timeout_s "
                                 f"{self.seconds:g}): no Ray node gave it {self.stops.asked}")
                 self.stops.stop_tune()
@@ -830,7 +856,7 @@ def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float, slots: int 
     trial as many threads as CPUs), and one trial's GPU share (its members share a device)."""
     from ray import tune
 
-    members = len(config["trial"].get("members", [None]))
+    members = len(getattr(config["trial"], "members", [None]))
     cpu = min(spec.resources["cpu"] * members, max(cpus / slots, spec.resources["cpu"]))
     bundle = {"CPU": cpu, **({"GPU": spec.resources["gpu"]} if spec.resources["gpu"] else {})}
     return tune.PlacementGroupFactory([bundle])
