@@ -119,55 +119,55 @@ class TrackerSettings:
     eval_points: int = setting(60, "log-spaced steps with accuracy, loss and LC", valid=at_least(2))
     eval_every: int = setting(0, "also measure every N steps (0 = off)", valid=at_least(0))
     until: str = setting("", "'' trains to steps; settled stops once the run's phases are settled "
-                    "(grok_mlflow.phases.settled: after the second descent, train LC, test and "
-                    "adversarial accuracy flat within their noise over the last tenth of the "
-                    "log-step axis), with steps as the cap", UNTIL_NAMES,
-                    Valid(note="settled: steps >= min_steps"))
+                         "(grok_mlflow.phases.settled: after the second descent, train LC, test and "
+                         "adversarial accuracy flat within their noise over the last tenth of the "
+                         "log-step axis), with steps as the cap", UNTIL_NAMES,
+                         Valid(note="settled: steps >= min_steps"))
     min_steps: int = setting(100, "until: settled never stops before this step", valid=at_least(1))
     # --- what to measure on ---
     eval_size: int = setting(0, "samples per split that accuracy and loss are measured on, a fixed "
-                        "seeded subset (0 = the whole split, or 2,000 of a Dataset)",
-                        valid=at_least(0))
+                             "seeded subset (0 = the whole split, or 2,000 of a Dataset)",
+                             valid=at_least(0))
     loss: str = setting("cross_entropy", "loss reported as loss/*: cross_entropy or mse on one-hot "
-                   "targets", LOSS_NAMES)
+                        "targets", LOSS_NAMES)
     seed: int = setting(0, "seed of the probe sets, LC directions and PGD starts", valid=at_least(0))
     # --- local complexity ---
     lc_radius: tuple[float, ...] = setting((0.05,), "cross-polytope radius r in input units; "
-                                      "comma-separated for several", valid=each(above(0), True))
+                                           "comma-separated for several", valid=each(above(0), True))
     lc_directions: int = setting(0, "cross-polytope dimension P (0 = min(25, input dim), the paper's "
-                            "25 wherever the input has that many dimensions)",
-                            valid=at_least(0).noted(
-                                "at most the input dimension: digits 64, mnist 784, cifar "
-                                "3072; tokens: the embedded input's, 3 x width for the "
-                                "transformer"))
+                                 "25 wherever the input has that many dimensions)",
+                                 valid=at_least(0).noted(
+                                     "at most the input dimension: digits 64, mnist 784, cifar "
+                                     "3072; tokens: the embedded input's, 3 x width for the "
+                                     "transformer"))
     lc_samples: int = setting(500, "points per LC set: train, test, random", valid=at_least(1))
     lc_input: str = setting("", "module whose output is LC's input space, for models of tokens (the "
-                       "embedding, e.g. embed); empty = the model's input, or the model's own "
-                       "lc_input attribute (the transformer's is embed)",
-                       valid=Valid(note="empty, or a module name of the model (its output must "
-                                        "be a float tensor)"))
+                            "embedding, e.g. embed); empty = the model's input, or the model's own "
+                            "lc_input attribute (the transformer's is embed)",
+                            valid=Valid(note="empty, or a module name of the model (its output must "
+                                             "be a float tensor)"))
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = setting((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
-                                    "0.1, 0.2 x the input range",
-                                    valid=each(within(0, 1), False))
+                                         "0.1, 0.2 x the input range",
+                                         valid=each(within(0, 1), False))
     adv_steps: int = setting(10, "PGD steps per attack", valid=at_least(1))
     adv_samples: int = setting(1000, "fixed test subset for PGD", valid=at_least(1))
     adv_points: int = setting(20, "log-spaced steps with PGD, a subset of the eval steps (0 = off)",
-                         valid=at_least(0))
+                              valid=at_least(0))
     # --- neighbourhood deformation ---
     deform_points: int = setting(0, "log-spaced steps with the deformation of LC's neighbourhoods "
-                            "(deform/*), a subset of the eval steps (0 = off)", valid=at_least(0))
+                                 "(deform/*), a subset of the eval steps (0 = off)", valid=at_least(0))
     # --- partition slice ---
     partition_every: int = setting(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
-                                  "every N-th eval step and the last (0 = off)", valid=at_least(0))
+                                       "every N-th eval step and the last (0 = off)", valid=at_least(0))
     partition_resolution: int = setting(512, "pixels per side of the partition slice",
-                                   valid=within(16, 4096))
+                                        valid=within(16, 4096))
     # --- writing ---
     checkpoint_every_s: float = setting(30.0, "write buffered metrics and a checkpoint at the first "
-                                   "measured step after this many seconds", valid=above(0))
+                                        "measured step after this many seconds", valid=above(0))
     tracking_retry_s: float = setting(300.0, "at the end, how long to retry an unreachable tracking "
-                                 "store (seconds) before saving the metrics to a file",
-                                 valid=at_least(0))
+                                      "store (seconds) before saving the metrics to a file",
+                                      valid=at_least(0))
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -182,98 +182,98 @@ class Settings:
     """Everything that defines a run. Field order is the MLproject's parameter order."""
 
     preset: str = setting("", "YAML file of settings (projects/*.yaml); a setting left at its default "
-                         "takes the preset's value, any other value overrides it",
-                     valid=Valid(note="empty, or a readable YAML mapping of setting: value (no "
-                                      "nested preset)"))
+                              "takes the preset's value, any other value overrides it",
+                          valid=Valid(note="empty, or a readable YAML mapping of setting: value (no "
+                                           "nested preset)"))
     # --- data ---
     dataset: str = setting("digits", "dataset name; digits is embedded (sklearn, 8x8, offline)",
-                      DATASET_NAMES)
+                           DATASET_NAMES)
     data_root: str = setting("data", "directory where downloadable datasets are read/stored",
-                        valid=Valid(note="a directory holding the dataset in torchvision's "
-                                         "layout (or download=true)"))
+                             valid=Valid(note="a directory holding the dataset in torchvision's "
+                                              "layout (or download=true)"))
     train_size: int = setting(1000, "training samples, a seeded subset (modular_addition uses "
-                         "train_fraction)", valid=at_least(1).noted(
-                             "at most the dataset's: digits 1796, mnist 60000, cifar 50000, "
-                             "imagenette 9469, imagenet 1281167"))
+                              "train_fraction)", valid=at_least(1).noted(
+                                  "at most the dataset's: digits 1796, mnist 60000, cifar 50000, "
+                                  "imagenette 9469, imagenet 1281167"))
     random_labels: float = setting(0.0, "training labels replaced by seeded random ones: a count "
-                              "(>= 1) or a fraction (< 1) of train_size",
-                              valid=at_least(0).noted("a count at most train_size"))
+                                   "(>= 1) or a fraction (< 1) of train_size",
+                                   valid=at_least(0).noted("a count at most train_size"))
     modulus: int = setting(113, "modular_addition: the modulus p; inputs a, b, = with a, b < p, "
-                      "label (a + b) mod p", valid=at_least(2))
+                           "label (a + b) mod p", valid=at_least(2))
     train_fraction: float = setting(0.3, "modular_addition: fraction of the p^2 pairs trained on, a "
-                               "seeded split; the rest is the test set",
-                               valid=within(0, 1, closed_high=False, closed_low=False))
+                                    "seeded split; the rest is the test set",
+                                    valid=within(0, 1, closed_high=False, closed_low=False))
     image_size: int = setting(0, "side in pixels that images are resized to (imagenette 0 = 160, "
-                         "imagenet 0 = 224)",
-                         valid=at_least(0))
+                              "imagenet 0 = 224)",
+                              valid=at_least(0))
     download: bool = setting(True, "download a missing dataset (needs internet) into data_root")
     eval_size: int = tracker_setting("eval_size", "images per split that accuracy and loss are measured on, "
-                        "a fixed seeded subset (0 = the whole split; imagenette decodes this "
-                        "many once, 0 = 2000)")
+                                     "a fixed seeded subset (0 = the whole split; imagenette decodes this "
+                                     "many once, 0 = 2000)")
     data_workers: int = setting(-1, "DataLoader processes decoding a streamed dataset (imagenette) "
-                           "(-1 = one per CPU core, at most 8; 0 = decode in the training process)",
-                           valid=at_least(-1))
+                                "(-1 = one per CPU core, at most 8; 0 = decode in the training process)",
+                                valid=at_least(-1))
     # --- model ---
     model: str = setting("mlp", "architecture name", MODEL_NAMES)
     depth: int = setting(4, "hidden layers of the mlp, conv layers of the cnn, blocks of the "
-                    "transformer", valid=at_least(1))
+                         "transformer", valid=at_least(1))
     width: int = setting(200, "units per hidden layer (mlp), channels per conv layer (cnn), model "
-                    "dimension of the transformer",
-                    valid=at_least(1).noted("transformer: a multiple of 4, its heads"))
+                         "dimension of the transformer",
+                         valid=at_least(1).noted("transformer: a multiple of 4, its heads"))
     activation: str = setting("relu", "nonlinearity", ACTIVATION_NAMES)
     init_scale: float = setting(1.0, "multiplies every initial parameter (8 = paper fig. 3)",
-                           valid=above(0))
+                                valid=above(0))
     batchnorm: bool = setting(False, "batch norm before every nonlinearity (paper fig. 14)",
-                         valid=Valid(note="not for the transformer"))
+                              valid=Valid(note="not for the transformer"))
     transformer_init: str = setting("nanda", "transformer weights: nanda = N(0, 1/width) for every "
-                               "weight and N(0, 1/vocab) for the read-out (Nanda et al. 2023); "
-                               "transformerlens = N(0, (0.8/sqrt(width))^2) for all; pytorch = "
-                               "nn.Linear's default (uniform, std 1/sqrt(3 fan_in))",
-                               TRANSFORMER_INIT_NAMES, Valid(note="transformer only"))
+                                    "weight and N(0, 1/vocab) for the read-out (Nanda et al. 2023); "
+                                    "transformerlens = N(0, (0.8/sqrt(width))^2) for all; pytorch = "
+                                    "nn.Linear's default (uniform, std 1/sqrt(3 fan_in))",
+                                    TRANSFORMER_INIT_NAMES, Valid(note="transformer only"))
     transformer_biases: str = setting("mlp", "which transformer layers have biases (zero at init, "
-                                 "except pytorch init): mlp (Nanda et al.), none, or all (also "
-                                 "Q/K/V, attention output and read-out)", TRANSFORMER_BIAS_NAMES,
-                                 Valid(note="transformer only"))
+                                      "except pytorch init): mlp (Nanda et al.), none, or all (also "
+                                      "Q/K/V, attention output and read-out)", TRANSFORMER_BIAS_NAMES,
+                                      Valid(note="transformer only"))
     # --- optimisation ---
     optimizer: str = setting("adamw", "adamw (decoupled weight decay: the authors' code for the paper) "
-                        "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
+                             "or adam (L2 added to the gradient; not the paper's)", OPTIMIZER_NAMES)
     lr: float = setting(1e-3, "learning rate", valid=above(0))
     weight_decay: float = setting(0.01, "weight decay", valid=at_least(0))
     warmup_steps: int = setting(0, "linear learning-rate warm-up: lr x min(step / N, 1) (0 = off; "
-                           "Nanda et al.: 10)", valid=at_least(0))
+                                "Nanda et al.: 10)", valid=at_least(0))
     adam_beta1: float = setting(0.9, "Adam(W)'s beta1", valid=within(0, 1, closed_high=False))
     adam_beta2: float = setting(0.999, "Adam(W)'s beta2 (the grokking recipe: 0.98)",
-                           valid=within(0, 1, closed_high=False))
+                                valid=within(0, 1, closed_high=False))
     batch_size: int = setting(200, "minibatch size (0 = full batch: the whole training set every "
-                         "step)", valid=at_least(0).noted("at most train_size"))
+                              "step)", valid=at_least(0).noted("at most train_size"))
     steps: int = tracker_setting("steps", "optimisation steps")
     until: str = tracker_setting("until")
     min_steps: int = tracker_setting("min_steps")
     loss: str = tracker_setting("loss", "cross_entropy, or mse on one-hot targets (Omnigrok)")
     loss_float64: bool = setting(False, "the training loss computed in float64 from the logits (as "
-                            "the grokking literature's log-softmax: no float32 round-off of "
-                            "losses near 0)")
+                                 "the grokking literature's log-softmax: no float32 round-off of "
+                                 "losses near 0)")
     seed: int = tracker_setting("seed", "seed of data split, init, batches and measures")
     device: str = setting("auto", "auto (cuda if available), cpu or cuda", DEVICE_NAMES,
-                     Valid(note="cuda needs a visible CUDA GPU"))
+                          Valid(note="cuda needs a visible CUDA GPU"))
     dtype: str = setting("float32", "floating-point type of the model, the data and every measure "
-                    "(float64: as the authors' MNIST MLP)", DTYPE_NAMES)
+                         "(float64: as the authors' MNIST MLP)", DTYPE_NAMES)
     # --- measurement schedule ---
     eval_points: int = tracker_setting("eval_points")
     eval_every: int = tracker_setting("eval_every")
     checkpoint_every_s: float = tracker_setting("checkpoint_every_s")
     tracking_retry_s: float = tracker_setting("tracking_retry_s")
     log_model: bool = setting(True, "log the trained model with mlflow.pytorch at the end "
-                         "(pickled; the model's size per run; false for large sweeps)")
+                              "(pickled; the model's size per run; false for large sweeps)")
     # --- local complexity ---
     lc_radius: tuple[float, ...] = tracker_setting("lc_radius")
     lc_directions: int = tracker_setting("lc_directions")
     lc_samples: int = tracker_setting("lc_samples", "points per LC set: train, test, random (paper: 1000 "
-                         "for MNIST)", note="at most the set")
+                                      "for MNIST)", note="at most the set")
     lc_input: str = tracker_setting("lc_input")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = tracker_setting("adv_eps", "l-inf PGD budgets in pixel units [0, 1], "
-                                    "comma-separated; empty = dataset default")
+                                                 "comma-separated; empty = dataset default")
     adv_steps: int = tracker_setting("adv_steps")
     adv_samples: int = tracker_setting("adv_samples", note="at most the test set")
     adv_points: int = tracker_setting("adv_points")
