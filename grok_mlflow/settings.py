@@ -160,8 +160,11 @@ class TrackerSettings:
     # --- partition slice ---
     partition_every: int = setting(10, "partition snapshot (PNG, GIF frame, partition/* metrics) at "
                                        "every N-th eval step and the last (0 = off)", valid=at_least(0))
-    partition_resolution: int = setting(512, "pixels per side of the partition slice",
-                                        valid=within(16, 4096))
+    partition_resolution: int = setting(0, "pixels per side of the partition slice (0 = sized "
+                                        "to the model: at most 512, a snapshot's forward passes "
+                                        "~4 s as measured at the start)",
+                                        valid=Valid("0 or in [16, 4096]",
+                                                    lambda v: v == 0 or 16 <= v <= 4096))
     # --- writing ---
     checkpoint_every_s: float = setting(30.0, "write buffered metrics and a checkpoint at the first "
                                         "measured step after this many seconds", valid=above(0))

@@ -42,7 +42,8 @@ def test_p_beyond_the_input_dimension_is_one_line():
 
 def test_token_inputs_need_lc_input_and_drop_pgd():
     x, y = torch.randint(0, 10, (30, 2)), torch.randint(0, 10, (30,))
-    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 10))
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 6), nn.ReLU(),
+                        nn.Linear(6, 10))
     with pytest.raises(ValueError, match="set lc_input to the module"):
         _prepared(net, x, y)
     settings = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=2,
@@ -68,3 +69,25 @@ def test_a_binary_models_loss_is_given_its_one_logit_back():
     assert seen[0][0].tolist() == [2.0, -1.0] and seen[0][1].dtype == torch.float32
     mine = lambda z, t: z.sum()  # noqa: E731
     assert measured_loss(mine, "multiclass") is mine and measured_loss(None, "binary") is None
+
+
+def test_the_partition_resolution_is_sized_to_the_model_unless_given(capsys):
+    """partition_resolution 0: chosen from a timed forward (a multiple of 32 in [64, 512]),
+    said once, the same for a second tracker of the same model (stacked members compare);
+    a given resolution wins. The choice itself is ``partition.resolution_for`` (a doctest)."""
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 3, 16, 16), torch.randint(0, 3, (40,))
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 3))
+    auto = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=0,
+                           partition_every=1)
+    first = _prepared(net, x, y, auto).settings.partition_resolution
+    assert first % 32 == 0 and 64 <= first <= 512
+    again = _prepared(net, x, y, auto).settings.partition_resolution
+    said = capsys.readouterr().err
+    assert again == first and said.count("grok-mlflow: partition snapshots at") == 1
+    assert f"at {first}x{first} (a forward costs " in said
+    given = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=0,
+                            partition_every=1, partition_resolution=48)
+    assert _prepared(net, x, y, given).settings.partition_resolution == 48
+    off = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=0, partition_every=0)
+    assert _prepared(net, x, y, off).settings.partition_resolution == 0      # no snapshots

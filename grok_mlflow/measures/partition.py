@@ -294,3 +294,22 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
         regions_near_boundary=int(region[near_boundary].unique().numel()),
         regions_near_points=int(region[near_points].unique().numel()),
         layer_names=layer_names)
+
+
+SNAPSHOT_OVERHEAD = 1.7    # a snapshot / a bare forward over its plane (benchmarks/bench_sweep.py)
+
+
+def resolution_for(seconds_per_point: float, budget_s: float, *, low: int = 64,
+                   high: int = 512, step: int = 32) -> int:
+    """The largest plane resolution (a multiple of ``step`` in [low, high]) whose snapshot is
+    expected to cost at most ``budget_s``: R^2 points at ``seconds_per_point`` each, times the
+    snapshot's overhead over a bare forward (``SNAPSHOT_OVERHEAD``); ``low`` when none fits.
+
+    Example:
+        >>> resolution_for(1.2e-6, 4.0), resolution_for(134e-6, 4.0)   # an MLP, a small CNN
+        (512, 128)
+    """
+    if seconds_per_point <= 0:
+        return high
+    fits = int((budget_s / (SNAPSHOT_OVERHEAD * seconds_per_point)) ** 0.5) // step * step
+    return max(low, min(high, fits))

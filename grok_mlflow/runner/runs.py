@@ -111,6 +111,13 @@ class RecordedRun:
                                 "draw_partition / choose_radius / compare_regions on it") from None
         return cls._tracked(run_id, command, config, points, base, device)
 
+    @property
+    def resolution(self) -> int:
+        """The resolution of the run's snapshots: as its tracker resolved it (0 in the settings
+        = sized to the model at the start; runs before that recorded 512 or their value)."""
+        chosen = self.config.get("tracker_settings", {}).get("partition_resolution")
+        return int(chosen or self.settings.partition_resolution or 512)
+
     @classmethod
     def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
         from ..measures.tasks import measured_model
@@ -253,7 +260,8 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
         run_id: an MLflow run recorded by grok_mlflow, in the current tracking store (or a
             ``RecordedRun``: ``RecordedRun.from_run(run_id, your_model)``).
         step: a snapshot step; default the last one.
-        resolution: pixels per side; default the run's ``partition_resolution``.
+        resolution: pixels per side; default the run's snapshots' (``partition_resolution`` as
+            the run resolved it).
         out: PNG path; default ``partition_<run_id>_step<step>.png``.
         device: where to compute (cpu, cuda, auto).
     Returns:
@@ -273,7 +281,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
     step = run.weights_at(step)
     plane, labels = run.partition_points()
     part = partition_slice(run.model, plane,
-                           resolution=resolution or run.settings.partition_resolution,
+                           resolution=resolution or run.resolution,
                            seed=run.settings.seed, input_module=run.input_module)
     fig = partition_figure(part, labels, f"run {run_id[:8]}, step {step}")
     return _save(fig, out, run_id, f"partition/redrawn_step_{step}.png"), part.metrics()

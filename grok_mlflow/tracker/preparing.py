@@ -26,13 +26,17 @@ from torch import Tensor, nn
 from ..measures._modes import evaluating
 from ..measures.complexity import default_directions, local_complexity
 from ..measures.network import embedded, input_module_of
+from ..measures.partition import resolution_for
 from ..measures.tasks import TASKS, OutputSpec, measured_model
 from ..settings import TrackerSettings
 from .measure import adv_budgets
 from .probes import Data, Probes, draw_probes
 from .schedule import MeasureSchedule
 
-__all__ = ["Prepared", "check_choices", "prepare"]
+__all__ = ["SNAPSHOT_BUDGET_S", "Prepared", "auto_resolution", "check_choices", "prepare"]
+
+SNAPSHOT_BUDGET_S = 4.0    # partition_resolution 0: a snapshot's forward passes, at most this
+_RESOLUTIONS: dict[tuple, int] = {}     # one choice per model and input shape in a process
 
 
 @dataclass
@@ -116,8 +120,39 @@ def prepare(model: nn.Module, train: Data, test: Data, settings: TrackerSettings
     probe = local_complexity(chosen.net, probes.lc["train"][:1], radius=settings.lc_radius[0],
                              n_directions=settings.lc_directions,
                              input_module=settings.lc_input or None)
+    if schedule.partition_steps and not settings.partition_resolution:
+        settings = dataclasses.replace(settings, partition_resolution=auto_resolution(
+            chosen.net, probes.lc["train"][:1], settings.lc_input))
     return Prepared(probes=probes, domain=domain, adv_eps=adv_eps, schedule=schedule,
                     settings=settings, net=chosen.net, task=chosen.task,
                     measured_task=chosen.measure_task, output_note=chosen.note,
                     lc_layers=probe.layer_names, tokens=tokens,
                     loss_fn=measured_loss(loss_fn, chosen.task))
+
+
+def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
+    """``partition_resolution`` 0: the plane resolution whose snapshot costs about
+    ``SNAPSHOT_BUDGET_S`` (``partition.resolution_for``; at most 512, at least 64), from a
+    forward over copies of ``x`` (one point) timed here, the best of three. Said once on stderr;
+    the settings (``config.json``) record the value. Members of one stacked group, same model
+    and input shape, get the first one's choice (one process), so their snapshots compare."""
+    import time
+
+    key = (type(net).__name__, sum(p.numel() for p in net.parameters()), tuple(x.shape[1:]),
+           lc_input)
+    if key in _RESOLUTIONS:
+        return _RESOLUTIONS[key]
+    n = max(16, min(8192, 2 ** 24 // max(1, x[:1].numel())))      # at most 64 MiB of float32
+    batch = x[:1].expand(n, *x.shape[1:]).contiguous()
+    seconds = []
+    with evaluating(net), torch.no_grad():
+        for _ in range(3):
+            start = time.perf_counter()
+            net(batch)
+            seconds.append((time.perf_counter() - start) / n)
+    per_point = min(seconds)
+    resolution = _RESOLUTIONS[key] = resolution_for(per_point, SNAPSHOT_BUDGET_S)
+    print(f"grok-mlflow: partition snapshots at {resolution}x{resolution} (a forward costs "
+          f"{per_point * 1e6:.3g} us per point here: ~{SNAPSHOT_BUDGET_S:g} s per snapshot at "
+          f"most; partition_resolution sets it)", file=sys.stderr)
+    return resolution
