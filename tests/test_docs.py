@@ -19,7 +19,7 @@ from conftest import REPO, subprocess_env
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-MARKER = re.compile(r"<!-- (test: run(?: in (?P<elsewhere>tests/\S+\.py))?[^>]*|not run: (?P<why>.+?)) -->\n$")
+MARKER = re.compile(r"<!-- (test: run(?: in (?P<elsewhere>tests/\S+\.py))?.*?|not run: (?P<why>.+?)) -->\n$")
 SWAP = re.compile(r'"([^"]+)" -> "([^"]*)"')
 
 

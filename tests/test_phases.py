@@ -200,6 +200,26 @@ def test_generalization_still_rising_at_the_end_is_censored_not_a_step():
         assert phases["grok/interpolation_censored"] == 0.0
 
 
+def test_the_settled_rule_sees_a_peak_or_a_fall_inside_the_last_stretch():
+    """A straight line through a stretch that holds a peak and the first of the fall after it
+    can be flat (not significant); the settled rule's whole-stretch check still sees the curve
+    moving. A descent towards 0 has settled once what is left of it is under a tenth of the
+    curve's largest value (not of its own shrinking level)."""
+    from grok_mlflow.findings.phases import moving_at_end
+
+    steps = np.array(END)
+    x = np.log1p(steps)
+    peak_at = np.log1p(2_100)                         # inside the last tenth (~1,400-3,000)
+    bump = 1.0 - 4.0 * np.abs(x - peak_at)             # rises to 1.0, then falls
+    line = moving_at_end(steps, bump, material=0.1)
+    assert not line.moving                             # the fitted line barely slopes
+    stretch = moving_at_end(steps, bump, material=0.1, whole_stretch=True)
+    assert stretch.moving and stretch.last_step == 3_000
+    assert abs(stretch.start - stretch.end) > 0.1      # a value of the stretch far from the last
+    tail = 0.02 * np.exp(-(x - x[0]))                  # what is left: 2% of a curve whose top is 1
+    assert not moving_at_end(steps, tail, material=0.1, whole_stretch=True).moving
+
+
 def test_settled_needs_the_second_descent_and_flat_ends():
     from grok_mlflow.findings.phases import settled
 

@@ -461,7 +461,8 @@ class EndTrend:
 
 
 def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = NoiseRule(), *,
-                  material: float | None = None) -> EndTrend | None:
+                  material: float | None = None, whole_stretch: bool = False
+                  ) -> EndTrend | None:
     """Whether a curve still moves at its end: a straight line fitted (scipy.stats.linregress)
     on the log-step axis to the raw measurements of the last ``rule.span`` of that axis (at
     least the last 3 measurements) has a slope that is significant (p < ``rule.alpha``) and
@@ -469,6 +470,9 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
     ``rule.material`` x the curve's level there). A single spike at the last measurement raises
     the fitted slope and its error alike: it keeps the curve moving only when the fit still
     finds a significant trend (a spike cannot be told from a start until a later measurement).
+    ``whole_stretch`` (the settled rule): also moving when any smoothed value of the stretch
+    lies farther than the material size, and beyond twice the curve's jitter, from the last
+    smoothed value: a peak or a descent inside the stretch, which a straight line can miss.
     None with fewer than 3 measurements."""
     from scipy.stats import linregress
 
@@ -486,20 +490,33 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
     start, end = fit.intercept + fit.slope * xs[0], fit.intercept + fit.slope * xs[-1]
     size = material if material is not None else rule.material * float(np.max(np.abs(ys)))
     p = float(fit.pvalue) if np.isfinite(fit.pvalue) else 0.0
-    return EndTrend(int(steps[first]), int(steps[-1]), float(start), float(end), p,
-                    p < rule.alpha and abs(end - start) >= size)
+    moving = p < rule.alpha and abs(end - start) >= size
+    if whole_stretch and not moving:
+        smoothed = smooth(values)[first:]
+        far = int(np.argmax(np.abs(smoothed - smoothed[-1])))
+        gap = abs(float(smoothed[far] - smoothed[-1]))
+        if gap >= size and gap > rule.z * jitter(values):
+            return EndTrend(int(steps[first + far]), int(steps[-1]), float(smoothed[far]),
+                            float(smoothed[-1]), p, True)
+    return EndTrend(int(steps[first]), int(steps[-1]), float(start), float(end), p, moving)
 
 
 def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
-               rule: NoiseRule = NoiseRule()) -> dict[str, EndTrend]:
+               rule: NoiseRule = NoiseRule(), settling: bool = False) -> dict[str, EndTrend]:
     """The end trend (``moving_at_end``) of each curve the phases are read from: ``lc`` (train
     LC at ``lc_key``), ``test`` (clean test accuracy) and ``adv`` (adversarial accuracy,
-    mean over eps); curves with fewer than 3 measurements are left out."""
+    mean over eps); curves with fewer than 3 measurements are left out. ``settling`` (the
+    settled rule): the whole stretch counts, and LC's material size is ``rule.material`` of
+    its largest value over the run (a descent towards 0 has settled once what is left of it is
+    under a tenth of the curve's height, not of its own shrinking level)."""
     out = {}
-    found = moving_at_end(*series(history, lc_key), rule)
+    steps, lc = series(history, lc_key)
+    lc_size = rule.material * float(np.max(np.abs(lc))) if settling and len(lc) else None
+    found = moving_at_end(steps, lc, rule, material=lc_size, whole_stretch=settling)
     if found is not None:
         out["lc"] = found
-    found = moving_at_end(*series(history, "acc/test"), rule, material=rule.acc_material)
+    found = moving_at_end(*series(history, "acc/test"), rule, material=rule.acc_material,
+                          whole_stretch=settling)
     if found is not None:
         out["test"] = found
     keys = adversarial_keys(history)
@@ -507,7 +524,8 @@ def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/
               if keys else [])
     if len(common) >= 3:
         adv = np.mean([[history[s][k] for s in common] for k in keys], axis=0)
-        found = moving_at_end(np.array(common), adv, rule, material=rule.adv_rise)
+        found = moving_at_end(np.array(common), adv, rule, material=rule.adv_rise,
+                              whole_stretch=settling)
         if found is not None:
             out["adv"] = found
     return out
@@ -576,8 +594,10 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
     """Whether a run's phases are settled, and why (or why not), one sentence: training
     accuracy interpolated (where measured), LC showed its second descent (never during the
     first descent or the ascent), and train LC, test accuracy and adversarial accuracy (those
-    measured) no longer move over the last ``rule.span`` of the log-step axis
-    (``moving_at_end``). The stopper and ``until: settled`` use this rule."""
+    measured) no longer move over the last ``rule.span`` of the log-step axis: no significant
+    trend, and no value of the stretch farther than the material size from the last
+    (``end_trends(settling=True)``: LC's size a tenth of its largest value; a second descent
+    still under way keeps the run going). The stopper and ``until: settled`` use this rule."""
     steps, acc = series(history, "acc/train")
     if len(acc) and not (acc >= 0.99).any():
         return False, "training accuracy has not reached 0.99"
@@ -585,7 +605,7 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
     if not reading.second_descent:
         return False, ("no second descent yet" if reading.peak is not None
                        else "no LC ascent yet")
-    trends = end_trends(history, lc_key=lc_key, rule=rule)
+    trends = end_trends(history, lc_key=lc_key, rule=rule, settling=True)
     labels = {"lc": "train LC", "test": "test accuracy", "adv": "adversarial accuracy"}
     moving = [trends[k].text(labels[k]) for k in labels if k in trends and trends[k].moving]
     if moving:
