@@ -446,7 +446,9 @@ def robustness_onset(steps: np.ndarray, adv: np.ndarray, interpolation: int, *, 
 @dataclass(frozen=True)
 class EndTrend:
     """How a curve moved over its last stretch (``moving_at_end``): the measured steps it
-    spans, the fitted values at its ends, the trend test's p and whether it is still moving."""
+    spans, the fitted line's values at its ends (within the values measured; for a
+    whole-stretch move the smoothed curve's farthest value and its last), the trend test's p
+    and whether it is still moving."""
 
     first_step: int
     last_step: int
@@ -491,14 +493,16 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
     size = material if material is not None else rule.material * float(np.max(np.abs(ys)))
     p = float(fit.pvalue) if np.isfinite(fit.pvalue) else 0.0
     moving = p < rule.alpha and abs(end - start) >= size
+    # what the text says: the line's ends, kept within the values measured (LC is never < 0)
+    start, end = (float(np.clip(v, ys.min(), ys.max())) for v in (start, end))
     if whole_stretch and not moving:
-        smoothed = smooth(values)[first:]
-        far = int(np.argmax(np.abs(smoothed - smoothed[-1])))
-        gap = abs(float(smoothed[far] - smoothed[-1]))
+        shown = smooth(values)[first:]
+        far = int(np.argmax(np.abs(shown - shown[-1])))
+        gap = abs(float(shown[far] - shown[-1]))
         if gap >= size and gap > rule.z * jitter(values):
-            return EndTrend(int(steps[first + far]), int(steps[-1]), float(smoothed[far]),
-                            float(smoothed[-1]), p, True)
-    return EndTrend(int(steps[first]), int(steps[-1]), float(start), float(end), p, moving)
+            return EndTrend(int(steps[first + far]), int(steps[-1]), float(shown[far]),
+                            float(shown[-1]), p, True)
+    return EndTrend(int(steps[first]), int(steps[-1]), start, end, p, moving)
 
 
 def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
