@@ -37,6 +37,7 @@ def main():
 
     tracker = GrokTracker.__new__(GrokTracker)   # only the per-step bookkeeping, no run
     tracker.schedule, tracker._bar, tracker.last_step = MeasureSchedule((0,)), None, None
+    tracker._ended = False
     n = 100_000
     start = time.perf_counter()
     for step in range(1, n + 1):
