@@ -37,8 +37,8 @@ def _blocks() -> list[tuple[str, int, str, str]]:
 
 BLOCKS = _blocks()
 RUN = [pytest.param(marker, code, id=f"{page}-{n}") for page, n, marker, code in BLOCKS
-       if MARKER.match(marker) and MARKER.match(marker).group(0).startswith("<!-- test: run")
-       and not MARKER.match(marker).group("elsewhere")]
+       if (m := MARKER.match(marker)) and m.group(0).startswith("<!-- test: run")
+       and not m.group("elsewhere")]
 
 
 def test_the_readme_is_a_short_tour_and_its_links_resolve():

@@ -360,4 +360,4 @@ class GrokTracker:
                        stop_note=self.stop_note, partition=bool(self.schedule.partition_steps),
                        model_example=(self.probes.accuracy["train"][0][:2]
                                       if self.log_model else None),
-                       tensor_output=not getattr(self, "output_note", ""))
+                       tensor_output=not self.output_note)
