@@ -200,6 +200,29 @@ def test_generalization_still_rising_at_the_end_is_censored_not_a_step():
         assert phases["grok/interpolation_censored"] == 0.0
 
 
+def test_test_accuracy_that_has_held_its_level_since_mid_stretch_has_arrived():
+    """Test accuracy that climbed inside the last stretch and has held its level since the
+    stretch's middle has arrived (not moving), though a line through climb and plateau slopes;
+    one that reached its level later is still moving. LC is never read this way (a slow
+    descent can hold within a tenth of its height for half a stretch and still be falling)."""
+    from grok_mlflow.findings.phases import moving_at_end
+
+    steps = np.array(log_schedule(8_000, points=40) + list(range(100, 8_001, 100)))
+    steps = np.unique(steps)
+    x = np.log1p(steps)
+
+    def climb(done_at: int) -> np.ndarray:        # 0.05 until 2,000, then up to 1.0 by done_at
+        return np.interp(x, [0, np.log1p(2_000), np.log1p(done_at), x[-1]], [0.05, 0.05, 1, 1])
+
+    early, late = climb(3_800), climb(6_500)      # the stretch is ~3,270-8,000, its middle ~5,100
+    assert moving_at_end(steps, early, material=0.02).moving          # the line alone
+    arrived = moving_at_end(steps, early, material=0.02, arrival=True)
+    assert not arrived.moving and 3_800 <= arrived.first_step <= 4_000
+    assert not moving_at_end(steps, early, material=0.02, arrival=True, whole_stretch=True).moving
+    assert moving_at_end(steps, late, material=0.02, arrival=True).moving
+    assert moving_at_end(steps, late, material=0.02, arrival=True, whole_stretch=True).moving
+
+
 def test_the_settled_rule_sees_a_peak_or_a_fall_inside_the_last_stretch():
     """A straight line through a stretch that holds a peak and the first of the fall after it
     can be flat (not significant); the settled rule's whole-stretch check still sees the curve
@@ -235,6 +258,57 @@ def test_settled_needs_the_second_descent_and_flat_ends():
     assert settled(mid_ascent) == (False, "no second descent yet")
     unfit = history_from(lc__train=lambda s: table[s], acc__train=lambda s: 0.5)
     assert settled(unfit) == (False, "training accuracy has not reached 0.99")
+
+
+def test_without_an_lc_ascent_the_run_settles_once_test_accuracy_generalised_and_held():
+    """Fig. 10's shape: LC only falls; test accuracy climbs long after interpolation. Settled
+    once test accuracy generalised and has held its level for half the last stretch, every
+    curve flat; not while it climbs, and never when it never left chance."""
+    from grok_mlflow.findings.phases import settled
+
+    ls = np.log10(np.maximum(np.array(STEPS, dtype=float), 1))
+    lc = dict(zip(STEPS, np.interp(ls, [0, 2.5, 5], [6, 2, 1.8])))
+    test = dict(zip(STEPS, np.interp(ls, [0, 3, 3.5, 5], [0.01, 0.01, 1, 1])))
+    history = history_from(lc__train=lambda s: lc[s], acc__train=lambda s: 1.0,
+                           acc__test=lambda s: test[s])
+    cut = lambda last: {s: v for s, v in history.items() if s <= last}  # noqa: E731
+    ok, why = settled(cut(1_000))
+    assert (ok, why) == (False, "no LC ascent yet, and test accuracy has not generalised")
+    ok, why = settled(cut(4_000))
+    assert not ok and why.startswith("still moving: test accuracy")
+    stops = [s for s in STEPS if s >= 3_000 and settled(cut(s))[0]]
+    assert 3_162 ** (1 / 0.95) <= stops[0] <= 3_162 ** (1 / 0.9)   # held since mid-stretch
+    assert settled(cut(stops[0]))[1].startswith(
+        "settled: no LC ascent; after test accuracy generalised (step ")
+    chance = history_from(lc__train=lambda s: lc[s], acc__train=lambda s: 1.0,
+                          acc__test=lambda s: 0.01)
+    assert settled(chance) == (False, "no LC ascent yet, and test accuracy has not generalised")
+
+
+def test_the_real_fig10_seed4_run_is_censored_mid_grokking_and_settles_after_it():
+    """Fig. 10's CPU preset, seed 4, 8,000 steps on 2 cores (docs/fig10.md), as recorded: at
+    3,500 steps (the old budget) test accuracy is 0.91 and climbing: generalization under way
+    (censored, no step). At 8,000 it has held 1.0 since ~4,500: generalised at 3,600-3,700,
+    settled. Replayed measurement by measurement, the settled rule first holds at 5,800."""
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import settled
+
+    from conftest import REPO
+
+    full = read_history_csv((REPO / "tests" / "data" / "fig10_cpu_seed4_8000_history.csv")
+                            .read_text())
+    key = "lc_r0.005/train"
+    at_3500 = detect_phases({s: v for s, v in full.items() if s <= 3_500}, lc_key=key)
+    assert at_3500["grok/generalization_censored"] == 1.0
+    assert "grok/generalization_step" not in at_3500
+    assert at_3500["grok/generalization_step_low"] == 3_500
+    at_end = detect_phases(full, lc_key=key)
+    assert at_end["grok/generalization_censored"] == 0.0
+    assert 3_600 <= at_end["grok/generalization_step"] <= 3_700
+    assert at_end["grok/interpolation_step"] < 200
+    stops = [s for s in sorted(full) if s >= 100 and
+             settled({t: v for t, v in full.items() if t <= s}, lc_key=key)[0]]
+    assert stops[0] == 5_800
 
 
 def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():

@@ -463,8 +463,8 @@ class EndTrend:
 
 
 def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = NoiseRule(), *,
-                  material: float | None = None, whole_stretch: bool = False
-                  ) -> EndTrend | None:
+                  material: float | None = None, whole_stretch: bool = False,
+                  arrival: bool = False) -> EndTrend | None:
     """Whether a curve still moves at its end: a straight line fitted (scipy.stats.linregress)
     on the log-step axis to the raw measurements of the last ``rule.span`` of that axis (at
     least the last 3 measurements) has a slope that is significant (p < ``rule.alpha``) and
@@ -475,7 +475,16 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
     ``whole_stretch`` (the settled rule): also moving when any smoothed value of the stretch
     lies farther than the material size, and beyond twice the curve's jitter, from the last
     smoothed value: a peak or a descent inside the stretch, which a straight line can miss.
-    None with fewer than 3 measurements."""
+
+    ``arrival`` (clean test accuracy, whose phase is one climb to a level): a curve that has
+    *arrived* is not moving, either way: when its smoothed values have stayed within the
+    material size (or within twice its jitter) of the last one since the middle of the stretch
+    or earlier (at least 3 measurements), the climb in the stretch's first half is behind it
+    (test accuracy that climbed from 0.4 to 1.0 and has held 1.0 for half the stretch has
+    generalised; the line through the climb and the plateau would still slope). LC and
+    adversarial accuracy are not read this way: a sparse or slow curve (robustness measured
+    every few thousand steps, a descent at a tenth of its height per half stretch) can look
+    arrived mid-move. None with fewer than 3 measurements."""
     from scipy.stats import linregress
 
     steps, values = np.asarray(steps), np.asarray(values, dtype=float)
@@ -488,9 +497,13 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
     if np.ptp(ys) == 0:
         return EndTrend(int(steps[first]), int(steps[-1]), float(ys[0]), float(ys[-1]), 1.0,
                         False)
+    size = material if material is not None else rule.material * float(np.max(np.abs(ys)))
+    arrived = _arrived(x, values, size, rule) if arrival else None
+    if arrived is not None:
+        return EndTrend(int(steps[arrived]), int(steps[-1]), float(values[arrived]),
+                        float(values[-1]), 1.0, False)
     fit = linregress(xs, ys)
     start, end = fit.intercept + fit.slope * xs[0], fit.intercept + fit.slope * xs[-1]
-    size = material if material is not None else rule.material * float(np.max(np.abs(ys)))
     p = float(fit.pvalue) if np.isfinite(fit.pvalue) else 0.0
     moving = p < rule.alpha and abs(end - start) >= size
     # what the text says: the line's ends, kept within the values measured (LC is never < 0)
@@ -503,6 +516,18 @@ def moving_at_end(steps: np.ndarray, values: np.ndarray, rule: NoiseRule = Noise
             return EndTrend(int(steps[first + far]), int(steps[-1]), float(shown[far]),
                             float(shown[-1]), p, True)
     return EndTrend(int(steps[first]), int(steps[-1]), start, end, p, moving)
+
+
+def _arrived(x: np.ndarray, values: np.ndarray, size: float, rule: NoiseRule) -> int | None:
+    """The first measurement of the curve's final plateau (smoothed values within ``size``, or
+    within twice the jitter, of the last) when that plateau begins by the middle of the last
+    stretch of the log-step axis and holds at least 3 measurements; else None."""
+    shown = smooth(values)
+    near = np.abs(shown - shown[-1]) < max(size, rule.z * jitter(values))
+    away = np.flatnonzero(~near)
+    start = int(away[-1]) + 1 if len(away) else 0
+    middle = x[-1] * (1 - rule.span / 2)
+    return start if len(values) - start >= 3 and x[start] <= middle else None
 
 
 def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
@@ -520,7 +545,7 @@ def end_trends(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/
     if found is not None:
         out["lc"] = found
     found = moving_at_end(*series(history, "acc/test"), rule, material=rule.acc_material,
-                          whole_stretch=settling)
+                          whole_stretch=settling, arrival=True)
     if found is not None:
         out["test"] = found
     keys = adversarial_keys(history)
@@ -596,19 +621,29 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
 def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/train",
             rule: NoiseRule = NoiseRule()) -> tuple[bool, str]:
     """Whether a run's phases are settled, and why (or why not), one sentence: training
-    accuracy interpolated (where measured), LC showed its second descent (never during the
-    first descent or the ascent), and train LC, test accuracy and adversarial accuracy (those
-    measured) no longer move over the last ``rule.span`` of the log-step axis: no significant
-    trend, and no value of the stretch farther than the material size from the last
-    (``end_trends(settling=True)``: LC's size a tenth of its largest value; a second descent
-    still under way keeps the run going). The stopper and ``until: settled`` use this rule."""
+    accuracy interpolated (where measured), the last phase seen, and train LC, test accuracy
+    and adversarial accuracy (those measured) no longer moving over the last ``rule.span`` of
+    the log-step axis: no significant trend, and no value of the stretch farther than the
+    material size from the last (``end_trends(settling=True)``: LC's size a tenth of its
+    largest value; test accuracy that has held its level since the stretch's middle has
+    arrived). The last phase is LC's second descent (never during the first descent or the
+    ascent) or, where LC showed no ascent at all (fig. 10 at r = 0.005: LC only falls),
+    test accuracy's generalization (``generalization``: it rose at least 0.1 to a level it
+    holds). The stopper and ``until: settled`` use this rule."""
     steps, acc = series(history, "acc/train")
     if len(acc) and not (acc >= 0.99).any():
         return False, "training accuracy has not reached 0.99"
     reading = read_lc(curve(history, lc_key), rule)
-    if not reading.second_descent:
-        return False, ("no second descent yet" if reading.peak is not None
-                       else "no LC ascent yet")
+    if reading.second_descent:
+        after = f"after the second descent (onset step {reading.onset.text()})"
+    elif reading.peak is not None:
+        return False, "no second descent yet"
+    else:
+        gen = generalization(history)
+        if gen is None:
+            return False, "no LC ascent yet, and test accuracy has not generalised"
+        after = (f"no LC ascent; after test accuracy generalised (step {gen.text()}, "
+                 f"{series(history, 'acc/test')[1][-1]:.3g} at the end)")
     trends = end_trends(history, lc_key=lc_key, rule=rule, settling=True)
     labels = {"lc": "train LC", "test": "test accuracy", "adv": "adversarial accuracy"}
     moving = [trends[k].text(labels[k]) for k in labels if k in trends and trends[k].moving]
@@ -616,8 +651,6 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
         return False, "still moving: " + "; ".join(moving)
     stretch = trends.get("lc")
     where = f" over steps {stretch.first_step:,}-{stretch.last_step:,}" if stretch else ""
-    return True, (f"settled: after the second descent (onset step "
-                  f"{reading.onset.text()}), " + ", ".join(labels[k] for k in labels
-                                                            if k in trends)
+    return True, (f"settled: {after}, " + ", ".join(labels[k] for k in labels if k in trends)
                   + f" flat within their noise{where} (the last {rule.span:.0%} of the "
                   f"log-step axis)")
