@@ -41,12 +41,13 @@ def data(n: int = 5000):
     return (x[:n // 2], y[:n // 2]), (x[n // 2:], y[n // 2:])
 
 
-def loop(steps: int, tracked: bool, settings=None):
+def loop(steps: int, tracked: bool, settings=None, device: str = "cpu"):
     from grok_mlflow import GrokTracker, TrackerSettings
 
-    (x, y), test = data()
+    (x, y), (xt, yt) = data()
+    x, y, test = x.to(device), y.to(device), (xt.to(device), yt.to(device))
     torch.manual_seed(0)
-    model = cnn()
+    model = cnn().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     settings = settings or TrackerSettings(steps=steps)
     tracker = (GrokTracker(model, train=(x, y), test=test, settings=settings, progress=False,
@@ -56,7 +57,7 @@ def loop(steps: int, tracked: bool, settings=None):
     if tracker is not None:
         tracker.start()
     for step in range(1, steps + 1):
-        idx = torch.randint(0, len(x), (128,), generator=gen)
+        idx = torch.randint(0, len(x), (128,), generator=gen).to(device)
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -65,6 +66,8 @@ def loop(steps: int, tracked: bool, settings=None):
             tracker.step(step, loss=loss)
     if tracker is not None:
         tracker.finish()
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start, tracker
 
 
@@ -88,18 +91,20 @@ def main():
     stable_allocator()
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
-        loop(20, True)                                         # warm-up: imports, the store
-        untracked, _ = loop(args.steps, False)
-        tracked, tracker = loop(args.steps, True)
+        loop(20, True, device=args.device)                     # warm-up: imports, the store
+        untracked, _ = loop(args.steps, False, device=args.device)
+        tracked, tracker = loop(args.steps, True, device=args.device)
         each = one_of_each(tracker)
     sch = tracker.schedule
     n_eval, n_adv, n_part = len(sch.eval_steps), len(sch.adv_steps), len(sch.partition_steps)
     params = sum(q.numel() for q in tracker.model.parameters())
-    print(f"CNN ({params:,} parameters) on 3x32x32, {args.steps} steps, batch 128, 2 threads: "
+    print(f"CNN ({params:,} parameters) on 3x32x32, {args.steps} steps, batch 128, "
+          f"{args.device} ({torch.get_num_threads()} threads): "
           f"untracked {untracked:.1f} s, tracked {tracked:.1f} s at the default settings, "
           f"tracked/untracked = {tracked / untracked:.2f}")
     print(f"partition resolution chosen: {tracker.settings.partition_resolution}; "

@@ -145,10 +145,13 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
     n = max(16, min(8192, 2 ** 24 // max(1, x[:1].numel())))      # at most 64 MiB of float32
     batch = x[:1].expand(n, *x.shape[1:]).contiguous()
     seconds = []
+    sync = torch.cuda.synchronize if batch.is_cuda else (lambda: None)  # time the kernels
     with evaluating(net), torch.no_grad():
         for _ in range(3):
+            sync()
             start = time.perf_counter()
             net(batch)
+            sync()
             seconds.append((time.perf_counter() - start) / n)
     per_point = min(seconds)
     resolution = _RESOLUTIONS[key] = resolution_for(per_point, SNAPSHOT_BUDGET_S)
