@@ -311,6 +311,25 @@ def test_the_real_fig10_seed4_run_is_censored_mid_grokking_and_settles_after_it(
     assert stops[0] == 5_800
 
 
+def test_a_warm_up_wobble_before_interpolation_does_not_settle_a_run():
+    """Fig. 10's CPU preset, seed 2, on a GPU (benchmarks/gpu_checks.sh) under the first form
+    of the rule: LC at r = 0.005 rose for a few warm-up steps (6 -> 19) and fell; the rule took
+    that for the ascent and its second descent and stopped the run at step 443, test accuracy
+    0.05, long before it groks. A second descent counts only from interpolation (251) on;
+    before it, the run waits for test accuracy to generalise."""
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import settled
+
+    from conftest import REPO
+
+    history = read_history_csv((REPO / "tests" / "data" / "fig10_cuda_seed2_443_history.csv")
+                               .read_text())
+    phases = detect_phases(history, lc_key="lc_r0.005/train")
+    assert phases["grok/migration_onset_step"] < 30 < 240 < phases["grok/interpolation_step"]
+    assert settled(history, lc_key="lc_r0.005/train") == (
+        False, "no LC ascent after interpolation yet, and test accuracy has not generalised")
+
+
 def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():
     """The fig. 1 preset on the seeded MNIST split, 2 CPU cores, 1e5 steps (docs/paper-on-mnist.md, "The paper on
     real MNIST"), its history as recorded (layer columns dropped): LC at r = 0.005 falls 0.48 ->
