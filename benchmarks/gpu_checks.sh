@@ -23,8 +23,9 @@ nvidia-smi -L > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch, mlflow; print(torch.__version__, mlflow.__version__)" >> "$OUT/gpu.txt" 2>&1 || exit 1
 python3 -c "import torch; print(torch.cuda.get_device_name())" >> "$OUT/gpu.txt" 2>&1
 W=/tmp/gpu_runs; rm -rf $W; mkdir -p $W
-job() {   # name, then the command
+job() {   # name, then the command; ONLY="name ..." runs those jobs alone
   local name=$1; shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   mkdir -p $W/$name
   (cd $W/$name && MLFLOW_TRACKING_URI=sqlite:///$W/$name/mlflow.db /usr/bin/time -f "$name: %e s wall" \
      timeout -s INT -k 30 $LIMIT "$@" > $W/$name/log.txt 2>&1; echo "$name rc=$?" >> $W/$name/log.txt) &
