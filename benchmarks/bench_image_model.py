@@ -92,21 +92,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--lc-samples", type=int, default=None, help="instead of the default")
+    parser.add_argument("--adv-samples", type=int, default=None, help="instead of the default")
     args = parser.parse_args()
+    from grok_mlflow import TrackerSettings
+
+    changes = {k: v for k, v in (("lc_samples", args.lc_samples),
+                                 ("adv_samples", args.adv_samples)) if v is not None}
+    settings = TrackerSettings(steps=args.steps, **changes)
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         loop(20, True, device=args.device)                     # warm-up: imports, the store
         untracked, _ = loop(args.steps, False, device=args.device)
-        tracked, tracker = loop(args.steps, True, device=args.device)
+        tracked, tracker = loop(args.steps, True, settings, device=args.device)
         each = one_of_each(tracker)
     sch = tracker.schedule
     n_eval, n_adv, n_part = len(sch.eval_steps), len(sch.adv_steps), len(sch.partition_steps)
     params = sum(q.numel() for q in tracker.model.parameters())
     print(f"CNN ({params:,} parameters) on 3x32x32, {args.steps} steps, batch 128, "
           f"{args.device} ({torch.get_num_threads()} threads): "
-          f"untracked {untracked:.1f} s, tracked {tracked:.1f} s at the default settings, "
+          f"untracked {untracked:.1f} s, tracked {tracked:.1f} s at {changes or 'the default settings'}, "
           f"tracked/untracked = {tracked / untracked:.2f}")
+    print("logged: " + ", ".join(f"{k} {v:.1f}" for k, v in tracker.costs.metrics().items()))
     print(f"partition resolution chosen: {tracker.settings.partition_resolution}; "
           f"lc_samples {tracker.settings.lc_samples}, adv_samples {tracker.settings.adv_samples}")
     lc = each["accuracy + loss + LC"]

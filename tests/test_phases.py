@@ -279,10 +279,19 @@ def test_without_an_lc_ascent_the_run_settles_once_test_accuracy_generalised_and
     stops = [s for s in STEPS if s >= 3_000 and settled(cut(s))[0]]
     assert 3_162 ** (1 / 0.95) <= stops[0] <= 3_162 ** (1 / 0.9)   # held since mid-stretch
     assert settled(cut(stops[0]))[1].startswith(
-        "settled: no LC ascent; after test accuracy generalised (step ")
+        "settled: no LC ascent; after test accuracy grokked (step ")
     chance = history_from(lc__train=lambda s: lc[s], acc__train=lambda s: 1.0,
                           acc__test=lambda s: 0.01)
     assert settled(chance) == (False, "no LC ascent yet, and test accuracy has not generalised")
+    # an MLP's first 2,000 steps: it fits by ~100 and generalises with it; LC has only fallen
+    # so far (its ascent comes later): no grokking to settle, however flat every curve is
+    early = dict(zip(STEPS, np.interp(ls, [0, 1.7, 5], [0.1, 0.9, 0.9])))
+    fits = dict(zip(STEPS, np.interp(ls, [0, 2, 5], [0.1, 1.0, 1.0])))
+    mlp = history_from(lc__train=lambda s: lc[s], acc__train=lambda s: fits[s],
+                       acc__test=lambda s: early[s])
+    ok, why = settled({s: v for s, v in mlp.items() if s <= 2_000})
+    assert not ok and why.startswith("no LC ascent yet; test accuracy generalised at step ")
+    assert why.endswith("not 2x after interpolation: no grokking to settle")
 
 
 def test_the_real_fig10_seed4_run_is_censored_mid_grokking_and_settles_after_it():

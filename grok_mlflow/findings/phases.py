@@ -75,6 +75,9 @@ SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
 LC_KEYS = ("grok/lc_first_min_step", "grok/lc_peak_step", "grok/migration_onset_step",
            "grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
 
+# "delayed": a phase at least this many times the interpolation step (the report, the rule)
+DELAY_FACTOR = 2.0
+
 _Z99 = 2.5758293035489004           # the logged intervals are 99% normal intervals (measure.py)
 
 
@@ -630,8 +633,12 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
     ascent), its onset at or after interpolation (region migration follows fitting the data:
     so in all 112 ablation trials that showed one), or, where LC showed no ascent after
     interpolation (fig. 10 at r = 0.005: LC only falls, or rises for a few warm-up steps
-    first), test accuracy's generalization (``generalization``: it rose at least 0.1 to a level
-    it holds). The stopper and ``until: settled`` use this rule."""
+    first), test accuracy's *delayed* generalization (``generalization``: it rose at least 0.1
+    to a level it holds, at least ``DELAY_FACTOR`` (2) times the interpolation step: grokking,
+    as the report's "delayed generalization"). Generalising with interpolation does not count:
+    an MLP that generalises by step 40 has its LC ascent still to come at step 2,000 (the rule
+    without this condition stopped 7 of 8 batch-norm ablation trials there). The stopper and
+    ``until: settled`` use this rule."""
     steps, acc = series(history, "acc/train")
     fitted = interpolation(history)
     if len(acc) and fitted is None:
@@ -647,7 +654,11 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
         gen = generalization(history)
         if gen is None:
             return False, f"{none} yet, and test accuracy has not generalised"
-        after = (f"{none}; after test accuracy generalised (step {gen.text()}, "
+        if fitted is None or gen.estimate < DELAY_FACTOR * max(fitted.estimate, 1):
+            return False, (f"{none} yet; test accuracy generalised at step {gen.text()}, "
+                           f"not {DELAY_FACTOR:g}x after interpolation: no grokking to settle")
+        after = (f"{none}; after test accuracy grokked (step {gen.text()}, "
+                 f"{gen.estimate / max(fitted.estimate, 1):.1f}x interpolation's; "
                  f"{series(history, 'acc/test')[1][-1]:.3g} at the end)")
     trends = end_trends(history, lc_key=lc_key, rule=rule, settling=True)
     labels = {"lc": "train LC", "test": "test accuracy", "adv": "adversarial accuracy"}

@@ -48,7 +48,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .phases import (Curve, NoiseRule, adversarial_keys, curve, generalization, interpolation,
+from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, curve, generalization, interpolation,
                      moving_at_end, read_lc, read_robustness, series, smooth)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
@@ -69,7 +69,7 @@ class ReportThresholds:
     min_gain: float = 0.1         # test accuracy must end this far above its start
     late_gain: float = 0.05       # test accuracy gained after interpolation to call it delayed
     adv_rise: float = 0.05        # absolute rise of adversarial accuracy
-    delay_factor: float = 2.0     # "delayed": at least this many times the interpolation step
+    delay_factor: float = DELAY_FACTOR   # "delayed": this many times the interpolation step
     descent_frac: float = 0.25    # second descent: share of the ascent undone by the end
 
     @property

@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor, nn
 
@@ -37,6 +39,7 @@ from ..measures.evaluation import accuracy_and_loss, label_accuracy
 from .probes import Probes
 from ..measures.robustness import robust_accuracy, robust_loss, robust_multilabel_accuracy
 from ..settings import TrackerSettings
+from .costs import MeasureCosts
 
 __all__ = ["adv_budgets", "lc_prefix", "measure"]
 
@@ -57,7 +60,8 @@ def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple
 
 def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
             adversarial: bool = False, deform: bool = False, task: str = "multiclass",
-            loss_fn=None, shards: Shards | None = None) -> dict[str, Tensor]:
+            loss_fn=None, shards: Shards | None = None,
+            costs: MeasureCosts | None = None) -> dict[str, Tensor]:
     """Accuracy, loss and LC (and PGD accuracy with ``adversarial``) of ``model`` on ``probes``.
 
     The model runs in eval mode; its modes, gradients and the global RNG are left as they were
@@ -101,18 +105,27 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
                 metrics[key], metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = (
                     mean[i], low[i], high[i])
     budgets = adv_budgets(s, probes.domain)
-    if adversarial and budgets and task == "regression":
+    if adversarial and budgets:
+        with costs.timed("pgd", probes.adv[0].device) if costs else nullcontext():
+            _adversarial(model, probes, s, budgets, task, loss_fn, metrics)
+    return metrics
+
+
+def _adversarial(model, probes: Probes, s: TrackerSettings, budgets, task, loss_fn,
+                 metrics: dict[str, Tensor]) -> None:
+    """PGD's metrics into ``metrics``: ``adv/loss/eps_*`` for regression, else
+    ``adv/acc/eps_*``."""
+    if task == "regression":
         x, y = probes.adv
         for eps, loss in robust_loss(model, x, y, eps=list(budgets), steps=s.adv_steps,
                                      seed=s.seed, loss_fn=loss_fn, domain=probes.domain).items():
             metrics[f"adv/loss/eps_{eps:g}"] = loss
-    elif adversarial and budgets:
+    else:
         x, y = probes.adv
         attack = robust_multilabel_accuracy if task == "multilabel" else robust_accuracy
         for eps, acc in attack(model, x, y, eps=list(budgets), steps=s.adv_steps,
                                seed=s.seed, domain=probes.domain).items():
             metrics[f"adv/acc/eps_{eps:g}"] = acc
-    return metrics
 
 
 def _accuracy_and_loss(model, x, y, loss, task, loss_fn, shards: Shards):

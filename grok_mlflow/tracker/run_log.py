@@ -112,13 +112,17 @@ class RunLog:
 
     def close(self, status: str, *, step: int | None, model: nn.Module, retry_s: float,
               lc_key: str, stop_note: str = "", partition: bool = False,
-              model_example: Tensor | None = None, tensor_output: bool = True) -> None:
-        """Flush the metrics (and the checkpoint at ``step``, when the state there is
-        consistent); at a clean end (``model_example`` given when the model is logged, or
+              model_example: Tensor | None = None, tensor_output: bool = True,
+              final_metrics: Mapping[str, float] | None = None) -> None:
+        """Flush the metrics (``final_metrics`` first, at the last measured step: what
+        measuring cost) and the checkpoint at ``step``, when the state there is
+        consistent; at a clean end (``model_example`` given when the model is logged, or
         ``status`` FINISHED) the phases, the report, the partition GIF and the model; end the
         run with ``status``."""
         clean = status == "FINISHED"
         try:
+            if final_metrics and self.history:
+                self.recorder.add_metrics(dict(final_metrics), max(self.history))
             try:
                 self.flush(step, model, retry_s=retry_s)
             except TrackingUnavailable:

@@ -1,8 +1,9 @@
 """Runs that stop once their phases are settled: ``until: settled`` and the Ray Tune stopper.
 
-One rule decides (``phases.settled``): after the second descent, once train LC, test accuracy
-and adversarial accuracy no longer move beyond their noise over the last tenth of the log-step
-axis. It is asked at every measured step from ``min_steps`` on:
+One rule decides (``phases.settled``): after the second descent (from interpolation on) or,
+where LC showed no ascent after interpolation (fig. 10), after test accuracy grokked, once
+train LC, test accuracy and adversarial accuracy no longer move beyond their noise over the
+last tenth of the log-step axis. It is asked at every measured step from ``min_steps`` on:
 
 - ``train`` and a sweep's trials (``until: settled`` in the settings or ``stop: settled`` in a
   spec): the loop stops at the first step where it holds; the run records where and why;

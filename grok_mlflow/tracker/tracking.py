@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from ..measures.tasks import OutputSpec
 from ..settings import Settings, TrackerSettings
 from ..store.recorder import NullRecorder, Recorder
+from .costs import MeasureCosts
 from .distributed import Shards, Termination, unwrap
 from .measure import lc_prefix, measure, partition_snapshot
 from .opening import open_run, settings_params
@@ -162,6 +163,7 @@ class GrokTracker:
         self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._terminate: Termination | None = None   # SIGTERM handling under torch.distributed
         self._bar = None
+        self.costs = MeasureCosts()         # what measuring costs: a forecast, the totals
 
     @property
     def run_id(self) -> str | None:
@@ -278,12 +280,16 @@ class GrokTracker:
         """
         if adversarial is None:
             adversarial = step in self.schedule.adv_steps
-        metrics = measure(self.net, self.probes, self.settings,
-                          adversarial=adversarial and bool(self.adv_eps),
-                          deform=step in self.schedule.deform_steps, task=self.measured_task,
-                          loss_fn=self.ready.loss_fn, shards=self.shards)
+        device = self.probes.accuracy["train"][0].device
+        with self.costs.timed("measure", device):
+            metrics = measure(self.net, self.probes, self.settings,
+                              adversarial=adversarial and bool(self.adv_eps),
+                              deform=step in self.schedule.deform_steps, task=self.measured_task,
+                              loss_fn=self.ready.loss_fn, shards=self.shards, costs=self.costs)
         if step in self.schedule.partition_steps and self.shards.main:
-            metrics.update(self.partition_snapshot(step))
+            with self.costs.timed("partition", device):
+                metrics.update(self.partition_snapshot(step))
+        self.costs.say_forecast(self.schedule, self.shards.main)
         values = self.log.record(metrics, step)
         self.log.after_measure(step, self.model)
         return values
@@ -357,6 +363,7 @@ class GrokTracker:
         the phases, the report, the history and the model; end an owned run."""
         self.log.close(status, step=self.last_step if checkpoint else None, model=self.model,
                        retry_s=self.settings.tracking_retry_s, lc_key=self.lc_key,
+                       final_metrics=self.costs.metrics(),
                        stop_note=self.stop_note, partition=bool(self.schedule.partition_steps),
                        model_example=(self.probes.accuracy["train"][0][:2]
                                       if self.log_model else None),
