@@ -54,7 +54,8 @@ def assert_every_point_present(uri: str) -> int:
             for key, value in row.items():
                 if key != "step" and value != "":
                     measured.setdefault(key, {})[int(row["step"])] = float(value)
-        phases = {k for k in run.data.metrics if k.startswith("grok/")}   # end-of-run summaries
+        phases = {k for k in run.data.metrics                    # end-of-run summaries
+                  if k.startswith(("grok/", "time/"))}
         assert set(measured) == set(run.data.metrics) - phases
         for key in phases:
             assert len(client.get_metric_history(run.info.run_id, key)) == 1, key

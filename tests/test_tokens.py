@@ -212,7 +212,8 @@ def test_a_short_mlflow_run_of_the_fig10_preset(tmp_path, tracking_uri):
     args = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
             "-e", "preset"]
     for p in ("preset=projects/fig10_modular_addition.yaml", "modulus=13", "steps=60",
-              "eval_points=4", "eval_every=0", "lc_samples=20", "partition_resolution=32"):
+              "eval_points=4", "eval_every=0", "lc_samples=20", "partition_resolution=32",
+              "min_steps=20"):                     # the preset trains until: settled
         args += ["-P", p]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri))
