@@ -7,6 +7,12 @@
 #   3. the image-model benchmark (a ~1.5k-parameter CNN on 3x32x32, tracked / untracked) on cuda.
 # Each job ends by SIGINT at its limit (the run is then KILLED with what it measured); the
 # stores come back as one tarball, the logs' tails and a summary of every run as text.
+# LIMIT=seconds per job (480); ONLY="cpu40_seed1 cnn" runs the jobs named (paper30,
+# cpu40_seed0..4, cnn). The wheels, once, here (Python 3.12 on that machine):
+#   pip download --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#     --platform any -d .whl mlflow-skinny==3.17.2 mlflow-tracing==3.17.2 sqlalchemy alembic \
+#     torchattacks==3.3.0   (then delete the ones the machine has: numpy, requests, ...)
+# Measured with it: docs/fig10.md and docs/speed.md.
 set -u
 OUT=${OUT:-$PWD/gpu_out}; mkdir -p "$OUT"
 LIMIT=${LIMIT:-480}
