@@ -48,8 +48,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, curve, generalization, interpolation,
-                     moving_at_end, read_lc, read_robustness, series, smooth)
+from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, curve, generalization,
+                     interpolation, moving_at_end, read_lc, read_robustness, series, smooth)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
            "reproduction_report"]

@@ -25,13 +25,20 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["MeasureCosts"]
+__all__ = ["MeasureCosts", "device_sync"]
 
 KINDS = ("measure", "pgd", "partition")
+
+
+def device_sync(device: torch.device | None) -> Callable[[], None]:
+    """What to call around a timed block so that it times the kernels: CUDA's
+    ``synchronize`` on a CUDA device, else nothing."""
+    return (torch.cuda.synchronize if device is not None and device.type == "cuda"
+            else (lambda: None))
 
 
 class MeasureCosts:
@@ -46,8 +53,7 @@ class MeasureCosts:
     @contextmanager
     def timed(self, kind: str, device: torch.device | None = None) -> Iterator[None]:
         """Add the time of the block to ``kind`` (waiting for a CUDA device on both ends)."""
-        sync = (torch.cuda.synchronize if device is not None and device.type == "cuda"
-                else (lambda: None))
+        sync = device_sync(device)
         sync()
         start = time.perf_counter()
         try:

@@ -107,25 +107,22 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     budgets = adv_budgets(s, probes.domain)
     if adversarial and budgets:
         with costs.timed("pgd", probes.adv[0].device) if costs else nullcontext():
-            _adversarial(model, probes, s, budgets, task, loss_fn, metrics)
+            metrics.update(_adversarial(model, probes, s, budgets, task, loss_fn))
     return metrics
 
 
-def _adversarial(model, probes: Probes, s: TrackerSettings, budgets, task, loss_fn,
-                 metrics: dict[str, Tensor]) -> None:
-    """PGD's metrics into ``metrics``: ``adv/loss/eps_*`` for regression, else
-    ``adv/acc/eps_*``."""
+def _adversarial(model, probes: Probes, s: TrackerSettings, budgets, task,
+                 loss_fn) -> dict[str, Tensor]:
+    """PGD's metrics: ``adv/loss/eps_*`` for regression, else ``adv/acc/eps_*``."""
+    x, y = probes.adv
     if task == "regression":
-        x, y = probes.adv
-        for eps, loss in robust_loss(model, x, y, eps=list(budgets), steps=s.adv_steps,
-                                     seed=s.seed, loss_fn=loss_fn, domain=probes.domain).items():
-            metrics[f"adv/loss/eps_{eps:g}"] = loss
-    else:
-        x, y = probes.adv
-        attack = robust_multilabel_accuracy if task == "multilabel" else robust_accuracy
-        for eps, acc in attack(model, x, y, eps=list(budgets), steps=s.adv_steps,
-                               seed=s.seed, domain=probes.domain).items():
-            metrics[f"adv/acc/eps_{eps:g}"] = acc
+        return {f"adv/loss/eps_{eps:g}": loss for eps, loss in robust_loss(
+            model, x, y, eps=list(budgets), steps=s.adv_steps, seed=s.seed, loss_fn=loss_fn,
+            domain=probes.domain).items()}
+    attack = robust_multilabel_accuracy if task == "multilabel" else robust_accuracy
+    return {f"adv/acc/eps_{eps:g}": acc for eps, acc in attack(
+        model, x, y, eps=list(budgets), steps=s.adv_steps, seed=s.seed,
+        domain=probes.domain).items()}
 
 
 def _accuracy_and_loss(model, x, y, loss, task, loss_fn, shards: Shards):

@@ -29,6 +29,7 @@ from ..measures.network import embedded, input_module_of
 from ..measures.partition import resolution_for
 from ..measures.tasks import TASKS, OutputSpec, measured_model
 from ..settings import TrackerSettings
+from .costs import device_sync
 from .measure import adv_budgets
 from .probes import Data, Probes, draw_probes
 from .schedule import MeasureSchedule
@@ -145,7 +146,7 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
     n = max(16, min(8192, 2 ** 24 // max(1, x[:1].numel())))      # at most 64 MiB of float32
     batch = x[:1].expand(n, *x.shape[1:]).contiguous()
     seconds = []
-    sync = torch.cuda.synchronize if batch.is_cuda else (lambda: None)  # time the kernels
+    sync = device_sync(batch.device)                        # time the kernels, not launches
     with evaluating(net), torch.no_grad():
         for _ in range(3):
             sync()
