@@ -17,10 +17,12 @@ Q = "grok/migration_onset_step"
 WIDTHS = [16, 64, 256, 1024]
 
 
-def table(values, seeds=1, key=Q):
-    """Trials over WIDTHS: values[i] (None = phase not seen) at every seed of width i."""
-    return [({"width": w, "seed": s}, {} if v is None else {key: float(v)})
-            for w, v in zip(WIDTHS, values) for s in range(seeds)]
+def table(values, seeds=3, key=Q, spread=0.02):
+    """Trials over WIDTHS: values[i] (None = phase not seen) at every seed of width i, the
+    seeds at values[i] x (1 - spread, 1, 1 + spread)."""
+    offsets = np.linspace(-spread, spread, seeds) if seeds > 1 else [0.0]
+    return [({"width": w, "seed": s}, {} if v is None else {key: float(v) * (1 + o)})
+            for w, v in zip(WIDTHS, values) for s, o in enumerate(offsets)]
 
 
 def verdict(trend, values, **claim):
@@ -42,13 +44,14 @@ def test_spearman_is_exact_on_known_cases():
     ("decreasing", [900, None, None, 200], "inconclusive"),         # seen in 2 of 4
     ("increasing", [1, 2, 3, 4], "supported"),
     ("increasing", [4, 3, 2, 1], "contradicted"),
-    ("increasing", [5, 5, 5, 5], "inconclusive"),    # no rise, but one seed: no evidence against
+    ("increasing", [5, 5, 5, 5], "inconclusive"),    # no rise: no evidence against either
     ("constant", [100, 105, 95, 102], "supported"),
     ("constant", [100, 200, 400, 800], "contradicted"),
     ("constant", [100, 300, 90, 250], "inconclusive"),
     ("rise_then_fall", [10, 30, 25, 5], "supported"),
     ("rise_then_fall", [10, 20, 30, 40], "contradicted"),
-    ("rise_then_fall", [30, 10, 25, 5], "inconclusive"),            # peak at an end, not monotone
+    ("rise_then_fall", [30, 10, 25, 5], "contradicted"),    # largest at an end, falling (p < 0.05)
+    ("rise_then_fall", [10, 25, 9, 24], "inconclusive"),    # zigzag: no shape, no trend
     ("absent", [None, None, None, None], "supported"),
     ("absent", [1, 2, 3, None], "contradicted"),
     ("absent", [1, None, None, None], "inconclusive"),
@@ -60,22 +63,32 @@ def test_each_trend_is_supported_contradicted_or_inconclusive(trend, values, sta
     assert verdict(trend, values).status == status
 
 
-def test_seeds_are_averaged_and_the_reason_gives_the_numbers():
-    trials = table([900, 500, 300, 200], seeds=2)
-    trials[1] = ({"width": 16, "seed": 1}, {Q: 700.0})             # seeds 900 and 700: mean 800
+def test_the_effect_comes_first_with_its_interval_seeds_and_censoring():
+    trials = table([900, 500, 300, 200], seeds=2, spread=0.0)
+    trials[1] = ({"width": 16, "seed": 1}, {Q: 700.0})             # seeds 900 and 700
     v = evaluate(Claim("Width hastens migration", Q, "decreasing", "width"), trials, WIDTHS)
     assert v.status == "supported" and v.rho == pytest.approx(-1.0)
+    # a phase step is summarised by its median (of 900 and 700: 800)
     assert v.points == ((16, 800.0), (64, 500.0), (256, 300.0), (1024, 200.0))
-    # rho's interval over the seeds (stratified bootstrap), the trend test over the 8 trials
-    assert v.reason.startswith("Spearman rho = -1.00 [95% interval -1.00, -1.00] over 4 values x "
-                               "2 trials, trend p = ")
-    assert v.interval == pytest.approx((-1.0, -1.0)) and v.p_value < 0.01
-    # three values left, one trial each: an exact p of 1/6, too weak to support
-    missing = verdict("decreasing", [900, 500, None, 200])
-    assert missing.status == "inconclusive" and "1 of 4 trials without it" in missing.reason
-    assert missing.p_value == pytest.approx(1 / 6) and missing.interval is None
+    # the effect: the slope of log(median) on log2(width), as % per doubling
+    slope = np.polyfit(np.log2(WIDTHS), np.log([800, 500, 300, 200]), 1)[0]
+    assert v.effect == pytest.approx(100 * np.expm1(slope))
+    assert v.effect_unit == "% per doubling of width"
+    low, high = v.effect_interval
+    assert low <= v.effect <= high < 0
+    assert v.reason.startswith(f"{v.effect:+.1f}% per doubling of width [95% interval "
+                               f"{low:+.1f}%, {high:+.1f}%] (4 values x 2 seeds; 0 of 8 "
+                               "censored); trend p = ")
+    assert "permutation test of ranks over 8 trials, 9999 seeded resamples" in v.reason
+    # one trial at some value: an effect without an interval, which cannot decide
+    one = evaluate(Claim("t", Q, "decreasing", "width"), table([900, 500, 300, 200], seeds=1),
+                   WIDTHS)
+    assert one.status == "inconclusive" and one.effect_interval is None
+    assert "(no interval: one trial at some value)" in one.reason
+    # 4 trials: exact (4! = 24 orderings), p = 1/24 for the perfect order
+    assert one.p_value == pytest.approx(1 / 24) and "exact" in one.reason
     few = verdict("decreasing", [900, None, None, 200])
-    assert few.reason.startswith(f"{Q} not seen in 2 of 4 trials")
+    assert few.reason.startswith(f"{Q} not seen in 6 of 12 trials")
 
 
 def test_where_selects_the_trials_an_absent_claim_is_about():
@@ -155,20 +168,68 @@ def judged(trials, trend="decreasing", key=Q, **claim):
     return evaluate(Claim("t", key, trend, "width", **claim), trials, FIVE)
 
 
-def test_verdicts_over_seeds_carry_an_interval_and_need_it_on_their_side():
+def test_verdicts_over_seeds_need_the_test_and_the_interval_on_their_side():
     clear = judged(seeded([1000, 800, 600, 400, 200], spread=20))
-    assert clear.status == "supported" and clear.interval == pytest.approx((-1.0, -1.0))
+    assert clear.status == "supported" and clear.effect_interval[1] < 0
     assert clear.p_value < 0.001
     against = judged(seeded([200, 400, 600, 800, 1000], spread=20))
-    assert against.status == "contradicted" and against.interval[0] > 0    # rho > 0: rising
+    assert against.status == "contradicted" and against.effect_interval[0] > 0
     # the same perfect order of the means, but seeds that scatter more than the whole trend:
-    # the interval of rho reaches past 0 and the verdict is inconclusive; with less scatter
-    # the four seeds settle it
+    # inconclusive, with an interval that says how large an effect it could have missed; with
+    # less scatter the four seeds settle it
     trend = [10_000, 9_000, 8_000, 7_000, 6_000]
     noisy = judged(seeded(trend, spread=3_000))
-    assert noisy.rho == pytest.approx(-1.0) and noisy.interval[1] > 0
+    assert noisy.rho == pytest.approx(-1.0) and noisy.effect_interval[1] > 0
     assert noisy.status == "inconclusive"
-    assert judged(seeded(trend, spread=2_000)).status == "supported"
+    assert judged(seeded(trend, spread=1_000)).status == "supported"
+    # no effect at all is never evidence against the claim: an interval around 0 is
+    # inconclusive (the old rule read "interval <= 0.2" as contradicted)
+    flat = judged(seeded([500, 500, 500, 500, 500], spread=50))
+    assert flat.status == "inconclusive" and flat.effect_interval[0] < 0 < flat.effect_interval[1]
+
+
+def test_the_rule_decides_on_at_most_5_percent_of_null_sweeps():
+    """Issue 49: the old rule decided 12.5% of null sweeps. 400 seeded null sweeps (5 values x
+    4 and x 5 seeds, normal noise, no effect): supported + contradicted <= 5%; an effect of 2
+    within-value SDs across the sweep is found in most."""
+    from benchmarks.calibrate_claims import rates
+
+    for seeds in (4, 5):
+        null = rates(400, seeds, 0.0, seed=1)
+        assert null.get("supported", 0) + null.get("contradicted", 0) <= 20, null
+    power = rates(100, 5, 2.0, seed=1)
+    assert power.get("supported", 0) >= 75 and not power.get("contradicted"), power
+
+
+def test_censored_steps_enter_as_kaplan_meier_medians_never_averaged():
+    """Issue 49's depth-5 example: onsets 2,456, 7,630, 8,928 and one trial censored at
+    30,000. The old rule averaged 30,000.5 in (12,254); the Kaplan-Meier median is 8,279."""
+    from grok_mlflow.findings.statistics import gehan_scores, km_median
+
+    km = km_median([2456, 7630, 8928, 30000], [False, False, False, True])
+    assert km.estimate == pytest.approx(8279.0) and km.estimate < 10_000
+    assert km.low == 2456 and km.high == math.inf          # 95%: not bounded above by 4 trials
+    assert km_median([1, 2, 3], [False] * 3).estimate == 2.0       # no censoring: the median
+    assert km_median([5, 9, 9], [False, True, True]).censored      # half or more censored
+    # Gehan scores: a censored trial is later than every step seen before its last step, and
+    # undetermined against later ones; without censoring, centred ranks
+    assert list(gehan_scores([1, 2, 3], [False] * 3)) == [-2, 0, 2]
+    assert list(gehan_scores([1, 5, 3], [False, True, False])) == [-2, 2, 0]
+    trials = []
+    for depth, onsets in {1: [3000, 3500, 4000, 4200], 2: [2500, 2600, 3000, 3100],
+                          5: [2456, 7630, 8928, None]}.items():
+        for s, v in enumerate(onsets):
+            trials.append(({"depth": depth, "seed": s},
+                           {Q: float(v), "grok/migration_onset_censored": 0.0} if v else
+                           {Q + "_low": 30_000.0, "grok/migration_onset_censored": 1.0}))
+    v = evaluate(Claim("depth hastens", Q, "decreasing", "depth"), trials, [1, 2, 5])
+    assert dict(v.points)[5] == pytest.approx(8279.0)
+    assert "1 of 12 censored" in v.reason and "Gehan scores" in v.reason
+    # a value whose median is itself censored: no effect can be measured
+    late = [(o, {Q + "_low": 30_000.0, "grok/migration_onset_censored": 1.0})
+            if o["depth"] == 5 and o["seed"] < 2 else (o, m) for o, m in trials]
+    v = evaluate(Claim("depth hastens", Q, "decreasing", "depth"), late, [1, 2, 5])
+    assert v.status == "inconclusive" and "the median at depth = 5 is censored" in v.reason
 
 
 def test_phase_steps_within_their_brackets_are_not_resolved_not_contradicted():
@@ -248,9 +309,11 @@ def test_censored_slow_trials_are_kept_and_keeping_them_changes_the_verdict():
     claim = Claim("Width hastens migration", Q, "decreasing", "width")
     dropped = evaluate(claim, [t for t in trials if Q in t[1]], FIVE)
     kept = evaluate(claim, trials, FIVE)
-    assert dropped.status == "supported"
-    assert kept.status != "supported" and kept.rho > 0
-    assert "2 of 10 trials censored" in kept.reason
+    assert dropped.effect < 0 and dropped.rho == pytest.approx(-0.9)
+    # one onset and one trial censored after it: the median is somewhere later, not 7,000
+    assert kept.status == "inconclusive" and "the median at width = 128, 256 is censored" in \
+        kept.reason
+    assert "2 of 10 censored" in kept.reason
     # every trial censored: the verdict would rest on censored trials alone
     late = [(o, {Q + "_low": 30_000.0, "grok/migration_onset_censored": 1.0}) for o, _ in trials]
     alone = evaluate(claim, late, FIVE)

@@ -168,8 +168,9 @@ claims:
     # the claim's verdict: first in the description (after the link), in claims.md and its
     # figure, on the terminal's last line and in `grok-mlflow report PARENT`
     claims = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/claims.md")
-    verdict = ("- **SUPPORTED**: Width changes the final train LC (fig. 5): r = 0.05: lc/train "
-               "present in 4 of 4 trials (95% interval of the fraction 0.40-1.00).")
+    verdict = ("- **SUPPORTED**: Width changes the final train LC (fig. 5): r = 0.05: "
+               "lc/train present in 100% of trials [95% interval 40%, 100%] (4 of 4; Clopper-Pearson; 0 of 4 "
+               "censored).")
     assert claims.splitlines()[2] == verdict
     assert parent.data.tags["mlflow.note.content"] == \
         f"[Compare the trials]({link})\n\n{claims}\n{report}"

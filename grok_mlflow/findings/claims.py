@@ -17,15 +17,18 @@ setting, and the figure that shows it::
 ``evaluate`` gives each claim a verdict, *supported*, *contradicted* or *inconclusive*, by the
 rules below (``RULES``, written into every ``claims.md``). Trials are placed on the swept axis
 by the order the spec lists the values (so ``[false, true]`` and ``[16, 64, 256]`` both work);
-several trials at one value (seeds) are averaged over those that show the quantity.
+several trials at one value (seeds) are summarised by their median (a phase step,
+Kaplan-Meier where some are censored) or mean. Every verdict opens with an effect size and its
+95% interval (``Verdict.effect``, ``effect_interval``, ``effect_unit``): for a trend, the change
+per doubling of the swept value.
 
 Example:
     claims = parse_claims(spec_yaml["claims"], grid={"width": [16, 64, 256]})
-    verdict = evaluate(claims[0], [({"width": 16}, {"grok/migration_onset_step": 900.0}),
-                                   ({"width": 64}, {"grok/migration_onset_step": 500.0}),
-                                   ({"width": 256}, {"grok/migration_onset_step": 300.0})])
-    verdict.status, verdict.rho
-    # -> ('supported', -1.0)
+    trials = [({"width": w, "seed": s}, {"grok/migration_onset_step": m * (1 + 0.01 * s)})
+              for w, m in ((16, 900.0), (64, 500.0), (256, 300.0)) for s in range(3)]
+    verdict = evaluate(claims[0], trials)
+    verdict.status, round(verdict.effect)
+    # -> ('supported', -24)        (-24% per doubling of width)
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.stats import binomtest, spearmanr
 
-from .phases import LC_KEYS, PHASE_KEYS, SHAPE_KEYS
 from ..settings import SettingsError
+from .phases import LC_KEYS, PHASE_KEYS, SHAPE_KEYS
+from .statistics import (ALPHA, N_PERMUTATIONS, N_RESAMPLES, decode, encode, gehan_scores,
+                         km_median, percentile_interval, slope, stratified_bootstrap, trend_test)
 
 __all__ = ["Claim", "PaperSetting", "RULES", "STATUSES", "TRENDS", "Verdict", "claims_markdown",
            "evaluate", "evaluate_all", "parse_claims", "spearman"]
@@ -50,53 +56,56 @@ FINAL_KEYS = ("acc/train", "acc/test", "loss/train", "loss/test", "lc/train", "l
 _PATTERNS = re.compile(r"^(lc_r[0-9.e-]+/(train|test|random)|adv/acc/eps_[0-9.e-]+)$")
 QUANTITIES = PHASE_KEYS + SHAPE_KEYS + FINAL_KEYS
 
-RHO_SUPPORT = 0.8      # |Spearman rho| of the per-value means that counts as a monotone trend
-RHO_AGAINST = 0.2      # an interval of rho entirely at or below this is evidence of no rise
 MIN_VALUES = 3         # swept values with the quantity, for trends; 2 for constant
-ALPHA = 0.05           # the trend test's level and 1 - the bootstrap intervals' confidence
-N_RESAMPLES = 2000     # stratified bootstrap resamples (seeded: the same verdict every time)
 STATUSES = ("supported", "contradicted", "not resolved", "not covered", "inconclusive")
 RULES = f"""\
-How the verdicts are decided (grok_mlflow.claims):
-- Trials are placed by the order the spec lists the swept values; the per-value mean is over
-  the trials at that value (seeds) in which the quantity exists (a phase that was not seen is
-  absent). The claim is *inconclusive* when the quantity exists in fewer than half of the
-  trials, or at fewer than {MIN_VALUES} swept values (2 for constant).
-- Confidence: Spearman's rho between the swept value and the per-value means (scipy.stats.
-  spearmanr), its {1 - ALPHA:.0%} interval from a stratified bootstrap over the trials at each
-  value ({N_RESAMPLES} seeded resamples, percentile; scipy.stats.bootstrap; only with >= 2 trials
-  at every value) and a trend test over all trials (Spearman's rho under a permutation test,
-  exact up to 7 trials, one-sided in the claim's direction: p). The radius: a verdict on an
-  LC quantity names the r it read: the claim's `radius:`, else the paper's r where the sweep
-  measured it, else one verdict per measured r.
+How the verdicts are decided (grok_mlflow.findings.claims, .statistics):
+- Trials are placed by the order the spec lists the swept values. Each value is summarised by
+  its trials (seeds): a phase step by its median, the Kaplan-Meier median where some trials
+  are censored (scipy.stats.ecdf); any other quantity by its mean. A censored step is never
+  averaged. The claim is *inconclusive* when the quantity exists in fewer than half of the
+  trials, at fewer than {MIN_VALUES} swept values (2 for constant), or when some value's median
+  is itself censored (half or more of its trials not seen by their last step).
+- The effect, first in every verdict, with its {1 - ALPHA:.0%} interval: for increasing /
+  decreasing, the least-squares slope of the per-value summaries against log2 of the swept
+  value (its place in the spec's list for settings that are not positive numbers), on a log
+  scale for positive quantities (read as % per doubling) and as absolute change for
+  accuracies and fractions; for constant, the summaries' spread (max - min) over their mean
+  magnitude; for rise_then_fall, how far the highest inner value stands above the higher end,
+  as a share of the range. Intervals: stratified bootstrap over the trials at each value
+  ({N_RESAMPLES} seeded resamples, percentile; scipy.stats.bootstrap), only with >= 2 trials
+  at every value.
+- The trend test: a permutation test of sum((x - mean x) x score) over all trials, x the swept
+  axis above, the score each trial's rank, or its Gehan score where some are censored (trials
+  it is certainly later than minus those it is certainly earlier than); exact when the trials'
+  orderings number at most {N_PERMUTATIONS} (up to 7 trials), else {N_PERMUTATIONS} seeded
+  resamples (so p >= 1e-4). Spearman's rho of the summaries is given as a description only.
+- increasing / decreasing: supported when the trend test in the claim's direction gives p <
+  {ALPHA / 2:g} and the effect's interval lies entirely on the claim's side of 0; contradicted
+  when the same holds in the opposite direction; else inconclusive (the effect and its interval
+  say how large an effect the sweep could have missed). With {ALPHA / 2:g} per side, a sweep
+  with no effect is decided in at most {ALPHA:.0%} of cases (calibrated by simulation in the
+  tests; docs/claims.md gives the power).
 - *not covered*: the claim is about a range of the swept setting (`paper: reach:`) that the
   sweep does not span.
-- *not resolved*: for a phase step, every swept value's mean bracket (the measured steps around
-  each trial's estimate, averaged) overlaps every other's: the differences are below the
-  measurement grid's resolution, so they cannot contradict the claim; they support it only
-  when the seeds do (the interval and the trend test below).
-- increasing / decreasing (r = rho, sign-flipped for decreasing): supported when r >=
-  {RHO_SUPPORT}, the trend test's p < {ALPHA} and the interval's lower end > 0. Contradicted on
-  evidence against: r <= -{RHO_SUPPORT} with the opposite trend test's p < {ALPHA} and the
-  interval below 0, or an interval entirely <= {RHO_AGAINST}. Else inconclusive.
-- constant: supported when the per-value means spread (max - min) by at most `tolerance`
-  (default 0.25) of their mean magnitude, the bootstrap interval's upper end included;
-  contradicted when the interval's lower end exceeds it and the trend is monotone (|rho| >=
-  {RHO_SUPPORT}, p < {ALPHA}); else inconclusive.
-- rise_then_fall: supported when the largest per-value mean is at an inner swept value, both
-  ends lie below it by more than `tolerance` x the range, and so in >= {1 - ALPHA:.0%} of the
-  bootstrap resamples; contradicted when monotone (|rho| >= {RHO_SUPPORT}, p < {ALPHA}); else
-  inconclusive.
+- *not resolved*: for a phase step that the trend test does not support, every swept value's
+  mean bracket (the measured steps around each trial's estimate) overlaps every other's: the
+  differences are below the measurement grid's resolution, so they cannot contradict the claim.
+- constant: supported when the whole interval of the spread is within `tolerance` (default
+  0.25); contradicted when its lower end exceeds it and the trend test is significant (two-sided
+  p < {ALPHA}); else inconclusive.
+- rise_then_fall: supported when the interval of the inner bulge lies above `tolerance`;
+  contradicted when the trend is monotone (two-sided p < {ALPHA}); else inconclusive.
 - Censoring: a trial whose phase was under way or not yet seen at its last step
-  (`grok/<name>_censored` = 1) is right-censored there, not dropped: its step counts as its last
-  step, ranked above every step seen by then. Every verdict says how many trials were censored;
-  one that rests on censored trials alone is inconclusive.
-- absent / present: over the trials `where` selects (default all): supported when the quantity
-  is absent (present) in every one ("not seen by step N" is named: it may come later), except
-  that an absent claim with `where` is inconclusive when the other trials lack it too (no
-  contrast); contradicted when it is present (absent) in more than half;
-  else inconclusive; with the Clopper-Pearson {1 - ALPHA:.0%} interval of the fraction
-  (scipy.stats.binomtest).
+  (`grok/<name>_censored` = 1) is right-censored there, not dropped and never averaged. Every
+  verdict says how many trials were censored; one that rests on censored trials alone is
+  inconclusive.
+- absent / present: over the trials `where` selects (default all), the fraction that show the
+  quantity with its Clopper-Pearson {1 - ALPHA:.0%} interval (scipy.stats.binomtest): supported
+  when the quantity is absent (present) in every one ("not seen by step N" is named: it may
+  come later), except that an absent claim with `where` is inconclusive when the other trials
+  lack it too (no contrast); contradicted when it is present (absent) in more than half; else
+  inconclusive.
 """
 
 
@@ -130,20 +139,27 @@ class Claim:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim's verdict: ``status`` (one of ``STATUSES``), ``reason`` (one sentence with the
-    numbers), ``rho`` (Spearman's over the per-value means, where computed), ``interval`` (its
-    stratified bootstrap interval, or of the fraction for absent / present; None without one),
-    ``p_value`` (the trend test's), ``radius`` (the r it read, for LC quantities) and
-    ``points``: (swept value, per-value mean or None) in the grid's order; for absent / present,
-    (swept value, fraction of its trials that show the quantity)."""
+    """A claim's verdict: ``status`` (one of ``STATUSES``), ``reason`` (one sentence, the effect
+    first), ``effect`` with its ``effect_interval`` (95%, None without one) in
+    ``effect_unit`` s (e.g. "% per doubling of width"; for absent / present the fraction of
+    trials with its Clopper-Pearson interval), ``p_value`` (the trend test's, in the claim's
+    direction; two-sided for constant and rise_then_fall), ``rho`` (Spearman's over the
+    per-value summaries: a description), ``seeds`` (the fewest trials at a value),
+    ``n_censored``, ``radius`` (the r it read, for LC quantities) and ``points``: (swept value,
+    per-value median or mean, or None) in the grid's order; for absent / present, (swept value,
+    fraction of its trials that show the quantity)."""
     claim: Claim
     status: str
     reason: str
     rho: float | None = None
     points: tuple[tuple[Any, float | None], ...] = ()
-    interval: tuple[float, float] | None = None
+    effect: float | None = None
+    effect_interval: tuple[float, float] | None = None
+    effect_unit: str = ""
     p_value: float | None = None
     radius: float | None = None
+    seeds: int = 0
+    n_censored: int = 0
 
 
 def _known_quantity(name: str) -> bool:
@@ -236,8 +252,6 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation (``scipy.stats.spearmanr``, average ranks for ties), rounded
     to 12 digits (so that 4 values one swap apart give 0.8, not 0.7999999999999998); nan when
     either side is constant."""
-    from scipy.stats import spearmanr
-
     if len(set(x)) < 2 or len(set(y)) < 2:
         return math.nan
     return round(float(spearmanr(x, y).statistic), 12)
@@ -292,44 +306,6 @@ def evaluate_all(claim: Claim, trials: Sequence[tuple[Mapping[str, Any], Mapping
         evaluate(claim, trials, values, setting=setting)]
 
 
-def _rho_rows(x: Sequence[float], ys: np.ndarray) -> np.ndarray:
-    """Spearman's rho of ``x`` with each row of ``ys`` (Pearson's r of the ranks, scipy.stats);
-    0 where a row is constant (no order: no trend)."""
-    import warnings
-
-    from scipy.stats import pearsonr, rankdata
-
-    ys = np.atleast_2d(np.asarray(ys, dtype=float))
-    rx = rankdata(np.broadcast_to(np.asarray(x, dtype=float), ys.shape), axis=-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")            # constant rows: nan, taken as 0 below
-        rho = pearsonr(rx, rankdata(ys, axis=-1), axis=-1).statistic
-    return np.nan_to_num(np.asarray(rho, dtype=float), nan=0.0)
-
-
-def _bootstrap(groups: list[list[float]], statistic) -> np.ndarray | None:
-    """``statistic`` of the per-group means, (B, n_groups) -> (B,), over a stratified bootstrap
-    (each group resampled within itself, as rliable's stratified intervals;
-    scipy.stats.bootstrap, seeded); None unless every group has >= 2 trials."""
-    from scipy.stats import bootstrap
-
-    if any(len(g) < 2 for g in groups):
-        return None
-    res = bootstrap([np.asarray(g, dtype=float) for g in groups],
-                    lambda *gs, axis=-1: statistic(np.stack([np.mean(g, axis=axis)
-                                                             for g in gs], axis=-1)),
-                    n_resamples=N_RESAMPLES, vectorized=True, method="percentile",
-                    confidence_level=1 - ALPHA, rng=np.random.default_rng(0))
-    return np.asarray(res.bootstrap_distribution)
-
-
-def _interval(distribution: np.ndarray | None) -> tuple[float, float] | None:
-    if distribution is None:
-        return None
-    lo, hi = np.quantile(distribution, [ALPHA / 2, 1 - ALPHA / 2])
-    return float(lo), float(hi)
-
-
 def _coverage(claim: Claim, order: list) -> str | None:
     """Why the sweep does not cover the range the claim is about, or None."""
     reach = claim.paper.reach
@@ -355,14 +331,26 @@ def _setting_note(claim: Claim, radius: float | None, setting: str) -> str:
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class _Trial:
+    """One trial at a swept value: its quantity, the bracket of a phase step (the measured steps
+    around it; ``high`` inf when censored) and whether it is right-censored at ``value``."""
+
+    value: float
+    low: float
+    high: float
+    censored: bool = False
+
+
 @dataclass
 class _Table:
-    """A claim's trials at each swept value: (value, bracket low, bracket high) per trial, a
-    censored one as (last step + 0.5, last step, inf)."""
+    """A claim's trials at each swept value (index into ``order``); ``steps``: the quantity is a
+    phase step, summarised per value by its (Kaplan-Meier) median, else by the mean."""
+
     order: list
-    by_value: dict[int, list[tuple[float, float, float]]]
+    by_value: dict[int, list[_Trial]]
     n: int
-    n_censored: int
+    steps: bool
     bracketed: bool
 
     @property
@@ -370,25 +358,39 @@ class _Table:
         return sorted(self.by_value)
 
     @property
-    def groups(self) -> list[list[float]]:
-        return [[v for v, _, _ in self.by_value[i]] for i in self.xs]
+    def trials(self) -> list[_Trial]:
+        return [t for i in self.xs for t in self.by_value[i]]
 
     @property
-    def means(self) -> list[float]:
-        return [float(np.mean(g)) for g in self.groups]
+    def n_censored(self) -> int:
+        return sum(t.censored for t in self.trials)
 
     @property
     def k(self) -> int:
-        return sum(len(g) for g in self.by_value.values())
+        return len(self.trials)
+
+    @property
+    def seeds(self) -> int:
+        return min(len(self.by_value[i]) for i in self.xs)
+
+    def groups(self) -> list[np.ndarray]:
+        """Each value's trials, censored ones as negative steps (``statistics.encode``)."""
+        return [encode([t.value for t in self.by_value[i]],
+                       [t.censored for t in self.by_value[i]]) for i in self.xs]
+
+    def centers(self) -> list[float]:
+        """Each value's median (Kaplan-Meier where censored: inf when that median is itself
+        censored) for a phase step, else its mean."""
+        return [float(_center(g, self.steps)) for g in self.groups()]
 
     def points(self) -> tuple:
-        return tuple((self.order[i], float(np.mean([v for v, _, _ in self.by_value[i]]))
-                      if i in self.by_value else None) for i in range(len(self.order)))
+        centers = dict(zip(self.xs, self.centers()))
+        return tuple((self.order[i], centers.get(i)) for i in range(len(self.order)))
 
     def brackets(self) -> tuple[list[float], list[float]]:
         """The mean bracket at each swept value (low, high)."""
-        lows = [float(np.mean([lo for _, lo, _ in self.by_value[i]])) for i in self.xs]
-        highs = [float(np.mean([hi for _, _, hi in self.by_value[i]])) for i in self.xs]
+        lows = [float(np.mean([t.low for t in self.by_value[i]])) for i in self.xs]
+        highs = [float(np.mean([t.high for t in self.by_value[i]])) for i in self.xs]
         return lows, highs
 
     def resolved(self) -> bool:
@@ -403,44 +405,108 @@ class _Table:
                                           in zip(self.xs, lows, highs))
 
 
+def _center(coded: np.ndarray, steps: bool, bound: bool = False) -> float:
+    """One value's summary: the Kaplan-Meier median of its steps (inf when censored; with
+    ``bound``, the last step instead: a lower bound), else the mean of its values."""
+    if not steps:
+        return float(np.mean(coded))
+    values, censored = decode(coded)
+    if not censored.any():
+        return float(np.median(values))
+    median = km_median(values, censored).estimate
+    return float(values.max()) if bound and not math.isfinite(median) else median
+
+
 def _table(chosen, order: list, versus: str, q: str) -> _Table:
-    by_value: dict[int, list[tuple[float, float, float]]] = {}
-    censored, bracketed = 0, False
+    by_value: dict[int, list[_Trial]] = {}
+    bracketed = False
     for o, m in chosen:
         i = order.index(o[versus])
         budget = censored_step(m, q)
         if budget is not None:          # under way or not yet seen: later than its last step
-            by_value.setdefault(i, []).append((budget + 0.5, float(budget), math.inf))
-            censored += 1
+            by_value.setdefault(i, []).append(_Trial(float(budget), float(budget), math.inf,
+                                                     True))
             bracketed = True
         elif m.get(q) is not None and np.isfinite(m[q]):
             v = float(m[q])
             bracketed |= q + "_low" in m
             by_value.setdefault(i, []).append(
-                (v, float(m.get(q + "_low", v)), float(m.get(q + "_high", v))))
-    return _Table(order, by_value, len(chosen), censored, bracketed)
+                _Trial(v, float(m.get(q + "_low", v)), float(m.get(q + "_high", v))))
+    return _Table(order, by_value, len(chosen), q.endswith("_step"), bracketed)
 
 
-def _p_trend(table: _Table, direction: float) -> float:
-    """The trend test over all trials: Spearman's rho under a permutation test (exact for up
-    to 7 trials, else seeded resamples), one-sided in ``direction``."""
-    from scipy.stats import permutation_test
+@dataclass(frozen=True)
+class _Scale:
+    """How an effect is measured: the swept axis (log2 of the value, or its place in the
+    spec's order) and the quantity's (log: a relative change in %, else absolute)."""
 
-    all_x = [x for x, g in zip(table.xs, table.groups) for _ in g]
-    all_y = [v for g in table.groups for v in g]
-    if len(set(all_y)) < 2 or len(set(all_x)) < 2:
-        return 1.0
-    res = permutation_test((all_x, all_y), lambda a, b, axis=-1: _rho_rows(a, b),
-                           permutation_type="pairings", vectorized=True,
-                           n_resamples=N_RESAMPLES, rng=np.random.default_rng(0),
-                           alternative="greater" if direction > 0 else "less")
-    return float(res.pvalue)
+    x: dict[int, float]
+    per: str
+    log: bool
+
+    def unit(self) -> str:
+        return ("% " if self.log else "") + self.per
+
+    def effect(self, slope_: np.ndarray) -> np.ndarray:
+        """The slope on the transformed quantity as the reported effect."""
+        return 100.0 * np.expm1(slope_) if self.log else slope_
+
+    def text(self, value: float, interval: tuple[float, float] | None) -> str:
+        fmt = (lambda v: f"{v:+.1f}%") if self.log else (lambda v: f"{v:+.3g}")
+        span = (f" [{1 - ALPHA:.0%} interval {fmt(interval[0])}, {fmt(interval[1])}]"
+                if interval else " (no interval: one trial at some value)")
+        return f"{fmt(value)} {self.per}{span}"
+
+
+def _scale(claim: Claim, table: _Table, q: str) -> _Scale:
+    values = [table.order[i] for i in table.xs]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                  for v in values)
+    if numeric:
+        x = {i: math.log2(table.order[i]) for i in table.xs}
+        per = f"per doubling of {claim.versus}"
+    else:
+        x = {i: float(i) for i in table.xs}
+        per = f"per step of {claim.versus} along {', '.join(str(v) for v in table.order)}"
+    fraction_like = q.startswith(("acc/", "adv/acc/")) or q.endswith("descent_depth")
+    positive = all(t.value > 0 for t in table.trials)
+    return _Scale(x, per, positive and not fraction_like)
+
+
+def _slopes(table: _Table, scale: _Scale, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """The effect (``_Scale.effect`` of the slope of the per-value summaries on the swept axis)
+    of groups that may carry resamples on the last axis; nan where a median is censored."""
+    xs = [scale.x[i] for i in table.xs]
+    if any(np.any(g < 0) for g in groups):        # censored: Kaplan-Meier, one resample at a time
+        # a resample whose median is censored takes its last step (a lower bound; said)
+        centers = np.array([_center(g, True, bound=True) for g in groups])
+    elif table.steps:
+        centers = np.stack([np.median(g, axis=-1) for g in groups], axis=-1)
+    else:
+        centers = np.stack([np.mean(g, axis=-1) for g in groups], axis=-1)
+    y = np.log(centers) if scale.log else centers
+    return scale.effect(slope(xs, y))
+
+
+def _censored_medians(table: _Table) -> np.ndarray:
+    """For each bootstrap resample (the same seeded ones as the interval), whether some value's
+    median was censored."""
+    def any_open(*groups: np.ndarray, axis: int = -1) -> float:
+        return float(any(not math.isfinite(_center(g, True)) for g in groups))
+    dist = stratified_bootstrap(table.groups(), any_open, vectorized=False)
+    return np.zeros(1) if dist is None else dist
+
+
+def _trend_p(table: _Table, scale: _Scale) -> tuple[float, float]:
+    """One-sided p (rising, falling) over all trials: a permutation test of the Gehan scores
+    (ranks, without censoring) along the swept axis (``statistics.trend_test``)."""
+    trials = [(scale.x[i], t) for i in table.xs for t in table.by_value[i]]
+    scores = gehan_scores([t.value for _, t in trials], [t.censored for _, t in trials])
+    return trend_test([x for x, _ in trials], scores)
 
 
 def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Verdict:
     """absent / present: the fraction of trials that show the quantity, with its interval."""
-    from scipy.stats import binomtest
-
     n = len(chosen)
     k = sum(m.get(q) is not None and np.isfinite(m[q]) for _, m in chosen)
     # points: the fraction of trials at each swept value that show the quantity (over every
@@ -451,9 +517,9 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
                    for x in order if any(o[claim.versus] == x for o, _ in trials))
     wrong = k if claim.trend == "absent" else n - k
     ci = binomtest(k, n).proportion_ci(1 - ALPHA, method="exact")
-    said = (f"{claim.quantity} present in {k} of {n} trials ({1 - ALPHA:.0%} interval of the "
-            f"fraction {ci.low:.2f}-{ci.high:.2f})")
     later = [censored_step(m, q) for _, m in chosen if censored_step(m, q) is not None]
+    said = (f"{claim.quantity} present in {k / n:.0%} of trials [{1 - ALPHA:.0%} interval {ci.low:.0%}, "
+            f"{ci.high:.0%}] ({k} of {n}; Clopper-Pearson; {len(later)} of {n} censored)")
     if later:                    # not seen by the last step is not the same as absent
         said += (f"; in {len(later)} of them not seen by step {max(later):,}, its last (it may "
                  f"come later)")
@@ -465,7 +531,9 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
         status = "inconclusive"
         said += (f"; absent in the {len(others)} other trials too: no contrast to attribute to "
                  + ", ".join(f"{a}={v}" for a, v in claim.where.items()))
-    return verdict(status, said, points=points, interval=(float(ci.low), float(ci.high)))
+    return verdict(status, said, points=points, effect=k / n,
+                   effect_interval=(float(ci.low), float(ci.high)),
+                   effect_unit="fraction of trials", n_censored=len(later))
 
 
 def evaluate(claim: Claim, trials: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
@@ -502,96 +570,163 @@ def evaluate(claim: Claim, trials: Sequence[tuple[Mapping[str, Any], Mapping[str
     if k < n / 2 or len(table.xs) < needed:
         return verdict("inconclusive", f"{claim.quantity} not seen in {n - k} of {n} trials "
                        f"({len(table.xs)} swept values with it; {needed} needed)",
-                       points=table.points())
+                       points=table.points(), n_censored=table.n_censored)
     if table.n_censored == k:
         return verdict("inconclusive", f"every trial's {claim.quantity} is censored (under way "
                        f"or not yet seen at its last step): the verdict would rest on censored "
-                       f"trials alone", points=table.points())
-    return _judge(claim, table, verdict)
+                       f"trials alone", points=table.points(), n_censored=k)
+    return _judge(claim, table, q, verdict)
 
 
-def _judge(claim: Claim, table: _Table, verdict) -> Verdict:
-    """A trend claim's verdict over ``table`` (module ``RULES``)."""
-    xs, groups, ys = table.xs, table.groups, table.means
-    rho = spearman(xs, ys)
-    seeds = min(len(g) for g in groups)
-    rho_text = "rho undefined (constant)" if math.isnan(rho) else f"Spearman rho = {rho:+.2f}"
-    ci = _interval(_bootstrap(groups, lambda means: _rho_rows(xs, means)))
-    ci_text = (f" [{1 - ALPHA:.0%} interval {ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else
-               " (no interval: one trial at some value)")
-    n, k = table.n, table.k
-    seen = f"; {n - k} of {n} trials without it" if n - k else ""
-    if table.n_censored:
-        seen += (f"; {table.n_censored} of {n} trials censored (under way or not yet seen at "
-                 f"their last step, ranked above every step seen by then)")
-    over = f" over {len(xs)} values x {seeds}{'+' if any(len(g) > seeds for g in groups) else ''}"
-    over += f" trial{'s' if seeds > 1 else ''}"
+def _judge(claim: Claim, table: _Table, q: str, verdict) -> Verdict:
+    """A trend, constant or rise-then-fall claim's verdict over ``table`` (module ``RULES``)."""
+    scale = _scale(claim, table, q)
+    centers = table.centers()
+    rising, falling = _trend_p(table, scale)
+    n, k, seeds = table.n, table.k, table.seeds
+    over = (f"{len(table.xs)} values x {seeds}{'+' if k > seeds * len(table.xs) else ''} "
+            f"seed{'s' if seeds > 1 else ''}; {table.n_censored} of {n} censored"
+            + (f"; {n - k} without it" if n - k else ""))
+    what = "medians" if table.steps else "means"
+    finite = [c for c in centers if math.isfinite(c)]
+    rho = spearman([scale.x[i] for i, c in zip(table.xs, centers) if math.isfinite(c)], finite)
+    rho_text = "" if math.isnan(rho) else f"; Spearman rho of the {what} {rho:+.2f}"
+    kw: dict[str, Any] = dict(rho=rho, points=table.points(), n_censored=table.n_censored,
+                              seeds=seeds)
     uncovered = _coverage(claim, table.order)
+    open_ = [table.order[i] for i, c in zip(table.xs, centers) if not math.isfinite(c)]
+    if open_:
+        return verdict("not covered" if uncovered else "inconclusive",
+                       (f"{uncovered}; " if uncovered else "")
+                       + f"the median at {claim.versus} = {', '.join(map(str, open_))} is "
+                       f"censored (half or more of its trials not seen by their last step): "
+                       f"no effect can be measured ({over})", **kw)
+    if claim.trend in ("increasing", "decreasing"):
+        return _monotone(claim, table, scale, (rising, falling), over, rho_text, uncovered, kw,
+                         verdict)
+    two_sided = min(1.0, 2 * min(rising, falling))
+    kw["p_value"] = two_sided
+    tail = f" ({over}); monotone trend p = {two_sided:.2g} (two-sided){rho_text}"
+    if claim.trend == "constant":
+        return _constant(claim, table, tail, kw, two_sided, uncovered, verdict)
+    return _rise_then_fall(claim, table, tail, kw, two_sided, uncovered, verdict)
+
+
+def _monotone(claim: Claim, table: _Table, scale: _Scale, ps: tuple[float, float], over: str,
+              rho_text: str, uncovered: str | None, kw: dict, verdict) -> Verdict:
+    """increasing / decreasing: the effect per doubling (or per step) with its interval; the
+    trend test in the claim's direction decides, each side at ``ALPHA`` / 2."""
     sign = -1.0 if claim.trend == "decreasing" else 1.0
-    p = (_p_trend(table, sign) if claim.trend in ("increasing", "decreasing")
-         else min(_p_trend(table, 1.0), _p_trend(table, -1.0)))     # either direction
-    text = f"{rho_text}{ci_text}{over}, trend p = {p:.2g}{seen}"
-    kw = dict(rho=rho, points=table.points(), interval=ci, p_value=p)
+    effect = float(_slopes(table, scale, table.groups()))
+    censored = table.n_censored > 0
+    dist = stratified_bootstrap(table.groups(), lambda *g, axis=-1: _slopes(table, scale, g),
+                                vectorized=not censored)
+    ci = percentile_interval(dist)
+    if censored and ci is not None:
+        bounded = float(np.mean(_censored_medians(table)))
+        if bounded:
+            over += (f"; in {bounded:.0%} of resamples a value's median was censored and "
+                     f"taken at its last step")
+    p_with, p_against = ps if sign > 0 else ps[::-1]
+    n_trials = table.k
+    exact = math.factorial(n_trials) <= N_PERMUTATIONS
+    test = (f"trend p = {p_with:.2g} ({claim.trend}, one-sided; permutation test of "
+            f"{'Gehan scores' if censored else 'ranks'} over {n_trials} trials, "
+            f"{'exact' if exact else f'{N_PERMUTATIONS} seeded resamples'})")
+    text = f"{scale.text(effect, ci)} ({over}); {test}{rho_text}"
+    kw.update(effect=effect, effect_interval=ci, effect_unit=scale.unit(), p_value=p_with)
     if uncovered:
         return verdict("not covered", f"{uncovered}; {text}", **kw)
-    unresolved = ("not resolved", f"the values differ by less than their phase steps' brackets"
-                  f"{table.brackets_text() if table.bracketed else ''}; {text}")
-    monotone = not math.isnan(rho) and abs(rho) >= RHO_SUPPORT and p < ALPHA
-    if claim.trend in ("increasing", "decreasing"):
-        r = 0.0 if math.isnan(rho) else sign * rho
-        lo, hi = sorted((sign * ci[0], sign * ci[1])) if ci else (r, r)
-        if r >= RHO_SUPPORT and p < ALPHA and lo > 0:   # the seeds resolve it, brackets or not
-            return verdict("supported", text + (table.brackets_text() if table.bracketed
-                                                and not table.resolved() else ""), **kw)
-        if not table.resolved():
-            return verdict(*unresolved, **kw)
-        against = (r <= -RHO_SUPPORT and _p_trend(table, -sign) < ALPHA and hi < 0) or (
-            ci is not None and hi <= RHO_AGAINST)
-        return verdict("contradicted" if against else "inconclusive", text, **kw)
-    if claim.trend == "constant":
-        return _constant(claim, table, text, kw, monotone, unresolved, verdict)
-    return _rise_then_fall(claim, table, text, kw, monotone, unresolved, verdict)
+    if ci is not None and p_with < ALPHA / 2 and sign * (ci[0] if sign > 0 else ci[1]) > 0:
+        return verdict("supported", text + (table.brackets_text() if table.bracketed
+                                            and not table.resolved() else ""), **kw)
+    if not table.resolved():
+        return verdict("not resolved", f"the values differ by less than their phase steps' "
+                       f"brackets{table.brackets_text()}; {text}", **kw)
+    against = (ci is not None and p_against < ALPHA / 2
+               and sign * (ci[1] if sign > 0 else ci[0]) < 0)
+    return verdict("contradicted" if against else "inconclusive", text, **kw)
 
 
-def _constant(claim, table: _Table, text, kw, monotone, unresolved, verdict) -> Verdict:
-    def rel_spread(means: np.ndarray) -> np.ndarray:
-        return np.ptp(means, axis=-1) / np.maximum(np.mean(np.abs(means), axis=-1), 1e-12)
+def _relative_spread(*groups: np.ndarray, steps: bool = False, axis: int = -1) -> np.ndarray:
+    """(max - min) / mean magnitude of the per-value summaries (resamples on the last axis)."""
+    centers = np.stack([np.median(g, axis=-1) if steps else np.mean(g, axis=-1)
+                        for g in groups], axis=-1)
+    return np.ptp(centers, axis=-1) / np.maximum(np.mean(np.abs(centers), axis=-1), 1e-12)
 
-    rel = float(rel_spread(np.array(table.means)))
-    spread_ci = _interval(_bootstrap(table.groups, rel_spread))
-    low, high = spread_ci if spread_ci else (rel, rel)
-    span = f" [{1 - ALPHA:.0%} interval {low:.0%}-{high:.0%}]" if spread_ci else ""
-    text = f"spread {rel:.0%} of the mean{span} (tolerance {claim.tolerance:.0%}); {text}"
-    if high <= claim.tolerance:
+
+def _constant(claim, table: _Table, tail: str, kw: dict, two_sided: float,
+              uncovered: str | None, verdict) -> Verdict:
+    """constant: the spread of the per-value summaries, relative to their mean, with its
+    interval; supported when the whole interval is within the tolerance."""
+    groups = table.groups()
+    if table.n_censored:
+        centers = np.array(table.centers())
+        rel = float(np.ptp(centers) / max(float(np.mean(np.abs(centers))), 1e-12))
+
+        def spread(*g, axis=-1):
+            c = np.array([_center(x, True, bound=True) for x in g])
+            return np.ptp(c) / max(float(np.mean(np.abs(c))), 1e-12)
+        dist = stratified_bootstrap(groups, spread, vectorized=False)
+    else:
+        rel = float(_relative_spread(*groups, steps=table.steps))
+        dist = stratified_bootstrap(
+            groups, lambda *g, axis=-1: _relative_spread(*g, steps=table.steps))
+    ci = percentile_interval(dist)
+    span = (f" [{1 - ALPHA:.0%} interval {ci[0]:.0%}, {ci[1]:.0%}]" if ci
+            else " (no interval: one trial at some value)")
+    text = (f"spread {rel:.0%} of the {'median' if table.steps else 'mean'}{span} "
+            f"(tolerance {claim.tolerance:.0%}){tail}")
+    kw.update(effect=rel, effect_interval=ci, effect_unit="relative spread (max - min) / mean")
+    if uncovered:
+        return verdict("not covered", f"{uncovered}; {text}", **kw)
+    if ci is not None and ci[1] <= claim.tolerance:
         return verdict("supported", text, **kw)
     if not table.resolved():
-        return verdict(unresolved[0], f"{unresolved[1]}; spread {rel:.0%}{span}", **kw)
-    return verdict("contradicted" if monotone and low > claim.tolerance else "inconclusive",
-                   text, **kw)
+        return verdict("not resolved", f"the values differ by less than their phase steps' "
+                       f"brackets{table.brackets_text()}; {text}", **kw)
+    against = ci is not None and ci[0] > claim.tolerance and two_sided < ALPHA
+    return verdict("contradicted" if against else "inconclusive", text, **kw)
 
 
-def _rise_then_fall(claim, table: _Table, text, kw, monotone, unresolved, verdict) -> Verdict:
-    def shaped(means: np.ndarray) -> np.ndarray:
-        means = np.atleast_2d(means)
-        top_i = np.argmax(means, axis=-1)
-        top_v = np.max(means, axis=-1)
-        margin = claim.tolerance * np.ptp(means, axis=-1)
-        return ((top_i > 0) & (top_i < means.shape[-1] - 1) & (means[:, 0] < top_v - margin)
-                & (means[:, -1] < top_v - margin)).astype(float)
+def _rise_then_fall(claim, table: _Table, tail: str, kw: dict, two_sided: float,
+                    uncovered: str | None, verdict) -> Verdict:
+    """rise_then_fall: how far the highest inner value's summary stands above the higher end,
+    as a share of the summaries' range, with its interval; supported when the interval's lower
+    end exceeds the tolerance."""
+    steps = table.steps
 
-    ys = table.means
-    dist = _bootstrap(table.groups, shaped)
-    share = float(np.mean(dist)) if dist is not None else None
-    top = int(np.argmax(ys))
+    def bulge(*groups: np.ndarray, axis: int = -1) -> np.ndarray:
+        centers = np.stack([np.median(g, axis=-1) if steps else np.mean(g, axis=-1)
+                            for g in groups], axis=-1)
+        inner = np.max(centers[..., 1:-1], axis=-1)
+        ends = np.maximum(centers[..., 0], centers[..., -1])
+        return (inner - ends) / np.maximum(np.ptp(centers, axis=-1), 1e-12)
+
+    if table.n_censored:        # a rise and fall of censored medians: not measured here
+        return verdict("inconclusive", f"censored trials: a shape over medians with censored "
+                       f"steps is not measured{tail}", **kw)
+    groups = table.groups()
+    effect = float(bulge(*groups))
+    ci = percentile_interval(stratified_bootstrap(groups, bulge))
+    centers = table.centers()
+    top = int(np.argmax(centers))
     where = f"largest at {table.order[table.xs[top]]!r}" + (
-        ", an inner value" if 0 < top < len(ys) - 1 else "")
-    text = f"{where}; {text}" + (f"; the shape in {share:.0%} of resamples"
-                                 if share is not None else "")
-    if shaped(np.array(ys))[0] and (share is None or share >= 1 - ALPHA) and np.ptp(ys) > 0:
+        ", an inner value" if 0 < top < len(centers) - 1 else "")
+    span = (f" [{1 - ALPHA:.0%} interval {ci[0]:+.2f}, {ci[1]:+.2f}]" if ci
+            else " (no interval: one trial at some value)")
+    text = (f"the highest inner value {effect:+.2f} of the range above the higher end{span} "
+            f"({where}; tolerance {claim.tolerance:.2f}){tail}")
+    kw.update(effect=effect, effect_interval=ci,
+              effect_unit="(highest inner - higher end) / range")
+    if uncovered:
+        return verdict("not covered", f"{uncovered}; {text}", **kw)
+    if ci is not None and ci[0] > claim.tolerance:
         return verdict("supported", text, **kw)
     if not table.resolved():
-        return verdict(*unresolved, **kw)
-    return verdict("contradicted" if monotone else "inconclusive", text, **kw)
+        return verdict("not resolved", f"the values differ by less than their phase steps' "
+                       f"brackets{table.brackets_text()}; {text}", **kw)
+    return verdict("contradicted" if two_sided < ALPHA else "inconclusive", text, **kw)
 
 
 def claims_markdown(verdicts: Sequence[Verdict], sweep: str) -> str:
@@ -601,15 +736,19 @@ def claims_markdown(verdicts: Sequence[Verdict], sweep: str) -> str:
     for v in verdicts:
         fig = f" (fig. {v.claim.figure})" if v.claim.figure else ""
         lines.append(f"- **{v.status.upper()}**: {v.claim.text}{fig}: {v.reason}.")
-    lines += ["", "| claim | quantity | r | trend | versus | per swept value | rho [interval] "
-              "| verdict |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| claim | quantity | r | trend | versus | per swept value | effect [95% "
+              "interval] | censored | p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         values = ", ".join(f"{x}: {'-' if y is None else f'{y:.4g}'}" for x, y in v.points) \
             or "-"
-        rho = "-" if v.rho is None or math.isnan(v.rho) else f"{v.rho:+.2f}"
-        if v.interval is not None:
-            rho += f" [{v.interval[0]:+.2f}, {v.interval[1]:+.2f}]"
+        effect = "-" if v.effect is None else f"{v.effect:+.3g}"
+        if v.effect_interval is not None:
+            effect += f" [{v.effect_interval[0]:+.3g}, {v.effect_interval[1]:+.3g}]"
+        if v.effect_unit:
+            effect += f" {v.effect_unit}"
+        p = "-" if v.p_value is None else f"{v.p_value:.2g}"
         radius = "-" if v.radius is None else f"{v.radius:g}"
         lines.append(f"| {v.claim.text} | `{v.claim.quantity}` | {radius} | {v.claim.trend} | "
-                     f"{v.claim.versus} | {values} | {rho} | {v.status} |")
+                     f"{v.claim.versus} | {values} | {effect} | {v.n_censored} | {p} | "
+                     f"{v.status} |")
     return "\n".join(lines) + "\n\n" + RULES
