@@ -109,12 +109,16 @@ def test_the_dominant_ascent_wins_over_an_early_wobble():
     assert phases["grok/ascent_steps"] == (phases["grok/lc_peak_step"]
                                            - phases["grok/lc_first_min_step"])
     assert 300 < phases["grok/migration_onset_step"] < 3_000   # 5% of the ascent: 28.6
-    assert phases["grok/descent_depth"] == pytest.approx((29 - 19) / (29 - 21))
+    # read before the last point (window 1: the points whose smoothing holds the last one)
+    assert phases["grok/descent_depth"] == pytest.approx((29 - lc[-2]) / (29 - 21))
 
 
 def test_shape_quantities_are_absent_without_a_second_descent():
     rising = detect_phases(history_from(lc__train=lambda s: np.log10(s + 1) + 1.0), window=1)
-    assert rising["grok/lc_peak_step"] == STEPS[-1] and "grok/lc_peak_value" in rising
+    # still rising at its last step: the peak is censored there (#49), not a peak
+    assert "grok/lc_peak_step" not in rising and "grok/lc_peak_value" not in rising
+    assert rising["grok/lc_peak_censored"] == 1.0
+    assert rising["grok/lc_peak_step_low"] == STEPS[-1]
     assert "grok/migration_onset_step" not in rising and "grok/descent_depth" not in rising
 
 
@@ -139,12 +143,16 @@ def test_the_real_fig10_cpu_history():
             phases["grok/generalization_step_high"]) == (1000, 1050)
     assert 176 < phases["grok/interpolation_step"] <= 200
     assert 1000 < phases["grok/generalization_step"] <= 1050
+    # issue 49: at r = 0.05 LC rises over warm-up steps 0-20 and falls by step 24, all before
+    # interpolation (176-200): a warm-up transient, not the paper's ascent and region migration
     wide = detect_phases(history, lc_key="lc_r0.05/train")
-    assert wide["grok/lc_first_min_step"] == 0 and wide["grok/lc_peak_step_low"] < 21 <= \
-        wide["grok/lc_peak_step_high"]
-    assert wide["grok/migration_onset_step_high"] == 24
-    assert wide["grok/descent_depth"] > 1            # ends far below where the rise began
+    assert "grok/lc_peak_step" not in wide and "grok/migration_onset_step" not in wide
+    assert wide["grok/migration_onset_censored"] == 1.0          # not seen by the last step
     found = {f.phase: f for f in reproduction_report(history)}
+    ascent = found["ascent (r=0.05)"]
+    assert not ascent.seen and ("a warm-up transient before interpolation (step 192): "
+                                "LC(train, r=0.05) rose from step 0 (0-1) to a peak at 20 (18-24) "
+                                "and fell back, not the paper's ascent") in ascent.text
     gen = found["delayed generalization"]
     assert gen.seen and gen.step == phases["grok/generalization_step"]
     assert (gen.low, gen.high) == (1000, 1050)
@@ -334,7 +342,10 @@ def test_a_warm_up_wobble_before_interpolation_does_not_settle_a_run():
     history = read_history_csv((REPO / "tests" / "data" / "fig10_cuda_seed2_443_history.csv")
                                .read_text())
     phases = detect_phases(history, lc_key="lc_r0.005/train")
-    assert phases["grok/migration_onset_step"] < 30 < 240 < phases["grok/interpolation_step"]
+    # issue 49: the same wobble is no longer logged as region migration either (a warm-up
+    # transient): one reading for the rule and the metrics
+    assert "grok/migration_onset_step" not in phases and "grok/lc_peak_step" not in phases
+    assert 240 < phases["grok/interpolation_step"]
     assert settled(history, lc_key="lc_r0.005/train") == (
         False, "no LC ascent after interpolation yet, and test accuracy has not generalised")
 
@@ -359,10 +370,64 @@ def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():
             assert phases[f"grok/{name}_censored"] == 0.0
         assert 6_000 < phases["grok/lc_peak_step"] < 10_000
         assert 9_000 < phases["grok/migration_onset_step"] < 12_000
-        assert phases["grok/descent_depth"] > 0.9
+        # read before the last points (issue 49: no phase ends on the last points)
+        assert phases["grok/descent_depth"] > 0.75
     both = detect_phases(history, lc_key="lc_r0.005/train")
     assert both["grok_r0.05/migration_onset_step"] == detect_phases(
         history, lc_key="lc_r0.05/train")["grok/migration_onset_step"]
     assert both["grok/robustness_onset_censored"] == 0.0
     ok, why = settled(history, lc_key="lc_r0.005/train")
     assert ok, why
+
+
+# ---------------------------------------------------------------- one reading (#49 item 3)
+@pytest.mark.parametrize("name, stop", [("fig10_cpu_seed0_history.csv", 1_650),
+                                        ("fig10_cpu_seed4_8000_history.csv", 5_800)])
+def test_a_stopped_run_reads_the_same_in_the_rule_the_metrics_and_the_report(name, stop):
+    """Issue 49: a fig. 10 run stopped 'after test accuracy grokked (step 1,310)' while its
+    report's table said 'delayed generalization: under way' and its Seen: line left grokking
+    out (the report fitted a line through the climb and the plateau). The stop note, the
+    grok/* metrics, the table and the Seen: line now make one reading."""
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import settled
+    from grok_mlflow.findings.report import report_markdown, reproduction_report
+
+    from conftest import REPO
+
+    history = read_history_csv((REPO / "tests" / "data" / name).read_text())
+    history = {s: row for s, row in history.items() if s <= stop}
+    ok, note = settled(history, lc_key="lc_r0.005/train")
+    assert ok
+    phases = detect_phases(history, lc_key="lc_r0.005/train")
+    assert phases["grok/generalization_censored"] == 0.0
+    step = int(phases["grok/generalization_step"])
+    assert f"test accuracy grokked (step {step:,} (" in note
+    findings = reproduction_report(history)
+    gen = next(f for f in findings if f.phase == "delayed generalization")
+    assert gen.seen and not gen.under_way and gen.step == step
+    assert "delayed generalization" in report_markdown(findings).split("Seen: ")[1].split("\n")[0]
+
+
+def test_no_phase_ends_on_the_last_points():
+    """Issue 49: the weight-decay sweep's shape: an ascent, a second descent to a fifth of the
+    peak, then a one-point LC jump at the very last step. The jump is neither the ascent's peak
+    nor an end to the second descent."""
+    steps = np.array(log_schedule(30_000, points=60))
+    x = np.log1p(steps) / np.log1p(30_000)
+    lc = 1.0 + 9.0 * np.exp(-((x - 0.75) / 0.08) ** 2)         # peak ~ step 2,300, then down
+    lc[:6] += np.linspace(6, 1, 6)                              # a first descent
+    jumped = lc.copy()
+    jumped[-1] = 40.0                                           # one point at the end
+    history = {int(s): {"lc/train": float(v), "acc/train": 1.0 if s >= 100 else 0.5}
+               for s, v in zip(steps, jumped)}
+    phases = detect_phases(history)
+    assert phases["grok/lc_peak_step"] < 10_000 < steps[-1]
+    assert "grok/migration_onset_step" in phases and phases["grok/descent_depth"] > 0.5
+    # a rise that ends on the last two points is not a peak: the ascent is censored
+    rising = {int(s): {"lc/train": float(1 + 5 * x_), "acc/train": 1.0}
+              for s, x_ in zip(steps, x)}
+    rising_steps = sorted(rising)
+    for s in rising_steps[-2:]:
+        rising[s]["lc/train"] = 50.0
+    found = detect_phases(rising)
+    assert found.get("grok/lc_peak_step", 0) < rising_steps[-2]

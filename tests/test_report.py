@@ -69,8 +69,9 @@ def test_the_papers_picture_is_reported_phase_by_phase_with_its_values():
     assert near(f["ascent"].step, 8_000)
     assert 8_000 < f["second descent"].step < 20_000
     lc = [PAPER_LC[s] for s in STEPS]
-    assert f["second descent"].end == pytest.approx(smooth(lc, 5)[-1])   # the smoothed end
-    assert f["second descent"].end < 7
+    # the smoothed end, before the points whose smoothing holds the last one (#49)
+    assert f["second descent"].end == pytest.approx(smooth(lc, 5)[-4])
+    assert f["second descent"].end < f["second descent"].start / 2
     assert f["interpolation"].high == min(s for s in STEPS if FITS_AT_300[s] >= 0.99)
     assert f["interpolation"].low < f["interpolation"].step <= f["interpolation"].high
     assert near(f["delayed generalization"].step, 25_000, dex=0.3)
@@ -89,7 +90,7 @@ def test_phases_that_did_not_happen_are_reported_as_not_seen_with_the_reason():
     falling = curve([(0, 10), (100_000, 2)])
     h = history({"lc/train": falling, "acc/train": FITS_AT_300, "acc/test": TEST_WITH_TRAIN})
     f = by_phase(reproduction_report(h))
-    assert not f["first descent"].seen and "never rose again" in f["first descent"].text
+    assert not f["first descent"].seen and "did not rise again" in f["first descent"].text
     assert not f["ascent"].seen and not f["second descent"].seen
     assert f["interpolation"].seen
     gen = f["delayed generalization"]

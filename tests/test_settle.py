@@ -40,7 +40,10 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     from grok_mlflow.findings.phases import settled
 
     ok, why = settled({s: v for s, v in full.items() if s <= 17_270}, lc_key="lc_r0.005/train")
-    assert not ok and why.startswith("still moving: train LC ")
+    # the peak and the first of the fall inside the last stretch: held (the fall is read
+    # before the last points, #49, so the rule waits for the descent itself)
+    assert not ok and why in ("no second descent yet", why if why.startswith(
+        "still moving: train LC ") else "")
     assert tags == {"grok_mlflow.stop_step": str(stopped_at), "grok_mlflow.stop_rule": "settled"}
 
 

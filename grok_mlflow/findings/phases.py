@@ -224,8 +224,11 @@ def _curve_of(steps, values, window: int) -> Curve:
 class LCReading:
     """What one LC curve shows under the noise rule: ``first_min`` and ``peak`` (the ascent, when
     it counts), whether the first and second descents count, the migration ``onset``, the share
-    of the ascent undone by the end (``fallen``) and, for a curve without phases, ``flat``: the
-    sentence that says so."""
+    of the ascent undone by the end (``fallen``), ``transient``: (its low, its peak) of a rise
+    and fall over before interpolation (a warm-up transient, not the paper's ascent),
+    ``open_peak``: the last points rise above the peak and no second descent came before them
+    (the ascent may go on: the peak is censored), and, for a curve without phases, ``flat``:
+    the sentence that says so."""
 
     curve: Curve
     first_min: Step | None = None
@@ -235,6 +238,8 @@ class LCReading:
     second_descent: bool = False
     fallen: float = 0.0
     flat: str = ""
+    transient: tuple[Step, Step] | None = None
+    open_peak: bool = False
 
     @property
     def height(self) -> float:
@@ -245,8 +250,20 @@ class LCReading:
         return float(s[self.peak.index] - s[self.first_min.index])
 
 
+def _largest_rise(s: np.ndarray, first_peak: int, last_peak: int) -> tuple[float, tuple | None]:
+    """The pair i < j with the largest s[j] - s[i] (i the lowest point before j), j in
+    [first_peak, last_peak]."""
+    low, rise, ascent = 0, 0.0, None           # running minimum, best rise, its (i, j)
+    for j in range(1, last_peak + 1):
+        if s[j] < s[low]:
+            low = j
+        elif j >= first_peak and s[j] - s[low] > rise:
+            rise, ascent = float(s[j] - s[low]), (low, j)
+    return rise, ascent
+
+
 def read_lc(c: Curve, rule: NoiseRule = NoiseRule(), *, rel_tol: float = 0.05,
-            descent_frac: float = 0.25) -> LCReading:
+            descent_frac: float = 0.25, after: int = 0, window: int = 5) -> LCReading:
     """The LC phases of one curve under the noise rule.
 
     The ascent is the curve's largest rise: the pair i < j with the largest s[j] - s[i] on the
@@ -256,47 +273,67 @@ def read_lc(c: Curve, rule: NoiseRule = NoiseRule(), *, rel_tol: float = 0.05,
     to i does. The second descent counts when the fall from the peak to the end is resolved,
     material and at least ``descent_frac`` of the ascent (a sustained fall); its onset is where
     the curve first crosses ``rel_tol`` of the ascent below the peak.
+
+    No phase ends on the last points: a peak among the last ``window`` // 2 + 1 measurements
+    (those whose smoothed value includes the last measurement) is censored, not a peak (a spike
+    cannot be told from a start until a later measurement), and the fall is read to the last
+    point before them. ``after`` (the interpolation step): a rise and fall whose peak and
+    onset both lie before it is a warm-up transient (``transient``), and the ascent is the
+    largest rise peaking at or after it.
     """
     s = c.smoothed
     if len(s) < 3:
         return LCReading(c, flat="not measured")
-    low, rise, ascent = 0, 0.0, None           # running minimum, best rise, its (i, j)
-    for j in range(1, len(s)):
-        if s[j] < s[low]:
-            low = j
-        elif s[j] - s[low] > rise:
-            rise, ascent = float(s[j] - s[low]), (low, j)
+    last = len(s) - 1
+    # the last point whose smoothed value does not include the last measurement
+    end = max(last - window // 2 - 1, 1)
+    first_peak = int(np.searchsorted(c.steps, after)) if after else 0
+    rise, ascent = _largest_rise(s, 0, end)
+    transient = None
+    if ascent is not None and c.steps[ascent[1]] < after and c.counts(*ascent, rule):
+        i, j = ascent
+        below = np.flatnonzero(s[j:end + 1] <= s[j] - rel_tol * rise)
+        back = j + int(np.argmin(s[j:first_peak + 1])) if first_peak > j else j
+        if len(below) and c.steps[j + int(below[0])] < after and c.counts(j, back, rule):
+            transient = (c.extremum(i), c.extremum(j))
+            rise, ascent = _largest_rise(s, first_peak, end)
     if ascent is None or not c.counts(*ascent, rule):
         lo, hi = float(s.min()), float(s.max())
         why = (f"no rise above its noise: the smoothed curve moved between {lo:.3g} and "
                f"{hi:.3g}" if ascent is not None else "it never rose")
         first = int(np.argmin(s))
         fell = first > 0 and c.counts(0, first, rule)
-        return LCReading(c, first_descent=False, flat=why if not fell else "")
+        return LCReading(c, first_descent=False, flat=why if not fell else "",
+                         transient=transient)
     i, j = ascent
     first_min, peak = c.extremum(i), c.extremum(j)
     first_descent = i > 0 and c.counts(0, i, rule)
     # the onset: a shape, not a noise level (so that it does not move with the number of LC
     # points); whether the descent is real is the fall's own test below
     threshold = rel_tol * rise
-    below = np.flatnonzero(s[j:] <= s[j] - threshold)
+    below = np.flatnonzero(s[j:end + 1] <= s[j] - threshold)
     onset = c.crossing(j + int(below[0]), float(s[j] - threshold)) if len(below) else None
-    last = len(s) - 1
-    fallen = float(s[j] - s[last]) / rise
-    second = (onset is not None and fallen >= descent_frac and last > j
-              and c.counts(j, last, rule))
-    return LCReading(c, first_min, peak, first_descent, onset, second, fallen)
+    fallen = float(s[j] - s[end]) / rise
+    second = (onset is not None and fallen >= descent_frac and end > j
+              and c.counts(j, end, rule))
+    # the last points (left out above) above the peak, with no second descent before them:
+    # the ascent may still be going on
+    open_peak = not second and bool(np.max(s[end + 1:], initial=-np.inf) > s[j])
+    return LCReading(c, first_min, peak, first_descent, onset, second, fallen,
+                     transient=transient, open_peak=open_peak)
 
 
 def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5, rel_tol: float = 0.05,
-              rule: NoiseRule = NoiseRule(), c: Curve | None = None) -> dict[str, float]:
+              rule: NoiseRule = NoiseRule(), c: Curve | None = None,
+              after: int = 0) -> dict[str, float]:
     """The LC phase quantities of one curve (module docstring), from ``read_lc``: the ascent's
     first minimum and peak (with brackets), its height and length and, when the second descent
-    counts, its onset and depth. ``c``: the curve with its sampling errors (else none)."""
+    counts, its onset and depth. ``c``: the curve with its sampling errors (else none);
+    ``after``: the interpolation step (a rise and fall before it is a warm-up transient)."""
     reading = read_lc(c if c is not None else _curve_of(steps, lc, window), rule,
-                      rel_tol=rel_tol)
+                      rel_tol=rel_tol, after=after, window=window)
     out: dict[str, float] = {}
-    if reading.peak is None:
+    if reading.peak is None or reading.open_peak:      # no ascent, or one still going
         return out
     _put(out, "grok/lc_first_min_step", reading.first_min)
     _put(out, "grok/lc_peak_step", reading.peak)
@@ -360,13 +397,15 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
     interp = interpolation(history, interpolation_acc)
     if interp is not None:
         _put(out, "grok/interpolation_step", interp)
+    after = interp.estimate if interp is not None else 0
     out.update(lc_phases(*series(history, lc_key), rel_tol=rel_tol, rule=rule,
-                         c=curve(history, lc_key, window)))
+                         c=curve(history, lc_key, window), after=after, window=window))
     radii = _radius_keys(history)
     if len(radii) > 1:
         for radius, key in radii.items():
             found = censor(history, lc_phases(*series(history, key), rel_tol=rel_tol, rule=rule,
-                                              c=curve(history, key, window)),
+                                              c=curve(history, key, window), after=after,
+                                              window=window),
                            lc_key=key, rule=rule, names=("lc_first_min", "lc_peak",
                                                          "migration_onset"))
             out.update({k.replace("grok/", f"grok_r{radius}/", 1): v for k, v in found.items()})
@@ -644,13 +683,14 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
     if len(acc) and fitted is None:
         return False, "training accuracy has not reached 0.99"
     after_fit = fitted.estimate if fitted is not None else 0
-    reading = read_lc(curve(history, lc_key), rule)
+    reading = read_lc(curve(history, lc_key), rule, after=after_fit)
     if reading.second_descent and reading.onset.estimate >= after_fit:
         after = f"after the second descent (onset step {reading.onset.text()})"
     elif reading.peak is not None and reading.peak.estimate >= after_fit:
         return False, "no second descent yet"
     else:
-        none = "no LC ascent" + (" after interpolation" if reading.peak is not None else "")
+        none = "no LC ascent" + (" after interpolation" if reading.peak is not None
+                                  or reading.transient is not None else "")
         gen = generalization(history)
         if gen is None:
             return False, f"{none} yet, and test accuracy has not generalised"

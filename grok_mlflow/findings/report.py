@@ -125,20 +125,29 @@ def train_lc_keys(history: Mapping[int, Mapping[str, float]]) -> list[str]:
     return sorted(found, key=lambda k: float(k[len("lc_r"):].split("/")[0])) or ["lc/train"]
 
 
-def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds) -> list[Finding]:
+def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
+                 interp: int | None = None) -> list[Finding]:
     names = [p + suffix for p in PHASES[:3]]
     if len(c.values) < 3:
         return [Finding(p, False, None, None, None, label, f"{label} not measured")
                 for p in names]
-    r = read_lc(c, t.rule, rel_tol=t.rel_tol, descent_frac=t.descent_frac)
+    r = read_lc(c, t.rule, rel_tol=t.rel_tol, descent_frac=t.descent_frac,
+                after=interp or 0, window=t.window)
     lc, steps = c.values, c.steps
     first = float(lc[0])
+    transient = ("" if r.transient is None else
+                 f"; a warm-up transient before interpolation (step {interp:,}): {label} rose "
+                 f"from step {r.transient[0].text()} to a peak at {r.transient[1].text()} and "
+                 f"fell back, not the paper's ascent")
     if r.peak is None:
+        after = f" at or after interpolation (step {interp:,})" if r.transient else ""
         flat = (f"{label} is flat within its noise ({r.flat}; sampling error and jitter from "
                 f"the history, see grok_mlflow.phases)" if r.flat else
-                f"{label} never rose again after falling (no first minimum)")
-        fell = [Finding(names[0], False, None, None, None, label, flat)]
-        return fell + [Finding(p, False, None, None, None, label, flat) for p in names[1:]]
+                f"{label} fell from {first:.3g} to {float(c.smoothed.min()):.3g} (smoothed) and "
+                f"did not rise again beyond its noise{after} (no ascent)")
+        fell = [Finding(names[0], False, None, None, None, label, flat + transient)]
+        return fell + [Finding(p, False, None, None, None, label, flat + transient)
+                       for p in names[1:]]
     fmin, peak = r.first_min, r.peak
     v = float(lc[fmin.index])
     if r.first_descent:
@@ -151,19 +160,24 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds) -> list
                        f"{first:.3g})")]
     hi = float(lc[peak.index])
     trend = moving_at_end(steps, lc, t.rule)
-    if r.onset is None and trend is not None and trend.moving:
+    if r.open_peak or (r.onset is None and trend is not None and trend.moving):
+        still = (f"still moves, {trend.start:.3g} -> {trend.end:.3g} over steps "
+                 f"{trend.first_step:,}-{trend.last_step:,}" if trend is not None
+                 and trend.moving else f"has not fallen below {hi:.3g} (step {peak.text()}) "
+                 f"since: a peak at its last points is not yet a peak")
         out.append(Finding(names[1], False, None, v, hi, label,
                            f"under way when the run ended: {label} rose from {v:.3g} (step "
-                           f"{fmin.text()}) and still moves, {trend.start:.3g} -> "
-                           f"{trend.end:.3g} over steps {trend.first_step:,}-"
-                           f"{trend.last_step:,}; run longer", int(steps[-1]), None, True))
+                           f"{fmin.text()}) and {still}; run longer", int(steps[-1]), None,
+                           True))
         out.append(Finding(names[2], False, None, None, None, label,
                            "the ascent is still under way"))
         return out
     out.append(Finding(names[1], True, peak.estimate, v, hi, label,
                        f"{label} rose from {v:.3g} (step {fmin.text()}) to {hi:.3g} at step "
-                       f"{peak.text()}", peak.low, peak.high))
-    end = float(c.smoothed[-1])  # smoothed: a last-step loss spike must not decide or misreport
+                       f"{peak.text()}{transient}", peak.low, peak.high))
+    # smoothed, before the last points' smoothing (phases.read_lc): a last-step loss spike must not
+    # decide or misreport
+    end = float(c.smoothed[max(len(c.smoothed) - 2 - t.window // 2, 1)])
     if r.second_descent:
         out.append(Finding(names[2], True, r.onset.estimate, hi, end, label,
                            f"region migration: {label} fell from its peak {hi:.3g} (step "
@@ -225,7 +239,10 @@ def _accuracy_findings(history: Mapping[int, Mapping[str, float]],
                            f"({acc_te[0]:.3f} -> {final:.3f}): no generalization"))
         return out, interp
     gen = g.estimate
-    trend = moving_at_end(steps_te, acc_te, t.rule, material=t.rule.acc_material)
+    # the reading censoring and the settled rule make: test accuracy that has held its level
+    # since the middle of the last stretch has arrived (phases.moving_at_end(arrival=True))
+    trend = moving_at_end(steps_te, acc_te, t.rule, material=t.rule.acc_material,
+                          arrival=True)
     if trend is not None and trend.moving:
         out.append(Finding("delayed generalization", False, None, None, None, label,
                            f"under way when the run ended: {trend.text(label)} (fitted); run "
@@ -333,12 +350,13 @@ def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
     """
     keys = [lc_key] if lc_key else train_lc_keys(history)
     findings = []
+    fitted = interpolation(history, thresholds.interpolation_acc)
     for key in keys:
         radius = "" if key == "lc/train" else key[len("lc_r"):].split("/")[0]
         label = f"LC(train, r={radius})" if radius else "LC(train)"
         suffix = f" (r={radius})" if len(keys) > 1 else ""
         findings += _lc_findings(curve(history, key, thresholds.window), label, suffix,
-                                 thresholds)
+                                 thresholds, fitted.estimate if fitted is not None else None)
     if not len(series(history, "acc/train")[1]) and len(series(history, "loss/test")[1]):
         findings.append(_loss_finding(history, thresholds))   # regression: no accuracy
         interp = None
