@@ -53,7 +53,8 @@ TRENDS = ("increasing", "decreasing", "constant", "rise_then_fall", "absent", "p
 FINAL_KEYS = ("acc/train", "acc/test", "loss/train", "loss/test", "lc/train", "lc/test",
               "lc/random")
 # per-radius LC and per-budget adversarial accuracy at the end of a run
-_PATTERNS = re.compile(r"^(lc_r[0-9.e-]+/(train|test|random)|adv/acc/eps_[0-9.e-]+)$")
+_PATTERNS = re.compile(r"^(lc_r[0-9.e-]+/(train|test|random)|adv/acc/eps_[0-9.e-]+"
+                       r"|grok_eps[0-9.e-]+/(robustness_onset_step|delay_steps))$")
 QUANTITIES = PHASE_KEYS + SHAPE_KEYS + FINAL_KEYS
 
 MIN_VALUES = 3         # swept values with the quantity, for trends; 2 for constant
@@ -222,7 +223,8 @@ def parse_claims(data: Any, grid: Mapping[str, Sequence[Any]]) -> list[Claim]:
         if not _known_quantity(item["quantity"]):
             raise SettingsError(f"{label}: unknown quantity {item['quantity']!r}; valid: "
                                 + ", ".join(QUANTITIES) + ", lc_r<radius>/<set>, "
-                                "adv/acc/eps_<eps>")
+                                "adv/acc/eps_<eps>, grok_eps<eps>/robustness_onset_step, "
+                                "grok_eps<eps>/delay_steps")
         if item["trend"] not in TRENDS:
             raise SettingsError(f"{label}: unknown trend {item['trend']!r}; valid: "
                                 + ", ".join(TRENDS))

@@ -20,6 +20,9 @@ make runs comparable in the MLflow UI; ``grok_mlflow.report`` words the same rea
 ``grok/robustness_onset_step``     after interpolation, where adversarial accuracy (mean over eps)
                                    leaves its floor before rising >= ``adv_rise`` above it
 ``grok/delay_steps``               robustness onset - interpolation
+``grok_eps{e}/...``                per PGD budget e (``robustness_per_eps``): the robustness onset,
+                                   its censoring, and ``delay_steps`` only when delayed (the onset
+                                   at least 2x the interpolation step)
 =================================  ====================================================================
 
 **The noise rule** (``NoiseRule``). A rise or fall of a curve between two measurements i and j is a
@@ -61,7 +64,8 @@ import numpy as np
 
 __all__ = ["BRACKETED", "CENSORED", "Curve", "EndTrend", "LCReading", "NoiseRule", "PHASE_KEYS",
            "SHAPE_KEYS", "Step", "adversarial_keys", "censor", "detect_phases", "end_trends",
-           "lc_phases", "moving_at_end", "read_lc", "robustness_onset", "series", "settled",
+           "lc_phases", "moving_at_end", "read_lc", "robustness_onset", "robustness_per_eps",
+           "series", "settled",
            "smooth"]
 
 PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
@@ -423,7 +427,35 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
         if onset is not None:
             _put(out, "grok/robustness_onset_step", onset)
             out["grok/delay_steps"] = onset.estimate - interp.estimate
+    if interp is not None:
+        out.update(robustness_per_eps(history, interp.estimate, window=window, rule=rule))
     return censor(history, out, lc_key=lc_key, rule=rule)
+
+
+def robustness_per_eps(history: Mapping[int, Mapping[str, float]], interpolation_step: int, *,
+                       window: int = 5, rule: NoiseRule = NoiseRule()) -> dict[str, float]:
+    """Delayed robustness read per PGD budget, never averaged across budgets:
+    ``grok_eps{e}/robustness_onset_step`` (with its bracket) where that eps's accuracy rose
+    after interpolation (``read_robustness``), ``grok_eps{e}/delay_steps`` (onset -
+    interpolation) only when the onset is at least ``DELAY_FACTOR`` x the interpolation step
+    (delayed, as the report says), and ``grok_eps{e}/robustness_onset_censored``: 1 when no
+    rise was seen by the last PGD step (``..._step_low``), else 0."""
+    out: dict[str, float] = {}
+    for key in adversarial_keys(history):
+        steps, values = series(history, key)
+        if len(values) < 3:
+            continue
+        head = "grok_eps" + key.rsplit("_", 1)[1]
+        onset = robustness_onset(steps, values, interpolation_step, window=window, rule=rule)
+        if onset is None:
+            out[f"{head}/robustness_onset_censored"] = 1.0
+            out[f"{head}/robustness_onset_step_low"] = float(steps[-1])
+            continue
+        _put(out, f"{head}/robustness_onset_step", onset)
+        out[f"{head}/robustness_onset_censored"] = 0.0
+        if onset.estimate >= DELAY_FACTOR * max(interpolation_step, 1):
+            out[f"{head}/delay_steps"] = onset.estimate - interpolation_step
+    return out
 
 
 def _radius_keys(history: Mapping[int, Mapping[str, float]]) -> dict[str, str]:
@@ -452,13 +484,32 @@ class RobustnessReading:
     onset: Step | None = None
 
 
+def _end_fitted(c: Curve) -> Curve:
+    """``c`` with its last smoothed value replaced by the least-squares line through its last 3
+    raw values on the log-step axis, evaluated at the last step."""
+    if len(c.values) < 3:
+        return c
+    x, y = c.x[-3:], c.values[-3:]
+    slope_, intercept = np.polyfit(x, y, 1)
+    smoothed = c.smoothed.copy()
+    smoothed[-1] = float(intercept + slope_ * x[-1])
+    return Curve(c.steps, c.values, smoothed, c.se, c.jitter)
+
+
 def read_robustness(steps: np.ndarray, adv: np.ndarray, interpolation: int, *,
                     window: int = 5, rule: NoiseRule = NoiseRule()) -> RobustnessReading:
     """The late rise of one adversarial-accuracy curve: after interpolation, its floor is the
     smoothed (3 measurements) curve's minimum; a rise counts when the curve later reaches
     ``rule.adv_rise`` above the floor and that rise is resolved (beyond twice the jitter); the
-    onset is where it last leaves the floor (``adv_rise``/5 above it) before the rise."""
-    c = _curve_of(steps, adv, window=min(window, 3))
+    onset is where it last leaves the floor (``adv_rise``/5 above it) before the rise.
+
+    The end: the centred average shrinks to the last two measurements there, which halves a
+    rise that is still going on; the last smoothed value is instead the straight line through
+    the last 3 measurements (on the log-step axis) at the last step, unbiased for a steady rise
+    (a synthetic rise over steps 1e4-3e4, PGD on 1,000 images at 39 of 60 steps, 200 seeded
+    runs each: a rise of 0.05, the threshold itself, seen in 131, against 53 with the plain
+    average; 0.075 in 200 against 199; a flat curve in none: tests/test_phases.py)."""
+    c = _end_fitted(_curve_of(steps, adv, window=min(window, 3)))
     after = np.flatnonzero(c.steps >= interpolation)
     if len(c.values) < 3 or not len(after):
         return RobustnessReading(c, None)
