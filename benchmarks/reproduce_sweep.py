@@ -4,6 +4,8 @@
     python benchmarks/reproduce_sweep.py projects/sweeps/mnist_cpu_*.yaml --out verdicts.md
     python benchmarks/reproduce_sweep.py projects/sweeps/width.yaml --data-root DIR   # GPU scale
     python benchmarks/reproduce_sweep.py projects/sweeps/mnist_cpu_width.yaml --stop settled
+    python benchmarks/reproduce_sweep.py projects/sweeps/fig1_arms.yaml --only dtype=float64 \
+        --only loss=mse --data-root DIR [--resume]          # one batch; continue it
 
 Each spec runs as ``grok-mlflow sweep`` runs it (``sweep.run_sweep``: Ray Tune, one MLflow parent
 run with the claims' verdicts, one child run per trial), tracked into ``$MLFLOW_TRACKING_URI``
@@ -37,10 +39,15 @@ def main() -> int:
     parser.add_argument("--stop", choices=["settled"], default=None,
                         help="as the spec's `stop: settled`: each trial trains until its phases "
                              "settle, the spec's steps its cap")
+    parser.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
+                        help="a batch of the grid, as `grok-mlflow sweep --only`")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the latest unfinished sweep (or batch) of each spec "
+                             "(with --data-root: the same root as the first run)")
     args = parser.parse_args()
 
     from grok_mlflow.store.stored import run_artifact_text
-    from grok_mlflow.sweeps.sweep import load_spec, run_sweep
+    from grok_mlflow.sweeps.sweep import load_spec, run_sweep, select_trials
 
     blocks = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +55,7 @@ def main() -> int:
         if root is None:
             root = str(write_mnist_split(Path(args.mnist_t10k), Path(tmp)))
         for path in args.specs:
-            spec = load_spec(path)
+            spec = select_trials(load_spec(path), args.only)
             changes = {"data_root": root, "download": False}
             if args.steps:
                 changes["steps"] = args.steps
@@ -56,7 +63,7 @@ def main() -> int:
                 changes["until"] = args.stop
             spec = dataclasses.replace(spec, base=dataclasses.replace(spec.base, **changes))
             start = time.perf_counter()
-            parent = run_sweep(spec)
+            parent = run_sweep(spec, resume="latest" if args.resume else None)
             seconds = time.perf_counter() - start
             try:
                 claims = run_artifact_text(parent, "claims.md")

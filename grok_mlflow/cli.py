@@ -200,7 +200,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
-    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweep.py)")
+    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweeps/sweep.py)")
     sweep.add_argument("--ray-address", default=None,
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")
@@ -216,13 +216,17 @@ def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
                        help="continue the latest unfinished sweep of this spec (or that parent "
                             "run): finished trials stay, interrupted ones continue from their "
                             "checkpoints, the rest start")
+    sweep.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
+                       help="run a batch of the grid: only these values of a swept setting "
+                            "(repeatable); the batch is its own sweep NAME[KEY=...] in the "
+                            "spec's experiment, resumed with the same --only")
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from .sweeps.sweep import main_sweep
 
     return main_sweep(args.spec, args.ray_address or None, args.storage_path, args.experiment,
-                      args.verbose, args.progress_every, args.resume)
+                      args.verbose, args.progress_every, args.resume, args.only)
 
 
 def _mlproject(args: argparse.Namespace) -> int:

@@ -105,8 +105,8 @@ How the verdicts are decided (grok_mlflow.findings.claims, .statistics):
   quantity with its Clopper-Pearson {1 - ALPHA:.0%} interval (scipy.stats.binomtest): supported
   when the quantity is absent (present) in every one ("not seen by step N" is named: it may
   come later), except that an absent claim with `where` is inconclusive when the other trials
-  lack it too (no contrast); contradicted when it is present (absent) in more than half; else
-  inconclusive.
+  lack it too (no contrast); contradicted when it is present (absent, and not merely not yet
+  seen by the trial's last step) in more than half; else inconclusive.
 """
 
 
@@ -262,7 +262,10 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 def censored_step(metrics: Mapping[str, float], key: str) -> int | None:
     """The last step of a trial whose quantity ``key`` is right-censored there (its phase under
     way or not yet seen: ``grok/<name>_censored`` = 1, ``..._low`` the last step), else None.
-    A censored shape quantity (``descent_depth``) is not a step: None (read as measured)."""
+    A censored shape quantity (``descent_depth``) is not a step: None (read as measured). A
+    delay (``.../delay_steps``) is censored with its robustness onset."""
+    if key.endswith("/delay_steps"):
+        key = key[: -len("delay_steps")] + "robustness_onset_step"
     if not key.endswith("_step"):
         return None
     flag = metrics.get(key[: -len("_step")] + "_censored")
@@ -517,7 +520,12 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
     points = tuple((x, sum(o[claim.versus] == x for o in shown)
                     / sum(o[claim.versus] == x for o, _ in trials))
                    for x in order if any(o[claim.versus] == x for o, _ in trials))
-    wrong = k if claim.trend == "absent" else n - k
+    # a trial without the quantity whose phase was not yet seen at its last step is no
+    # evidence against 'present': it may come later
+    open_ = sum(censored_step(m, q) is not None and not (m.get(q) is not None
+                                                          and np.isfinite(m[q]))
+                for _, m in chosen)
+    wrong = k if claim.trend == "absent" else n - k - open_
     ci = binomtest(k, n).proportion_ci(1 - ALPHA, method="exact")
     later = [censored_step(m, q) for _, m in chosen if censored_step(m, q) is not None]
     said = (f"{claim.quantity} present in {k / n:.0%} of trials [{1 - ALPHA:.0%} interval {ci.low:.0%}, "
@@ -525,7 +533,8 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
     if later:                    # not seen by the last step is not the same as absent
         said += (f"; in {len(later)} of them not seen by step {max(later):,}, its last (it may "
                  f"come later)")
-    status = "supported" if wrong == 0 else "contradicted" if wrong > n / 2 else "inconclusive"
+    status = ("supported" if wrong == 0 and (claim.trend == "absent" or k == n)
+              else "contradicted" if wrong > n / 2 else "inconclusive")
     others = [m for o, m in trials if not all(o.get(a) == v for a, v in claim.where.items())]
     if claim.trend == "absent" and claim.where and others and status == "supported" and not any(
             m.get(q) is not None and np.isfinite(m[q]) for m in others):

@@ -68,7 +68,7 @@ from typing import Any, Iterator, Mapping
 
 from ..settings import Settings, SettingsError, apply_values, load_preset, read_yaml
 
-__all__ = ["SweepSpec", "load_spec", "run_sweep", "trial_name"]
+__all__ = ["SweepSpec", "load_spec", "run_sweep", "select_trials", "trial_name"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class SweepSpec:
     max_members: int = 16
     claims: tuple = ()        # claims.Claim, judged at the end
     pending_timeout_s: float = 0.0   # > 0: an autoscaling cluster; a trial may wait this long
+    only: str = ""            # a batch of the grid (``select_trials``): "dtype=float64;loss=mse"
 
     def trials(self) -> list[dict[str, Any]]:
         """Every combination of the grid, as {setting: value}, in spec order."""
@@ -121,6 +122,31 @@ class SweepSpec:
             bounds = [j * size + min(j, extra) for j in range(p + 1)]
             groups += [m[a:b] for a, b in zip(bounds, bounds[1:])]
         return [[trials[i] for i in g] for g in sorted(groups)]
+
+
+def select_trials(spec: SweepSpec, only: list[str]) -> SweepSpec:
+    """The batch of ``spec`` that ``--only KEY=V1,V2`` (repeatable) names: each named swept
+    setting narrowed to those of its values, in the spec's order. The batch is its own sweep,
+    ``NAME[KEY=V1,V2;...]``, in the spec's experiment, so that a long spec runs in batches
+    (one per session) and each batch resumes with the same ``--only``. ``SettingsError`` in
+    one line for a setting that is not swept or a value that is not in its list."""
+    if not only:
+        return spec
+    grid = dict(spec.grid)
+    for item in only:
+        key, sep, text = item.partition("=")
+        if not sep or key not in spec.grid:
+            raise SettingsError(f"--only {item!r}: must be KEY=VALUE[,VALUE...] with KEY a swept "
+                                f"setting: {', '.join(spec.grid)}")
+        known = {_fmt(v): v for v in spec.grid[key]}
+        wanted = [v.strip() for v in text.split(",")]
+        missing = [v for v in wanted if v not in known]
+        if missing:
+            raise SettingsError(f"--only {item!r}: {', '.join(missing)} not in the grid's {key} "
+                                f"values: {', '.join(known)}")
+        grid[key] = [v for v in spec.grid[key] if _fmt(v) in wanted]
+    label = ";".join(f"{k}={_fmt(v)}" for k, v in grid.items() if v != spec.grid[k])
+    return dataclasses.replace(spec, name=f"{spec.name}[{label}]", grid=grid, only=label)
 
 
 def trial_name(overrides: dict[str, Any]) -> str:
@@ -495,7 +521,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                               resume=resumed.info.run_id if resumed else None
                               ) as (parent_id, experiment_id):
             again = f"grok-mlflow sweep {spec.source or spec.name} --resume" + (
-                f" --experiment {experiment}" if experiment else "")
+                f" --experiment {experiment}" if experiment else "") + "".join(
+                f" --only {part}" for part in spec.only.split(";") if part)
             print(f"Sweep {spec.name}: parent run {parent_id}"
                   f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.",
                   file=sys.stderr)
@@ -873,7 +900,8 @@ def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
     the experiment ``mlflow run --experiment-name`` chose)."""
     if os.environ.get("MLFLOW_RUN_ID"):
         return None
-    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or spec.name
+    return (experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+            or spec.name.split("[", 1)[0])          # a batch lives with its spec
 
 
 def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[str, str]:
@@ -971,8 +999,11 @@ def judge_claims(spec: SweepSpec, runs: list) -> list:
               if (name := run.data.tags.get("grok_mlflow.trial",
                                             run.data.tags.get("mlflow.runName"))) in by_name]
     setting = f"{spec.base.model} on {spec.base.dataset}"
-    return [v for c in spec.claims for v in evaluate_all(c, trials, spec.grid[c.versus],
-                                                         setting=setting)]
+    # a batch (--only) judges the claims about its own trials; the rest wait for their batch
+    claims = [c for c in spec.claims if not spec.only or any(
+        all(o.get(k) == v for k, v in c.where.items()) for o in spec.trials())]
+    return [v for c in claims for v in evaluate_all(c, trials, spec.grid[c.versus],
+                                                    setting=setting)]
 
 
 def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> dict[str, float]:
@@ -995,13 +1026,15 @@ def trial_metrics(metrics: Mapping[str, float], params: Mapping[str, str]) -> di
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,
                experiment: str | None = None, verbose: bool = False,
-               progress_every_s: float = 30.0, resume: str | None = None) -> int:
+               progress_every_s: float = 30.0, resume: str | None = None,
+               only: list[str] | None = None) -> int:
     """CLI body of ``grok-mlflow sweep``: clear one-line errors, exit status (2: bad input;
-    128 + the signal's number when a signal stopped the sweep: 130 for Ctrl-C, 143 SIGTERM)."""
+    128 + the signal's number when a signal stopped the sweep: 130 for Ctrl-C, 143 SIGTERM).
+    ``only``: run a batch of the grid (``select_trials``)."""
     from ..store.sweep_runs import SweepInterrupted
 
     try:
-        spec = load_spec(spec_path)
+        spec = select_trials(load_spec(spec_path), only or [])
         parent = run_sweep(spec, ray_address=ray_address, storage_path=storage_path,
                            experiment=experiment, verbose=verbose,
                            progress_every_s=progress_every_s, resume=resume or None)
