@@ -75,6 +75,7 @@ _EXPORTS = {
     "local_complexity": "measures.complexity",
     "member_views": "runner.stacking",
     "partition_slice": "measures.partition",
+    "plot": "runner.runs",
     "register_nonlinearity": "measures.network",
     "reproduction_report": "findings.report",
     "robust_accuracy": "measures.robustness",

@@ -29,7 +29,8 @@ Under ``torch.distributed`` every process measures its share of the points
 (``grok_mlflow.distributed``) and only the main one (``state.is_world_process_zero``)
 writes. A ``Trainer`` has no exception hook: when training raises, a run this callback
 started stays RUNNING (as transformers' own does). Install with
-``pip install 'grok_mlflow[huggingface]'``.
+``pip install -e '.[huggingface]'`` in a clone of the repository (grok_mlflow is not on
+PyPI), or ``pip install transformers accelerate``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ try:
     from transformers import TrainerCallback
 except ImportError as err:  # pragma: no cover - the optional extra is missing
     raise ImportError("grok_mlflow.huggingface needs transformers: "
-                      "pip install 'grok_mlflow[huggingface]'") from err
+                      "pip install transformers accelerate (or pip install -e '.[huggingface]' "
+                      "in the grok_mlflow repository)") from err
 
 from .measures.network import register_nonlinearity
 from .tracker.probes import Data

@@ -23,7 +23,8 @@ the logger's run (Lightning's own rank-zero convention).
 Resume: the callback's state (the measured history and last step) is saved in Lightning's
 checkpoints; ``trainer.fit(..., ckpt_path=...)`` with an ``MLFlowLogger(run_id=...)`` of the same
 run continues the schedule, and steps that already reached the store are not logged twice.
-Install with ``pip install 'grok_mlflow[lightning]'``.
+Install with ``pip install -e '.[lightning]'`` in a clone of the repository (grok_mlflow is
+not on PyPI), or ``pip install lightning``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ try:
     from lightning.pytorch.loggers import MLFlowLogger
 except ImportError as err:  # pragma: no cover - the optional extra is missing
     raise ImportError("grok_mlflow.lightning needs PyTorch Lightning: "
-                      "pip install 'grok_mlflow[lightning]'") from err
+                      "pip install lightning (or pip install -e '.[lightning]' in the grok_mlflow "
+                      "repository)") from err
 
 from .tracker.probes import Data
 from .store.recorder import Recorder

@@ -92,8 +92,8 @@ def tracker_setting(name: str, help: str | None = None, note: str | None = None)
 
 # Valid names live here (not in the registries) so that validation needs no heavy import;
 # tests check that they equal the keys of the registries in data/models/training.
-DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenette", "imagenet",
-                 "modular_addition")
+DATASET_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagenette",
+                 "imagenet", "modular_addition")
 MODEL_NAMES = ("mlp", "cnn", "preact_resnet18", "resnet18", "transformer")
 ACTIVATION_NAMES = ("relu", "gelu", "leaky_relu")
 LOSS_NAMES = ("cross_entropy", "mse")
@@ -147,6 +147,9 @@ class TrackerSettings:
                             "lc_input attribute (the transformer's is embed)",
                             valid=Valid(note="empty, or a module name of the model (its output must "
                                              "be a float tensor)"))
+    lc_boundary: bool = setting(True, "also LC around points on the decision boundary (lc/boundary: "
+                                "bisected between pairs of test points of different predicted "
+                                "classes; boundary/margin, boundary/pairs); classification only")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = setting((), "l-inf PGD budgets for inputs in [0, 1]; empty = 0.05, "
                                          "0.1, 0.2 x the input range",
@@ -275,6 +278,7 @@ class Settings:
     lc_samples: int = tracker_setting("lc_samples", "points per LC set: train, test, random (paper: 1000 "
                                       "for MNIST)", note="at most the set")
     lc_input: str = tracker_setting("lc_input")
+    lc_boundary: bool = tracker_setting("lc_boundary")
     # --- adversarial robustness ---
     adv_eps: tuple[float, ...] = tracker_setting("adv_eps", "l-inf PGD budgets in pixel units [0, 1], "
                                                  "comma-separated; empty = dataset default")

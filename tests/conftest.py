@@ -17,9 +17,14 @@ MNIST_T10K = REPO.parent / "shared" / "data" / "mnist-t10k"
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(tmp_path, monkeypatch):
-    """A fresh SQLite tracking store per test; MLFLOW_RUN_ID etc. from the caller do not leak in."""
+    """A fresh SQLite tracking store per test; MLFLOW_RUN_ID etc. from the caller do not leak in.
+    The test runs in its temporary directory, so that what MLflow and Ray put relative to the
+    working directory (a SQLite store's artifact root ``./mlruns``, ``./ray_results``) lands
+    there and not in the checkout; caches (Fashion-MNIST's unpacked files) go there too."""
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

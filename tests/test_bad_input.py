@@ -99,6 +99,7 @@ INVALID = {
     "lc_directions": [["--lc_directions", "-1"], ["--lc_directions", "65"]],
     "lc_samples": [["--lc_samples", "0"]],
     "lc_input": [["--lc_input", "nope"]],
+    "lc_boundary": [["--lc_boundary", "perhaps"]],
     "adv_eps": [["--adv_eps", "2"], ["--adv_eps", "-0.1"]],
     "adv_steps": [["--adv_steps", "0"]],
     "adv_samples": [["--adv_samples", "0"]],

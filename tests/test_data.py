@@ -81,6 +81,94 @@ def test_mnist_loader_on_the_real_test_set(tmp_path):
     assert 0.12 < data.x_test.mean() < 0.14 and data.x_test.max() == 1.0
 
 
+DEBIAN_FASHION = __import__("pathlib").Path("/usr/share/datasets/fashion-mnist")
+
+
+def tiny_fashion_gz(folder, n_train=30, n_test=12, seed=1):
+    """The four official Fashion-MNIST files, gzip-compressed, flat in ``folder`` (as Debian's
+    dataset-fashion-mnist installs them), with random images."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images, labels = rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n)
+        write_idx_images(folder / "plain", images)
+        write_idx_labels(folder / "plain_labels", labels)
+        for plain, name in (("plain", f"{split}-images-idx3-ubyte"),
+                            ("plain_labels", f"{split}-labels-idx1-ubyte")):
+            with open(folder / plain, "rb") as src, gzip.open(folder / f"{name}.gz", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            (folder / plain).unlink()
+        data[split] = images, labels
+    return data
+
+
+def test_fashion_mnist_reads_the_gzip_files_where_they_lie(tmp_path):
+    """Issue 52: Debian's package installs the four *.gz files in one folder; the loader reads
+    them from there (unpacked once into the cache: $XDG_CACHE_HOME, the test's own), leaving
+    the folder as it was; a truncated file is one line naming how to get the files."""
+    package = tmp_path / "package"
+    written = tiny_fashion_gz(package)
+    before = sorted(p.name for p in package.iterdir())
+    s = Settings(dataset="fashion_mnist", data_root=str(package), download=False,
+                 train_size=20, batch_size=5, seed=2)
+    data = load_dataset(s, CPU)
+    assert data.x_train.shape == (20, 1, 28, 28) and data.x_test.shape == (12, 1, 28, 28)
+    images, labels = written["train"]
+    idx = np.sort(np.random.default_rng(2).permutation(30)[:20])
+    assert torch.equal(data.x_train, torch.tensor(images[idx, None] / 255.0, dtype=torch.float32))
+    assert data.y_train.tolist() == labels[idx].tolist()
+    assert data.y_test.tolist() == written["t10k"][1].tolist()
+    assert sorted(p.name for p in package.iterdir()) == before          # nothing written there
+    cache = tmp_path / "cache" / "grok_mlflow" / "fashion_mnist" / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        f"{split}-{kind}-idx{d}-ubyte" for split in ("train", "t10k")
+        for kind, d in (("images", 3), ("labels", 1)))
+    # torchvision's own layout is read as it is
+    assert load_dataset(dataclasses.replace(
+        s, data_root=str(tmp_path / "cache" / "grok_mlflow" / "fashion_mnist")), CPU
+        ).y_test.tolist() == written["t10k"][1].tolist()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in package.iterdir():
+        (broken / p.name).write_bytes(p.read_bytes()[:40])         # truncated gzip files
+    with pytest.raises(SettingsError) as info:
+        load_dataset(dataclasses.replace(s, data_root=str(broken)), CPU)
+    message = str(info.value)
+    assert message.startswith("dataset: fashion_mnist not found under data_root=")
+    assert "apt-get install dataset-fashion-mnist" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_a_cnn_trains_on_the_real_fashion_mnist_files(tmp_path, capsys):
+    """Issue 52: `grok-mlflow train --dataset fashion_mnist --data_root ROOT --model cnn` on the
+    official files as Debian installs them; a bad root is one line, exit 2, no run."""
+    from mlflow import MlflowClient
+
+    from grok_mlflow.cli import main
+
+    from conftest import only_run
+
+    args = ["train", "--dataset", "fashion_mnist", "--model", "cnn", "--width", "4",
+            "--train_size", "200", "--batch_size", "50", "--steps", "30", "--eval_points", "4",
+            "--eval_size", "500", "--lc_samples", "20", "--adv_samples", "50", "--adv_points",
+            "2", "--partition_every", "0", "--log_model", "false", "--download", "false",
+            "--no-progress"]
+    assert main([*args, "--data_root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "apt-get install dataset-fashion-mnist" in err[0]
+    assert not MlflowClient().search_experiments() or not [
+        r for e in MlflowClient().search_experiments()
+        for r in MlflowClient().search_runs([e.experiment_id])]
+    assert main([*args, "--data_root", str(DEBIAN_FASHION)]) == 0
+    run = only_run()
+    assert run.data.params["dataset"] == "fashion_mnist" and run.info.status == "FINISHED"
+    assert 0.1 < run.data.metrics["acc/test"] <= 1.0 and "lc/train" in run.data.metrics
+    config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
+    assert config["n_train"] == 200
+
+
 def write_cifar(root, folder, files, label_key, meta_file, meta_key, n_classes, rng):
     base = root / folder
     base.mkdir(parents=True)
@@ -308,7 +396,8 @@ def test_a_streamed_run_resumes_bitwise(tmp_path, tracking_uri):
 
 
 @pytest.mark.parametrize("name, where", [
-    ("mnist", "MNIST/raw/"), ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
+    ("mnist", "MNIST/raw/"), ("fashion_mnist", "apt-get install dataset-fashion-mnist"),
+    ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
     ("imagenette", "imagenette2-160.tgz")])
 def test_a_missing_dataset_says_where_the_files_go(tmp_path, name, where):
     s = Settings(dataset=name, data_root=str(tmp_path), download=False)

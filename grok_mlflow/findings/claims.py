@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import binomtest, spearmanr
 
 from ..settings import SettingsError
-from .phases import LC_KEYS, PHASE_KEYS, SHAPE_KEYS
+from .phases import BOUNDARY_KEYS, LC_KEYS, PHASE_KEYS, SHAPE_KEYS
 from .statistics import (ALPHA, N_PERMUTATIONS, N_RESAMPLES, decode, encode, gehan_scores,
                          km_median, percentile_interval, slope, stratified_bootstrap, trend_test)
 
@@ -55,7 +55,7 @@ FINAL_KEYS = ("acc/train", "acc/test", "loss/train", "loss/test", "lc/train", "l
 # per-radius LC and per-budget adversarial accuracy at the end of a run
 _PATTERNS = re.compile(r"^(lc_r[0-9.e-]+/(train|test|random)|adv/acc/eps_[0-9.e-]+"
                        r"|grok_eps[0-9.e-]+/(robustness_onset_step|delay_steps))$")
-QUANTITIES = PHASE_KEYS + SHAPE_KEYS + FINAL_KEYS
+QUANTITIES = PHASE_KEYS + SHAPE_KEYS + BOUNDARY_KEYS + FINAL_KEYS + ("lc/boundary",)
 
 MIN_VALUES = 3         # swept values with the quantity, for trends; 2 for constant
 STATUSES = ("supported", "contradicted", "not resolved", "not covered", "inconclusive")

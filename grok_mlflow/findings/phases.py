@@ -20,6 +20,9 @@ make runs comparable in the MLflow UI; ``grok_mlflow.report`` words the same rea
 ``grok/robustness_onset_step``     after interpolation, where adversarial accuracy (mean over eps)
                                    leaves its floor before rising >= ``adv_rise`` above it
 ``grok/delay_steps``               robustness onset - interpolation
+``grok/boundary_ratio_*``          LC(boundary) / LC(train) at the migration onset and at the end
+                                   of the second descent, and end / onset (``boundary_shift``):
+                                   > 1 when the regions moved towards the decision boundary
 ``grok_eps{e}/...``                per PGD budget e (``robustness_per_eps``): the robustness onset,
                                    its censoring, and ``delay_steps`` only when delayed (the onset
                                    at least 2x the interpolation step)
@@ -62,11 +65,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["BRACKETED", "CENSORED", "Curve", "EndTrend", "LCReading", "NoiseRule", "PHASE_KEYS",
-           "SHAPE_KEYS", "Step", "adversarial_keys", "censor", "detect_phases", "end_trends",
-           "lc_phases", "moving_at_end", "read_lc", "robustness_onset", "robustness_per_eps",
-           "series", "settled",
-           "smooth"]
+__all__ = ["BOUNDARY_KEYS", "BRACKETED", "CENSORED", "BoundaryShift", "Curve", "EndTrend", "LCReading",
+           "NoiseRule", "PHASE_KEYS", "SHAPE_KEYS", "Step", "adversarial_keys", "boundary_shift",
+           "censor", "detect_phases", "end_trends", "lc_phases", "moving_at_end", "read_lc",
+           "robustness_onset", "robustness_per_eps", "series", "settled", "smooth"]
 
 PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak_step",
               "grok/migration_onset_step", "grok/generalization_step",
@@ -75,6 +77,9 @@ PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak
 BRACKETED = PHASE_KEYS[:-1]
 # what the LC curve's phases looked like (not steps): values, lengths, fractions
 SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
+# how LC at the decision boundary moved against LC at the data over the second descent
+BOUNDARY_KEYS = ("grok/boundary_ratio_onset", "grok/boundary_ratio_end",
+                 "grok/boundary_ratio_change")
 # the LC quantities: one set per radius (``grok_r{r}/...`` when a run measures several)
 LC_KEYS = ("grok/lc_first_min_step", "grok/lc_peak_step", "grok/migration_onset_step",
            "grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
@@ -429,7 +434,75 @@ def detect_phases(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "
             out["grok/delay_steps"] = onset.estimate - interp.estimate
     if interp is not None:
         out.update(robustness_per_eps(history, interp.estimate, window=window, rule=rule))
+    if "grok/migration_onset_step" in out:
+        shift = boundary_shift(history, lc_key, int(out["grok/migration_onset_step"]),
+                               window=window)
+        if shift is not None:
+            out["grok/boundary_ratio_onset"] = shift.at_onset
+            out["grok/boundary_ratio_end"] = shift.at_end
+            out["grok/boundary_ratio_change"] = shift.at_end / shift.at_onset
     return censor(history, out, lc_key=lc_key, rule=rule)
+
+
+@dataclass(frozen=True)
+class BoundaryShift:
+    """LC(boundary) / LC(train) at the second descent's onset and at its end (the last point
+    before those whose smoothing holds the last measurement), each with a 95% interval from the
+    logged sampling errors of the two means (the delta method on the ratio); ``rose``: the
+    end's interval lies above the onset's (the regions moved towards the boundary, relative to
+    the data), ``fell``: below it."""
+
+    onset_step: int
+    end_step: int
+    at_onset: float
+    at_end: float
+    onset_interval: tuple[float, float]
+    end_interval: tuple[float, float]
+
+    @property
+    def rose(self) -> bool:
+        return self.end_interval[0] > self.onset_interval[1]
+
+    @property
+    def fell(self) -> bool:
+        return self.end_interval[1] < self.onset_interval[0]
+
+    def text(self) -> str:
+        verb = ("rose" if self.rose else "fell" if self.fell else
+                "did not change beyond its sampling error")
+        return (f"LC(boundary) / LC(train) {verb} over the second descent: {self.at_onset:.3g} "
+                f"[{self.onset_interval[0]:.3g}, {self.onset_interval[1]:.3g}] at step "
+                f"{self.onset_step:,}, {self.at_end:.3g} [{self.end_interval[0]:.3g}, "
+                f"{self.end_interval[1]:.3g}] at step {self.end_step:,}")
+
+
+def boundary_shift(history: Mapping[int, Mapping[str, float]], lc_key: str, onset: int, *,
+                   window: int = 5) -> BoundaryShift | None:
+    """How LC at the decision boundary moved against LC at the training points over the second
+    descent (from the measurement at or after ``onset`` to the end, read as ``read_lc`` reads
+    the fall): the paper's "regions migrate towards the boundary" as a number. None without a
+    boundary curve (``lc_key`` with ``/train`` -> ``/boundary``) at those steps."""
+    boundary = lc_key[: -len("/train")] + "/boundary"
+    steps = [s for s in sorted(history) if lc_key in history[s] and boundary in history[s]
+             and history[s][lc_key] > 0]
+    if len(steps) < 3:
+        return None
+    end = steps[max(len(steps) - 2 - window // 2, 0)]
+    start = next((s for s in steps if s >= onset), None)
+    if start is None or start >= end:
+        return None
+
+    def ratio(step: int) -> tuple[float, tuple[float, float]]:
+        row = history[step]
+        b, t = row[boundary], row[lc_key]
+        value = b / t
+        rel = [((row.get(f"{k}/ci_high", v) - row.get(f"{k}/ci_low", v)) / (2 * _Z99)) / v
+               if v > 0 else 0.0 for k, v in ((boundary, b), (lc_key, t))]
+        half = 1.959963984540054 * value * float(np.hypot(*rel))
+        return value, (value - half, value + half)
+
+    (a, ai), (b, bi) = ratio(start), ratio(end)
+    return BoundaryShift(start, end, a, b, ai, bi)
 
 
 def robustness_per_eps(history: Mapping[int, Mapping[str, float]], interpolation_step: int, *,

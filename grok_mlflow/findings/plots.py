@@ -1,5 +1,9 @@
 """Figures in the paper's style, from a run's history (matplotlib, no display needed).
 
+Every figure is a ``matplotlib.figure.Figure`` drawn without pyplot: nothing here selects a
+backend or registers a figure with pyplot, so a notebook's inline plots keep working and a
+figure shows itself when it is a cell's value.
+
 Colours follow the paper (app. B): training green, test orange, random points blue; adversarial
 accuracies in shades of red. Steps are on a symmetric-log axis so that step 0 (initialisation)
 is shown next to the paper's log-spaced steps.
@@ -14,17 +18,22 @@ from __future__ import annotations
 from typing import Mapping
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 __all__ = ["COLORS", "claims_figure", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
            "regions_figure", "sweep_figures"]
 
-COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue"}
+def _subplots(figsize, *shape, **kw):
+    """``pyplot.subplots`` without pyplot: a ``Figure`` and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*shape, **kw)
+
+
+COLORS = {"train": "tab:green", "test": "tab:orange", "random": "tab:blue",
+          "boundary": "tab:red"}      # LC around points on the decision boundary
 _PHASE_STYLE = {"grok/interpolation_step": ("interpolation", "k"),
                 "grok/lc_peak_step": ("LC peak", "tab:purple"),
                 "grok/migration_onset_step": ("migration onset", "tab:brown"),
@@ -49,8 +58,8 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
     keys = {k for row in history.values() for k in row}
     prefixes = sorted({k.split("/")[0] for k in keys if k.startswith("lc") and k.endswith("/train")},
                       key=lambda p: float(p[4:]) if p.startswith("lc_r") else 0.0)
-    fig, axes = plt.subplots(len(prefixes) + 1, 1, figsize=(7, 2.6 * (len(prefixes) + 1)),
-                             sharex=True, squeeze=False)
+    fig, axes = _subplots((7, 2.6 * (len(prefixes) + 1)), len(prefixes) + 1, 1, sharex=True,
+                          squeeze=False)
     axes = axes[:, 0]
     for ax, prefix in zip(axes, prefixes):
         for split, color in COLORS.items():
@@ -70,7 +79,7 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
         steps, acc = _curve(history, f"acc/{split}")
         ax.plot(steps, acc, color=color, label=f"{split} accuracy")
     adv = sorted((k for k in keys if k.startswith("adv/acc/eps_")), key=lambda k: float(k[12:]))
-    shades = plt.cm.Reds(np.linspace(0.45, 0.95, max(len(adv), 1)))
+    shades = matplotlib.colormaps["Reds"](np.linspace(0.45, 0.95, max(len(adv), 1)))
     for key, shade in zip(adv, shades):
         steps, acc = _curve(history, key)
         ax.plot(steps, acc, color=shade, marker=".", label=f"adversarial, eps={key[12:]}")
@@ -88,7 +97,7 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
                 ax.axvline(phases[key], color=color, linestyle="--", linewidth=1,
                            label=None)
     if phases:
-        handles = [plt.Line2D([], [], color=c, linestyle="--", label=lab)
+        handles = [Line2D([], [], color=c, linestyle="--", label=lab)
                    for k, (lab, c) in _PHASE_STYLE.items() if k in phases]
         if handles:
             axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles,
@@ -124,13 +133,13 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
     from .phases import PHASE_KEYS
 
     names = list(histories)
-    shades = plt.cm.viridis(np.linspace(0, 0.9, max(len(names), 1)))
+    shades = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, max(len(names), 1)))
     figures: dict[str, Figure] = {}
     first = next(iter(histories.values()))[1]
     keys = {k for row in first.values() for k in row}
     lc_prefix = min((k.split("/")[0] for k in keys if k.startswith("lc") and k.endswith("/train")),
                     default="lc")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = _subplots((15, 4), 1, 3, sharey=True)
     for ax, split in zip(axes, ("train", "test", "random")):
         for name, shade in zip(names, shades):
             steps, values = _curve(histories[name][1], f"{lc_prefix}/{split}")
@@ -138,7 +147,7 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
         ax.set_title(f"local complexity, {split} points")
     figures["figures/lc.png"] = _finish_step_axes(fig, axes)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = _subplots((11, 4), 1, 2, sharey=True)
     for name, shade in zip(names, shades):
         history = histories[name][1]
         steps, acc = _curve(history, "acc/test")
@@ -152,7 +161,7 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
     axes[1].set_title("adversarial accuracy (mean over eps)")
     figures["figures/accuracy.png"] = _finish_step_axes(fig, axes)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots((6, 4))
     x_key = swept[0]
     for key in PHASE_KEYS[:-1]:
         points = []
@@ -186,7 +195,7 @@ def claims_figure(verdicts) -> Figure:
     value (in the spec's order; a hollow marker at the axis floor where no trial showed it),
     titled with the claim and coloured by its verdict."""
     n = max(len(verdicts), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    fig, axes = _subplots((4.2 * n, 3.6), 1, n, squeeze=False)
     for ax, v in zip(axes[0], verdicts):
         colour = _VERDICT_COLORS[v.status]
         labels = [str(x) for x, _ in v.points]
@@ -219,8 +228,8 @@ def radius_figure(study, title: str = "") -> Figure:
     """Choosing LC's radius (``radius.radius_study``): relative average eccentricity and diameter
     of the neighbourhoods per layer, one line per radius (paper figs. 8, 11, with 99% CIs), and
     LC against the radius for each P (as fig. 9 right); the recommended radius marked."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    cmap = plt.get_cmap("viridis")
+    fig, axes = _subplots((14, 4.2), 1, 3)
+    cmap = matplotlib.colormaps["viridis"]
     for k, r in enumerate(study.radii):
         colour = cmap(k / max(1, len(study.radii) - 1))
         for ax, stat in zip(axes[:2], ("eccentricity", "diameter")):
@@ -254,7 +263,7 @@ def regions_figure(rows, rho: float, title: str = "") -> Figure:
     """LC and the exact local region count over a run's snapshots (paper fig. 26): two axes,
     one step axis; ``rows`` are (step, mean regions, mean LC)."""
     steps = np.array([r[0] for r in rows])
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = _subplots((6.4, 4))
     ax.plot(steps, [r[1] for r in rows], "-o", color="tab:purple", label="regions (2-D square)")
     ax.set_ylabel("mean linear regions in the square", color="tab:purple")
     twin = ax.twinx()
@@ -284,7 +293,7 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
     Example:
         partition_figure(partition_slice(model, x[:3]), y[:3].tolist(), "step 1000")
     """
-    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    fig, ax = _subplots((5.2, 5.2))
     # fixed margins, not tight_layout (which draws the figure once more: ~1/3 of its time)
     fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=0.9)
     extent = partition.extent
@@ -296,7 +305,7 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
         positive = slope[slope > 0]
         low = float(np.percentile(positive, 1)) if positive.size else 1e-6
         shade = np.log10(np.maximum(slope, low))
-        rgba = plt.get_cmap("viridis")(Normalize(shade.min(), shade.max())(shade)
+        rgba = matplotlib.colormaps["viridis"](Normalize(shade.min(), shade.max())(shade)
                                        ).astype(np.float32)
     rgba[boundary] = (0, 0, 0, 1)
     rgba[partition.decision.cpu().numpy()] = (0.9, 0, 0, 1)

@@ -48,8 +48,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, curve, generalization,
-                     interpolation, moving_at_end, read_lc, read_robustness, series, smooth)
+from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, boundary_shift, curve,
+                     generalization, interpolation, moving_at_end, read_lc, read_robustness,
+                     series, smooth)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
            "reproduction_report"]
@@ -200,6 +201,28 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
         out.append(Finding(names[2], False, None, None, None, label,
                            f"{label} stayed at its peak until the end (step {steps[-1]})"))
     return out
+
+
+def _boundary_findings(history: Mapping[int, Mapping[str, float]], key: str, suffix: str,
+                       t: ReportThresholds, interp: int) -> list[Finding]:
+    """Migration toward the decision boundary (issue 51), for runs that measured LC there:
+    over the second descent, LC(boundary) / LC(train) rose beyond its sampling error
+    (``phases.boundary_shift``), or did not; no row for runs without a boundary curve."""
+    boundary = key[: -len("/train")] + "/boundary"
+    if not any(boundary in row for row in history.values()):
+        return []
+    phase, label = "migration toward the boundary" + suffix, "LC(boundary) / LC(train)"
+    r = read_lc(curve(history, key, t.window), t.rule, rel_tol=t.rel_tol,
+                descent_frac=t.descent_frac, after=interp, window=t.window)
+    if not r.second_descent:
+        return [Finding(phase, False, None, None, None, label,
+                        "no second descent to read it over")]
+    shift = boundary_shift(history, key, r.onset.estimate, window=t.window)
+    if shift is None:
+        return [Finding(phase, False, None, None, None, label,
+                        "LC at the boundary not measured over the second descent")]
+    return [Finding(phase, shift.rose, shift.onset_step, shift.at_onset, shift.at_end, label,
+                    shift.text(), shift.onset_step, shift.end_step)]
 
 
 def _accuracy_findings(history: Mapping[int, Mapping[str, float]],
@@ -357,6 +380,8 @@ def reproduction_report(history: Mapping[int, Mapping[str, float]], *,
         suffix = f" (r={radius})" if len(keys) > 1 else ""
         findings += _lc_findings(curve(history, key, thresholds.window), label, suffix,
                                  thresholds, fitted.estimate if fitted is not None else None)
+        findings += _boundary_findings(history, key, suffix, thresholds,
+                                       fitted.estimate if fitted is not None else 0)
     if not len(series(history, "acc/train")[1]) and len(series(history, "loss/test")[1]):
         findings.append(_loss_finding(history, thresholds))   # regression: no accuracy
         interp = None

@@ -160,6 +160,63 @@ def _load_mnist(settings: Settings):
             test.targets.numpy(), 10)
 
 
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte")
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"   # apt-get install dataset-fashion-mnist
+
+
+def _fashion_root(root: str) -> str:
+    """The root torchvision's ``FashionMNIST`` reads: ``root`` itself when it holds
+    ``FashionMNIST/raw/<file>`` (torchvision's layout), else, where ``root`` (or
+    ``root/FashionMNIST/raw``) holds the four official ``*-ubyte.gz`` files as they lie (Debian's
+    ``dataset-fashion-mnist`` installs them in ``/usr/share/datasets/fashion-mnist``), a cache
+    they are unpacked into once: ``$XDG_CACHE_HOME/grok_mlflow`` (default ``~/.cache``), the
+    package's files left untouched."""
+    import gzip
+    import os
+    import shutil
+    from pathlib import Path
+
+    base = Path(root)
+    if all((base / "FashionMNIST" / "raw" / f).exists() for f in FASHION_FILES):
+        return root
+    source = next((d for d in (base, base / "FashionMNIST" / "raw")
+                   if all((d / f"{f}.gz").exists() for f in FASHION_FILES)), None)
+    if source is None:
+        return root                        # torchvision says what is missing (or downloads)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grok_mlflow"
+    raw = cache / "fashion_mnist" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in FASHION_FILES:
+        target = raw / name
+        packed = source / f"{name}.gz"
+        if target.exists() and target.stat().st_mtime >= packed.stat().st_mtime:
+            continue
+        partial = raw / f"{name}.partial"
+        with gzip.open(packed) as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        partial.replace(target)            # never a half-written file under its real name
+    return str(cache / "fashion_mnist")
+
+
+def _load_fashion_mnist(settings: Settings):
+    """torchvision's FashionMNIST (Zalando, 28x28 grey, 10 classes): ``train_size`` seeded
+    images of the 60,000, all 10,000 test images; the official gzip files are accepted where
+    they lie (``_fashion_root``)."""
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        root = _fashion_root(settings.data_root)
+        train = FashionMNIST(root, train=True, download=settings.download)
+        test = FashionMNIST(root, train=False, download=settings.download)
+    except (RuntimeError, OSError, EOFError) as err:   # missing, unreadable or truncated files
+        raise _missing(settings, err) from None
+    idx = _seeded_subset(len(train.data), settings.train_size, settings.seed)
+    scale = lambda images: images.numpy()[:, None].astype(np.float32) / 255.0  # noqa: E731
+    return (scale(train.data[idx]), train.targets.numpy()[idx], scale(test.data),
+            test.targets.numpy(), 10)
+
+
 def _cifar(class_name: str):
     """A loader for torchvision's CIFAR10/100 (python pickles under ``cifar-10-batches-py/``...).
 
@@ -377,6 +434,13 @@ DATASETS: dict[str, DatasetSpec] = {
                                     "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte under "
                                     "DATA_ROOT/MNIST/raw/."),
+    "fashion_mnist": DatasetSpec(
+        _load_fashion_mnist, max_train_size=60_000, default_adv_eps=(0.05, 0.1, 0.2),
+        description="Fashion-MNIST 28x28 (torchvision; Debian's dataset-fashion-mnist files)",
+        how_to_get=f"Install the official files with `apt-get install dataset-fashion-mnist` "
+                   f"and use data_root={DEBIAN_FASHION_MNIST} (the *.gz files are read where "
+                   f"they lie), or download=true with internet, or put the four *-ubyte(.gz) "
+                   f"files under DATA_ROOT/FashionMNIST/raw/."),
     "cifar10": DatasetSpec(_cifar("CIFAR10"),
                            max_train_size=50_000, default_adv_eps=(2 / 255, 4 / 255, 8 / 255),
                            description="CIFAR-10 32x32 (torchvision)",

@@ -32,7 +32,7 @@ from ..settings import Settings, SettingsError, TrackerSettings, load_preset
 from ..store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
-__all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "resume_settings",
+__all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "plot", "resume_settings",
            "run_report"]
 
 
@@ -237,14 +237,11 @@ def _recorded(run: "str | RecordedRun", command: str, device: str) -> RecordedRu
 def _save(fig, out: str | None, run_id: str | None = None, artifact: str = "") -> str:
     """Log ``fig`` into run ``run_id`` as ``artifact`` and/or save it to the file ``out``
     (never a file nobody asked for: without ``out`` a run's figure goes into the run only);
-    close it. Returns where it went (the file, else ``runs:/RUN_ID/artifact``)."""
+    return where it went (the file, else ``runs:/RUN_ID/artifact``)."""
     if out is not None:
         fig.savefig(out, dpi=100)
     if run_id is not None:
-        log_run_figure(run_id, fig, artifact)       # closes it
-    else:
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+        log_run_figure(run_id, fig, artifact)
     return out if out is not None else f"runs:/{run_id}/{artifact}"
 
 
@@ -388,6 +385,32 @@ def _sweep_report(run_id: str) -> str:
         except Exception:  # noqa: BLE001 - not a sweep parent, or a sweep without claims
             continue
     return "\n".join(parts)
+
+
+def plot(run, title: str | None = None):
+    """The figure of a recorded run or of a tracker: ``run`` a run id (its ``history.csv``,
+    from the current tracking store) or anything with a ``history`` (a ``GrokTracker``). A
+    ``matplotlib.figure.Figure`` drawn without pyplot (a notebook shows it as a cell's value
+    and keeps its own backend); ``SettingsError`` naming a run without a history.
+
+    Example:
+        grok_mlflow.plot(tracker.run_id)       # or grok_mlflow.plot(tracker)
+    """
+    from ..findings.phases import detect_phases
+    from ..findings.plots import grokking_figure
+    from ..findings.report import train_lc_keys
+
+    if isinstance(run, str):
+        try:
+            history = read_history_csv(run_artifact_text(run, "history.csv"))
+        except Exception as err:  # noqa: BLE001 - unknown run, or a run with no measurements
+            raise SettingsError(f"plot: no grok_mlflow history for run {run!r} in "
+                                f"{tracking_uri()} ({type(err).__name__})") from None
+        title = run_tags(run).get("mlflow.runName", run) if title is None else title
+    else:
+        history = run.history
+    key = train_lc_keys(history)[0]
+    return grokking_figure(history, phases=detect_phases(history, lc_key=key), title=title or "")
 
 
 def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:

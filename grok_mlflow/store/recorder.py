@@ -24,6 +24,7 @@ import time
 from typing import Any, Mapping
 
 import mlflow
+import PIL.Image
 import torch
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
@@ -258,7 +259,7 @@ class Recorder:
             self.client.log_artifact(self.run_id, file, os.path.dirname(path) or None)
 
     def log_figure(self, fig, path: str) -> None:
-        """Log a matplotlib figure, then close it."""
+        """Log a matplotlib figure."""
         log_run_figure(self.run_id, fig, path, self.client)
 
     # ---------------------------------------------------------------- metrics
@@ -324,9 +325,12 @@ class Recorder:
         if self.keep_previous:     # a copy: the state's tensors are the live weights
             self._previous = copy.deepcopy(dict(state))
 
-    def log_snapshot(self, name: str, fig, state_dict: Mapping[str, Tensor]) -> None:
+    def log_snapshot(self, name: str, fig, state_dict: Mapping[str, Tensor],
+                     step: int | None = None) -> None:
         """A partition snapshot: ``partition/<name>.png`` and the weights it was drawn from
-        (``partition/weights/<name>.pt``). An unreachable store warns instead of stopping."""
+        (``partition/weights/<name>.pt``); with ``step``, also as MLflow's stepped image
+        ``partition`` (``log_image(key=, step=)``: the run page's image slider over the
+        snapshots). An unreachable store warns instead of stopping."""
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 png, pt = os.path.join(tmp, f"{name}.png"), os.path.join(tmp, f"{name}.pt")
@@ -336,12 +340,13 @@ class Recorder:
                 torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, pt)
                 self.client.log_artifact(self.run_id, png, "partition")
                 self.client.log_artifact(self.run_id, pt, "partition/weights")
+                if step is not None:
+                    with PIL.Image.open(png) as image:
+                        self.client.log_image(self.run_id, image.convert("RGB"),
+                                              key="partition", step=step)
         except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
             print(f"grok-mlflow: warning: partition snapshot {name} not stored "
                   f"({type(err).__name__})", file=sys.stderr)
-        finally:
-            import matplotlib.pyplot as plt
-            plt.close(fig)
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
@@ -568,11 +573,7 @@ def log_run_text(run_id: str, text: str, path: str) -> None:
 
 
 def log_run_figure(run_id: str, fig, path: str, client: MlflowClient | None = None) -> None:
-    """Log a matplotlib figure into a run, then close it."""
-    try:
-        (client or MlflowClient()).log_figure(run_id, fig, path)
-    finally:
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+    """Log a matplotlib figure into a run (a pyplot-free ``Figure``: nothing to close)."""
+    (client or MlflowClient()).log_figure(run_id, fig, path)
 
 

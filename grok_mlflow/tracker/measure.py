@@ -8,6 +8,12 @@
                                 random); ``.../ci_low``, ``.../ci_high``: 99% CI;
                                 ``.../layer_{i}``: mean LC of nonlinearity i (1-based).
                                 With several radii: ``lc_r{radius}/{set}``.
+``lc/boundary``, ``boundary/*``  LC around points on the decision boundary, bisected between
+                                pairs of the test LC points of different predicted classes
+                                (``lc_boundary``; classification of continuous inputs only):
+                                ``boundary/pairs`` crossed, ``boundary/margin`` the mean top-two
+                                output gap there, ``boundary/test_margin`` the same at the test
+                                points
 ``adv/acc/eps_{eps}``           accuracy under l-inf PGD with budget eps (``adversarial``);
                                 regression: ``adv/loss/eps_{eps}``, the loss under PGD that
                                 maximises it (no ``acc/*`` at all for regression)
@@ -32,6 +38,8 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from ..measures._modes import evaluating
+from ..measures.boundary import boundary_points, top_two_gap
 from ..measures.complexity import LocalComplexity, local_complexity
 from ..measures.deformation import deformation
 from .distributed import Shards
@@ -41,7 +49,7 @@ from ..measures.robustness import robust_accuracy, robust_loss, robust_multilabe
 from ..settings import TrackerSettings
 from .costs import MeasureCosts
 
-__all__ = ["adv_budgets", "lc_prefix", "measure"]
+__all__ = ["adv_budgets", "has_boundary", "lc_prefix", "measure"]
 
 
 def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
@@ -86,12 +94,9 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
         if task == "multilabel" and shards.size == 1:     # per label, next to exact match
             metrics[f"acc_label/{split}"] = label_accuracy(model, x, y)
     for set_name, points in probes.lc.items():
-        for radius, lc in _local_complexity(model, points, s, shards).items():
-            key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
-            metrics[key] = lc.mean()
-            metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
-            for i, layer_mean in enumerate(lc.layer_mean(), start=1):
-                metrics[f"{key}/layer_{i}"] = layer_mean
+        metrics.update(_lc_metrics(model, points, set_name, s, shards))
+    if s.lc_boundary and has_boundary(probes, task):
+        metrics.update(_boundary(model, probes.lc["test"], s, shards))
     if not shards.main:            # PGD, the deformation: the writing rank's alone
         return metrics
     if deform:
@@ -108,6 +113,46 @@ def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
     if adversarial and budgets:
         with costs.timed("pgd", probes.adv[0].device) if costs else nullcontext():
             metrics.update(_adversarial(model, probes, s, budgets, task, loss_fn))
+    return metrics
+
+
+def _lc_metrics(model, points: Tensor, set_name: str, s: TrackerSettings,
+                shards: Shards) -> dict[str, Tensor]:
+    """``lc/{set}`` (per radius), its 99% interval and its per-layer means, for one point set."""
+    metrics: dict[str, Tensor] = {}
+    for radius, lc in _local_complexity(model, points, s, shards).items():
+        key = f"{lc_prefix(radius, s.lc_radius)}/{set_name}"
+        metrics[key] = lc.mean()
+        metrics[f"{key}/ci_low"], metrics[f"{key}/ci_high"] = lc.confidence_interval(0.99)
+        for i, layer_mean in enumerate(lc.layer_mean(), start=1):
+            metrics[f"{key}/layer_{i}"] = layer_mean
+    return metrics
+
+
+def has_boundary(probes: Probes, task: str) -> bool:
+    """Whether a run has a decision boundary to measure LC at: a classification (multiclass, a
+    binary model counts) of continuous inputs, with at least one pair of test points."""
+    test = probes.lc.get("test")
+    return (task == "multiclass" and test is not None and test.is_floating_point()
+            and len(test) >= 2)
+
+
+def _boundary(model, test: Tensor, s: TrackerSettings, shards: Shards) -> dict[str, Tensor]:
+    """``boundary/pairs`` (the pairs of test LC points, first half against second, whose ends
+    the model classifies differently), ``boundary/margin`` (mean top-two gap at the points
+    bisected between them, ``boundary.boundary_points``) beside ``boundary/test_margin`` (the
+    same at the test points), and LC around the boundary points as the set ``boundary``."""
+    half = len(test) // 2
+    found = boundary_points(model, test[:half], test[half:2 * half])
+    metrics = {"boundary/pairs": torch.tensor(float(found.pairs), dtype=torch.float64,
+                                              device=test.device)}
+    if not found.pairs:
+        return metrics
+    with evaluating(model), torch.no_grad():
+        test_margin = top_two_gap(model(test[:2 * half]))
+    metrics["boundary/margin"] = found.margin.double().mean()
+    metrics["boundary/test_margin"] = test_margin.double().mean()
+    metrics.update(_lc_metrics(model, found.points, "boundary", s, shards))
     return metrics
 
 

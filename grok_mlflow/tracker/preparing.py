@@ -30,7 +30,7 @@ from ..measures.partition import resolution_for
 from ..measures.tasks import TASKS, OutputSpec, measured_model
 from ..settings import TrackerSettings
 from .costs import device_sync
-from .measure import adv_budgets
+from .measure import adv_budgets, has_boundary
 from .probes import Data, Probes, draw_probes
 from .schedule import MeasureSchedule
 
@@ -108,6 +108,10 @@ def prepare(model: nn.Module, train: Data, test: Data, settings: TrackerSettings
         probes.check_labels(classes)
     if chosen.relabel is not None:
         probes = probes.with_labels(chosen.relabel)
+    if settings.lc_boundary and not has_boundary(probes, chosen.measure_task):
+        print(f"grok-mlflow: no decision boundary to measure LC at ("
+              f"{'token inputs' if tokens else f'a {chosen.measure_task} task'}): lc/boundary "
+              f"is not measured", file=sys.stderr)
     x = probes.lc["train"][:1]
     with evaluating(chosen.net), torch.no_grad():     # LC's input space: the embedding's
         dim = (embedded(chosen.net, lc_input, x)[1][0].numel() if lc_input

@@ -299,7 +299,7 @@ class GrokTracker:
         weights), whatever the schedule; returns its ``partition/*`` metrics."""
         fig, metrics = partition_snapshot(self.net, self.probes, self.settings, self.task,
                                           f"{self.run_name}, step {step}")
-        self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict())
+        self.recorder.log_snapshot(f"step_{step:08d}", fig, self.model.state_dict(), step=step)
         return metrics
 
     def flush(self, step: int) -> None:
@@ -324,6 +324,14 @@ class GrokTracker:
         from ..findings.phases import detect_phases
 
         return detect_phases(self.history, lc_key=self.lc_key)
+
+    def plot(self, title: str = ""):
+        """The run's figure so far (``plots.grokking_figure``: LC per radius and set, clean and
+        adversarial accuracy, the phases), a ``matplotlib.figure.Figure``: a notebook shows it
+        as a cell's value; drawn without pyplot, so the notebook's backend is left alone."""
+        from ..findings.plots import grokking_figure
+
+        return grokking_figure(self.history, phases=self.detect_phases(), title=title)
 
     # ------------------------------------------------------------------ end
     def finish(self, exc: BaseException | None = None) -> None:
