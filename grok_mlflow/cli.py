@@ -1,6 +1,8 @@
 """Command line: ``grok-mlflow train --width 200 --steps 1000 ...`` (also ``python -m grok_mlflow``).
 
-Every ``Settings`` field is an option of ``train`` (``--train_size`` or ``--train-size``). The
+Every ``Settings`` field is an option of ``train``, in groups (data, model, optimisation,
+measurement, run): ``--train_size`` (``--train-size`` also works), booleans as flags
+(``--batchnorm``, ``--no-batchnorm``, or ``--batchnorm false`` as the MLproject passes them). The
 commands are one table (``COMMANDS``: name -> its arguments and what it runs); ``main`` has the
 one error handler: a bad value prints one line naming it and exits with status 2 before any work
 starts; Ctrl-C during training exits 130 (the run KILLED, a checkpoint kept), an unreachable
@@ -15,7 +17,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Callable
 
-from .settings import Settings, SettingsError, valid_text
+from .settings import Settings, SettingsError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -33,20 +35,56 @@ class Command:
 
 
 # ---------------------------------------------------------------------------------- train
+# train's options in groups, as ``mlflow run``'s help reads: a group starts at its first field
+# in the order of ``Settings`` (data, model, optimisation, measurement); RUN's fields say how
+# the run itself goes, wherever they sit
+_GROUP_STARTS = {"dataset": "data", "model": "model", "optimizer": "optimisation",
+                 "eval_points": "measurement"}
+_RUN = ("preset", "seed", "device", "dtype", "checkpoint_every_s", "tracking_retry_s",
+        "log_model")
+
+
+def _short(help_text: str) -> str:
+    """A setting's help up to its first ';' (the rest, and every valid range, in
+    docs/settings.md and in the one-line error a bad value gets)."""
+    short = help_text.split("; ")[0]
+    if short.count("(") > short.count(")"):      # the cut fell inside a parenthesis
+        short = short[:short.rindex("(")].rstrip()
+    return short
+
+
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per ``Settings`` field, in groups; ``--train_size`` is the spelling shown
+    (``--train-size`` still works, unlisted); a boolean is a flag (``--batchnorm`` /
+    ``--no-batchnorm``) that still takes ``true`` / ``false`` (the MLproject passes values)."""
     defaults = Settings().to_params()
+    groups = {name: parser.add_argument_group(f"{name} options")
+              for name in ("data", "model", "optimisation", "measurement", "run")}
+    current = "run"
     for f in fields(Settings):
-        flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        valid = valid_text(f).replace("\\|", "|")
-        parser.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(),
-                            help=f"{f.metadata['help']} [valid: {valid}; "
-                                 f"default: {defaults[f.name]}]".replace("%", "%%"))
-    parser.add_argument("--experiment", default=None,
-                        help="MLflow experiment for a new run (default: grok_mlflow)")
-    parser.add_argument("--run-name", default=None, help="MLflow run name")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", default=None, metavar="RUN_ID",
-                        help="continue this run from its last checkpoint, with its own settings")
+        current = _GROUP_STARTS.get(f.name, current)
+        group = groups["run" if f.name in _RUN else current]
+        text = f"{_short(f.metadata['help'])} [{defaults[f.name] or 'none'}]".replace("%", "%%")
+        if f.type in (bool, "bool"):
+            group.add_argument(f"--{f.name}", dest=f.name, default=None, nargs="?", const="true",
+                               metavar="true|false", help=text)
+            group.add_argument(f"--no-{f.name}", dest=f.name, action="store_const",
+                               const="false", help=argparse.SUPPRESS)
+        else:
+            group.add_argument(f"--{f.name}", dest=f.name, default=None, metavar="VALUE",
+                               help=text)
+        if "_" in f.name:                                  # the other spelling, unlisted
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                               help=argparse.SUPPRESS,
+                               **({"nargs": "?", "const": "true"}
+                                  if f.type in (bool, "bool") else {}))
+    run = groups["run"]
+    run.add_argument("--experiment", default=None,
+                     help="MLflow experiment for a new run (default: grok_mlflow)")
+    run.add_argument("--run-name", default=None, help="MLflow run name")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--resume", default=None, metavar="RUN_ID",
+                     help="continue this run from its last checkpoint, with its own settings")
 
 
 def _tag_mlflow_run_as_resume(run_id: str) -> None:
@@ -238,7 +276,8 @@ def _mlproject(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("train one network and track it in MLflow", _train_arguments, _train,
-                     "Train one network and record it in MLflow.",
+                     "Train one network and record it in MLflow. Defaults in brackets; every "
+                     "setting's valid values: docs/settings.md.",
                      interrupted="the run is marked KILLED with every measured point and a "
                                  "checkpoint written (continue it with --resume RUN_ID)"),
     "mlproject": Command("print the MLproject file generated from the settings",
@@ -265,13 +304,33 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help with the option names in one column wide enough for ``--partition_resolution``."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("grok_mlflow")
+    except PackageNotFoundError:            # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grok-mlflow",
                                      description="Watch deep networks grok, in MLflow.")
+    parser.add_argument("--version", action="version", version=f"grok-mlflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         command.arguments(sub.add_parser(name, help=command.help,
-                                         description=command.description or None))
+                                         description=command.description or None,
+                                         usage=f"grok-mlflow {name} [OPTIONS]"
+                                         if name == "train" else None,
+                                         formatter_class=_Formatter))
     return parser
 
 
