@@ -24,6 +24,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["Settings", "SettingsError", "TrackerSettings", "render_mlproject", "settings_table"]
@@ -401,12 +402,28 @@ def apply_values(base: Settings, values: Mapping[str, Any]) -> Settings:
     return dataclasses.replace(base, **typed)
 
 
+# the project's checkout (projects/, projects/sweeps/): presets are found there from any cwd
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_preset(path: str) -> str:
+    """Where the preset ``path`` is: as given (relative to the working directory), else
+    relative to the project's checkout (``projects/fig1_mnist_mlp.yaml`` from anywhere), else a
+    bare name in its ``projects/`` (``fig1_mnist_mlp``); as given when none exists (its read
+    then says it cannot)."""
+    given = Path(path)
+    candidates = [given] + ([] if given.is_absolute() else
+                            [PROJECT_ROOT / given, PROJECT_ROOT / "projects" / f"{path}.yaml"])
+    return str(next((c for c in candidates if c.is_file()), given))
+
+
 def load_preset(path: str, base: Settings | None = None) -> Settings:
-    """Settings from a preset YAML file (a mapping of setting -> value) over ``base``.
+    """Settings from a preset YAML file (a mapping of setting -> value) over ``base``; ``path``
+    as ``find_preset`` finds it.
 
     Raises ``SettingsError`` naming the file for an unreadable file, unknown names or bad values.
     """
-    data = read_yaml(path, "preset")
+    data = read_yaml(find_preset(path), "preset")
     if not isinstance(data, dict):
         raise SettingsError(f"preset: {path!r} must be a mapping of setting: value")
     if "preset" in data:

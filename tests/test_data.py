@@ -150,10 +150,10 @@ def test_a_cnn_trains_on_the_real_fashion_mnist_files(tmp_path, capsys):
 
     from conftest import only_run
 
-    args = ["train", "--dataset", "fashion_mnist", "--model", "cnn", "--width", "4",
-            "--train_size", "200", "--batch_size", "50", "--steps", "30", "--eval_points", "4",
+    args = ["train", "--dataset", "fashion_mnist", "--model", "cnn", "--width", "8",
+            "--train_size", "200", "--batch_size", "50", "--steps", "100", "--eval_points", "4",
             "--eval_size", "500", "--lc_samples", "20", "--adv_samples", "50", "--adv_points",
-            "2", "--partition_every", "0", "--log_model", "false", "--download", "false",
+            "2", "--partition_every", "0", "--no-log_model", "--download", "false",
             "--no-progress"]
     assert main([*args, "--data_root", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -164,7 +164,8 @@ def test_a_cnn_trains_on_the_real_fashion_mnist_files(tmp_path, capsys):
     assert main([*args, "--data_root", str(DEBIAN_FASHION)]) == 0
     run = only_run()
     assert run.data.params["dataset"] == "fashion_mnist" and run.info.status == "FINISHED"
-    assert 0.1 < run.data.metrics["acc/test"] <= 1.0 and "lc/train" in run.data.metrics
+    # 100 steps of a width-8 CNN on 200 images: far above chance (0.1) on the real test set
+    assert 0.3 < run.data.metrics["acc/test"] <= 1.0 and "lc/train" in run.data.metrics
     config = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
     assert config["n_train"] == 200
 

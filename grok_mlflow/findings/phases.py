@@ -342,9 +342,11 @@ def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5, rel_tol: fl
     reading = read_lc(c if c is not None else _curve_of(steps, lc, window), rule,
                       rel_tol=rel_tol, after=after, window=window)
     out: dict[str, float] = {}
-    if reading.peak is None or reading.open_peak:      # no ascent, or one still going
+    if reading.peak is None:
         return out
     _put(out, "grok/lc_first_min_step", reading.first_min)
+    if reading.open_peak:            # the ascent still going at the last points: no peak yet
+        return out
     _put(out, "grok/lc_peak_step", reading.peak)
     out["grok/lc_peak_value"] = float(reading.curve.smoothed[reading.peak.index])
     out["grok/ascent_steps"] = reading.peak.estimate - reading.first_min.estimate

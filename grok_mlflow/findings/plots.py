@@ -23,8 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-__all__ = ["COLORS", "claims_figure", "grokking_figure", "partition_figure", "partition_gif", "radius_figure",
-           "regions_figure", "sweep_figures"]
+__all__ = ["COLORS", "claims_figure", "grokking_figure", "history_figure", "partition_figure",
+           "partition_gif", "radius_figure", "regions_figure", "sweep_figures"]
 
 def _subplots(figsize, *shape, **kw):
     """``pyplot.subplots`` without pyplot: a ``Figure`` and its axes."""
@@ -106,6 +106,17 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def history_figure(history: Mapping[int, Mapping[str, float]], lc_key: str | None = None,
+                   title: str = "") -> Figure:
+    """``grokking_figure`` of a history with the phases read off it (``lc_key``: the train-LC
+    curve that decides them; default the first radius's)."""
+    from .phases import detect_phases
+    from .report import train_lc_keys
+
+    key = lc_key or train_lc_keys(history)[0]
+    return grokking_figure(history, phases=detect_phases(history, lc_key=key), title=title)
 
 
 def _finish_step_axes(fig: Figure, axes) -> Figure:

@@ -396,9 +396,7 @@ def plot(run, title: str | None = None):
     Example:
         grok_mlflow.plot(tracker.run_id)       # or grok_mlflow.plot(tracker)
     """
-    from ..findings.phases import detect_phases
-    from ..findings.plots import grokking_figure
-    from ..findings.report import train_lc_keys
+    from ..findings.plots import history_figure
 
     if isinstance(run, str):
         try:
@@ -409,8 +407,7 @@ def plot(run, title: str | None = None):
         title = run_tags(run).get("mlflow.runName", run) if title is None else title
     else:
         history = run.history
-    key = train_lc_keys(history)[0]
-    return grokking_figure(history, phases=detect_phases(history, lc_key=key), title=title or "")
+    return history_figure(history, title=title or "")
 
 
 def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:

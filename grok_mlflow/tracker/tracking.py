@@ -325,14 +325,6 @@ class GrokTracker:
 
         return detect_phases(self.history, lc_key=self.lc_key)
 
-    def plot(self, title: str = ""):
-        """The run's figure so far (``plots.grokking_figure``: LC per radius and set, clean and
-        adversarial accuracy, the phases), a ``matplotlib.figure.Figure``: a notebook shows it
-        as a cell's value; drawn without pyplot, so the notebook's backend is left alone."""
-        from ..findings.plots import grokking_figure
-
-        return grokking_figure(self.history, phases=self.detect_phases(), title=title)
-
     # ------------------------------------------------------------------ end
     def finish(self, exc: BaseException | None = None) -> None:
         """What leaving the context does: measure the last step if it was not, flush, write the
