@@ -2,7 +2,8 @@
 
 Trials report at their measured steps and every few seconds (``ray.tune.report`` with ``step``,
 ``steps``, ``acc_test``, ``lc_train``); ``SweepProgress``, a Ray Tune callback in the driver,
-keeps one row per trial and draws the table: in place on a terminal (at most twice a second),
+keeps one row per trial and draws the table: in place on a terminal (at most twice a second;
+each line cut to the terminal's width, so that redrawing never leaves stale rows),
 or as a new block every ``every_s`` seconds (default 30) when stderr is a log file. Example of
 one block::
 
@@ -18,6 +19,7 @@ once 5% of all steps are done). ``grok-mlflow sweep --verbose`` adds Ray's own o
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -138,6 +140,12 @@ class SweepProgress(Callback):
         if lines == self._last_lines:
             return
         self._last_lines = lines
+        if self.tty:
+            # one terminal row per line: a wrapped line would take two, and moving up by the
+            # number of lines would leave stale rows behind on a narrow terminal
+            columns = shutil.get_terminal_size(fallback=(80, 24)).columns - 1
+            lines = [line if len(line) <= columns else line[:columns - 1] + "…"
+                     for line in lines]
         if self.tty and self._drawn_lines:
             self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")   # up N lines, clear below
         self.stream.write("\n".join(lines) + "\n")
