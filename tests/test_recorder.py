@@ -3,6 +3,9 @@ test_concurrency.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import mlflow
 from mlflow.tracking import MlflowClient
 import pytest
 import torch
@@ -69,3 +72,57 @@ def test_logging_a_model_leaves_the_process_cuda_check_as_it_was(tmp_path, track
         assert done.returncode == 0, done.stderr[-2000:]
         # Lightning was imported (the model was logged), and the variable is as it was
         assert done.stdout.split()[-2:] == [after, "True"]
+
+
+def test_a_logged_model_loads_in_a_fresh_process_and_says_once_why_it_is_pickled(
+        tracking_uri, capfd):
+    """The default run logs its model pickled (the analysis commands need the module back):
+    one line says so instead of MLflow's pickle warning; the model carries grok_mlflow's code
+    and its requirements name torch and mlflow; a new process loads it from its URI."""
+    import subprocess
+    import sys
+
+    from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
+
+    from conftest import subprocess_env
+
+    result = train(Settings(steps=5, eval_points=2, lc_samples=10, adv_points=0,
+                            partition_every=0), progress=False)
+    err = capfd.readouterr().err
+    assert "Pickle or CloudPickle" not in err
+    assert err.count("grok-mlflow: the model is logged pickled") == 1
+    uri = f"runs:/{result.run_id}/model"
+    done = subprocess.run(
+        [sys.executable, "-c", "import mlflow.pytorch, torch; "
+         f"m = mlflow.pytorch.load_model({uri!r}); "
+         "print(type(m).__module__, tuple(m(torch.rand(2, 1, 8, 8)).shape))"],
+        env=subprocess_env(MLFLOW_TRACKING_URI=tracking_uri), capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["(2,", "10)"]
+    assert done.stdout.startswith("grok_mlflow.runner.models")
+    local = Path(mlflow.artifacts.download_artifacts(uri))
+    requirements = (local / "requirements.txt").read_text()
+    assert "torch==" in requirements and "mlflow==" in requirements
+    assert (local / "code" / "grok_mlflow" / "runner" / "models.py").is_file()
+
+
+def test_partition_snapshots_are_stepped_images_for_the_ui_slider(tracking_uri):
+    """Each snapshot also goes in as MLflow's stepped image (key "partition"), which the run
+    page shows with its image slider; the PNG files stay where they were."""
+    from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
+
+    result = train(Settings(steps=10, eval_points=3, lc_samples=10, adv_points=0,
+                            partition_every=1, partition_resolution=32, log_model=False),
+                   progress=False)
+    client = MlflowClient()
+    images = [a.path for a in client.list_artifacts(result.run_id, "images")]
+    snapshots = [a.path for a in client.list_artifacts(result.run_id, "partition")
+                 if a.path.endswith(".png")]
+    stepped = sorted(p for p in images if p.startswith("images/partition%step%")
+                     and p.endswith(".png"))
+    assert len(snapshots) >= 3 and len(stepped) == len(snapshots), (images, snapshots)
+    steps = sorted(int(p.split("%step%")[1].split("%")[0]) for p in stepped)
+    assert steps[0] == 0 and steps[-1] == 10

@@ -14,9 +14,11 @@ the results over.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -396,10 +398,39 @@ class Recorder:
                   "or input example (mlflow.pytorch.load_model loads it)", file=sys.stderr)
         # pickled (cloudpickle; a class defined in your script travels by value): the module
         # itself comes back, which the analysis commands need (LC hooks its nonlinearity
-        # modules and loads snapshot weights; a pt2 export has neither)
-        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                                 **extra)
+        # modules and loads snapshot weights; a pt2 export has neither). Said in one line
+        # instead of MLflow's warning; grok_mlflow's own classes travel as code (code_paths),
+        # so the model loads where only its requirements are installed
+        print("grok-mlflow: the model is logged pickled: mlflow.pytorch.load_model gives the "
+              "module back for partition, radius and compare-regions (a pt2 export has no "
+              "modules to hook); load only models you trust", file=sys.stderr)
+        with _quiet_pickle_warning():
+            mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
+                                     pip_requirements=[
+                                         f"torch=={torch.__version__.split('+')[0]}",
+                                         f"mlflow=={mlflow.__version__}"],
+                                     code_paths=[_PACKAGE_DIR], **extra)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # grok_mlflow/
+
+
+class _PickleWarning(logging.Filter):
+    """Drops MLflow's warning that a model is saved by pickle (said once, in our own line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Pickle or CloudPickle" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_pickle_warning():
+    log = logging.getLogger("mlflow.pytorch")
+    quiet = _PickleWarning()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
 
 
 _NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
