@@ -175,3 +175,30 @@ def _analyse_with_the_three_commands(run_id: str, capsys) -> None:
     assert {"radius/radius.png", "radius/radius.md", "regions/compare.png",
             "regions/compare.csv"} <= artifacts
     assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
+
+
+def test_a_run_and_a_sweep_leave_the_checkout_as_it_was(tmp_path, tracking_uri):
+    """Tests run in their temporary directory: what MLflow and Ray put relative to the working
+    directory (a SQLite store's ./mlruns artifact root, ./ray_results) lands there, not in the
+    checkout (the suite once left ~80 runs' artifacts in ./mlruns/1-3 and a ./ray_results)."""
+    import subprocess
+
+    from grok_mlflow.cli import main
+
+    from conftest import REPO
+
+    def status() -> list[str]:
+        out = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(line for line in out.splitlines() if "__pycache__" not in line
+                      and ".pytest_cache" not in line)
+
+    before = status()
+    assert main(["train", "--steps", "5", "--eval_points", "2", "--lc_samples", "10",
+                 "--adv_points", "0", "--partition_every", "0", "--no-progress"]) == 0
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("base: {steps: 5, eval_points: 2, lc_samples: 10, adv_points: 0,\n"
+                    "       partition_every: 0, log_model: false}\ngrid: {seed: [0, 1]}\n")
+    assert main(["sweep", str(spec)]) == 0
+    assert (tmp_path / "mlruns").is_dir() and (tmp_path / "ray_results").is_dir()
+    assert status() == before
