@@ -164,8 +164,8 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
     if r.open_peak or (r.onset is None and trend is not None and trend.moving):
         still = (f"still moves, {trend.start:.3g} -> {trend.end:.3g} over steps "
                  f"{trend.first_step:,}-{trend.last_step:,}" if trend is not None
-                 and trend.moving else f"has not fallen below {hi:.3g} (step {peak.text()}) "
-                 f"since: a peak at its last points is not yet a peak")
+                 and trend.moving else f"its last measurements rise above its highest value "
+                 f"before them ({hi:.3g}, step {peak.text()}): not yet a peak")
         out.append(Finding(names[1], False, None, v, hi, label,
                            f"under way when the run ended: {label} rose from {v:.3g} (step "
                            f"{fmin.text()}) and {still}; run longer", int(steps[-1]), None,
