@@ -50,17 +50,23 @@ def tiny_mnist(root, n_train=40, n_test=15, seed=0):
     return data
 
 
+def assert_seeded_idx_split(data, written, n_train: int, seed: int) -> None:
+    """``data`` holds the seeded ``n_train`` of the written training images (scaled to [0, 1])
+    and every written test label."""
+    images, labels = written["train"]
+    n_test = len(written["t10k"][1])
+    assert data.x_train.shape == (n_train, 1, 28, 28) and data.x_test.shape == (n_test, 1, 28, 28)
+    idx = np.sort(np.random.default_rng(seed).permutation(len(labels))[:n_train])
+    assert torch.equal(data.x_train, torch.tensor(images[idx, None] / 255.0, dtype=torch.float32))
+    assert data.y_train.tolist() == labels[idx].tolist()
+    assert data.y_test.tolist() == written["t10k"][1].tolist()
+
+
 def test_mnist_loader_reads_idx_files(tmp_path):
     written = tiny_mnist(tmp_path)
     s = Settings(dataset="mnist", data_root=str(tmp_path), download=False, train_size=25,
                  batch_size=5, seed=3)
-    data = load_dataset(s, CPU)
-    assert data.x_train.shape == (25, 1, 28, 28) and data.x_test.shape == (15, 1, 28, 28)
-    images, labels = written["train"]
-    idx = np.sort(np.random.default_rng(3).permutation(40)[:25])
-    assert torch.equal(data.x_train, torch.tensor(images[idx, None] / 255.0, dtype=torch.float32))
-    assert data.y_train.tolist() == labels[idx].tolist()
-    assert data.y_test.tolist() == written["t10k"][1].tolist()
+    assert_seeded_idx_split(load_dataset(s, CPU), written, n_train=25, seed=3)
     # a local copy holding fewer images than train_size asks for is refused, not shrunk
     with pytest.raises(SettingsError, match=r"^train_size: must be <= the 40 training samples"):
         load_dataset(dataclasses.replace(s, train_size=41), CPU)
@@ -112,13 +118,7 @@ def test_fashion_mnist_reads_the_gzip_files_where_they_lie(tmp_path):
     before = sorted(p.name for p in package.iterdir())
     s = Settings(dataset="fashion_mnist", data_root=str(package), download=False,
                  train_size=20, batch_size=5, seed=2)
-    data = load_dataset(s, CPU)
-    assert data.x_train.shape == (20, 1, 28, 28) and data.x_test.shape == (12, 1, 28, 28)
-    images, labels = written["train"]
-    idx = np.sort(np.random.default_rng(2).permutation(30)[:20])
-    assert torch.equal(data.x_train, torch.tensor(images[idx, None] / 255.0, dtype=torch.float32))
-    assert data.y_train.tolist() == labels[idx].tolist()
-    assert data.y_test.tolist() == written["t10k"][1].tolist()
+    assert_seeded_idx_split(load_dataset(s, CPU), written, n_train=20, seed=2)
     assert sorted(p.name for p in package.iterdir()) == before          # nothing written there
     cache = tmp_path / "cache" / "grok_mlflow" / "fashion_mnist" / "FashionMNIST" / "raw"
     assert sorted(p.name for p in cache.iterdir()) == sorted(

@@ -149,10 +149,17 @@ def _load_mnist(settings: Settings):
     """torchvision's MNIST: ``train_size`` seeded images of the 60,000, all 10,000 test images."""
     from torchvision.datasets import MNIST
 
+    return _grey_split(MNIST, settings.data_root, settings)
+
+
+def _grey_split(dataset, root: str, settings: Settings):
+    """A torchvision MNIST-format dataset (``MNIST``, ``FashionMNIST``) read from ``root``: the
+    seeded ``train_size`` training images and all test images in [0, 1], 10 classes; missing,
+    unreadable or truncated files are ``_missing``'s one line."""
     try:
-        train = MNIST(settings.data_root, train=True, download=settings.download)
-        test = MNIST(settings.data_root, train=False, download=settings.download)
-    except (RuntimeError, OSError) as err:  # missing files, or no network for the download
+        train = dataset(root, train=True, download=settings.download)
+        test = dataset(root, train=False, download=settings.download)
+    except (RuntimeError, OSError, EOFError) as err:   # missing, broken, or no network
         raise _missing(settings, err) from None
     idx = _seeded_subset(len(train.data), settings.train_size, settings.seed)
     scale = lambda images: images.numpy()[:, None].astype(np.float32) / 255.0  # noqa: E731
@@ -207,14 +214,9 @@ def _load_fashion_mnist(settings: Settings):
 
     try:
         root = _fashion_root(settings.data_root)
-        train = FashionMNIST(root, train=True, download=settings.download)
-        test = FashionMNIST(root, train=False, download=settings.download)
-    except (RuntimeError, OSError, EOFError) as err:   # missing, unreadable or truncated files
+    except (OSError, EOFError) as err:                  # a truncated *.gz while unpacking
         raise _missing(settings, err) from None
-    idx = _seeded_subset(len(train.data), settings.train_size, settings.seed)
-    scale = lambda images: images.numpy()[:, None].astype(np.float32) / 255.0  # noqa: E731
-    return (scale(train.data[idx]), train.targets.numpy()[idx], scale(test.data),
-            test.targets.numpy(), 10)
+    return _grey_split(FashionMNIST, root, settings)
 
 
 def _cifar(class_name: str):
