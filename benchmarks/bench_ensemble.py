@@ -2,7 +2,7 @@
 
 Both sides are the product's own loops, untracked (``track=False``: training alone, as a grid
 of small runs spends its steps): sequentially, K calls of ``train``; stacked, one call of
-``train_stacked`` (``grok_mlflow.stacking``: every parameter on a leading member axis, one
+``train_stacked`` (``grok_mlflow.runner.stacking``: every parameter on a leading member axis, one
 ``vmap``-ed forward/backward, one ``StackedAdamW`` step). The K members differ as a sweep's
 trials do: seed (initialisation, data split, batch order) and weight decay. Each side's time is
 its whole call, data loading and model building included (the same work per member on both).

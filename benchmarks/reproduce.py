@@ -5,7 +5,7 @@
     python benchmarks/reproduce.py projects/digits_region_migration.yaml --device cpu
 
 Each preset is trained by the ordinary ``train`` (tracked into ``$MLFLOW_TRACKING_URI``, default
-``./mlflow.db``), then its report (``grok_mlflow.report``: the same text as the run's MLflow
+``./mlflow.db``), then its report (``grok_mlflow.findings.report``: the same text as the run's MLflow
 description) is printed with a column of the paper's caption-level claims for that figure.
 
 MNIST without ``--data-root``: no training files can be downloaded here, so the real MNIST test

@@ -23,10 +23,10 @@ another tensor). Token models need ``lc_input``, the module whose output is cont
 embeddings). transformers' activation modules (``GELUActivation``, ``NewGELUActivation``, ...)
 are registered as nonlinearities when this module is imported. Data items may be mappings
 (``{"input_ids": ..., "labels": ...}``, a tokenized ``datasets.Dataset`` in torch format) as well
-as ``(input, label)`` pairs (``grok_mlflow.probes``).
+as ``(input, label)`` pairs (``grok_mlflow.tracker.probes``).
 
 Under ``torch.distributed`` every process measures its share of the points
-(``grok_mlflow.distributed``) and only the main one (``state.is_world_process_zero``)
+(``grok_mlflow.tracker.distributed``) and only the main one (``state.is_world_process_zero``)
 writes. A ``Trainer`` has no exception hook: when training raises, a run this callback
 started stays RUNNING (as transformers' own does). Install with
 ``pip install -e '.[huggingface]'`` in a clone of the repository (grok_mlflow is not on

@@ -96,7 +96,7 @@ class GrokCallback(Callback):
         recorder = None
         if logger is not None and trainer.is_global_zero:
             # Lightning's logger owns the run: write into it, never end it (under strategy="ddp"
-            # the other ranks measure their shares and write nothing: grok_mlflow.distributed)
+            # the other ranks measure their shares and write nothing: grok_mlflow.tracker.distributed)
             recorder = Recorder(name, run_id=logger.run_id, attach=True,
                                 flush_every_s=settings.checkpoint_every_s,
                                 tracking_uri=getattr(logger, "_tracking_uri", None))

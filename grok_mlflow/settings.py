@@ -120,9 +120,9 @@ class TrackerSettings:
     eval_points: int = setting(60, "log-spaced steps with accuracy, loss and LC", valid=at_least(2))
     eval_every: int = setting(0, "also measure every N steps (0 = off)", valid=at_least(0))
     until: str = setting("", "'' trains to steps; settled stops once the run's phases are settled "
-                         "(grok_mlflow.phases.settled: after the second descent, or after test accuracy "
-                         "grokked where LC showed no ascent after interpolation; train LC, test "
-                         "and adversarial accuracy flat within their noise over the last tenth of "
+                         "(grok_mlflow.findings.phases.settled: after the second descent, or after "
+                         "test accuracy grokked where LC showed no ascent after interpolation; train "
+                         "LC, test and adversarial accuracy flat within their noise over the last tenth of "
                          "the log-step axis), with steps as the cap", UNTIL_NAMES,
                          Valid(note="settled: steps >= min_steps"))
     min_steps: int = setting(100, "until: settled never stops before this step", valid=at_least(1))

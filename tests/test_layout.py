@@ -26,7 +26,7 @@ CONCEPTS = {
     "adapters": ["lightning", "huggingface", "plugin"],
     "runner": [],                           # one run end to end
     "sweeps": [],                           # Ray Tune
-    "entry": ["cli", "__main__", "__init__"],
+    "entry": ["cli", "__main__", "__init__", "models"],   # models: a deprecated path
 }
 SUBPACKAGES = [c for c, names in CONCEPTS.items() if not names]
 ORDER = list(CONCEPTS)
@@ -99,7 +99,7 @@ def test_the_plugin_registers_cleanly_when_grok_mlflow_is_imported_first():
     import sys
 
     code = ("import warnings; warnings.simplefilter('error');"
-            "import grok_mlflow.tracking, grok_mlflow.lightning, grok_mlflow.training;"
+            "import grok_mlflow.tracker.tracking, grok_mlflow.lightning, grok_mlflow.runner.training;"
             "from mlflow.tracking.context.registry import _run_context_provider_registry as r;"
             "print(sorted(type(p).__name__ for p in r))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -171,37 +171,97 @@ def test_the_top_holds_the_entry_points_and_a_folder_per_concept():
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
     folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
     assert top == sorted(n for names in CONCEPTS.values() for n in names)
-    assert len(top) <= 8 and folders == sorted(SUBPACKAGES)
+    assert len(top) <= 9 and folders == sorted(SUBPACKAGES)
 
 
-def test_the_documented_and_the_earlier_paths_import(monkeypatch):
-    """What the README documents, and every flat module path of earlier versions: the same
-    module object as its new home (a model pickled under ``grok_mlflow.models`` loads)."""
+def test_the_documented_paths_import_and_the_earlier_flat_ones_are_gone():
+    """What the README documents imports; the flat module paths of earlier versions do not (no
+    finder on ``sys.meta_path``), except the deprecated ``grok_mlflow.models``."""
     import importlib
-    import pickle
+    import sys
+
+    import pytest
 
     import grok_mlflow
-    from grok_mlflow.deformation import deformation
     from grok_mlflow.huggingface import GrokTrainerCallback
     from grok_mlflow.lightning import GrokCallback
-    from grok_mlflow.phases import settled
+    from grok_mlflow.measures.deformation import deformation
+    from grok_mlflow.findings.phases import settled
     from grok_mlflow.settings import settings_table
 
     assert all(callable(f) for f in (deformation, GrokTrainerCallback, GrokCallback, settled,
                                      settings_table))
     for name in grok_mlflow.__all__:
         assert getattr(grok_mlflow, name) is not None
-    for old, new in grok_mlflow._MOVED.items():
-        moved = importlib.import_module(f"grok_mlflow.{new}")
-        assert importlib.import_module(f"grok_mlflow.{old}") is moved, old
-        assert moved.__name__ == moved.__spec__.name == f"grok_mlflow.{new}"
+    for old in ("deformation", "phases", "tracking", "sweep", "runs"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"grok_mlflow.{old}")
+    assert not any("grok_mlflow" in type(f).__module__ for f in sys.meta_path)
+
+
+def test_a_model_pickled_by_an_earlier_version_loads_with_a_future_warning(tmp_path):
+    """Earlier versions pickled models naming ``grok_mlflow.models.<Class>``: such a pickle
+    loads in a fresh process (as ``mlflow.pytorch.load_model`` would), with a FutureWarning
+    that names the new home."""
+    import pickle
+    import subprocess
+    import sys
+
+    import torch
+
     from grok_mlflow.runner.models import Normalize
 
-    monkeypatch.setattr(Normalize, "__module__", "grok_mlflow.models")   # as an old run pickled it
-    old = pickle.dumps(Normalize((0.5,), (0.25,)))
-    monkeypatch.undo()
-    assert b"grok_mlflow.models" in old and b"runner" not in old
-    assert type(pickle.loads(old)) is Normalize
+    path = tmp_path / "old.pkl"
+    model = torch.nn.Sequential(Normalize((0.5,), (0.25,)), torch.nn.Linear(3, 2))
+    Normalize.__module__ = "grok_mlflow.models"                  # as an earlier run pickled it
+    try:
+        path.write_bytes(pickle.dumps(model))
+    finally:
+        Normalize.__module__ = "grok_mlflow.runner.models"
+    assert b"grok_mlflow.models" in path.read_bytes() and b"runner" not in path.read_bytes()
+    code = ("import pickle, sys, warnings, torch\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    model = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+            "print(type(model[0]).__module__, model(torch.ones(1, 3)).shape[-1])\n"
+            "print([str(w.message) for w in seen if w.category is FutureWarning])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, warned = done.stdout.splitlines()
+    assert first == "grok_mlflow.runner.models 2"
+    assert "grok_mlflow.runner.models" in warned and "deprecated" in warned
+
+
+# the flat module names of earlier versions: no code, message or page may name them
+EARLIER_FLAT = ("stopper|progress|sweep|run_parts|runs|training|stacking|models|batches|data|"
+                "settle|terminal|distributed|schedule|measure|probes|ensemble|tracking|"
+                "sweep_runs|stored|recorder|history|plots|claims|report|phases|_modes|tasks|"
+                "evaluation|robustness|regions|radius|deformation|partition|complexity|network")
+
+
+def test_no_file_names_a_module_path_of_earlier_versions():
+    """``grok_mlflow.phases``, ``grok_mlflow/sweep.py``, ``from grok_mlflow import training``:
+    each names a path that no longer imports. Tag keys (``"grok_mlflow.sweep"``) are not
+    paths; the deprecated ``grok_mlflow.models`` is named only where it is explained."""
+    import subprocess
+
+    dotted = re.compile(rf"(?<![\"\w])(?<!tags\.`)grok_mlflow\.({EARLIER_FLAT})\b(?![\"])")
+    slashed = re.compile(rf"grok_mlflow/({EARLIER_FLAT})\.py")
+    imported = re.compile(rf"from grok_mlflow import .*\b({EARLIER_FLAT})\b")
+    explained = {"grok_mlflow/models.py", "grok_mlflow/__init__.py", "docs/layout.md",
+                 "tests/test_layout.py"}
+    files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO,
+                           check=True).stdout.split()
+    stale = []
+    for name in files:
+        path = REPO / name
+        if name in explained or path.suffix not in {".py", ".md", ".yaml", ".toml", ".ipynb",
+                                                    ".sh", ""} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if dotted.search(line) or slashed.search(line) or imported.search(line):
+                stale.append(f"{name}:{number}: {line.strip()[:100]}")
+    assert stale == []
 
 
 def test_tests_mirror_the_package():

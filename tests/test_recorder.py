@@ -57,7 +57,7 @@ def test_logging_a_model_leaves_the_process_cuda_check_as_it_was(tmp_path, track
 
     script = ("import os, sys\n"
               "from grok_mlflow.settings import Settings\n"
-              "from grok_mlflow.training import train\n"
+              "from grok_mlflow.runner.training import train\n"
               "train(Settings(steps=5, eval_points=2, lc_samples=10, adv_points=0, width=8,"
               " depth=1, partition_every=0), progress=False)\n"
               "print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'),"

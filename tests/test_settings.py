@@ -8,7 +8,9 @@ import tomllib
 import pytest
 import yaml
 
-from grok_mlflow import data, evaluation, models, settings as settings_module, training
+from grok_mlflow import settings as settings_module
+from grok_mlflow.measures import evaluation
+from grok_mlflow.runner import data, models, training
 from grok_mlflow.settings import Settings, SettingsError, render_mlproject
 
 from conftest import REPO

@@ -1,4 +1,4 @@
-"""The tracker's side of until: settled (grok_mlflow.settle): the rule asked measurement by
+"""The tracker's side of until: settled (grok_mlflow.tracker.settle): the rule asked measurement by
 measurement on a real recorded run; a run that never settles, end to end, is in test_training."""
 
 from __future__ import annotations

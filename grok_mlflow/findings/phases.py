@@ -2,7 +2,7 @@
 
 The paper (sec. 3) names three LC phases (first descent, ascent, second descent or "region
 migration") and delayed robustness. ``detect_phases`` turns a run's history into step numbers that
-make runs comparable in the MLflow UI; ``grok_mlflow.report`` words the same reading.
+make runs comparable in the MLflow UI; ``grok_mlflow.findings.report`` words the same reading.
 
 =================================  ====================================================================
 ``grok/interpolation_step``        training accuracy first reaches ``interpolation_acc`` (0.99)

@@ -297,7 +297,7 @@ def partition_figure(partition, labels: list | None = None, title: str = "") -> 
     labels when given) at (0, 0), (1, 0), (0, 1) of the plane.
 
     Args:
-        partition: a ``grok_mlflow.partition.PartitionSlice``.
+        partition: a ``grok_mlflow.measures.partition.PartitionSlice``.
         labels: the three points' class labels (optional).
         title: figure title (e.g. run name and step).
 

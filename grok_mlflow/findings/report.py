@@ -2,12 +2,12 @@
 
 ``reproduction_report`` turns a ``{step: {metric: value}}`` history into one ``Finding`` per phase
 of the paper (sec. 3 and fig. 1): whether it happened, at which step, from which value to which.
-It uses the same detectors as the ``grok/*`` metrics (``grok_mlflow.phases``), so the report and
+It uses the same detectors as the ``grok/*`` metrics (``grok_mlflow.findings.phases``), so the report and
 the MLflow table never disagree. The tracker puts ``report_markdown`` of it into the run's
 description (``mlflow.note.content``, what the MLflow UI shows first on a run's page) and into
 the artifact ``report.md``; ``grok-mlflow report RUN_ID`` prints it for any finished run.
 
-Phases and the rules that decide "seen" (``grok_mlflow.phases``: a rise or fall counts only when
+Phases and the rules that decide "seen" (``grok_mlflow.findings.phases``: a rise or fall counts only when
 it is beyond its noise and material, the *noise rule*; thresholds are ``ReportThresholds`` fields):
 
 ======================  ===========================================================================
@@ -75,7 +75,7 @@ class ReportThresholds:
 
     @property
     def rule(self) -> NoiseRule:
-        """The noise rule these thresholds imply (``grok_mlflow.phases.NoiseRule``)."""
+        """The noise rule these thresholds imply (``grok_mlflow.findings.phases.NoiseRule``)."""
         return NoiseRule(adv_rise=self.adv_rise)
 
 
@@ -87,7 +87,7 @@ class Finding:
         phase: e.g. ``first descent``, ``delayed robustness (eps 0.1)``.
         seen: whether the run shows it.
         step: the step it happened at (end of a descent, peak, onset), or None; estimated
-            between the measurements ``low`` and ``high`` around it (``grok_mlflow.phases``).
+            between the measurements ``low`` and ``high`` around it (``grok_mlflow.findings.phases``).
         start, end: the quantity's value before and after the phase (None when not seen).
         quantity: what the values are (``LC(train)``, ``test accuracy``...).
         text: one plain sentence saying what happened (or why it was not seen).
@@ -143,7 +143,7 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
     if r.peak is None:
         after = f" at or after interpolation (step {interp:,})" if r.transient else ""
         flat = (f"{label} is flat within its noise ({r.flat}; sampling error and jitter from "
-                f"the history, see grok_mlflow.phases)" if r.flat else
+                f"the history, see grok_mlflow.findings.phases)" if r.flat else
                 f"{label} fell from {first:.3g} to {float(c.smoothed.min()):.3g} (smoothed) and "
                 f"did not rise again beyond its noise{after} (no ascent)")
         fell = [Finding(names[0], False, None, None, None, label, flat + transient)]
@@ -419,7 +419,7 @@ def report_markdown(findings: Sequence[Finding], title: str = "",
         if expected:   # "delayed robustness" answers for every "delayed robustness (eps ...)"
             row += f" {expected.get(f.phase, expected.get(f.phase.split(' (')[0], ''))} |"
         rows.append(row)
-    notes = ("\nRules: grok_mlflow.phases (a rise or fall is a phase when it is beyond twice its "
+    notes = ("\nRules: grok_mlflow.findings.phases (a rise or fall is a phase when it is beyond twice its "
              "noise, the logged sampling error and the curve's jitter, and at least 10% of the "
              "curve's level, 0.05 for accuracies; a step is estimated between the measured steps "
              "in brackets); delayed means at least 2x the interpolation step.\n")

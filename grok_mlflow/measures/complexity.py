@@ -214,7 +214,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
 
     Arithmetic is plain float32 (or the model's dtype) even where the user enabled TF32 or
     autocast: reduced precision flips the sign of radius-sized differences (see
-    ``grok_mlflow._modes.full_float32``).
+    ``grok_mlflow.measures._modes.full_float32``).
 
     Returns:
         ``LocalComplexity`` for a single radius, or ``{radius: LocalComplexity}`` for a sequence.
@@ -252,7 +252,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
     if not has_nonlinearity(model):
         raise ValueError(f"{type(model).__name__} has no recognised nonlinearity module "
                          "(ReLU, GELU, ...); functional activations are not seen "
-                         "(see grok_mlflow.network.register_nonlinearity)")
+                         "(see grok_mlflow.measures.network.register_nonlinearity)")
     if directions is None and not per_point:
         directions = sample_directions(dim, n_directions, seed=seed).to(device=device, dtype=dtype)
     n_vertices = 2 * n_directions

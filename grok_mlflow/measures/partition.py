@@ -15,7 +15,7 @@ resolution-R slice is (a_j, b_i) with a_j = -margin + j (1 + 2 margin) / (R - 1)
 
 Choices where the paper is silent (each an argument):
 - A neuron's sign is ``pre > 0`` at the input of every nonlinearity module (as in
-  ``grok_mlflow.complexity``); for GeLU/SiLU that is the sign of the input to the nonlinearity.
+  ``grok_mlflow.measures.complexity``); for GeLU/SiLU that is the sign of the input to the nonlinearity.
 - A region is one activation pattern. For piecewise-linear activations (ReLU, leaky ReLU) the
   inputs of one pattern form a convex polytope (every pre-activation is affine given the
   pattern), so its slice is one convex piece: counting distinct patterns counts regions, and

@@ -3,7 +3,7 @@
 A radius too small counts nothing; too large, the neighbourhood is bent by the layers before the
 one whose hyperplanes are counted, and LC stops being local. ``radius_study`` measures, for one
 network and a set of points, LC for several radii r and cross-polytope sizes P, and the
-deformation of the neighbourhoods (``grok_mlflow.deformation``) for every r; the recommendation
+deformation of the neighbourhoods (``grok_mlflow.measures.deformation``) for every r; the recommendation
 is the largest r that is still only scaled, not bent, through the last layer
 (``deformation.recommend_radius``: every layer's mean relative eccentricity within
 ``tolerance`` of the smallest radius's).

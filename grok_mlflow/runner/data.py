@@ -9,7 +9,7 @@ to its ``DatasetSpec``; an unknown name lists the valid ones.
 Small datasets (digits, MNIST, CIFAR) live on the training device as tensors. A large one
 (Imagenette) streams: its training set stays a ``Dataset`` (``DataSplits.stream``), and only fixed
 seeded subsets of ``eval_size`` images per split are decoded once, as tensors, for the measures.
-Minibatches are drawn from either by ``grok_mlflow.batches``.
+Minibatches are drawn from either by ``grok_mlflow.runner.batches``.
 
 Example:
     >>> data = load_dataset(Settings(train_size=500), torch.device("cpu"))

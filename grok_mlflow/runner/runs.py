@@ -411,7 +411,7 @@ def plot(run, title: str | None = None):
 
 
 def run_report(run_id: str, expected: Mapping[str, str] | None = None) -> str:
-    """The report (``grok_mlflow.report``) of a recorded run, from its ``history.csv``
+    """The report (``grok_mlflow.findings.report``) of a recorded run, from its ``history.csv``
     (``expected``: {phase: claim} for an extra column); ``SettingsError`` naming the run when it
     has no history."""
     try:

@@ -24,7 +24,7 @@ A spec is YAML::
       - text: "Increasing width hastens region migration"
         figure: "5"
         quantity: grok/migration_onset_step
-        trend: decreasing            # see grok_mlflow.claims for every field and the rules
+        trend: decreasing            # see grok_mlflow.findings.claims for every field and the rules
 
 With ``ensemble: auto`` (the default) the trials are grouped (``stack_groups``): trials whose
 settings differ only in what ``stacking.STACKABLE`` lists train together as one stacked model
@@ -229,7 +229,7 @@ def load_spec(path: str) -> SweepSpec:
 
 def _stop_values(stop: Any, path: str) -> dict[str, Any]:
     """``stop: settled`` or ``stop: {rule: settled, min_steps: N}`` as settings: every trial
-    trains ``until: settled`` (``grok_mlflow.settle``), ``steps`` its cap."""
+    trains ``until: settled`` (``grok_mlflow.tracker.settle``), ``steps`` its cap."""
     if stop is None:
         return {}
     rule, rest = (stop, {}) if isinstance(stop, str) else (

@@ -20,7 +20,7 @@
 ``deform/{stat}/layer_{i}``     mean over ``probes.lc["train"]`` of the neighbourhood graph's
                                 eccentricity / diameter at the output of nonlinearity i,
                                 relative to the input (``deform``; first radius; see
-                                ``grok_mlflow.deformation``); ``.../ci_low``, ``ci_high``
+                                ``grok_mlflow.measures.deformation``); ``.../ci_low``, ``ci_high``
 ==============================  =========================================================
 
 Every value is a 0-dim tensor on the model's device; the recorder moves them to the host in one

@@ -150,7 +150,7 @@ class RunLog:
             self.recorder.end(status)
 
     def write_report(self, stop_note: str = "") -> None:
-        """What the run showed (``grok_mlflow.report``): the run's MLflow description, the
+        """What the run showed (``grok_mlflow.findings.report``): the run's MLflow description, the
         artifact ``report.md``, and its headline on stderr."""
         if not self.main:
             return

@@ -12,7 +12,7 @@ last tenth of the log-step axis. It is asked at every measured step from ``min_s
 - your own Ray Tune trainable: the tracker reports every measured step to Tune with the last
   measured value of every metric carried forward (Tune's schedulers never see a missing metric)
   and ``grok/settled``; when it holds, the tracker ends its run (FINISHED, with the reason)
-  *before* reporting it, so ``grok_mlflow.stopper.SettledStopper`` can stop the trial without
+  *before* reporting it, so ``grok_mlflow.sweeps.stopper.SettledStopper`` can stop the trial without
   cutting the run short (Tune interrupts a stopped trial's thread at its next report; anything
   left to write then is lost).
 """

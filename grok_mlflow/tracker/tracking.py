@@ -69,7 +69,7 @@ class GrokTracker:
         model: the network being trained (measured on its own device, in eval mode; its modes,
             gradients and the global RNG are left as they were).
         train, test: the data as you have it: ``(x, y)`` tensors, a ``Dataset`` of
-            ``(input, label)`` items or a ``DataLoader`` (see ``grok_mlflow.probes``); inputs in
+            ``(input, label)`` items or a ``DataLoader`` (see ``grok_mlflow.tracker.probes``); inputs in
             the model's input units, standardized or not (see ``domain``).
         settings: a ``TrackerSettings`` (schedule, LC, PGD, partition, writing); a project
             ``Settings`` is reduced to its tracker settings.
@@ -96,7 +96,7 @@ class GrokTracker:
             reached its store are measured again but not logged twice.
         recorder: write through this ``Recorder`` instead (e.g. one attached to another
             integration's run, as the Lightning callback does).
-        task: ``multiclass``, ``binary`` or ``regression`` (``grok_mlflow.tasks``); default:
+        task: ``multiclass``, ``binary`` or ``regression`` (``grok_mlflow.measures.tasks``); default:
             inferred from the model's outputs and the labels. Sets which metrics exist: no
             ``acc/*`` for regression, whose PGD reports ``adv/loss/eps_*``.
         output: which tensor of a model that returns a dict, ``ModelOutput``, tuple or
@@ -156,7 +156,7 @@ class GrokTracker:
         self.schedule = MeasureSchedule.from_settings(s)
         self.stop_note = ""                 # why training stopped before its last step (report)
         self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
-        # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.settle)
+        # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.settle)
         self.settling = Settling(self, self.lc_key, tune_report=(
             in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
         self._ended = False
@@ -320,7 +320,7 @@ class GrokTracker:
         self.recorder.set_tags({**tags, "grok_mlflow.stop_note": note})
 
     def detect_phases(self) -> dict[str, int]:
-        """Grokking phases of the history so far (see ``grok_mlflow.phases``)."""
+        """Grokking phases of the history so far (see ``grok_mlflow.findings.phases``)."""
         from ..findings.phases import detect_phases
 
         return detect_phases(self.history, lc_key=self.lc_key)
