@@ -9,9 +9,11 @@ a folder of the repository, one CSV per trial, so that batches run in different 
 with its own store) add up. Without it, the CSVs are read back and printed as the arm x seed
 table of ``docs/paper-on-mnist.md``: per arm, the second descent (r = 0.005) and delayed
 robustness per eps in k of n seeds with Clopper-Pearson 95% intervals, the Kaplan-Meier median
-of the migration onset with its interval, the step at which the train loss first reached its
+of the migration onset with its interval, LC at the decision boundary against LC at the
+training points over the second descent (where the run logged it), the step at which the train loss first reached its
 floor and the loss spikes after it; ``--figures DIR`` draws one figure per arm (LC at r = 0.005
-and the train loss on one log-step axis, every seed).
+at the training points and at the boundary, and the train loss on one log-step axis, every
+seed).
 
 The train loss's floor: the run's lowest measured train loss; the floor step is the first
 measured step within a factor 10 of it; a spike is a measured step after the floor step whose
@@ -30,12 +32,12 @@ import numpy as np
 from scipy.stats import binomtest
 
 from grok_mlflow.findings.history import history_csv, read_history_csv
-from grok_mlflow.findings.phases import detect_phases, series
+from grok_mlflow.findings.phases import boundary_shift, detect_phases, series
 from grok_mlflow.findings.statistics import km_median
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "runs" / "fig1_arms"
-KEPT = re.compile(r"^(acc/(train|test)|loss/(train|test)|adv/acc/eps_[0-9.e-]+"
-                  r"|lc_r[0-9.e-]+/(train|test|random)(/ci_(low|high))?)$")
+KEPT = re.compile(r"^(acc/(train|test)|loss/(train|test)|adv/acc/eps_[0-9.e-]+|boundary/\w+"
+                  r"|lc_r[0-9.e-]+/(train|test|random|boundary)(/ci_(low|high))?)$")
 LC_KEY = "lc_r0.005/train"
 EPS = ("0.05", "0.1", "0.2")
 
@@ -112,12 +114,29 @@ def arm_row(arm: tuple[str, str], trials: list[tuple[int, dict]]) -> str:
     spikes = [len(f[2]) for f in floors]
     return (f"| {arm[0]}, {arm[1]} | {_share(len(migrated), n)} | {median} | "
             + " | ".join(_share(robust[e], n) for e in EPS)
+            + f" | {boundary_cell(trials, phases)}"
             + f" | {', '.join(f'{s:,}' for s in floor_steps)} | {', '.join(map(str, spikes))} |")
+
+
+def boundary_cell(trials: list[tuple[int, dict]], phases: list[dict]) -> str:
+    """LC(boundary) / LC(train) over the second descent (``phases.boundary_shift``): in how
+    many of the seeds with a second descent and a boundary curve it rose beyond its interval,
+    and its range over those seeds at the onset and at the end."""
+    shifts = [boundary_shift(h, LC_KEY, int(p["grok/migration_onset_step"]))
+              for (_, h), p in zip(trials, phases) if "grok/migration_onset_step" in p]
+    shifts = [s for s in shifts if s is not None]
+    if not shifts:
+        return "not logged"
+    onset = sorted(s.at_onset for s in shifts)
+    end = sorted(s.at_end for s in shifts)
+    return (f"rose in {_share(sum(s.rose for s in shifts), len(shifts))}: "
+            f"{onset[0]:.2f}-{onset[-1]:.2f} -> {end[0]:.1f}-{end[-1]:.1f}")
 
 
 def table(arms: dict) -> str:
     head = ("| arm | second descent (r = 0.005), k of n [95% CI] | migration onset, KM median "
             "[95% CI] | " + " | ".join(f"delayed robustness eps {e}" for e in EPS)
+            + " | LC(boundary) / LC(train) over the second descent, onset -> end"
             + " | train loss at its floor from step (each seed) | loss spikes after it "
               "(each seed) |")
     rule = "|---" * (head.count("|") - 1) + "|"
@@ -125,7 +144,8 @@ def table(arms: dict) -> str:
 
 
 def figures(arms: dict, folder: Path) -> None:
-    """One figure per arm: LC(train, r = 0.005) and the train loss, every seed."""
+    """One figure per arm: LC(train, r = 0.005), LC(boundary) dashed, and the train loss,
+    every seed."""
     from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,8 +155,13 @@ def figures(arms: dict, folder: Path) -> None:
         for seed, history in sorted(trials):
             for ax, key in ((top, LC_KEY), (bottom, "loss/train")):
                 steps, values = series(history, key)
-                ax.plot(np.maximum(steps, 1), values, label=f"seed {seed}", lw=1)
-        top.set_ylabel("LC(train), r = 0.005")
+                line, = ax.plot(np.maximum(steps, 1), values, label=f"seed {seed}", lw=1)
+                if key == LC_KEY:         # LC at the decision boundary, where it was logged
+                    steps, values = series(history, LC_KEY.replace("/train", "/boundary"))
+                    ax.plot(np.maximum(steps, 1), values, ls="--", lw=1, color=line.get_color())
+        top.set_ylabel("LC, r = 0.005")
+        top.text(0.01, 0.03, "solid: at training points; dashed: at the decision boundary",
+                 transform=top.transAxes, fontsize=7)
         bottom.set_ylabel("train loss")
         bottom.set_yscale("log")
         bottom.set_xscale("log")

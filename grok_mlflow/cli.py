@@ -217,6 +217,37 @@ def _compare_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _boundary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--steps", default=None, metavar="S1,S2",
+                        help="partition snapshot steps (default: the last snapshot, or the last "
+                             "checkpoint of a run without snapshots)")
+    parser.add_argument("--points", type=int, default=20,
+                        help="squares near the boundary, and as many away (default 20)")
+    parser.add_argument("--resolution", type=int, default=64,
+                        help="grid points per side of each square (default 64)")
+    parser.add_argument("--radius", type=float, default=None,
+                        help="half the square's side (default: the run's largest LC radius)")
+    _device_argument(parser)
+
+
+def _boundary_regions(args: argparse.Namespace) -> int:
+    from .runner.runs import boundary_regions
+
+    if args.points < 1 or args.resolution < 2 or (args.radius is not None
+                                                   and not args.radius > 0):
+        raise SettingsError("boundary-regions: --points >= 1, --resolution >= 2, --radius > 0")
+    try:
+        steps = None if args.steps is None else [int(s) for s in args.steps.split(",")]
+    except ValueError:
+        raise SettingsError(f"boundary-regions: --steps takes whole steps separated by commas, "
+                            f"got {args.steps!r}") from None
+    _, table = boundary_regions(args.run_id, steps, args.points, args.radius, args.resolution,
+                                args.device)
+    print(table, end="")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .runner.runs import run_report
 
@@ -297,6 +328,11 @@ COMMANDS: dict[str, Command] = {
                       "layer, and the largest radius they are not yet bent at."),
     "compare-regions": Command("LC next to exact local region counts over a run's snapshots "
                                "(paper fig. 26)", _compare_arguments, _compare_regions),
+    "boundary-regions": Command("linear regions near the decision boundary and away from it "
+                                "(paper fig. 17)", _boundary_arguments, _boundary_regions,
+                                "Exact region counts in equal 2-D squares centred on points of "
+                                "the decision boundary and on the training points farthest "
+                                "from it, at a run's snapshot steps."),
     "report": Command("print what a recorded run showed (Markdown)",
                       lambda p: p.add_argument("run_id", metavar="RUN_ID"), _report,
                       "The paper's phases as a finished run shows them: seen or not, at which "

@@ -380,6 +380,32 @@ def test_the_noise_rule_finds_every_phase_of_a_real_double_descent():
     assert ok, why
 
 
+def test_the_authors_float64_mse_arm_shows_all_of_fig_1_and_migration_toward_the_boundary():
+    """The fig. 1 MLP in the authors' arithmetic and loss (float64, MSE), seed 3 of the
+    ``fig1_arms`` sweep as exported to docs/runs/fig1_arms (docs/paper-on-mnist.md): the
+    ascent peaks at step ~670, the second descent starts at ~820 and ends below the first
+    minimum, delayed robustness at every eps, and LC(boundary) / LC(train) rises over the
+    second descent beyond both ends' intervals (0.83 -> 4.3)."""
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import boundary_shift
+
+    from conftest import REPO
+
+    path = REPO / "docs" / "runs" / "fig1_arms" / "dtype=float64,loss=mse,seed=3.csv"
+    history = read_history_csv(path.read_text())
+    phases = detect_phases(history, lc_key="lc_r0.005/train")
+    assert 77 - 10 < phases["grok/interpolation_step"] < 77 + 10
+    assert 500 < phases["grok/lc_peak_step"] < 800 < phases["grok/migration_onset_step"] < 1_000
+    assert phases["grok/migration_onset_censored"] == 0.0 and phases["grok/descent_depth"] > 1
+    for eps, low, high in (("0.05", 20_000, 40_000), ("0.1", 8_000, 13_000),
+                           ("0.2", 9_000, 15_000)):
+        assert low < phases[f"grok_eps{eps}/robustness_onset_step"] < high, eps
+        assert phases[f"grok_eps{eps}/delay_steps"] > 0, eps
+    shift = boundary_shift(history, "lc_r0.005/train", int(phases["grok/migration_onset_step"]))
+    assert shift.rose and 0.7 < shift.at_onset < 0.9 and 4 < shift.at_end < 5
+    assert phases["grok/boundary_ratio_change"] == pytest.approx(shift.at_end / shift.at_onset)
+
+
 # ---------------------------------------------------------------- one reading (#49 item 3)
 @pytest.mark.parametrize("name, stop", [("fig10_cpu_seed0_history.csv", 1_650),
                                         ("fig10_cpu_seed4_8000_history.csv", 5_800)])

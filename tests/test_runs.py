@@ -63,6 +63,19 @@ def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
     assert artifacts == {"regions/compare.png", "regions/compare.csv"}
     assert main(["compare-regions", "0123456789abcdef"]) == 2
     assert "compare-regions" in capsys.readouterr().err
+    # fig. 17 as numbers on the same run: one row per snapshot step asked, logged into the run
+    assert main(["boundary-regions", result.run_id, "--steps", "0,60", "--points", "4",
+                 "--resolution", "16"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 |")
+            or line.startswith("| 60 |")]
+    assert len(rows) == 2 and all(line.count("|") == 6 for line in rows)
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "regions")}
+    assert {"regions/boundary.md", "regions/boundary.csv"} <= artifacts
+    for bad, message in ((["--steps", "a"], "--steps takes whole steps"),
+                         (["--points", "0"], "--points >= 1"),
+                         (["--steps", "7"], "no snapshot at step 7")):
+        assert main(["boundary-regions", result.run_id, *bad]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, tracking_uri,
@@ -159,7 +172,8 @@ def test_the_readmes_own_loop_script_then_the_three_commands_on_its_run(tracking
 
 
 def _analyse_with_the_three_commands(run_id: str, capsys) -> None:
-    """`partition`, `radius` and `compare-regions` on ``run_id``: exit 0, figures in the run."""
+    """`partition`, `radius`, `compare-regions` and `boundary-regions` on ``run_id``: exit 0,
+    figures and tables in the run."""
     from mlflow.tracking import MlflowClient
 
     from grok_mlflow.cli import main
@@ -169,11 +183,12 @@ def _analyse_with_the_three_commands(run_id: str, capsys) -> None:
     assert main(["radius", run_id, "--points", "10", "--radii", "0.01,0.1",
                  "--directions", "2"]) == 0
     assert main(["compare-regions", run_id, "--points", "4", "--resolution", "8"]) == 0
+    assert main(["boundary-regions", run_id, "--points", "3", "--resolution", "8"]) == 0
     capsys.readouterr()
     artifacts = {a.path for d in ("partition", "radius", "regions")
                  for a in MlflowClient().list_artifacts(run_id, d)}
     assert {"radius/radius.png", "radius/radius.md", "regions/compare.png",
-            "regions/compare.csv"} <= artifacts
+            "regions/compare.csv", "regions/boundary.md"} <= artifacts
     assert any(p.startswith("partition/redrawn_step_") for p in artifacts)
 
 

@@ -58,3 +58,16 @@ def test_slopes_and_the_stratified_bootstrap():
     assert low <= 1.0 <= high
     assert stratified_bootstrap([np.array([1.0]), np.array([2.0, 3.0])], np.mean) is None
     assert percentile_interval(np.array([1.0] * 90 + [np.nan] * 10)) is None   # > 2.5% undefined
+
+
+def test_a_mean_and_a_ratio_of_means_with_their_bootstrap_intervals():
+    from grok_mlflow.findings.statistics import mean_with_interval, ratio_of_means
+
+    mean, (lo, hi) = mean_with_interval([1, 2, 3, 4, 5, 6])
+    assert mean == 3.5 and 1 < lo < 3.5 < hi < 6
+    assert mean_with_interval([4, 4, 4]) == (4.0, (4.0, 4.0))
+    assert mean_with_interval([4]) == (4.0, None)          # one value: no interval
+    ratio, (lo, hi) = ratio_of_means([5, 5, 5], [2, 3, 2.5])
+    # each extreme resample (all 3s, all 2s) has chance 1/27 > 2.5%: the ends are 5/3 and 5/2
+    assert ratio == 2.0 and (lo, hi) == pytest.approx((5 / 3, 5 / 2))
+    assert ratio_of_means([1, 2], [0, 0])[1] is None        # 0 / 0 in every resample

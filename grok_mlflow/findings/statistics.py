@@ -10,7 +10,8 @@
   ``N_PERMUTATIONS``: up to 7 trials);
 - ``slope``: the least-squares slope of each row, the effect size of a trend;
 - ``stratified_bootstrap``: a statistic's bootstrap distribution, each swept value's trials
-  resampled within themselves (rliable's stratified bootstrap; ``scipy.stats.bootstrap``).
+  resampled within themselves (rliable's stratified bootstrap; ``scipy.stats.bootstrap``);
+  ``mean_with_interval`` and ``ratio_of_means`` (two independent samples) on top of it.
 
 Censored trials are encoded as negative numbers (``encode``) so that a trial's step and its
 censoring travel together through a resample.
@@ -31,7 +32,8 @@ import numpy as np
 from scipy.stats import CensoredData, bootstrap, ecdf, permutation_test
 
 __all__ = ["ALPHA", "KMMedian", "N_PERMUTATIONS", "N_RESAMPLES", "decode", "encode",
-           "gehan_scores", "km_median", "slope", "stratified_bootstrap", "trend_test"]
+           "gehan_scores", "km_median", "mean_with_interval", "percentile_interval",
+           "ratio_of_means", "slope", "stratified_bootstrap", "trend_test"]
 
 ALPHA = 0.05            # 1 - the intervals' confidence; the two-sided level of the trend test
 N_RESAMPLES = 2000      # bootstrap resamples (seeded: the same interval every time)
@@ -174,3 +176,23 @@ def percentile_interval(distribution: np.ndarray | None) -> tuple[float, float] 
         return None
     lo, hi = np.quantile(distribution[finite], [ALPHA / 2, 1 - ALPHA / 2])
     return float(lo), float(hi)
+
+
+def mean_with_interval(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
+    """The mean and its ``1 - ALPHA`` percentile bootstrap interval (None under 2 values)."""
+    values = np.asarray(values, dtype=float)
+    dist = stratified_bootstrap([values], lambda v, axis=-1: np.mean(v, axis=axis))
+    return float(np.mean(values)), percentile_interval(dist)
+
+
+def ratio_of_means(a: Sequence[float], b: Sequence[float]
+                   ) -> tuple[float, tuple[float, float] | None]:
+    """mean(a) / mean(b) and its percentile bootstrap interval, the two samples resampled
+    independently (nan when mean(b) is 0)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+
+    def ratio(x, y, axis=-1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.mean(x, axis=axis) / np.mean(y, axis=axis)
+
+    return float(ratio(a, b)), percentile_interval(stratified_bootstrap([a, b], ratio))

@@ -7,21 +7,29 @@ plane of two seeded orthonormal directions, sampled on a ``resolution`` x ``reso
 ``partition.partition_slice`` (a region is one activation pattern; error: regions thinner than a
 grid cell can be missed). ``rank_correlation`` compares the two over a run's checkpoints.
 
+``regions_near_and_away`` is the paper's fig. 17 as numbers: region counts in equal squares
+centred on points of the decision boundary (``boundary.boundary_points``) and on the training
+points farthest from it (the largest top-two output gap), as many of each.
+
 Example:
     local_region_count(net, x_train[:20], radius=0.05)        # (20,) int64
+    regions_near_and_away(net, x_test[:40], x_test[40:80], x_train, radius=0.05, points=20)
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ._modes import evaluating
+from .boundary import boundary_points, top_two_gap
 from .complexity import sample_directions
 from .partition import partition_slice
 
-__all__ = ["local_region_count", "rank_correlation"]
+__all__ = ["NearAndAway", "local_region_count", "rank_correlation", "regions_near_and_away"]
 
 
 def local_region_count(model: nn.Module, x: Tensor, *, radius: float, resolution: int = 64,
@@ -48,6 +56,38 @@ def local_region_count(model: nn.Module, x: Tensor, *, radius: float, resolution
         counts.append(partition_slice(model, plane, resolution=resolution, margin=0.0,
                                       slope=False, seed=seed).regions)
     return torch.tensor(counts, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class NearAndAway:
+    """Region counts in equal squares: ``near`` (M,) centred on boundary points, ``away`` (M,)
+    on the training points farthest from the boundary; ``near_gap`` and ``away_gap`` (M,) the
+    top-two output gap at those centres (about 0 near, the largest of the candidates away)."""
+
+    near: Tensor
+    away: Tensor
+    near_gap: Tensor
+    away_gap: Tensor
+
+
+def regions_near_and_away(model: nn.Module, a: Tensor, b: Tensor, candidates: Tensor, *,
+                          radius: float, points: int, resolution: int = 64,
+                          seed: int = 0) -> NearAndAway:
+    """Paper fig. 17 as numbers: linear regions of ``model`` in 2-D squares of side 2
+    ``radius`` centred on up to ``points`` boundary points (bisected between the pairs
+    ``a[i]``, ``b[i]`` that the model classifies differently) and on as many of ``candidates``
+    with the largest top-two output gap (the points farthest from the boundary in output
+    space). Same directions (``seed``), size and grid for every square. ``model`` maps inputs
+    to (n, classes) logits, classes >= 2."""
+    found = boundary_points(model, a, b)
+    near = found.points[:points]
+    with evaluating(model), torch.no_grad():
+        gap = top_two_gap(model(candidates))
+    farthest = gap.argsort(descending=True)[:len(near)]
+    count = dict(radius=radius, resolution=resolution, seed=seed)
+    return NearAndAway(local_region_count(model, near, **count),
+                       local_region_count(model, candidates[farthest], **count),
+                       found.margin[:points], gap[farthest])
 
 
 def rank_correlation(a: Tensor, b: Tensor) -> float:

@@ -4,7 +4,7 @@ Everything starts from one way to rebuild a run, ``RecordedRun.load``: its ``con
 settings rebuild its data and its model exactly as training built them (``run_parts``), and
 ``weights_at`` puts the weights of a step into the model (the last checkpoint, or a partition
 snapshot). On that: ``run_report`` (the report of a run or a sweep), ``resume_settings``,
-``draw_partition``, ``choose_radius`` and ``compare_regions``.
+``draw_partition``, ``choose_radius``, ``compare_regions`` and ``boundary_regions``.
 
 Example:
     run = RecordedRun.load(run_id, "partition")        # SettingsError for an unknown run
@@ -32,8 +32,8 @@ from ..settings import Settings, SettingsError, TrackerSettings, load_preset
 from ..store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
-__all__ = ["RecordedRun", "choose_radius", "compare_regions", "draw_partition", "plot", "resume_settings",
-           "run_report"]
+__all__ = ["RecordedRun", "boundary_regions", "choose_radius", "compare_regions", "draw_partition",
+           "plot", "resume_settings", "run_report"]
 
 
 class RecordedPoints:
@@ -373,6 +373,88 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     table = "step,mean_regions,mean_lc\n" + "".join(f"{s},{g:.6g},{c:.6g}\n" for s, g, c in rows)
     log_run_text(run_id, table + f"# spearman,{rho:.6g}\n", "regions/compare.csv")
     return rows, rho, out
+
+
+@dataclass(frozen=True)
+class NearAndAwayRow:
+    """One step of ``boundary_regions``: mean region counts near the boundary and away from it
+    with their 95% bootstrap intervals, their ratio, and how many squares of each."""
+
+    step: int
+    near: float
+    near_interval: tuple[float, float] | None
+    away: float
+    away_interval: tuple[float, float] | None
+    ratio: float
+    ratio_interval: tuple[float, float] | None
+    squares: int
+
+
+def boundary_regions(run: "str | RecordedRun", steps: list[int] | None = None, points: int = 20,
+                     radius: float | None = None, resolution: int = 64,
+                     device: str = "cpu") -> tuple[list[NearAndAwayRow], str]:
+    """``grok-mlflow boundary-regions``: the paper's fig. 17 as numbers.
+
+    At each of ``steps`` (partition snapshots; default the last snapshot, or the last
+    checkpoint when the run has none): exact linear-region counts
+    (``regions.regions_near_and_away``) in squares of side 2r (r: ``radius``, default the
+    run's largest LC radius) centred on ``points`` points of the decision boundary, bisected
+    between seeded pairs of test points (training points for a tracker run, which records
+    only those) of different predicted classes, and on as many training points farthest from
+    the boundary. Logged into the run as ``regions/boundary.md`` and ``regions/boundary.csv``.
+
+    Returns:
+        (one ``NearAndAwayRow`` per step, the Markdown table).
+    """
+    from ..findings.statistics import mean_with_interval, ratio_of_means
+    from ..measures.regions import regions_near_and_away
+
+    run = _recorded(run, "boundary-regions", device)
+    if run.data.tokens:
+        raise SettingsError("boundary-regions: counts regions in input space; token models "
+                            "are not supported")
+    r = radius or max(run.settings.lc_radius)
+    pool = getattr(run.data, "x_test", run.data.x_train)
+    gen = torch.Generator().manual_seed(run.settings.seed + 2)
+    pairs = pool[torch.randperm(len(pool), generator=gen)[:16 * points]].to(run.device)
+    half = len(pairs) // 2
+    with torch.no_grad():
+        if run.model(pairs[:2]).shape[-1] < 2:
+            raise SettingsError("boundary-regions: the model has one output; it needs a "
+                                "classifier's logits (>= 2 classes)")
+    rows = []
+    for step in [None] if steps is None else list(steps):
+        step = run.weights_at(step, checkpoint=step is None and not run.snapshot_steps())
+        found = regions_near_and_away(run.model, pairs[:half], pairs[half:2 * half],
+                                      run.points(8 * points), radius=r, points=points,
+                                      resolution=resolution, seed=run.settings.seed)
+        if not len(found.near):
+            raise SettingsError(f"boundary-regions: at step {step} no pair of points changes "
+                                "class: there is no decision boundary between them")
+        near, away = found.near.double().numpy(), found.away.double().numpy()
+        rows.append(NearAndAwayRow(step, *mean_with_interval(near), *mean_with_interval(away),
+                                   *ratio_of_means(near, away), len(near)))
+    table = _near_and_away_table(rows, r, resolution)
+    if run.run_id is not None:
+        log_run_text(run.run_id, table, "regions/boundary.md")
+        log_run_text(run.run_id, "step,squares,near,away,ratio\n" + "".join(
+            f"{w.step},{w.squares},{w.near:.6g},{w.away:.6g},{w.ratio:.6g}\n" for w in rows),
+            "regions/boundary.csv")
+    return rows, table
+
+
+def _near_and_away_table(rows: list[NearAndAwayRow], radius: float, resolution: int) -> str:
+    def cell(value: float, interval: tuple[float, float] | None) -> str:
+        return f"{value:.4g} " + (f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
+
+    lines = [f"Linear regions in squares of side {2 * radius:g} ({resolution}x{resolution} grid), "
+             "mean [95% bootstrap interval]:", "",
+             "| step | squares of each | near the boundary | away from it | near / away |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {w.step} | {w.squares} | {cell(w.near, w.near_interval)} | "
+              f"{cell(w.away, w.away_interval)} | {cell(w.ratio, w.ratio_interval)} |"
+              for w in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _sweep_report(run_id: str) -> str:
