@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Callable
 
-from .settings import Settings, SettingsError
+from .settings import DEVICE_NAMES, Settings, SettingsError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -134,7 +134,8 @@ def _train(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------- recorded runs
 def _device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_NAMES,
+                        help="auto (cuda if available), cpu or cuda (default auto, as train's)")
 
 
 def _partition_arguments(part: argparse.ArgumentParser) -> None:

@@ -28,6 +28,16 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_run(capsys):
     assert err == "grok-mlflow: error: width: must be >= 1, got '0'"
     assert main(["train", "--model", "vit"]) == 2
     assert "model: unknown value 'vit'; valid: mlp" in capsys.readouterr().err
+    # every command takes the same devices, with train's default (auto)
+    for command in ("partition", "radius", "compare-regions", "boundary-regions"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "RUN", "--device", "tpu"])
+        assert exit_.value.code == 2
+        assert "invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')" in \
+            capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["partition", "--help"])
+    assert "(default auto, as train's)" in " ".join(capsys.readouterr().out.split())
     client = MlflowClient()
     assert not [r for e in client.search_experiments()
                 for r in client.search_runs([e.experiment_id])]

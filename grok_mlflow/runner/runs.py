@@ -27,7 +27,7 @@ from .data import DataSplits
 from ..findings.history import read_history_csv
 from ..store.recorder import log_run_figure, log_run_text, tracking_uri
 from ..findings.report import report_markdown, reproduction_report
-from .run_parts import check_settings, data_and_model
+from .run_parts import check_settings, data_and_model, resolve_device
 from ..settings import Settings, SettingsError, TrackerSettings, load_preset
 from ..store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
@@ -76,7 +76,7 @@ class RecordedRun:
     base: nn.Module | None = None       # the module the stored weights load into (else model)
 
     @classmethod
-    def load(cls, run_id: str, command: str, device: str = "cpu") -> "RecordedRun":
+    def load(cls, run_id: str, command: str, device: str = "auto") -> "RecordedRun":
         """Rebuild ``run_id``: a ``train`` run from its settings (data and model exactly as
         training built them); any other tracked run (your own loop, Lightning, the Hugging Face
         Trainer, DDP, a stacked member) from its logged model and the points it recorded
@@ -94,6 +94,7 @@ class RecordedRun:
         from ..store.stored import load_logged_model, load_recorded_points
 
         where = f"{command}: run {run_id}"
+        resolved = resolve_device(device)
         try:
             points = load_recorded_points(run_id)
         except Exception:  # noqa: BLE001 - a run recorded before the points were
@@ -102,14 +103,14 @@ class RecordedRun:
                                 "radius_study(model, x) / local_region_count(model, x, "
                                 "radius=...) with your model and data") from None
         try:
-            base = load_logged_model(run_id, torch.device(device))
+            base = load_logged_model(run_id, resolved)
         except Exception as err:  # noqa: BLE001 - no model logged, or its class not importable
             raise SettingsError(f"{where}: its model cannot be loaded here ({type(err).__name__}:"
                                 f" {str(err).splitlines()[0][:120]}); it needs log_model=True "
                                 "and the model's class importable in this process, or in Python "
                                 "with your model: RecordedRun.from_run(run_id, model) and "
                                 "draw_partition / choose_radius / compare_regions on it") from None
-        return cls._tracked(run_id, command, config, points, base, device)
+        return cls._tracked(run_id, command, config, points, base, resolved)
 
     @property
     def resolution(self) -> int:
@@ -166,7 +167,7 @@ class RecordedRun:
         return cls._tracked(run_id, command, config, points, model, device)
 
     @classmethod
-    def from_preset(cls, preset: str, command: str, device: str = "cpu") -> "RecordedRun":
+    def from_preset(cls, preset: str, command: str, device: str = "auto") -> "RecordedRun":
         """A preset's network at initialisation, as its run would start."""
         settings = dataclasses.replace(load_preset(preset), device=device)
         return cls._build(None, command, {}, settings)
@@ -246,7 +247,7 @@ def _save(fig, out: str | None, run_id: str | None = None, artifact: str = "") -
 
 
 def draw_partition(run_id: str, step: int | None = None, resolution: int | None = None,
-                   out: str | None = None, device: str = "cpu") -> tuple[str, dict[str, float]]:
+                   out: str | None = None, device: str = "auto") -> tuple[str, dict[str, float]]:
     """Draw the partition slice of a recorded run at one of its snapshot steps.
 
     The run's own settings, data subset and three partition points (``config.json``) rebuild
@@ -286,7 +287,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
 
 def choose_radius(run_id: str | None = None, preset: str | None = None, step: int | None = None,
                   radii=None, directions=(5, 10, 25), points: int = 200, tolerance: float = 0.1,
-                  out: str | None = None, device: str = "cpu"):
+                  out: str | None = None, device: str = "auto"):
     """``grok-mlflow radius``: LC and deformation over radii for a recorded run's network (its
     last checkpoint, or its partition snapshot at ``step``) or a preset's network at
     initialisation; a figure, a table and the recommended radius (``radius.radius_study``).
@@ -330,7 +331,7 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
 
 
 def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
-                    radius: float | None = None, out: str | None = None, device: str = "cpu"):
+                    radius: float | None = None, out: str | None = None, device: str = "auto"):
     """``grok-mlflow compare-regions``: LC next to exact region counts (paper fig. 26).
 
     At every partition snapshot of the run (its stored weights): mean LC of ``points`` seeded
@@ -392,7 +393,7 @@ class NearAndAwayRow:
 
 def boundary_regions(run: "str | RecordedRun", steps: list[int] | None = None, points: int = 20,
                      radius: float | None = None, resolution: int = 64,
-                     device: str = "cpu") -> tuple[list[NearAndAwayRow], str]:
+                     device: str = "auto") -> tuple[list[NearAndAwayRow], str]:
     """``grok-mlflow boundary-regions``: the paper's fig. 17 as numbers.
 
     At each of ``steps`` (partition snapshots; default the last snapshot, or the last
