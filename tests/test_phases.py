@@ -406,6 +406,35 @@ def test_the_authors_float64_mse_arm_shows_all_of_fig_1_and_migration_toward_the
     assert phases["grok/boundary_ratio_change"] == pytest.approx(shift.at_end / shift.at_onset)
 
 
+def test_the_presets_float32_cross_entropy_arm_descends_later_and_shallower():
+    """The same MLP in float32 with cross-entropy (the preset's arm), seed 0 of the
+    ``fig1_arms`` sweep (docs/paper-on-mnist.md): the ascent peaks ~10x later than in float64 +
+    MSE (step ~7,400), the second descent starts at ~9,200 and undoes most of the ascent but
+    not all (depth < 1), its steepest fall comes as the train loss reaches float32's floor
+    (~1e-8), and robustness is delayed at every eps."""
+    import numpy as np
+
+    from grok_mlflow.findings.history import read_history_csv
+    from grok_mlflow.findings.phases import series
+
+    from conftest import REPO
+
+    path = REPO / "docs" / "runs" / "fig1_arms" / "dtype=float32,loss=cross_entropy,seed=0.csv"
+    history = read_history_csv(path.read_text())
+    phases = detect_phases(history, lc_key="lc_r0.005/train")
+    assert 6_000 < phases["grok/lc_peak_step"] < 9_000 < phases["grok/migration_onset_step"]
+    assert phases["grok/migration_onset_step"] < 10_500
+    assert phases["grok/migration_onset_censored"] == 0.0
+    assert 0.8 < phases["grok/descent_depth"] < 1.0
+    for eps in ("0.05", "0.1", "0.2"):
+        assert phases[f"grok_eps{eps}/delay_steps"] > 5_000, eps
+    steps, lc = series(history, "lc_r0.005/train")
+    steepest = int(np.argmin(np.diff(lc)))
+    assert (steps[steepest], steps[steepest + 1]) == (14_208, 17_270)
+    assert history[14_208]["loss/train"] < 1e-7        # the train loss at its float32 floor
+    assert phases["grok/boundary_ratio_change"] > 5
+
+
 # ---------------------------------------------------------------- one reading (#49 item 3)
 @pytest.mark.parametrize("name, stop", [("fig10_cpu_seed0_history.csv", 1_650),
                                         ("fig10_cpu_seed4_8000_history.csv", 5_800)])
