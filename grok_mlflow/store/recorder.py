@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Mapping
 
@@ -94,12 +95,14 @@ class MetricBuffer:
         self.pending: list[Metric] = []
         self.written = 0
         self._last_flush = time.monotonic()
+        self._lock = threading.Lock()     # the training thread adds while the writer writes
 
     def add(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Buffer ``metrics`` at ``step``; returns them as Python floats."""
         values = self.to_floats(metrics)
         now = int(time.time() * 1000)
-        self.pending.extend(Metric(key, value, now, int(step)) for key, value in values.items())
+        with self._lock:
+            self.pending.extend(Metric(key, value, now, int(step)) for key, value in values.items())
         return values
 
     @staticmethod
@@ -134,7 +137,8 @@ class MetricBuffer:
         """
         deadline, delay = time.monotonic() + retry_s, 1.0
         while self.pending:
-            chunk = self.pending[:MAX_BATCH]
+            with self._lock:
+                chunk = self.pending[:MAX_BATCH]
             try:
                 self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
             except Exception as err:
@@ -146,7 +150,8 @@ class MetricBuffer:
                 time.sleep(min(delay, left))
                 delay = min(2 * delay, 30.0)
                 continue
-            del self.pending[:len(chunk)]
+            with self._lock:
+                del self.pending[:len(chunk)]
             self.written += len(chunk)
         self._last_flush = time.monotonic()
 
@@ -154,8 +159,10 @@ class MetricBuffer:
         """Write the buffered points to ``unsent_metrics_<run>.jsonl`` (for ``grok-mlflow
         import``); returns its path."""
         path = os.path.abspath(os.path.join(directory, f"unsent_metrics_{self.run_id}.jsonl"))
+        with self._lock:
+            pending = list(self.pending)
         with open(path, "a") as handle:
-            for m in self.pending:
+            for m in pending:
                 handle.write(json.dumps({"run_id": self.run_id, "key": m.key, "value": m.value,
                                          "timestamp": m.timestamp, "step": m.step}) + "\n")
         return path
@@ -190,6 +197,7 @@ class Recorder:
         self.run_id: str | None = None
         self.owns_run = False
         self._warned_unavailable = False
+        self._writer: threading.Thread | None = None     # the training-time writes (write_behind)
 
     # ---------------------------------------------------------------- run lifecycle
     def start(self) -> str:
@@ -273,20 +281,80 @@ class Recorder:
         return self.buffer.due()
 
     def flush(self, retry_s: float = 0.0) -> bool:
-        """Write buffered metrics. During training (``retry_s`` 0) an unreachable store is not
-        waited for: the points stay buffered (one warning) and False is returned. With
-        ``retry_s`` the store is retried that long, then ``TrackingUnavailable`` is raised."""
+        """Write buffered metrics now, in this thread, after the training-time write in flight
+        (``write_behind``). With ``retry_s`` 0 an unreachable store is not waited for: the points
+        stay buffered (one warning) and False is returned, as it is while a write is in flight.
+        With ``retry_s`` the in-flight write and then the store are waited for that long in
+        all, then ``TrackingUnavailable`` is raised (the points still buffered)."""
+        deadline = time.monotonic() + retry_s
+        if self._writer is not None:
+            self._writer.join(timeout=retry_s if retry_s else 0.0)
+            if self._writer.is_alive():
+                if retry_s:
+                    raise TrackingUnavailable(
+                        f"{len(self.buffer.pending)} metric points not written: a write is "
+                        f"still waiting for the store after {retry_s:g} s")
+                return False
         try:
-            self.buffer.flush(retry_s)
+            self.buffer.flush(max(deadline - time.monotonic(), 0.0) if retry_s else 0.0)
         except TrackingUnavailable as err:
             if retry_s:
                 raise
-            if not self._warned_unavailable:
-                print(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
-                      "retrying", file=sys.stderr)
-                self._warned_unavailable = True
+            self._warn_unavailable(err)
             return False
         return True
+
+    def write_behind(self, checkpoint: Mapping[str, Any] | None = None,
+                     texts: Mapping[str, str] | None = None,
+                     figures: Mapping[str, Any] | None = None) -> bool:
+        """The writes of a training step, on a background thread so that training never waits
+        for the store (MLflow's own HTTP retries can hold one call for minutes while a
+        server is down): the buffered metrics, then the checkpoint (serialised here, so it is
+        the state of this step), then ``texts`` and ``figures`` ({artifact path: content}).
+        One write at a time: while the previous one still waits for the store this returns
+        False and starts nothing (the metrics stay buffered for the next; checkpoints and
+        artifacts are refreshed later). A recorder with ``keep_previous`` (stacked members,
+        which resume at one common step) waits for its previous write instead. A failure
+        warns once on stderr and never reaches the training loop."""
+        if self._writer is not None and self._writer.is_alive():
+            if not self.keep_previous:
+                return False
+            self._writer.join()
+        saved = self._checkpoint_file(checkpoint) if checkpoint is not None else None
+
+        def write() -> None:
+            try:
+                self.buffer.flush(0.0)
+            except TrackingUnavailable as err:
+                self._warn_unavailable(err)
+                if saved is not None:
+                    saved[0].cleanup()
+                return
+            if saved is not None:
+                self._upload_checkpoint(*saved)
+            try:
+                for path, text in (texts or {}).items():
+                    self.client.log_text(self.run_id, text, path)
+                for path, fig in (figures or {}).items():
+                    log_run_figure(self.run_id, fig, path, self.client)
+            except Exception as err:  # noqa: BLE001 - refreshed later; never stops training
+                print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
+                      file=sys.stderr)
+
+        self._writer = threading.Thread(target=write, name="grok-mlflow-writer", daemon=True)
+        self._writer.start()
+        return True
+
+    def can_write_behind(self) -> bool:
+        """Whether ``write_behind`` would start a write now (no write in flight, or a
+        ``keep_previous`` recorder, which waits for it)."""
+        return self.keep_previous or self._writer is None or not self._writer.is_alive()
+
+    def _warn_unavailable(self, err: Exception) -> None:
+        if not self._warned_unavailable:
+            print(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
+                  "retrying", file=sys.stderr)
+            self._warned_unavailable = True
 
     def save_unsent(self) -> str:
         """Buffered points to ``unsent_metrics_<run>.jsonl``; says so on stderr; returns the
@@ -306,26 +374,42 @@ class Recorder:
 
     # ---------------------------------------------------------------- artifacts
     def save_checkpoint(self, state: Mapping[str, Any], retry: bool = False) -> None:
-        """``checkpoints/last.pt``; a failed upload warns (the next flush writes a newer one),
-        or raises with ``retry``. With ``keep_previous`` the file also holds, under
-        ``"previous"``, the checkpoint stored before it (stacked members resume at one common
-        step even when a kill came between two members' checkpoints)."""
+        """``checkpoints/last.pt``, now, in this thread; a failed upload warns (the next flush
+        writes a newer one), or raises with ``retry``. With ``keep_previous`` the file also
+        holds, under ``"previous"``, the checkpoint stored before it (stacked members resume
+        at one common step even when a kill came between two members' checkpoints)."""
+        if self._writer is not None:
+            self._writer.join()          # after the training-time write in flight, in order
+        self._upload_checkpoint(*self._checkpoint_file(state), retry=retry)
+
+    def _checkpoint_file(self, state: Mapping[str, Any]
+                         ) -> tuple[tempfile.TemporaryDirectory, str, dict | None]:
+        """``state`` serialised into a temporary ``last.pt`` (with the previous checkpoint
+        under ``keep_previous``); returns (the directory, the file, a copy of the state to keep
+        as the next one's previous, or None)."""
         payload = dict(state)
         if self.keep_previous:
             payload["previous"] = self._previous
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "last.pt")
-            torch.save(payload, path)
-            try:
-                self.client.log_artifact(self.run_id, path, "checkpoints")
-            except Exception as err:
-                if retry:
-                    raise
-                print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
-                      "retrying at the next flush", file=sys.stderr)
-                return
-        if self.keep_previous:     # a copy: the state's tensors are the live weights
-            self._previous = copy.deepcopy(dict(state))
+        tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(tmp.name, "last.pt")
+        torch.save(payload, path)
+        # a copy: the state's tensors are the live weights
+        return tmp, path, copy.deepcopy(dict(state)) if self.keep_previous else None
+
+    def _upload_checkpoint(self, tmp: tempfile.TemporaryDirectory, path: str,
+                           kept: dict | None, retry: bool = False) -> None:
+        try:
+            self.client.log_artifact(self.run_id, path, "checkpoints")
+        except Exception as err:
+            if retry:
+                raise
+            print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
+                  "retrying at the next flush", file=sys.stderr)
+            return
+        finally:
+            tmp.cleanup()
+        if kept is not None:
+            self._previous = kept
 
     def log_snapshot(self, name: str, fig, state_dict: Mapping[str, Tensor],
                      step: int | None = None) -> None:
@@ -478,6 +562,9 @@ class NullRecorder:
 
     def flush(self, retry_s: float = 0.0) -> bool:
         return False               # nothing written: no checkpoint either (rank 0 saves it)
+
+    def can_write_behind(self) -> bool:
+        return False
 
     def __getattr__(self, name: str):
         return lambda *args, **kwargs: None     # end, log_*, set_tags, save_*: nothing to do

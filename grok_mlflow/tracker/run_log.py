@@ -70,44 +70,55 @@ class RunLog:
         return {k: values[k] for k in metrics}
 
     def after_measure(self, step: int, model: nn.Module) -> None:
-        """Flush when the recorder says it is due; refresh the artifacts every
-        ``artifact_every_s``."""
-        if self.recorder.flush_due():
-            self.flush(step, model)
-        if time.monotonic() - self._artifacts_written > self.artifact_every_s:
-            try:
-                self.write_artifacts()
-            except Exception as err:  # noqa: BLE001 - a refresh may wait for an unreachable store
-                self._artifacts_written = time.monotonic()
-                print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
-                      file=sys.stderr)
+        """When the recorder says a flush is due, or ``artifact_every_s`` has passed: the
+        metrics, the checkpoint and (when due) ``history.csv`` and the figure, written behind
+        training (``Recorder.write_behind``): an unreachable store is never waited for."""
+        refresh = time.monotonic() - self._artifacts_written > self.artifact_every_s
+        if not (refresh or self.recorder.flush_due()) or not self.recorder.can_write_behind():
+            return
+        texts, figures = self._artifacts() if refresh else ({}, {})
+        if self.recorder.write_behind(self._checkpoint(step, model), texts, figures) and refresh:
+            self._artifacts_written = time.monotonic()
 
     def flush(self, step: int | None, model: nn.Module, retry_s: float = 0.0) -> None:
-        """Write buffered metrics, then (with a checkpoint function) the checkpoint at ``step``.
-
-        During training (``retry_s`` 0) an unreachable store is not waited for: the points stay
-        buffered and go out with a later flush; the checkpoint waits for the metrics.
-        """
+        """Write buffered metrics, then (with a checkpoint function) the checkpoint at
+        ``step``, now. With ``retry_s`` 0 an unreachable store is not waited for: the points
+        stay buffered and go out with a later flush, and the checkpoint waits for them."""
         if not self.recorder.flush(retry_s):
             return
-        if self.checkpoint_fn is not None and step is not None:
-            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-                # never overwrite the last good checkpoint with a diverged state
-                raise DivergenceError(f"parameters are not finite at step {step}")
-            state = self.checkpoint_fn()
-            state["step"] = step
-            state["tracker"] = {"history": self.history}
+        state = self._checkpoint(step, model)
+        if state is not None:
             self.recorder.save_checkpoint(state, retry=bool(retry_s))
 
-    def write_artifacts(self) -> None:
-        """history.csv and the figure (refreshed during long runs, final at the end)."""
+    def _checkpoint(self, step: int | None, model: nn.Module) -> dict[str, Any] | None:
+        """The checkpoint at ``step`` (None without a checkpoint function or a step)."""
+        if self.checkpoint_fn is None or step is None:
+            return None
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            # never overwrite the last good checkpoint with a diverged state
+            raise DivergenceError(f"parameters are not finite at step {step}")
+        state = self.checkpoint_fn()
+        state["step"] = step
+        state["tracker"] = {"history": self.history}
+        return state
+
+    def _artifacts(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """history.csv and the figure, as {artifact path: content} (none off the main rank)."""
         from ..findings.plots import grokking_figure
 
         if not self.main:
-            return
-        self.recorder.log_text(history_csv(self.history), "history.csv")
-        self.recorder.log_figure(grokking_figure(self.history, self.phases, title=self.run_name),
-                                 "figures/grokking.png")
+            return {}, {}
+        return ({"history.csv": history_csv(self.history)},
+                {"figures/grokking.png": grokking_figure(self.history, self.phases,
+                                                         title=self.run_name)})
+
+    def write_artifacts(self) -> None:
+        """history.csv and the figure, now (final at the end)."""
+        texts, figures = self._artifacts()
+        for path, text in texts.items():
+            self.recorder.log_text(text, path)
+        for path, fig in figures.items():
+            self.recorder.log_figure(fig, path)
         self._artifacts_written = time.monotonic()
 
     def close(self, status: str, *, step: int | None, model: nn.Module, retry_s: float,
