@@ -35,7 +35,6 @@ PyPI), or ``pip install transformers accelerate``.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 try:
@@ -47,11 +46,9 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "in the grok_mlflow repository)") from err
 
 from .measures.network import register_nonlinearity
-from .tracker.probes import Data
 from .store.recorder import Recorder, active_run_id
-from .settings import TrackerSettings
-from .tracker.opening import settings_params
-from .tracker.tracking import GrokTracker, model_run_name
+from .tracker.callbacks import TrackerCallback
+from .tracker.tracking import model_run_name
 
 __all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES"]
 
@@ -71,7 +68,7 @@ def _register_activations() -> None:
 _register_activations()
 
 
-class GrokTrainerCallback(TrainerCallback):
+class GrokTrainerCallback(TrackerCallback, TrainerCallback):
     """Measure a model during ``Trainer.train`` and record it in transformers' MLflow run.
 
     Args:
@@ -99,24 +96,11 @@ class GrokTrainerCallback(TrainerCallback):
         callback.tracker.history[callback.tracker.last_step]["lc/train"]
     """
 
-    def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
-                 domain: tuple[float, float] | None = None, run_name: str | None = None,
-                 progress: bool = False, task: str | None = None, output=None, loss_fn=None,
-                 log_model: bool = True):
-        self.train, self.test, self.settings = train, test, settings
-        self.log_model = log_model
-        self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
-        self.domain, self.run_name, self.progress = domain, run_name, progress
-        self.tracker: GrokTracker | None = None
-        self._open = False
-
     def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
         if model is None:
             return
         _register_activations()          # again: the registry may have been reset since import
-        settings = self.settings or TrackerSettings()
-        if self.settings is None or settings.steps == TrackerSettings().steps:
-            settings = dataclasses.replace(settings, steps=max(int(state.max_steps), 1))
+        settings = self.tracker_settings(lambda: state.max_steps)
         model = getattr(model, "module", model)          # a DistributedDataParallel wrapper
         name = self.run_name or args.run_name or model_run_name(model)
         # transformers' MLflowCallback's run (on the main process; the others write nothing)
@@ -124,13 +108,7 @@ class GrokTrainerCallback(TrainerCallback):
         recorder = (Recorder(name, run_id=run_id, attach=True,
                              flush_every_s=settings.checkpoint_every_s)
                     if run_id is not None else None)
-        params = settings_params(settings, "grok." if run_id is not None else "")
-        self.tracker = GrokTracker(model, self.train, self.test, settings, params=params,
-                                   domain=self.domain, run_name=name, log_model=self.log_model,
-                                   progress=self.progress, recorder=recorder,
-                                   **self.task_options)
-        self.tracker.start()
-        self._open = True
+        self.open_tracker(model, settings, name, recorder)
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
         if self._open:

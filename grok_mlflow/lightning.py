@@ -29,7 +29,6 @@ not on PyPI), or ``pip install lightning``.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -44,13 +43,13 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
 from .tracker.probes import Data
 from .store.recorder import Recorder
 from .settings import TrackerSettings
-from .tracker.opening import settings_params
-from .tracker.tracking import GrokTracker, model_run_name
+from .tracker.callbacks import TrackerCallback
+from .tracker.tracking import model_run_name
 
 __all__ = ["GrokCallback"]
 
 
-class GrokCallback(Callback):
+class GrokCallback(TrackerCallback, Callback):
     """Measure a LightningModule during ``fit`` and record it with the trainer's MLflow logger.
 
     Args:
@@ -71,26 +70,17 @@ class GrokCallback(Callback):
         tracker: the ``GrokTracker`` of the last ``fit`` (``tracker.history``, ``tracker.run_id``).
     """
 
-    def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None, *,
-                 domain: tuple[float, float] | None = None, run_name: str | None = None,
-                 progress: bool = False, task: str | None = None, output=None,
-                 loss_fn=None, log_model: bool = True):
-        self.train, self.test, self.settings = train, test, settings
-        self.log_model = log_model
-        self.task_options = {"task": task, "output": output, "loss_fn": loss_fn}
-        self.domain, self.run_name, self.progress = domain, run_name, progress
-        self.tracker: GrokTracker | None = None
-        self._open = False
+    def __init__(self, train: Data, test: Data, settings: TrackerSettings | None = None,
+                 **options: Any):
+        super().__init__(train, test, settings, **options)
         self._resume: dict[str, Any] | None = None
         self._last_step: int | None = None
 
     # ------------------------------------------------------------------ Lightning hooks
     def on_train_start(self, trainer, pl_module) -> None:
-        settings = self.settings or TrackerSettings()
-        if self.settings is None or settings.steps == TrackerSettings().steps:
-            steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else int(
-                trainer.estimated_stepping_batches)
-            settings = dataclasses.replace(settings, steps=max(int(steps), 1))
+        settings = self.tracker_settings(
+            lambda: trainer.max_steps if trainer.max_steps and trainer.max_steps > 0
+            else trainer.estimated_stepping_batches)
         logger = next((lg for lg in trainer.loggers if isinstance(lg, MLFlowLogger)), None)
         name = self.run_name or model_run_name(pl_module)
         recorder = None
@@ -100,14 +90,7 @@ class GrokCallback(Callback):
             recorder = Recorder(name, run_id=logger.run_id, attach=True,
                                 flush_every_s=settings.checkpoint_every_s,
                                 tracking_uri=getattr(logger, "_tracking_uri", None))
-        # in the logger's run, our params are namespaced: the module's hparams are there too
-        params = settings_params(settings, "grok." if logger is not None else "")
-        self.tracker = GrokTracker(pl_module, self.train, self.test, settings, params=params,
-                                   domain=self.domain, run_name=name, log_model=self.log_model,
-                                   progress=self.progress, resume=self._resume,
-                                   recorder=recorder, **self.task_options)
-        self.tracker.start()
-        self._open = True
+        self.open_tracker(pl_module, settings, name, recorder, resume=self._resume)
         self._last_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
