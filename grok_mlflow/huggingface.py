@@ -28,18 +28,23 @@ as ``(input, label)`` pairs (``grok_mlflow.tracker.probes``).
 Under ``torch.distributed`` every process measures its share of the points
 (``grok_mlflow.tracker.distributed``) and only the main one (``state.is_world_process_zero``)
 writes. A ``Trainer`` has no exception hook: when training raises, a run this callback
-started stays RUNNING (as transformers' own does). Install with
+started stays RUNNING (as transformers' own does); ``train(resume_from_checkpoint=...)``
+continues it from the ``grok_tracker.pt`` saved beside each checkpoint. Install with
 ``pip install -e '.[huggingface]'`` in a clone of the repository (grok_mlflow is not on
 PyPI), or ``pip install transformers accelerate``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import torch
 
 try:
     import transformers.activations as _activations
     from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 except ImportError as err:  # pragma: no cover - the optional extra is missing
     raise ImportError("grok_mlflow.huggingface needs transformers: "
                       "pip install transformers accelerate (or pip install -e '.[huggingface]' "
@@ -50,7 +55,9 @@ from .store.recorder import Recorder, active_run_id
 from .tracker.callbacks import TrackerCallback
 from .tracker.tracking import model_run_name
 
-__all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES"]
+__all__ = ["GrokTrainerCallback", "HF_NONLINEARITIES", "TRACKER_FILE"]
+
+TRACKER_FILE = "grok_tracker.pt"     # in each checkpoint-N folder the Trainer saves
 
 # transformers' activation modules (kinks or bends, as nn.GELU): their inputs are pre-activations
 HF_NONLINEARITIES = tuple(getattr(_activations, name) for name in (
@@ -66,6 +73,13 @@ def _register_activations() -> None:
 
 
 _register_activations()
+
+
+def _saved_state(output_dir: str, step: int) -> dict[str, Any] | None:
+    """What ``on_save`` kept beside the checkpoint of ``step`` (the one the Trainer resumed
+    from), or None."""
+    path = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}", TRACKER_FILE)
+    return torch.load(path, weights_only=False) if os.path.isfile(path) else None
 
 
 class GrokTrainerCallback(TrackerCallback, TrainerCallback):
@@ -103,12 +117,35 @@ class GrokTrainerCallback(TrackerCallback, TrainerCallback):
         settings = self.tracker_settings(lambda: state.max_steps)
         model = getattr(model, "module", model)          # a DistributedDataParallel wrapper
         name = self.run_name or args.run_name or model_run_name(model)
-        # transformers' MLflowCallback's run (on the main process; the others write nothing)
+        saved = _saved_state(args.output_dir, state.global_step) if state.global_step else None
+        # transformers' MLflowCallback's run (on the main process; the others write nothing);
+        # resumed without one, the run the checkpoint's tracker wrote into
         run_id = active_run_id() if state.is_world_process_zero else None
-        recorder = (Recorder(name, run_id=run_id, attach=True,
-                             flush_every_s=settings.checkpoint_every_s)
-                    if run_id is not None else None)
-        self.open_tracker(model, settings, name, recorder)
+        if run_id is not None:
+            # the run the resumed checkpoint's tracker wrote into, still active (a notebook
+            # kernel after the crash): continue it and end it, as a run of our own
+            ours = saved is not None and saved.get("run_id") == run_id
+            recorder = Recorder(name, run_id=run_id, attach=True, end_attached=ours,
+                                flush_every_s=settings.checkpoint_every_s)
+        elif saved is not None and state.is_world_process_zero and saved.get("run_id"):
+            recorder = Recorder(name, run_id=saved["run_id"],
+                                flush_every_s=settings.checkpoint_every_s)
+        else:
+            recorder = None
+        resume = ({"tracker": {"history": saved["history"]}, "step": saved["step"]}
+                  if saved is not None else None)
+        self.open_tracker(model, settings, name, recorder, resume=resume)
+
+    def on_save(self, args, state, control, **kwargs) -> None:
+        """Beside the Trainer's checkpoint, what resuming from it needs (``grok_tracker.pt``:
+        the measured history, the step and the run), so that ``trainer.train(
+        resume_from_checkpoint=...)`` continues the same run's curves."""
+        if not self._open or not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if os.path.isdir(folder):
+            torch.save({**self.tracker.state(), "run_id": self.tracker.run_id},
+                       os.path.join(folder, TRACKER_FILE))
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
         if self._open:

@@ -158,3 +158,37 @@ def test_a_torchrun_of_the_trainer_on_two_processes_writes_one_run(tmp_path, tra
     assert run.data.tags["mlflow.runName"] == "ddp-bert" and "loss" in run.data.metrics
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/train")]
     assert steps == log_schedule(12, 4)
+
+
+def test_resume_from_checkpoint_continues_the_same_run(tmp_path, tracking_uri):
+    """A run of the callback's own (no MLflowCallback) that crashes at step 6 after the
+    Trainer's checkpoint at step 4; ``train(resume_from_checkpoint=...)`` continues that run from
+    the checkpoint's history: one run, FINISHED, every scheduled step measured once."""
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                raise RuntimeError("the machine went away")
+
+    settings = TrackerSettings(eval_points=6, lc_samples=16, lc_directions=5, adv_points=0,
+                               partition_every=0, lc_input="bert.embeddings.word_embeddings")
+    train, test = Rows(64, 0), Rows(32, 1)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=10,
+                             per_device_train_batch_size=16, learning_rate=1e-3,
+                             report_to="none", save_strategy="steps", save_steps=4,
+                             use_cpu=True, disable_tqdm=True, run_name="tiny-bert")
+    first = GrokTrainerCallback(train, test, settings)
+    with pytest.raises(RuntimeError, match="went away"):
+        Trainer(model=tiny_bert(), args=args, train_dataset=train,
+                callbacks=[first, Crash()]).train()
+    assert (tmp_path / "out" / "checkpoint-4" / "grok_tracker.pt").exists()
+    again = GrokTrainerCallback(train, test, settings)
+    Trainer(model=tiny_bert(), args=args, train_dataset=train, callbacks=[again]).train(
+        resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-4"))
+    run = only_run()
+    assert again.tracker.run_id == first.tracker.run_id == run.info.run_id
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "lc/test")]
+    assert sorted(steps) == log_schedule(10, 6)
+    assert sorted(again.tracker.history) == log_schedule(10, 6)

@@ -69,6 +69,12 @@ class RunLog:
         self.history.setdefault(step, {}).update(values)
         return {k: values[k] for k in metrics}
 
+    def restore(self, history: Mapping[Any, Mapping[str, float]]) -> None:
+        """A checkpoint's history, taken back on resume; its points the store lacks (measured
+        after the last write that reached it, before a crash) are written again."""
+        for step in sorted(history, key=int):
+            self.record(dict(history[step]), int(step))
+
     def after_measure(self, step: int, model: nn.Module) -> None:
         """When the recorder says a flush is due, or ``artifact_every_s`` has passed: the
         metrics, the checkpoint and (when due) ``history.csv`` and the figure, written behind

@@ -202,7 +202,7 @@ class GrokTracker:
                 self.measure(0)  # the network at initialisation, before the first step
             else:
                 state = self.resume["tracker"]
-                self.log.history.update({int(k): dict(v) for k, v in state["history"].items()})
+                self.log.restore(state["history"])
                 self.last_step = int(self.resume["step"])
         except BaseException as err:
             self.log.fail(err, self.last_step)
