@@ -39,6 +39,8 @@ def test_sweep_views_keep_the_users_description_and_one_line_per_sweep():
     assert note.count("[Compare the trials]") == 1
     view = json.loads(client.get_experiment(eid).tags[f"mlflow.sharedViewState.{parents[0]}"])
     assert [c["metricKey"] for c in view["compareRunCharts"]] == ["lc/train", "adv/acc/eps_0.1"]
+    assert {(c["xAxisKey"], c["xAxisScaleType"]) for c in view["compareRunCharts"]} == {
+        ("step", "log")}                                 # the paper's log-step axis
     assert len(client.search_runs([eid], view["searchFilter"])) == 2
     view = json.loads(client.get_experiment(eid).tags[f"mlflow.sharedViewState.{parents[1]}"])
     assert [c["metricKey"] for c in view["compareRunCharts"]] == [

@@ -198,7 +198,7 @@ def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int
     The view lists the trials flat (filtered by parent), sorted by the first swept setting
     (MLflow compares params as strings: 20, 200, 50), with the swept settings and final
     metrics as columns; the link opens it in the chart view, whose first section overlays every
-    trial's LC, accuracy and adversarial-accuracy curves.
+    trial's LC, accuracy and adversarial-accuracy curves on a log-step axis.
     The experiment's description keeps one line per sweep, newest first, at most ``keep``.
     """
     client = MlflowClient()
@@ -220,9 +220,13 @@ def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int
              "compareRunSections": [{"uuid": "grok", "name": "LC and accuracy", "display": True,
                                      "isReordered": False, "deleted": False,
                                      "isGenerated": True}],
+             # the paper's log-step axis (MLflow's line charts take a log scale on the step
+             # axis only: xAxisKey "step"; plotly leaves out step 0 there)
              "compareRunCharts": [{"type": "LINE", "uuid": f"grok-{i}", "metricSectionId": "grok",
                                    "isGenerated": True, "deleted": False, "metricKey": k,
-                                   "selectedMetricKeys": [k]} for i, k in enumerate(first)]}
+                                   "selectedMetricKeys": [k], "xAxisKey": "step",
+                                   "xAxisScaleType": "log", "scaleType": "linear"}
+                                  for i, k in enumerate(first)]}
     client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + parent_id, json.dumps(state))
     link = sweep_view_link(experiment_id, parent_id)
     line = (f"{SWEEP_LINE_PREFIX}{sweep}** ({trials} trials over {', '.join(swept) or '-'}, "
