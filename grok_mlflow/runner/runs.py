@@ -423,11 +423,11 @@ def boundary_regions(run: "str | RecordedRun", steps: list[int] | None = None, p
         if run.model(pairs[:2]).shape[-1] < 2:
             raise SettingsError("boundary-regions: the model has one output; it needs a "
                                 "classifier's logits (>= 2 classes)")
-    rows = []
+    rows, candidates = [], run.points(8 * points)      # the same seeded points at every step
     for step in [None] if steps is None else list(steps):
         step = run.weights_at(step, checkpoint=step is None and not run.snapshot_steps())
         found = regions_near_and_away(run.model, pairs[:half], pairs[half:2 * half],
-                                      run.points(8 * points), radius=r, points=points,
+                                      candidates, radius=r, points=points,
                                       resolution=resolution, seed=run.settings.seed)
         if not len(found.near):
             raise SettingsError(f"boundary-regions: at step {step} no pair of points changes "
