@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from grok_mlflow.store.recorder import create_sqlite_store_once
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_T10K = REPO.parent / "shared" / "data" / "mnist-t10k"
 
@@ -46,9 +48,14 @@ def _deterministic():
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: this one, without MLflow run hand-over variables."""
+    """The environment for a child process: this one, without MLflow run hand-over variables.
+
+    A SQLite store it names is created first (under the package's creation lock): a test that
+    opens the store while its child is still creating it would race the child's schema
+    migrations (CI saw ``table ... already exists`` from the test's own ``MlflowClient()``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID",)}
     env.update(extra)
+    create_sqlite_store_once(env.get("MLFLOW_TRACKING_URI", ""))
     return env
 
 

@@ -92,13 +92,13 @@ def test_a_store_being_created_is_opened_only_after_its_creator_is_done(tmp_path
     import threading
     import time
 
-    from grok_mlflow.store.recorder import _create_sqlite_store_once
+    from grok_mlflow.store.recorder import create_sqlite_store_once
 
     path = tmp_path / "m.db"
     with open(f"{path}.lock", "a") as lock:          # the creator: lock first, then the file
         fcntl.flock(lock, fcntl.LOCK_EX)
         sqlite3.connect(path).execute("CREATE TABLE half_made (x)").connection.close()
-        opener = threading.Thread(target=_create_sqlite_store_once, args=(f"sqlite:///{path}",))
+        opener = threading.Thread(target=create_sqlite_store_once, args=(f"sqlite:///{path}",))
         opener.start()
         time.sleep(1.0)
         assert opener.is_alive()                     # waiting for the creator

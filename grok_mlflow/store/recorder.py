@@ -209,7 +209,7 @@ class Recorder:
             self.run_id = self.continue_run
             self.client = MlflowClient(self.uri)
         else:
-            _create_sqlite_store_once(mlflow.get_tracking_uri())
+            create_sqlite_store_once(mlflow.get_tracking_uri())
             with managed_run():          # the plugin tags the runs grok_mlflow starts
                 if self.continue_run is not None:
                     mlflow.start_run(run_id=self.continue_run)
@@ -606,7 +606,7 @@ def import_metrics(path: str) -> int:
     return written
 
 
-def _create_sqlite_store_once(uri: str) -> None:
+def create_sqlite_store_once(uri: str) -> None:
     """Let one process at a time create a new SQLite store (its schema migrations race: eight
     processes starting on a fresh file failed in alembic, and a process that opened the file
     while another was still migrating it found columns missing).
@@ -663,7 +663,7 @@ def create_run(name: str, experiment_id: str | None = None,
     ``experiment_id`` default: ``$MLFLOW_EXPERIMENT_NAME``, else ``grok_mlflow``."""
     from mlflow.tracking.context.registry import resolve_tags
 
-    _create_sqlite_store_once(mlflow.get_tracking_uri())
+    create_sqlite_store_once(mlflow.get_tracking_uri())
     if experiment_id is None:
         experiment_id = use_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME")
                                        or DEFAULT_EXPERIMENT)
