@@ -42,7 +42,7 @@ def main() -> int:
     import mlflow
 
     from grok_mlflow.settings import Settings
-    from grok_mlflow.sweeps.sweep import load_spec
+    from grok_mlflow.sweeps.spec import load_spec
     from grok_mlflow.runner.training import train
 
     with tempfile.TemporaryDirectory() as tmp:

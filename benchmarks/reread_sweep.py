@@ -38,7 +38,8 @@ def main() -> int:
     from grok_mlflow.tracker.measure import lc_prefix
     from grok_mlflow.findings.phases import detect_phases
     from grok_mlflow.store.stored import run_artifact_text
-    from grok_mlflow.sweeps.sweep import load_spec, trial_metrics, trial_name
+    from grok_mlflow.sweeps.spec import load_spec, trial_name
+    from grok_mlflow.sweeps.summary import trial_metrics
     from grok_mlflow.store.sweep_runs import child_runs
 
     if args.settled:

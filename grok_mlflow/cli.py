@@ -270,7 +270,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
-    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweeps/sweep.py)")
+    sweep.add_argument("spec", help="sweep spec YAML (see grok_mlflow/sweeps/spec.py)")
     sweep.add_argument("--ray-address", default=None,
                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--storage-path", default=None, help="Ray Tune results directory")

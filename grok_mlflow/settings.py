@@ -203,8 +203,8 @@ class Settings:
                               "train_fraction)", valid=at_least(1).noted(
                                   "at most the dataset's: digits 1796, mnist 60000, cifar 50000, "
                                   "imagenette 9469, imagenet 1281167"))
-    random_labels: float = setting(0.0, "training labels replaced by seeded random ones: a count "
-                                   "(>= 1) or a fraction (< 1) of train_size",
+    random_labels: float = setting(0.0, "training labels replaced by seeded random ones: a "
+                                   "fraction of train_size (1: every label) or a count (> 1)",
                                    valid=at_least(0).noted("a count at most train_size"))
     modulus: int = setting(113, "modular_addition: the modulus p; inputs a, b, = with a, b < p, "
                            "label (a + b) mod p", valid=at_least(2))

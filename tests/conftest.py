@@ -59,6 +59,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def write_spec(tmp_path, text: str, name: str = "spec.yaml") -> str:
+    """``text`` written to ``tmp_path / name`` (a sweep spec, a preset); its path."""
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
 def only_run(client=None):
     """The one run in the tracking store (asserts there is exactly one)."""
     from mlflow.tracking import MlflowClient

@@ -11,7 +11,7 @@ import pytest
 
 from grok_mlflow.findings.claims import Claim, evaluate, parse_claims, spearman
 from grok_mlflow.settings import SettingsError
-from grok_mlflow.sweeps.sweep import load_spec
+from grok_mlflow.sweeps.spec import load_spec
 
 Q = "grok/migration_onset_step"
 WIDTHS = [16, 64, 256, 1024]

@@ -421,6 +421,16 @@ def test_random_labels_replace_a_seeded_count_or_fraction():
         check_settings(Settings(random_labels=2000, device="cpu"))
 
 
+def test_random_labels_one_draws_every_training_label():
+    """1 is the fraction 1 (the authors' label noise: every training label drawn at random), the
+    same draw as the count train_size; a 10-class uniform draw keeps ~10% of the true labels."""
+    clean = load_dataset(Settings(), CPU).y_train
+    every = load_dataset(Settings(random_labels=1), CPU).y_train
+    assert torch.equal(every, load_dataset(Settings(random_labels=1000), CPU).y_train)
+    assert 0.05 < (every == clean).float().mean().item() < 0.15
+    assert torch.bincount(every, minlength=10).min().item() > 60    # ~100 per class
+
+
 def test_ctrl_c_in_a_terminal_stops_a_streamed_run_at_a_step_boundary(tmp_path, tracking_uri):
     """A terminal's Ctrl-C reaches the DataLoader workers too (the whole process group): the
     workers must not die of it, so that the loop stops cleanly between two steps."""

@@ -495,7 +495,7 @@ def check_dataset(settings: Settings) -> None:
         if settings.batch_size > n:
             raise SettingsError(f"batch_size: must be <= the {n} training pairs "
                                 f"(train_fraction x modulus^2), got {settings.batch_size}")
-        if settings.random_labels >= 1 and settings.random_labels > n:
+        if settings.random_labels > 1 and settings.random_labels > n:
             raise SettingsError(f"random_labels: must be <= the {n} training pairs, "
                                 f"got {settings.random_labels:g}")
         return
@@ -505,7 +505,7 @@ def check_dataset(settings: Settings) -> None:
     if settings.train_size > spec.max_train_size:
         raise SettingsError(f"train_size: must be <= {spec.max_train_size} for "
                             f"{settings.dataset}, got {settings.train_size}")
-    if settings.random_labels >= 1 and settings.random_labels > settings.train_size:
+    if settings.random_labels > 1 and settings.random_labels > settings.train_size:
         raise SettingsError(f"random_labels: must be <= train_size ({settings.train_size}), "
                             f"got {settings.random_labels:g}")
 
@@ -517,8 +517,9 @@ STREAMED_EVAL_SIZE = 2000
 def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
     """Load ``settings.dataset`` with a seeded ``train_size`` subset, as tensors on ``device``.
 
-    ``random_labels`` (a count >= 1, or a fraction of ``train_size`` below 1) training labels are
-    replaced by seeded uniformly random labels (paper fig. 5: memorisation delays grokking).
+    ``random_labels`` (a fraction of ``train_size`` up to 1, where 1 is every label, or a count
+    above 1) training labels are replaced by seeded uniformly random labels (paper fig. 5:
+    memorisation delays grokking; the authors' ``train_mlp_mnist.py`` draws every label).
     A streamed dataset (Imagenette) is not decoded whole: ``train_stream`` holds its training
     subset, and x/y are seeded subsets of ``eval_size`` (0: 2,000) images per split, decoded
     once by ``data_workers`` processes (seed + 3; training labels after ``random_labels``).
@@ -531,7 +532,7 @@ def load_dataset(settings: Settings, device: torch.device) -> DataSplits:
         raise SettingsError(f"train_size: must be <= the {len(y_tr)} training samples of "
                             f"{settings.dataset} under data_root={settings.data_root!r}, "
                             f"got {settings.train_size}")
-    n_random = (int(round(settings.random_labels * len(y_tr))) if settings.random_labels < 1
+    n_random = (int(round(settings.random_labels * len(y_tr))) if settings.random_labels <= 1
                 else int(settings.random_labels))
     if n_random:
         rng = np.random.default_rng(settings.seed + 2)

@@ -2,7 +2,7 @@
 comparison view of them (``publish_sweep_view``).
 
 One of the three modules that talk to MLflow (``recorder`` writes a run, ``stored`` reads runs
-back). ``grok_mlflow.sweeps.sweep`` decides what a sweep runs; this module only records it.
+back). ``grok_mlflow.sweeps`` decides what a sweep runs; this module only records it.
 """
 
 from __future__ import annotations
