@@ -92,7 +92,7 @@ def _tag_mlflow_run_as_resume(run_id: str) -> None:
     start; the training continues in run ``ID``, and the new run only points to it."""
     opened = os.environ.get("MLFLOW_RUN_ID")
     if opened and opened != run_id:
-        from .store.recorder import tag_run
+        from .store.tracking_store import tag_run
         tag_run(opened, {"grok_mlflow.resumed_run": run_id,
                          "mlflow.note.content": f"Launcher of a resume: the training continued "
                                                 f"in run {run_id}."})
@@ -258,7 +258,7 @@ def _report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ the rest
 def _import(args: argparse.Namespace) -> int:
-    from .store.recorder import import_metrics
+    from .store.tracking_store import import_metrics
 
     for path in args.files:
         try:

@@ -51,7 +51,8 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "in the grok_mlflow repository)") from err
 
 from .measures.network import register_nonlinearity
-from .store.recorder import Recorder, active_run_id
+from .store.recorder import Recorder
+from .store.tracking_store import active_run_id
 from .tracker.callbacks import TrackerCallback
 from .tracker.tracking import model_run_name
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from grok_mlflow.store.recorder import create_sqlite_store_once
+from grok_mlflow.store.tracking_store import create_sqlite_store_once
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_T10K = REPO.parent / "shared" / "data" / "mnist-t10k"

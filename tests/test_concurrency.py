@@ -82,27 +82,3 @@ def test_eight_processes_into_one_mlflow_server(tmp_path):
         assert points >= EXPECTED_MINIMUM
     finally:
         server.stop()
-
-
-def test_a_store_being_created_is_opened_only_after_its_creator_is_done(tmp_path):
-    """A process opening a SQLite store that another one is still creating (its file already
-    non-empty, the lock held) waits for the lock instead of reading a half-migrated schema."""
-    import fcntl
-    import sqlite3
-    import threading
-    import time
-
-    from grok_mlflow.store.recorder import create_sqlite_store_once
-
-    path = tmp_path / "m.db"
-    with open(f"{path}.lock", "a") as lock:          # the creator: lock first, then the file
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        sqlite3.connect(path).execute("CREATE TABLE half_made (x)").connection.close()
-        opener = threading.Thread(target=create_sqlite_store_once, args=(f"sqlite:///{path}",))
-        opener.start()
-        time.sleep(1.0)
-        assert opener.is_alive()                     # waiting for the creator
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    opener.join(60)
-    assert not opener.is_alive()
-    assert MlflowClient(f"sqlite:///{path}").search_experiments()[0].name == "Default"

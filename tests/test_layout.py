@@ -1,7 +1,8 @@
 """The layout (README "Layout", docs/layout.md), checked: modules are placed in concepts (``CONCEPTS``: a
 subpackage's folder, or a top-level module's name) that import only downwards (a deliberate bad
 import in a scratch copy is caught); every MLflow call lives in the MLflow layer (``store``:
-``recorder`` writes runs, ``stored`` reads them back, ``sweep_runs`` keeps sweeps; ``plugin``
+``recorder`` writes a tracked run, ``tracking_store`` the store's URI, experiment and runs
+through the client, ``stored`` reads them back, ``sweep_runs`` keeps sweeps; ``plugin``
 implements MLflow's own provider interface and makes no call); no import cycle, lazy imports
 and every subpackage included; no function is long."""
 

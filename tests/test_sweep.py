@@ -15,7 +15,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from grok_mlflow.cli import main
-from grok_mlflow.store.recorder import absolute_tracking_uri
+from grok_mlflow.store.tracking_store import absolute_tracking_uri
 from grok_mlflow.sweeps.spec import load_spec
 
 from conftest import write_spec as write
@@ -42,12 +42,6 @@ def test_cli_refuses_a_missing_spec_before_starting_ray(capsys):
     assert main(["sweep", "no/such/spec.yaml"]) == 2
     assert capsys.readouterr().err.strip() == (
         "grok-mlflow: error: spec: cannot read 'no/such/spec.yaml': No such file or directory")
-
-
-def test_relative_sqlite_uri_becomes_absolute(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri("sqlite:///rel.db")
-    assert absolute_tracking_uri() == f"sqlite:///{tmp_path}/rel.db"
 
 
 def test_a_four_trial_digits_sweep_leaves_a_parent_and_four_children(tmp_path, monkeypatch,

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..measures.network import input_module_of
 from .data import DataSplits
 from ..findings.history import read_history_csv
-from ..store.recorder import log_run_figure, log_run_text, tracking_uri
+from ..store.tracking_store import log_run_figure, log_run_text, tracking_uri
 from ..findings.report import report_markdown, reproduction_report
 from .run_parts import check_settings, data_and_model, resolve_device
 from ..settings import Settings, SettingsError, TrackerSettings, load_preset

@@ -17,7 +17,7 @@ from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from .._context import managed_run
-from .recorder import tracking_uri, use_experiment
+from .tracking_store import tracking_uri, use_experiment
 
 __all__ = ["SweepInterrupted", "child_run", "child_runs", "end_interrupted_children", "get_run",
            "publish_sweep_view", "run_statuses", "sweep_parent_run", "sweep_view_url",

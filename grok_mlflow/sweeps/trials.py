@@ -22,7 +22,7 @@ from ray import tune
 
 from ..runner.training import train, train_stacked
 from ..settings import Settings, apply_values
-from ..store.recorder import tag_run, use_tracking_uri
+from ..store.tracking_store import tag_run, use_tracking_uri
 from ..store.sweep_runs import child_run, run_statuses, trial_run_id
 from .spec import SweepSpec, trial_name
 

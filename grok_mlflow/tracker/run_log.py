@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..findings.history import history_csv
 from ..findings.phases import PHASE_KEYS, detect_phases
 from ..findings.report import report_markdown, reproduction_report
-from ..store.recorder import MetricBuffer, Recorder, TrackingUnavailable, tracking_uri
+from ..store.recorder import MetricBuffer, Recorder, TrackingUnavailable
+from ..store.tracking_store import tracking_uri
 
 __all__ = ["DivergenceError", "RunLog"]
 

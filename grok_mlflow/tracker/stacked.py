@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 from torch import Tensor, nn
 
 from .probes import Data
-from ..store.recorder import Recorder, create_run, end_runs, reopen_runs, use_experiment
+from ..store.recorder import Recorder
+from ..store.tracking_store import create_run, end_runs, reopen_runs, use_experiment
 from ..settings import Settings, SettingsError, TrackerSettings
 from .terminal import step_bar
 from .run_log import DivergenceError
