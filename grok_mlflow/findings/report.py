@@ -48,9 +48,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .phases import (DELAY_FACTOR, Curve, NoiseRule, adversarial_keys, boundary_shift, curve,
-                     generalization, interpolation, moving_at_end, read_lc, read_robustness,
-                     series, smooth)
+from .curves import Curve, NoiseRule, curve, moving_at_end, series, smooth
+from .phases import (DELAY_FACTOR, adversarial_keys, boundary_shift, generalization, interpolation,
+                     read_lc, read_robustness)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
            "reproduction_report"]
@@ -75,7 +75,7 @@ class ReportThresholds:
 
     @property
     def rule(self) -> NoiseRule:
-        """The noise rule these thresholds imply (``grok_mlflow.findings.phases.NoiseRule``)."""
+        """The noise rule these thresholds imply (``grok_mlflow.findings.curves.NoiseRule``)."""
         return NoiseRule(adv_rise=self.adv_rise)
 
 
@@ -263,7 +263,7 @@ def _accuracy_findings(history: Mapping[int, Mapping[str, float]],
         return out, interp
     gen = g.estimate
     # the reading censoring and the settled rule make: test accuracy that has held its level
-    # since the middle of the last stretch has arrived (phases.moving_at_end(arrival=True))
+    # since the middle of the last stretch has arrived (curves.moving_at_end(arrival=True))
     trend = moving_at_end(steps_te, acc_te, t.rule, material=t.rule.acc_material,
                           arrival=True)
     if trend is not None and trend.moving:
