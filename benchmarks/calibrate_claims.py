@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from grok_mlflow.findings.claims import Claim, evaluate
+from grok_mlflow.findings.claims import Claim
+from grok_mlflow.findings.verdicts import evaluate
 
 VALUES = [16, 32, 64, 128, 256]
 CLAIM = Claim("falls with width", "grok/lc_peak_value", "decreasing", "width")

@@ -1,5 +1,5 @@
 """Re-read a finished sweep with the current rules: each trial's phases from its stored
-``history.csv`` (``phases.detect_phases``), then the spec's claims (``claims.evaluate_all``),
+``history.csv`` (``phases.detect_phases``), then the spec's claims (``verdicts.evaluate_all``),
 optionally at other radii. Nothing is trained and nothing is written to the store.
 
     python benchmarks/reread_sweep.py PARENT_RUN_ID
@@ -33,7 +33,8 @@ def main() -> int:
 
     import mlflow
 
-    from grok_mlflow.findings.claims import claims_markdown, evaluate_all
+    from grok_mlflow.findings.claims import claims_markdown
+    from grok_mlflow.findings.verdicts import evaluate_all
     from grok_mlflow.findings.history import read_history_csv
     from grok_mlflow.tracker.measure import lc_prefix
     from grok_mlflow.findings.phases import detect_phases

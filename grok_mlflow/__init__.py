@@ -28,7 +28,7 @@ _EXPORTS = {
     "TrackerSettings": "settings",
     "TrackingUnavailable": "store.recorder",
     "detect_phases": "findings.phases",
-    "import_metrics": "store.recorder",
+    "import_metrics": "store.tracking_store",
     "local_complexity": "measures.complexity",
     "member_views": "runner.stacking",
     "partition_slice": "measures.partition",

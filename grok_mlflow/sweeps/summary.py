@@ -9,7 +9,8 @@ import csv
 import io
 from typing import Mapping
 
-from ..findings.claims import claims_markdown, evaluate_all, radius_dependent
+from ..findings.claims import claims_markdown, radius_dependent
+from ..findings.verdicts import evaluate_all
 from ..findings.history import read_history_csv
 from ..findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
 from ..findings.plots import claims_figure, sweep_figures
@@ -89,7 +90,7 @@ def parent_note(claims_text: str, report: str) -> str:
 
 
 def judge_claims(spec: SweepSpec, runs: list) -> list:
-    """Each of ``spec.claims`` judged (``claims.evaluate_all``: one verdict per radius read)
+    """Each of ``spec.claims`` judged (``verdicts.evaluate_all``: one verdict per radius read)
     over the child ``runs``: a trial's swept settings from its trial name, its quantities from
     its logged metrics (``grok/*`` of a one-radius run also as ``grok_r{r}/*``)."""
     by_name = {trial_name(o): o for o in spec.trials()}

@@ -17,7 +17,7 @@ phases) inside a child run named by its varied settings (``width=200,seed=1``), 
 ``mlflow.parentRunId``. The parent run holds the spec (params and artifact), a CSV of every
 trial's phase steps and final metrics, and comparison figures; the experiment gets a saved MLflow
 UI view of the trials (``recorder.publish_sweep_view``), linked from its description. With
-``claims:`` the parent's description opens with each claim's verdict (``claims.evaluate``), also
+``claims:`` the parent's description opens with each claim's verdict (``verdicts.evaluate``), also
 in its ``claims.md`` and ``figures/claims.png`` and on the sweep's last terminal lines.
 
 Known traps handled here (seen with Ray 2.60 / MLflow 3.17): trials report with
