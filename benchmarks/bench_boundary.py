@@ -1,4 +1,4 @@
-"""What LC at the decision boundary costs a measured step: ``measure`` with and without
+"""What LC at the decision boundary costs a measured step: ``measure_step`` with and without
 ``lc_boundary``, side by side in one process (best of 3 after a warm-up).
 
     python benchmarks/bench_boundary.py              # the fig. 1 MLP on real MNIST test images
@@ -21,7 +21,7 @@ from torch import nn
 from common import best_time, mnist_images
 
 from grok_mlflow.settings import TrackerSettings
-from grok_mlflow.tracker.measure import measure
+from grok_mlflow.tracker.step import measure_step
 from grok_mlflow.tracker.probes import draw_probes
 
 
@@ -51,9 +51,9 @@ def main() -> None:
     probes = draw_probes((x[:2000], labels[:2000].to(device)), (x[2000:], labels[2000:].to(device)),
                          settings, device)
     without = dataclasses.replace(settings, lc_boundary=False)
-    pairs = measure(net, probes, settings)["boundary/pairs"]
-    t_with = best_time(lambda: measure(net, probes, settings), device=device)
-    t_without = best_time(lambda: measure(net, probes, without), device=device)
+    pairs = measure_step(net, probes, settings)["boundary/pairs"]
+    t_with = best_time(lambda: measure_step(net, probes, settings), device=device)
+    t_without = best_time(lambda: measure_step(net, probes, without), device=device)
     print(f"device {device}, {args.points} points per set, {int(pairs)} of {args.points // 2} "
           f"pairs crossed: measured step {t_without:.3f} s without the boundary set, "
           f"{t_with:.3f} s with it: {t_with / t_without:.2f}x")

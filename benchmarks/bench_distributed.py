@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from grok_mlflow.tracker.distributed import Shards
-from grok_mlflow.tracker.measure import measure
+from grok_mlflow.tracker.step import measure_step
 from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.settings import TrackerSettings
 
@@ -37,12 +37,12 @@ def main() -> None:
     for _ in range(3):
         dist.barrier()
         start = time.perf_counter()
-        measure(net, probes, settings, shards=Shards(rank, world))
+        measure_step(net, probes, settings, shards=Shards(rank, world))
         split.append(time.perf_counter() - start)
         dist.barrier()
         if rank == 0:
             start = time.perf_counter()
-            measure(net, probes, settings)
+            measure_step(net, probes, settings)
             alone.append(time.perf_counter() - start)
     if rank == 0:
         print(f"{world} processes x {torch.get_num_threads()} threads: one evaluation (accuracy "

@@ -73,13 +73,13 @@ def loop(steps: int, tracked: bool, settings=None, device: str = "cpu"):
 
 def one_of_each(tracker) -> dict[str, float]:
     """Seconds of one measurement of each kind on the tracked model, as the tracker takes it."""
-    from grok_mlflow.tracker.measure import measure, partition_snapshot
+    from grok_mlflow.tracker.step import measure_step, partition_snapshot
 
     s, p, net = tracker.settings, tracker.probes, tracker.net
     out = {}
     for name, kwargs in (("accuracy + loss + LC", {}), ("... + PGD", {"adversarial": True})):
         start = time.perf_counter()
-        measure(net, p, s, task=tracker.measured_task, **kwargs)
+        measure_step(net, p, s, task=tracker.measured_task, **kwargs)
         out[name] = time.perf_counter() - start
     start = time.perf_counter()
     partition_snapshot(net, p, s, tracker.task, "bench")

@@ -24,7 +24,7 @@ from grok_mlflow.runner.batches import training_batches
 from grok_mlflow.runner.data import dataset_spec, load_dataset
 from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.runner.run_parts import resolve_device
+from grok_mlflow.runner.build import resolve_device
 
 from time_presets import write_standins
 

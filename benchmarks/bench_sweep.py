@@ -69,7 +69,7 @@ def sweeps(spec_path: Path, repeats: int) -> float:
 
 def default_model():
     """The default digits data and MLP 4x200 (the sweep's network), seeded."""
-    from grok_mlflow.runner.run_parts import data_and_model
+    from grok_mlflow.runner.build import data_and_model
     from grok_mlflow.settings import Settings
 
     torch.manual_seed(0)

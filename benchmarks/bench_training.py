@@ -16,7 +16,7 @@ import torch
 from grok_mlflow.runner.data import load_dataset
 from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.runner.run_parts import resolve_device
+from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.training import train
 
 from common import stable_allocator

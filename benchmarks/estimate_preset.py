@@ -35,7 +35,7 @@ from grok_mlflow.runner.data import dataset_spec, load_dataset
 from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings, load_preset
 from grok_mlflow.tracker.tracking import GrokTracker
-from grok_mlflow.runner.run_parts import resolve_device
+from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.training import train
 
 from time_presets import write_standins

@@ -47,7 +47,7 @@ def export(folder: Path) -> int:
     """Every finished ``fig1_arms`` trial in the store as ``folder/<trial>.csv``."""
     from mlflow import MlflowClient
 
-    from grok_mlflow.store.stored import run_artifact_text
+    from grok_mlflow.store.reading import run_artifact_text
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("fig1_arms")

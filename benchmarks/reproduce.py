@@ -93,8 +93,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from grok_mlflow.settings import load_preset
-    from grok_mlflow.runner.runs import run_report
-    from grok_mlflow.runner.run_parts import resolve_device
+    from grok_mlflow.runner.recorded import run_report
+    from grok_mlflow.runner.build import resolve_device
     from grok_mlflow.runner.training import train
 
     reports = []

@@ -46,7 +46,7 @@ def main() -> int:
                              "(with --data-root: the same root as the first run)")
     args = parser.parse_args()
 
-    from grok_mlflow.store.stored import run_artifact_text
+    from grok_mlflow.store.reading import run_artifact_text
     from grok_mlflow.sweeps.sweep import load_spec, run_sweep, select_trials
 
     blocks = []

@@ -36,9 +36,9 @@ def main() -> int:
     from grok_mlflow.findings.claims import claims_markdown
     from grok_mlflow.findings.verdicts import evaluate_all
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.tracker.measure import lc_prefix
+    from grok_mlflow.tracker.step import lc_prefix
     from grok_mlflow.findings.phases import detect_phases
-    from grok_mlflow.store.stored import run_artifact_text
+    from grok_mlflow.store.reading import run_artifact_text
     from grok_mlflow.sweeps.spec import load_spec, trial_name
     from grok_mlflow.sweeps.summary import trial_metrics
     from grok_mlflow.store.sweep_runs import child_runs
@@ -91,7 +91,7 @@ def _replay_settled(run) -> tuple[int | None, int, str]:
 
     from grok_mlflow.findings.phases import settled
     from grok_mlflow.settings import Settings
-    from grok_mlflow.tracker.measure import lc_prefix
+    from grok_mlflow.tracker.step import lc_prefix
 
     client, history = MlflowClient(), {}
     for name in run.data.metrics:

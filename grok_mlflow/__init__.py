@@ -32,7 +32,7 @@ _EXPORTS = {
     "local_complexity": "measures.complexity",
     "member_views": "runner.stacking",
     "partition_slice": "measures.partition",
-    "plot": "runner.runs",
+    "plot": "runner.recorded",
     "register_nonlinearity": "measures.network",
     "reproduction_report": "findings.report",
     "robust_accuracy": "measures.robustness",

@@ -100,7 +100,7 @@ def _tag_mlflow_run_as_resume(run_id: str) -> None:
 
 def _train_settings(args: argparse.Namespace) -> Settings:
     """The settings of ``train``: the options given, or a resumed run's own."""
-    from .runner.runs import resume_settings
+    from .runner.recorded import resume_settings
 
     values = {f.name: getattr(args, f.name) for f in fields(Settings)
               if getattr(args, f.name) is not None}
@@ -120,7 +120,7 @@ def _train_settings(args: argparse.Namespace) -> Settings:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .runner.run_parts import check_settings
+    from .runner.build import check_settings
     from .runner.training import train
 
     settings = _train_settings(args)
@@ -149,7 +149,7 @@ def _partition_arguments(part: argparse.ArgumentParser) -> None:
 
 
 def _partition(args: argparse.Namespace) -> int:
-    from .runner.runs import draw_partition
+    from .runner.recorded import draw_partition
 
     path, metrics = draw_partition(args.run_id, args.step, args.resolution, args.out,
                                    args.device)
@@ -175,7 +175,7 @@ def _radius_arguments(rad: argparse.ArgumentParser) -> None:
 
 
 def _radius(args: argparse.Namespace) -> int:
-    from .runner.runs import choose_radius
+    from .runner.recorded import choose_radius
 
     try:
         radii = [float(r) for r in args.radii.split(",")] if args.radii else None
@@ -204,7 +204,7 @@ def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
 
 
 def _compare_regions(args: argparse.Namespace) -> int:
-    from .runner.runs import compare_regions
+    from .runner.recorded import compare_regions
 
     if args.points < 1 or args.resolution < 2 or (args.radius is not None
                                                    and not args.radius > 0):
@@ -233,7 +233,7 @@ def _boundary_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _boundary_regions(args: argparse.Namespace) -> int:
-    from .runner.runs import boundary_regions
+    from .runner.recorded import boundary_regions
 
     if args.points < 1 or args.resolution < 2 or (args.radius is not None
                                                    and not args.radius > 0):
@@ -250,7 +250,7 @@ def _boundary_regions(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .runner.runs import run_report
+    from .runner.recorded import run_report
 
     print(run_report(args.run_id), end="")
     return 0

@@ -1,6 +1,6 @@
 """The MLflow plugin: a run-context provider registered under the ``mlflow.run_context_provider``
 entry point (see pyproject.toml). MLflow loads it while importing itself, so this module imports
-nothing of grok_mlflow but ``_context`` (no MLflow, nothing heavy), and nothing of grok_mlflow
+nothing of grok_mlflow but ``run_tags`` (no MLflow, nothing heavy), and nothing of grok_mlflow
 imports it.
 
 It tags only the runs grok_mlflow starts (``managed_run`` marks them while MLflow creates them):
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mlflow.tracking.context.abstract_context import RunContextProvider
 
-from ._context import is_managed, managed_run, package_version, version_tags
+from .run_tags import is_managed, managed_run, package_version, version_tags
 
 __all__ = ["GrokContextProvider", "managed_run", "package_version", "version_tags"]
 

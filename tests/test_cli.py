@@ -106,7 +106,7 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed_and_keeps_every_measured_point(t
     schedule = log_schedule(1_000_000, 400)
     assert len(measured) > 5 and measured == schedule[:len(measured)]
     assert {"history.csv", "checkpoints"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    from grok_mlflow.store.stored import load_checkpoint
+    from grok_mlflow.store.reading import load_checkpoint
     assert load_checkpoint(run.info.run_id, torch.device("cpu"))["step"] >= measured[-1]
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from grok_mlflow import GrokTracker, TrackerSettings
 from grok_mlflow.tracker.distributed import Shards
-from grok_mlflow.tracker.measure import measure
+from grok_mlflow.tracker.step import measure_step
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -38,7 +38,7 @@ with GrokTracker(model, (x, y), (x, y), settings, run_name="ddp", log_model=Fals
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(); loss.backward(); opt.step()
         tracker.step(step, loss)
-alone = measure(net, tracker.probes, tracker.settings, shards=Shards())   # one process's
+alone = measure_step(net, tracker.probes, tracker.settings, shards=Shards())   # one process's
 last = tracker.history[20]
 out = {"rank": rank, "run_id": tracker.run_id, "shards": [tracker.shards.rank, tracker.shards.size],
        "same_lc": all(float(alone[k]) == last[k] for k in alone if k.startswith("lc/")),

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from grok_mlflow.store.recorder import Recorder
-from grok_mlflow.store.stored import load_checkpoint
+from grok_mlflow.store.reading import load_checkpoint
 from grok_mlflow.tracker.run_log import DivergenceError, RunLog
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from grok_mlflow.tracker.stacked import StackedTracker, align_checkpoints
 from grok_mlflow.measures.evaluation import accuracy_and_loss
 from grok_mlflow.findings.history import read_history_csv
-from grok_mlflow.store.stored import run_artifact_text
+from grok_mlflow.store.reading import run_artifact_text
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
 from grok_mlflow.runner.stacking import member_views

@@ -256,7 +256,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, t
     assert run.data.tags["grok_mlflow.failure"] == f"diverged: training loss is nan at step {step}"
     measured = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "acc/train")]
     assert measured == [s for s in log_schedule(300, 100) if s < step]   # all flushed
-    from grok_mlflow.store.stored import load_checkpoint
+    from grok_mlflow.store.reading import load_checkpoint
     state = load_checkpoint(run.info.run_id, torch.device("cpu"))
     assert state["step"] < step
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -307,7 +307,7 @@ def test_a_member_that_leaves_its_group_stops_and_the_others_train_exactly_as_al
     other two train 6 more in a group of two. Members 0 and 2 end equal to their runs trained
     alone for 12 steps, member 1 to its run of 6 steps (to rounding)."""
     from grok_mlflow.runner.batches import TensorBatches
-    from grok_mlflow.runner.run_parts import data_and_model
+    from grok_mlflow.runner.build import data_and_model
     from grok_mlflow.runner.training import _Group
 
     members = [dataclasses.replace(TINY, seed=k) for k in range(3)]

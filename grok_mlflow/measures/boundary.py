@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._modes import evaluating, full_float32
+from .flags import evaluating, full_float32
 
 __all__ = ["BoundaryPoints", "boundary_points", "top_two_gap"]
 

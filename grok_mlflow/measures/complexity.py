@@ -47,7 +47,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._modes import evaluating, full_float32
+from .flags import evaluating, full_float32
 from .network import (NonlinearityHooks, Plan, accepts_channels_last, check_radii,
                       default_max_vertices, has_nonlinearity, plan_for, prepare_input,
                       widest_activation)
@@ -214,7 +214,7 @@ def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[fl
 
     Arithmetic is plain float32 (or the model's dtype) even where the user enabled TF32 or
     autocast: reduced precision flips the sign of radius-sized differences (see
-    ``grok_mlflow.measures._modes.full_float32``).
+    ``grok_mlflow.measures.flags.full_float32``).
 
     Returns:
         ``LocalComplexity`` for a single radius, or ``{radius: LocalComplexity}`` for a sequence.

@@ -37,7 +37,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._modes import evaluating, full_float32
+from .flags import evaluating, full_float32
 from .complexity import mean_confidence_interval, sample_directions
 from .network import NonlinearityHooks, check_radii, default_max_vertices, prepare_input
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._modes import evaluating
+from .flags import evaluating
 from ..settings import SettingsError
 
 __all__ = ["LOSSES", "accuracy_and_loss", "label_accuracy", "loss_function", "multilabel_loss",

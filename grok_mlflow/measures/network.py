@@ -29,7 +29,7 @@ import torch
 import torch.fx as fx
 from torch import Tensor, nn
 
-from ._modes import evaluating, full_float32
+from .flags import evaluating, full_float32
 
 __all__ = ["FromModule", "NONLINEARITIES", "NonlinearityHooks", "Plan", "call_names",
            "check_radii", "default_max_vertices", "embedded", "find_module", "has_nonlinearity",

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._modes import evaluating, full_float32
+from .flags import evaluating, full_float32
 from .network import (NonlinearityHooks, Plan, default_max_vertices, has_nonlinearity, plan_for,
                       prepare_input, widest_activation)
 

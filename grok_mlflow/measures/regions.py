@@ -26,7 +26,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 
-from ._modes import evaluating
+from .flags import evaluating
 from .boundary import boundary_points, top_two_gap
 from .complexity import sample_directions
 from .partition import partition_slice

@@ -21,7 +21,7 @@ import torch
 import torchattacks
 from torch import Tensor, nn
 
-from ._modes import evaluating
+from .flags import evaluating
 
 __all__ = ["check_box", "data_box", "pgd_attack", "robust_accuracy", "robust_loss",
            "robust_multilabel_accuracy"]

@@ -184,7 +184,7 @@ class MeasuredModel:
     Attributes:
         net: the module every measure runs (the model itself, ``TensorOutput`` or ``TwoLogits``).
         task: the user's task (``TASKS``), as ``config.json`` records it.
-        measure_task: the task ``measure`` computes: ``multiclass`` for a binary model (as
+        measure_task: the task ``measure_step`` computes: ``multiclass`` for a binary model (as
             ``TwoLogits``), else ``task``.
         note: one line on which output tensor is measured ("" for a model returning a tensor).
         relabel: labels -> the labels ``net`` is measured against (binary: 0/1 integers), or None.
@@ -204,7 +204,7 @@ def measured_model(model: nn.Module, x: Tensor, y: Tensor, task: str | None = No
     ``TwoLogits`` with its labels as 0/1 integers (cross-entropy over [0, z] is its binary
     cross-entropy). Raises ``ValueError`` (one line) for a bad ``output`` or ``task``.
     """
-    from ._modes import evaluating
+    from .flags import evaluating
 
     with evaluating(model), torch.no_grad():
         out = model(x)

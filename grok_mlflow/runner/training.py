@@ -26,10 +26,10 @@ from .batches import StackedBatches, TensorBatches, training_batches
 from .data import dataset_spec
 from ..tracker.stacked import StackedTracker, align_checkpoints
 from ..measures.evaluation import loss_function
-from .run_parts import check_settings, data_and_model, run_name_for
+from .build import check_settings, data_and_model, run_name_for
 from ..settings import Settings
 from .stacking import StackedAdamW, StackedModules, check_stackable
-from ..store.stored import load_checkpoint
+from ..store.reading import load_checkpoint
 from ..tracker.tracking import GrokTracker
 
 __all__ = ["TrainResult", "train", "train_stacked", "warmup_factor"]

@@ -1,4 +1,4 @@
-"""Writing runs to MLflow: one of the three modules that talk to MLflow (``stored`` reads runs
+"""Writing runs to MLflow: one of the three modules that talk to MLflow (``reading`` reads runs
 back, ``sweep_runs`` keeps a sweep's parent and child runs and its UI view).
 
 ``Recorder`` owns a tracked run's every MLflow call: starting or continuing the run, params, tags
@@ -32,8 +32,8 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
-from .._context import managed_run, version_tags
-from .stored import quiet_downloads
+from ..run_tags import managed_run, version_tags
+from .reading import quiet_downloads
 from .tracking_store import (DEFAULT_EXPERIMENT, MAX_BATCH, create_sqlite_store_once,
                              log_run_figure, use_experiment, user_experiment_id)
 

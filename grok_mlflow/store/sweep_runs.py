@@ -1,7 +1,7 @@
 """A sweep's runs in MLflow: its parent run, one child run per trial, and the MLflow UI's saved
 comparison view of them (``publish_sweep_view``).
 
-One of the three modules that talk to MLflow (``recorder`` writes a run, ``stored`` reads runs
+One of the three modules that talk to MLflow (``recorder`` writes a run, ``reading`` reads runs
 back). ``grok_mlflow.sweeps`` decides what a sweep runs; this module only records it.
 """
 
@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
-from .._context import managed_run
+from ..run_tags import managed_run
 from .tracking_store import tracking_uri, use_experiment
 
 __all__ = ["SweepInterrupted", "child_run", "child_runs", "end_interrupted_children", "get_run",

@@ -3,7 +3,7 @@ directory; a new SQLite store created by one process at a time), the experiment,
 created, reopened, ended, tagged and written into through the client (stacked members, a sweep's
 parent, figures and text into an existing run, the unsent-metrics import).
 
-One of the modules that talk to MLflow (``recorder`` writes a tracked run, ``stored`` reads runs
+One of the modules that talk to MLflow (``recorder`` writes a tracked run, ``reading`` reads runs
 back, ``sweep_runs`` keeps a sweep's runs).
 """
 
@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
-from .._context import managed_run
+from ..run_tags import managed_run
 
 __all__ = ["DEFAULT_EXPERIMENT", "MAX_BATCH", "absolute_tracking_uri", "active_run_id",
            "create_run", "create_sqlite_store_once", "end_runs", "import_metrics",

@@ -200,7 +200,7 @@ def load_spec(path: str) -> SweepSpec:
 
 def _stop_values(stop: Any, path: str) -> dict[str, Any]:
     """``stop: settled`` or ``stop: {rule: settled, min_steps: N}`` as settings: every trial
-    trains ``until: settled`` (``grok_mlflow.tracker.settle``), ``steps`` its cap."""
+    trains ``until: settled`` (``grok_mlflow.tracker.stopping``), ``steps`` its cap."""
     if stop is None:
         return {}
     rule, rest = (stop, {}) if isinstance(stop, str) else (

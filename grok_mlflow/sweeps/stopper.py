@@ -1,6 +1,6 @@
 """``SettledStopper``: a Ray Tune stopper that ends a trial once its phases are settled.
 
-The rule is ``phases.settled`` (see ``grok_mlflow.tracker.settle``), asked by the trial's own
+The rule is ``phases.settled`` (see ``grok_mlflow.tracker.stopping``), asked by the trial's own
 ``GrokTracker``: with ``until="settled"`` it ends its run when the rule holds and reports
 ``grok/settled``; this stopper then ends the Tune trial. ASHA-style schedulers judge a metric's
 current value, so they stop exactly the trials that have not grokked yet; this one waits for the

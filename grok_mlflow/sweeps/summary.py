@@ -16,7 +16,7 @@ from ..findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
 from ..findings.plots import claims_figure, sweep_figures
 from ..findings.report import report_table, reproduction_report
 from ..store.tracking_store import log_run_figure, log_run_text, tag_run
-from ..store.stored import run_artifact_text
+from ..store.reading import run_artifact_text
 from ..store.sweep_runs import child_runs
 from .spec import SweepSpec, trial_name
 

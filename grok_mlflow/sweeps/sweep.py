@@ -48,7 +48,7 @@ from ray.tune import Callback
 
 from ..settings import SettingsError
 from ..store.tracking_store import absolute_tracking_uri, use_tracking_uri
-from ..store.stored import run_artifact_text
+from ..store.reading import run_artifact_text
 from ..store.sweep_runs import (SweepInterrupted, child_runs, end_interrupted_children, get_run,
                                 publish_sweep_view, sweep_parent_run, sweep_view_url,
                                 unfinished_sweeps)

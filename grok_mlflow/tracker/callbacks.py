@@ -15,7 +15,7 @@ from torch import nn
 
 from ..settings import TrackerSettings
 from ..store.recorder import Recorder
-from .opening import settings_params
+from .starting import settings_params
 from .probes import Data
 from .tracking import GrokTracker
 

@@ -37,7 +37,7 @@ from .probes import Data
 from ..store.recorder import Recorder
 from ..store.tracking_store import create_run, end_runs, reopen_runs, use_experiment
 from ..settings import Settings, SettingsError, TrackerSettings
-from .terminal import step_bar
+from .progress_bar import step_bar
 from .run_log import DivergenceError
 from .tracking import GrokTracker
 

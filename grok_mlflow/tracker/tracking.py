@@ -13,17 +13,17 @@ when to measure        ``schedule.MeasureSchedule``: log-spaced eval steps, spar
                        deformation subsets, partition snapshots every N-th eval step
 what points            ``probes.draw_probes``: fixed seeded LC / accuracy / PGD / partition points
                        from tensors, a Dataset or a DataLoader, drawn once
-checks first           ``preparing.prepare``: the model's output and task, labels, LC's input and
+checks first           ``starting.prepare``: the model's output and task, labels, LC's input and
                        P, one LC probe: every failure before the run exists
-opening the run        ``opening.open_run``: params, tags, ``config.json``, analysis points
-measuring              ``measure.measure`` (accuracy, loss, LC, PGD) and
+opening the run        ``starting.open_run``: params, tags, ``config.json``, analysis points
+measuring              ``step.measure_step`` (accuracy, loss, LC, PGD) and
                        ``partition.partition_slice``: pure, tensors in, tensors out
 the record             ``run_log.RunLog``: history, batched metrics, checkpoints, artifacts and
                        the end (phases, ``report.md``, the model) through ``store.Recorder``
-settling               ``settle.Settling``: ``until: settled``, reports to Ray Tune
+settling               ``stopping.Settling``: ``until: settled``, reports to Ray Tune
 =====================  ===========================================================================
 
-Metric keys are ``measure``'s (``acc/*``, ``loss/*``, ``lc/*``, ``adv/acc/eps_*``), plus
+Metric keys are ``measure_step``'s (``acc/*``, ``loss/*``, ``lc/*``, ``adv/acc/eps_*``), plus
 ``partition/*`` at snapshot steps and ``grok/*`` phase steps at the end (also as tags).
 Artifacts: ``config.json`` (settings, the model's class, size and measured layers, data shapes,
 the schedule), ``history.csv``, ``figures/grokking.png`` (both refreshed every
@@ -43,14 +43,14 @@ from ..settings import Settings, TrackerSettings
 from ..store.recorder import NullRecorder, Recorder
 from .costs import MeasureCosts
 from .distributed import Shards, Termination, unwrap
-from .measure import lc_prefix, measure, partition_snapshot
-from .opening import open_run, settings_params
-from .preparing import check_choices, prepare
+from .step import lc_prefix, measure_step, partition_snapshot
+from .starting import open_run, settings_params
+from .starting import check_choices, prepare
 from .probes import Data
 from .run_log import DivergenceError, RunLog
 from .schedule import MeasureSchedule
-from .settle import Settling, in_tune_trial
-from .terminal import step_bar
+from .stopping import Settling, in_tune_trial
+from .progress_bar import step_bar
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
 
@@ -156,7 +156,7 @@ class GrokTracker:
         self.schedule = MeasureSchedule.from_settings(s)
         self.stop_note = ""                 # why training stopped before its last step (report)
         self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
-        # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.settle)
+        # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.stopping)
         self.settling = Settling(self, self.lc_key, tune_report=(
             in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
         self._ended = False
@@ -218,7 +218,7 @@ class GrokTracker:
         return {"history": self.history, "step": self.last_step or 0}
 
     def _prepare(self) -> None:
-        """``preparing.prepare``: everything that can fail on the user's model or data, before
+        """``starting.prepare``: everything that can fail on the user's model or data, before
         any run exists; then the loss param names the loss ``loss/*`` really is."""
         ready = self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
                                      self.schedule, domain=self.domain, task=self.task,
@@ -282,7 +282,7 @@ class GrokTracker:
             adversarial = step in self.schedule.adv_steps
         device = self.probes.accuracy["train"][0].device
         with self.costs.timed("measure", device):
-            metrics = measure(self.net, self.probes, self.settings,
+            metrics = measure_step(self.net, self.probes, self.settings,
                               adversarial=adversarial and bool(self.adv_eps),
                               deform=step in self.schedule.deform_steps, task=self.measured_task,
                               loss_fn=self.ready.loss_fn, shards=self.shards, costs=self.costs)

@@ -1,7 +1,7 @@
 """Recorded runs: what the ``grok-mlflow`` commands do with a run that has finished (or stopped).
 
 Everything starts from one way to rebuild a run, ``RecordedRun.load``: its ``config.json``'s
-settings rebuild its data and its model exactly as training built them (``run_parts``), and
+settings rebuild its data and its model exactly as training built them (``build``), and
 ``weights_at`` puts the weights of a step into the model (the last checkpoint, or a partition
 snapshot). On that: ``run_report`` (the report of a run or a sweep), ``resume_settings``,
 ``draw_partition``, ``choose_radius``, ``compare_regions`` and ``boundary_regions``.
@@ -27,9 +27,9 @@ from .data import DataSplits
 from ..findings.history import read_history_csv
 from ..store.tracking_store import log_run_figure, log_run_text, tracking_uri
 from ..findings.report import report_markdown, reproduction_report
-from .run_parts import check_settings, data_and_model, resolve_device
+from .build import check_settings, data_and_model, resolve_device
 from ..settings import Settings, SettingsError, TrackerSettings, load_preset
-from ..store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
+from ..store.reading import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
                      run_tags, snapshot_steps)
 
 __all__ = ["RecordedRun", "boundary_regions", "choose_radius", "compare_regions", "draw_partition",
@@ -37,7 +37,7 @@ __all__ = ["RecordedRun", "boundary_regions", "choose_radius", "compare_regions"
 
 
 class RecordedPoints:
-    """The points a tracked run recorded (``opening.analysis_points``), where a ``train`` run
+    """The points a tracked run recorded (``starting.analysis_points``), where a ``train`` run
     has its rebuilt ``DataSplits``: ``x_train``, ``partition_x``, ``partition_labels``,
     ``tokens``."""
 
@@ -91,7 +91,7 @@ class RecordedRun:
     @classmethod
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
-        from ..store.stored import load_logged_model, load_recorded_points
+        from ..store.reading import load_logged_model, load_recorded_points
 
         where = f"{command}: run {run_id}"
         resolved = resolve_device(device)
@@ -142,7 +142,7 @@ class RecordedRun:
         Example:
             study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
         """
-        from ..store.stored import load_recorded_points
+        from ..store.reading import load_recorded_points
 
         config = run_config(run_id, command)
         if "settings" in config:

@@ -116,7 +116,7 @@ def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, 
                           "here") and "log_model=True" in err and len(err.splitlines()) == 1
     assert "RecordedRun.from_run(run_id, model)" in err
     # ... which does it with the model at hand: its snapshots' weights, the recorded points
-    from grok_mlflow.runner.runs import RecordedRun, choose_radius, draw_partition
+    from grok_mlflow.runner.recorded import RecordedRun, choose_radius, draw_partition
 
     mine = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
     study, where = choose_radius(RecordedRun.from_run(bare, mine), radii=[0.01, 0.1],
@@ -137,8 +137,8 @@ def test_a_run_records_at_most_16_mib_of_points_for_its_analysis(tracking_uri):
     from torch import nn
 
     import grok_mlflow
-    from grok_mlflow.store.stored import load_recorded_points
-    from grok_mlflow.tracker.opening import POINTS_CAP_BYTES
+    from grok_mlflow.store.reading import load_recorded_points
+    from grok_mlflow.tracker.starting import POINTS_CAP_BYTES
 
     x, y = torch.rand(40, 3, 224, 224), torch.randint(0, 3, (40,))
     model = nn.Sequential(nn.Conv2d(3, 2, 16, stride=16), nn.ReLU(), nn.Flatten(),

@@ -7,7 +7,7 @@ from torch import nn
 
 from grok_mlflow.measures.complexity import local_complexity
 from grok_mlflow.measures.evaluation import accuracy_and_loss
-from grok_mlflow.tracker.measure import adv_budgets, lc_prefix, measure
+from grok_mlflow.tracker.step import adv_budgets, lc_prefix, measure_step
 from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.measures.robustness import robust_accuracy
 from grok_mlflow.settings import TrackerSettings
@@ -25,7 +25,7 @@ def setup(radii=(0.05,)):
 
 def test_every_metric_is_its_measure_on_the_probes():
     net, probes, s = setup()
-    metrics = measure(net, probes, s, adversarial=True)
+    metrics = measure_step(net, probes, s, adversarial=True)
     acc, loss = accuracy_and_loss(net, *probes.accuracy["test"], "cross_entropy")
     assert metrics["acc/test"] == acc and metrics["loss/test"] == loss
     lc = local_complexity(net, probes.lc["random"], radius=0.05, n_directions=4, seed=1)
@@ -40,7 +40,7 @@ def test_every_metric_is_its_measure_on_the_probes():
 
 def test_keys_follow_the_radii_and_pgd_only_when_asked():
     net, probes, s = setup(radii=(0.01, 0.1))
-    metrics = measure(net, probes, s)
+    metrics = measure_step(net, probes, s)
     assert {"lc_r0.01/train", "lc_r0.1/test"} <= set(metrics)
     assert not any(k.startswith("adv/") for k in metrics)
     assert lc_prefix(0.05, (0.05,)) == "lc" and lc_prefix(0.1, (0.01, 0.1)) == "lc_r0.1"
@@ -51,6 +51,6 @@ def test_keys_follow_the_radii_and_pgd_only_when_asked():
 def test_a_regression_task_has_losses_and_no_accuracy():
     net, probes, s = setup()
     probes = probes.with_labels(lambda y: torch.rand(len(y), 3, dtype=torch.float64))
-    metrics = measure(net, probes, s, adversarial=True, task="regression")
+    metrics = measure_step(net, probes, s, adversarial=True, task="regression")
     assert "loss/train" in metrics and not any(k.startswith("acc/") for k in metrics)
     assert {"adv/loss/eps_0.05", "adv/loss/eps_0.2"} <= set(metrics)

@@ -1,6 +1,6 @@
 """Measuring one step: model + probes -> metric tensors. Pure: no MLflow, no host sync.
 
-``measure`` computes everything the tracker logs at a measured step, keyed as in MLflow:
+``measure_step`` computes everything the tracker logs at a measured step, keyed as in MLflow:
 
 ==============================  =========================================================
 ``loss/{split}``, ``acc/{split}``   mean loss and clean accuracy on ``probes.accuracy``
@@ -27,7 +27,7 @@ Every value is a 0-dim tensor on the model's device; the recorder moves them to 
 transfer.
 
 Example:
-    metrics = measure(model, probes, TrackerSettings(), adversarial=True)
+    metrics = measure_step(model, probes, TrackerSettings(), adversarial=True)
     metrics["lc/train"]                      # tensor(7.31, dtype=torch.float64)
 """
 
@@ -38,7 +38,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from ..measures._modes import evaluating
+from ..measures.flags import evaluating
 from ..measures.boundary import boundary_points, top_two_gap
 from ..measures.complexity import LocalComplexity, local_complexity
 from ..measures.deformation import deformation
@@ -49,7 +49,7 @@ from ..measures.robustness import robust_accuracy, robust_loss, robust_multilabe
 from ..settings import TrackerSettings
 from .costs import MeasureCosts
 
-__all__ = ["adv_budgets", "has_boundary", "lc_prefix", "measure"]
+__all__ = ["adv_budgets", "has_boundary", "lc_prefix", "measure_step"]
 
 
 def lc_prefix(radius: float, radii: tuple[float, ...]) -> str:
@@ -66,7 +66,7 @@ def adv_budgets(settings: TrackerSettings, domain: tuple[float, float]) -> tuple
     return tuple(round(f * width, 12) for f in (0.05, 0.1, 0.2))
 
 
-def measure(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
+def measure_step(model: nn.Module, probes: Probes, settings: TrackerSettings, *,
             adversarial: bool = False, deform: bool = False, task: str = "multiclass",
             loss_fn=None, shards: Shards | None = None,
             costs: MeasureCosts | None = None) -> dict[str, Tensor]:

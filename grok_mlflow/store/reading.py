@@ -3,7 +3,7 @@ checkpoint and partition snapshot weights.
 
 One of the three modules that talk to MLflow (``recorder`` writes runs, ``sweep_runs`` keeps a
 sweep's parent and child runs and its UI view). What a recorded run is rebuilt into (settings,
-data, model at a step) is ``grok_mlflow.runner.runs``'s job.
+data, model at a step) is ``grok_mlflow.runner.recorded``'s job.
 
 Example:
     config = run_config(run_id, "report")          # dict; SettingsError for an unknown run

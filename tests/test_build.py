@@ -7,14 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from grok_mlflow.runner.run_parts import check_settings
+from grok_mlflow.runner.build import check_settings
 from grok_mlflow.settings import Settings, SettingsError
 
 from conftest import REPO
 
 
 def test_runs_of_different_presets_get_different_names():
-    from grok_mlflow.runner.run_parts import run_name_for
+    from grok_mlflow.runner.build import run_name_for
     from grok_mlflow.settings import load_preset
 
     presets = ["fig1_mnist_mlp", "fig3_mlp_init8", "fig25_gelu_mlp"]   # same dataset and MLP

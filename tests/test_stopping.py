@@ -1,4 +1,4 @@
-"""The tracker's side of until: settled (grok_mlflow.tracker.settle): the rule asked measurement by
+"""The tracker's side of until: settled (grok_mlflow.tracker.stopping): the rule asked measurement by
 measurement on a real recorded run; a run that never settles, end to end, is in test_training."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     line over the last stretch alone held at 17,270, the peak and the first of the fall inside
     one stretch: the whole-stretch check keeps that run going.)"""
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.tracker.settle import Settling
+    from grok_mlflow.tracker.stopping import Settling
     from grok_mlflow.settings import TrackerSettings
 
     class Replay:                 # what Settling reads of a tracker, and what it calls
@@ -52,7 +52,7 @@ def test_a_run_at_its_cap_says_whether_the_rule_holds_there():
     says whether the rule holds at the cap, or why not (the same recorded run, cut at two caps)."""
     from grok_mlflow.findings.history import read_history_csv
     from grok_mlflow.settings import TrackerSettings
-    from grok_mlflow.tracker.settle import Settling
+    from grok_mlflow.tracker.stopping import Settling
 
     full = read_history_csv((REPO / "tests" / "data" / "fig1_mnist_cpu_history.csv").read_text())
     notes = {}

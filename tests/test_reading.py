@@ -7,7 +7,7 @@ import torch
 
 from grok_mlflow.store.recorder import Recorder
 from grok_mlflow.settings import SettingsError
-from grok_mlflow.store.stored import (load_checkpoint, load_snapshot_weights, run_artifact_text,
+from grok_mlflow.store.reading import (load_checkpoint, load_snapshot_weights, run_artifact_text,
                                 run_config, run_name, snapshot_steps)
 
 

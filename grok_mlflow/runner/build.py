@@ -1,5 +1,5 @@
 """What a run is made of, built from its ``Settings``: its name, its device, its data and its
-model at initialisation. The training loops build runs with it, and ``grok_mlflow.runner.runs`` rebuilds
+model at initialisation. The training loops build runs with it, and ``grok_mlflow.runner.recorded`` rebuilds
 recorded ones the same way (one way to build a run).
 
 Example:
