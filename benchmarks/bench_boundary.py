@@ -18,11 +18,11 @@ import dataclasses
 import torch
 from torch import nn
 
-from common import best_time, mnist_images
-
 from grok_mlflow.settings import TrackerSettings
-from grok_mlflow.tracker.step import measure_step
 from grok_mlflow.tracker.probes import draw_probes
+from grok_mlflow.tracker.step import measure_step
+
+from common import best_time, mnist_images
 
 
 def main() -> None:

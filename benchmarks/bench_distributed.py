@@ -15,10 +15,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from grok_mlflow.tracker.distributed import Shards
-from grok_mlflow.tracker.step import measure_step
-from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.distributed import Shards
+from grok_mlflow.tracker.probes import draw_probes
+from grok_mlflow.tracker.step import measure_step
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ import time
 
 import torch
 
-from grok_mlflow.settings import Settings, load_preset
 from grok_mlflow.runner.training import train, train_stacked
+from grok_mlflow.settings import Settings, load_preset
 
 from common import stable_allocator
 

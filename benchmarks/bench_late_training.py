@@ -34,12 +34,12 @@ def subnormals(optimizer: torch.optim.Optimizer) -> tuple[int, int]:
 
 
 def run(steps: int, window: int, flush: bool) -> dict[str, float]:
+    from grok_mlflow.measures.evaluation import loss_function
     from grok_mlflow.runner.batches import training_batches
     from grok_mlflow.runner.data import load_dataset
-    from grok_mlflow.measures.evaluation import loss_function
     from grok_mlflow.runner.models import build_model
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import OPTIMIZERS
+    from grok_mlflow.settings import Settings
 
     settings = Settings(steps=steps, device="cpu")
     torch.set_flush_denormal(flush)

@@ -28,8 +28,8 @@ def main() -> None:
     from lightning.pytorch.loggers import MLFlowLogger
     from torch.utils.data import DataLoader, TensorDataset
 
-    from grok_mlflow.runner.data import load_dataset
     from grok_mlflow.lightning import GrokCallback
+    from grok_mlflow.runner.data import load_dataset
     from grok_mlflow.runner.models import build_model
     from grok_mlflow.settings import Settings, TrackerSettings
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import torch
 
-from grok_mlflow.runner.models import build_model
 from grok_mlflow.measures.partition import partition_slice, plane_grid
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
 
 from common import best_time, mnist_images, stable_allocator

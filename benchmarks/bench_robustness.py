@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 
 from grok_mlflow.measures.complexity import local_complexity
-from grok_mlflow.runner.data import load_dataset
 from grok_mlflow.measures.evaluation import accuracy_and_loss
-from grok_mlflow.runner.models import build_model
 from grok_mlflow.measures.robustness import robust_accuracy
-from grok_mlflow.tracker.schedule import log_schedule
+from grok_mlflow.runner.data import load_dataset
+from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
+from grok_mlflow.tracker.schedule import log_schedule
 
 from common import best_time, mnist_images, stable_allocator
 
@@ -76,6 +76,7 @@ def main():
             import gzip
 
             import numpy as np
+
             from common import MNIST_T10K
             labels = torch.from_numpy(np.frombuffer(gzip.open(
                 MNIST_T10K / "t10k-labels-idx1-ubyte.gz").read(), dtype=np.uint8,

@@ -41,9 +41,9 @@ def main() -> int:
 
     import mlflow
 
+    from grok_mlflow.runner.training import train
     from grok_mlflow.settings import Settings
     from grok_mlflow.sweeps.spec import load_spec
-    from grok_mlflow.runner.training import train
 
     with tempfile.TemporaryDirectory() as tmp:
         write_mnist_split(Path(args.mnist_t10k), Path(tmp))

@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import torch
+from time_presets import write_standins
 
 from grok_mlflow.runner.batches import training_batches
+from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.data import dataset_spec, load_dataset
 from grok_mlflow.runner.models import build_model
 from grok_mlflow.settings import Settings
-from grok_mlflow.runner.build import resolve_device
-
-from time_presets import write_standins
 
 
 def steps_per_s(model, opt, batches, steps: int, device: torch.device) -> float:

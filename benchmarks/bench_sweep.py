@@ -92,10 +92,11 @@ def measures(repeats: int) -> tuple[float, float]:
     MLP, as in the sweep): LC on 300 points / a bare forward over their 2P vertices, and PGD
     (3 budgets x 10 steps on the test images) / the 30 forward-backward passes it makes."""
     from bench_complexity import bare_forward
-    from common import best_time
 
     from grok_mlflow.measures.complexity import local_complexity
     from grok_mlflow.measures.robustness import robust_accuracy
+
+    from common import best_time
 
     data, model = default_model()
     model.eval()

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 import torch
 
-from grok_mlflow.settings import Settings
 from grok_mlflow.runner.training import train
+from grok_mlflow.settings import Settings
 
 from common import stable_allocator
 

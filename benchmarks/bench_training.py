@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import torch
 
+from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.data import load_dataset
 from grok_mlflow.runner.models import build_model
-from grok_mlflow.settings import Settings
-from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.training import train
+from grok_mlflow.settings import Settings
 
 from common import stable_allocator
 

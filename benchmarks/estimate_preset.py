@@ -30,15 +30,14 @@ import time
 from pathlib import Path
 
 import torch
+from time_presets import write_standins
 
+from grok_mlflow.runner.build import resolve_device
 from grok_mlflow.runner.data import dataset_spec, load_dataset
 from grok_mlflow.runner.models import build_model
+from grok_mlflow.runner.training import train
 from grok_mlflow.settings import Settings, load_preset
 from grok_mlflow.tracker.tracking import GrokTracker
-from grok_mlflow.runner.build import resolve_device
-from grok_mlflow.runner.training import train
-
-from time_presets import write_standins
 
 
 def _timed(fn, device: torch.device) -> float:

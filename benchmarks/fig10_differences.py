@@ -54,8 +54,8 @@ def main() -> None:
 
     import mlflow
 
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
 
     base = Settings(dataset="modular_addition", modulus=113, train_fraction=args.train_fraction,
                     model="transformer", depth=1, width=128, optimizer="adamw", lr=1e-3,

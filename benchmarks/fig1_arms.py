@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from grok_mlflow.findings.curves import series
 from grok_mlflow.findings.history import history_csv, read_history_csv
 from grok_mlflow.findings.phases import boundary_shift, detect_phases
-from grok_mlflow.findings.curves import series
 from grok_mlflow.findings.statistics import km_median
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "runs" / "fig1_arms"

@@ -92,10 +92,10 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="also write the reports to this file")
     args = parser.parse_args()
 
-    from grok_mlflow.settings import load_preset
-    from grok_mlflow.runner.recorded import run_report
     from grok_mlflow.runner.build import resolve_device
+    from grok_mlflow.runner.recorded import run_report
     from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import load_preset
 
     reports = []
     with tempfile.TemporaryDirectory() as tmp:

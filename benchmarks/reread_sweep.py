@@ -34,14 +34,14 @@ def main() -> int:
     import mlflow
 
     from grok_mlflow.findings.claims import claims_markdown
-    from grok_mlflow.findings.verdicts import evaluate_all
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.tracker.step import lc_prefix
     from grok_mlflow.findings.phases import detect_phases
+    from grok_mlflow.findings.verdicts import evaluate_all
     from grok_mlflow.store.reading import run_artifact_text
+    from grok_mlflow.store.sweep_runs import child_runs
     from grok_mlflow.sweeps.spec import load_spec, trial_name
     from grok_mlflow.sweeps.summary import trial_metrics
-    from grok_mlflow.store.sweep_runs import child_runs
+    from grok_mlflow.tracker.step import lc_prefix
 
     if args.settled:
         return _print_stops([(run.info.run_name, *_replay_settled(run)) for run in

@@ -40,10 +40,10 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "pip install lightning (or pip install -e '.[lightning]' in the grok_mlflow "
                       "repository)") from err
 
-from .tracker.probes import Data
-from .store.recorder import Recorder
 from .settings import TrackerSettings
+from .store.recorder import Recorder
 from .tracker.callbacks import TrackerCallback
+from .tracker.probes import Data
 from .tracker.tracking import model_run_name
 
 __all__ = ["GrokCallback"]

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import yaml
+
 __all__ = ["Settings", "SettingsError", "TrackerSettings", "render_mlproject", "settings_table"]
 
 
@@ -375,8 +377,6 @@ def _check_types(obj: Any) -> None:
 def read_yaml(path: str, what: str) -> Any:
     """The parsed YAML file at ``path``; unreadable or invalid gives ``SettingsError`` (``what``:
     the setting or option the file was given for)."""
-    import yaml
-
     try:
         with open(path) as handle:
             return yaml.safe_load(handle)

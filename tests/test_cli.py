@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from grok_mlflow.cli import main
 from grok_mlflow.tracker.schedule import log_schedule

@@ -10,7 +10,8 @@ import torchvision
 from torch import nn
 
 from grok_mlflow.measures.complexity import local_complexity, sample_directions
-from grok_mlflow.measures.network import plan_for as _plan_for, register_nonlinearity
+from grok_mlflow.measures.network import plan_for as _plan_for
+from grok_mlflow.measures.network import register_nonlinearity
 
 
 def mlp(dims, act=nn.ReLU, bias=True, dtype=torch.float64):

@@ -12,11 +12,11 @@ import sys
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+from test_outage import Server
 
 from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import subprocess_env
-from test_outage import Server
 
 PROCESSES = 8
 # at every eval step: acc and loss on train/test (4) + for each LC set (3) its mean, CI bounds

@@ -4,13 +4,13 @@ real own-loop run logs (not into its history)."""
 from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
+from test_tracking import user_loop
 from torch import nn
 
 from grok_mlflow import Settings
 from grok_mlflow.tracker.costs import MeasureCosts
 
 from conftest import only_run
-from test_tracking import user_loop
 
 
 def test_the_forecast_is_each_kinds_mean_times_the_schedules_count():

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from grok_mlflow.runner.batches import StreamedBatches, training_batches
-from grok_mlflow.runner.data import DATASETS, load_dataset
 from grok_mlflow.runner.build import check_settings
+from grok_mlflow.runner.data import DATASETS, load_dataset
 from grok_mlflow.settings import Settings, SettingsError
 
 from conftest import MNIST_T10K

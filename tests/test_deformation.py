@@ -16,7 +16,6 @@ from grok_mlflow.measures.deformation import deformation, graph_statistics, reco
 from conftest import Scale
 
 
-
 def _reference(vertices: np.ndarray) -> tuple[float, float]:
     """Average eccentricity and diameter by a plain all-pairs shortest path (Floyd-Warshall)."""
     n = len(vertices)

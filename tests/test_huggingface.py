@@ -10,12 +10,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
 from mlflow.tracking import MlflowClient
-from transformers import (BertConfig, BertForSequenceClassification, Trainer,
-                          TrainingArguments)
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
 from grok_mlflow.huggingface import GrokTrainerCallback
-from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import only_run
 

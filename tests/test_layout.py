@@ -184,10 +184,10 @@ def test_the_documented_paths_import_and_the_earlier_flat_ones_are_gone():
     import pytest
 
     import grok_mlflow
+    from grok_mlflow.findings.phases import settled
     from grok_mlflow.huggingface import GrokTrainerCallback
     from grok_mlflow.lightning import GrokCallback
     from grok_mlflow.measures.deformation import deformation
-    from grok_mlflow.findings.phases import settled
     from grok_mlflow.settings import settings_table
 
     assert all(callable(f) for f in (deformation, GrokTrainerCallback, GrokCallback, settled,
@@ -267,6 +267,14 @@ def test_no_file_names_a_module_path_of_earlier_versions():
             if dotted.search(line) or slashed.search(line) or imported.search(line):
                 stale.append(f"{name}:{number}: {line.strip()[:100]}")
     assert stale == []
+
+
+def test_no_module_is_longer_than_600_lines():
+    """A room per concept, none too big to read: every module of the package at most 600
+    lines."""
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}
 
 
 def test_tests_mirror_the_package():

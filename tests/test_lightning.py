@@ -3,9 +3,9 @@ MLFlowLogger (one run), and resume from a Lightning checkpoint."""
 
 from __future__ import annotations
 
-from mlflow.tracking import MlflowClient
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.utils.data import DataLoader
 

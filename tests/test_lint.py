@@ -1,5 +1,6 @@
-"""ruff, as ``pyproject.toml`` configures it (pyflakes, pycodestyle, bugbear, blind excepts),
-over the package, the tests and the benchmarks: the suite fails on a finding."""
+"""ruff, as ``pyproject.toml`` configures it (pyflakes, pycodestyle, bugbear, blind excepts,
+import order, complexity, imports at the top), over the package, the tests and the benchmarks:
+the suite fails on a finding."""
 
 from __future__ import annotations
 

@@ -6,8 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from grok_mlflow.measures.network import (FromModule, embedded, has_nonlinearity, plan_for,
-                                 prepare_input, widest_activation)
+from grok_mlflow.measures.network import (
+    FromModule,
+    embedded,
+    has_nonlinearity,
+    plan_for,
+    prepare_input,
+    widest_activation,
+)
 
 
 class Tokens(nn.Module):

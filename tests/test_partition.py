@@ -221,9 +221,9 @@ def test_a_run_takes_partition_snapshots_and_the_cli_redraws_them(tracking_uri, 
     from PIL import Image
 
     from grok_mlflow.cli import main
-    from grok_mlflow.tracker.schedule import log_schedule
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.tracker.schedule import log_schedule
 
     settings = Settings(steps=60, depth=2, width=16, eval_points=6, lc_samples=20,
                         lc_directions=4, adv_points=0, train_size=300, batch_size=50,

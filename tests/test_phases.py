@@ -341,8 +341,8 @@ def test_the_presets_float32_cross_entropy_arm_descends_later_and_shallower():
     (~1e-8), and robustness is delayed at every eps."""
     import numpy as np
 
-    from grok_mlflow.findings.history import read_history_csv
     from grok_mlflow.findings.curves import series
+    from grok_mlflow.findings.history import read_history_csv
 
     from conftest import REPO
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import torch
+from mlflow.tracking import MlflowClient
 
 from grok_mlflow import Settings, train
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from grok_mlflow.tracker.probes import as_tensors, draw_probes
 from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.probes import as_tensors, draw_probes
 
 SETTINGS = TrackerSettings(lc_samples=30, adv_samples=20, eval_size=0, seed=3)
 

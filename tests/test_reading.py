@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grok_mlflow.store.recorder import Recorder
 from grok_mlflow.settings import SettingsError
-from grok_mlflow.store.reading import (load_checkpoint, load_snapshot_weights, run_artifact_text,
-                                run_config, run_name, snapshot_steps)
+from grok_mlflow.store.reading import (
+    load_checkpoint,
+    load_snapshot_weights,
+    run_artifact_text,
+    run_config,
+    run_name,
+    snapshot_steps,
+)
+from grok_mlflow.store.recorder import Recorder
 
 
 def test_a_run_written_by_the_recorder_reads_back(tracking_uri):

@@ -15,8 +15,8 @@ def test_grok_mlflow_radius_on_a_run_and_on_a_preset(tmp_path, tracking_uri, cap
     from mlflow.tracking import MlflowClient
 
     from grok_mlflow.cli import main
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
 
     result = train(Settings(steps=40, eval_points=3, depth=2, width=16, lc_samples=20,
                             adv_points=0, partition_every=0), progress=False)
@@ -49,8 +49,8 @@ def test_grok_mlflow_compare_regions(tmp_path, tracking_uri, capsys):
     from mlflow.tracking import MlflowClient
 
     from grok_mlflow.cli import main
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import train
+    from grok_mlflow.settings import Settings
 
     result = train(Settings(steps=60, eval_points=6, depth=2, width=16, lc_samples=20,
                             adv_points=0, partition_every=2, partition_resolution=16),

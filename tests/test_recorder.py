@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from grok_mlflow.store.recorder import MetricBuffer
 

@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from grok_mlflow import Settings, train
 from grok_mlflow.cli import main
-from grok_mlflow.findings.report import report_markdown, report_table, reproduction_report
 from grok_mlflow.findings.curves import series, smooth
+from grok_mlflow.findings.report import report_markdown, report_table, reproduction_report
 from grok_mlflow.tracker.schedule import log_schedule
 
 STEPS = log_schedule(100_000, points=80)

@@ -9,8 +9,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from grok_mlflow.store.recorder import Recorder
 from grok_mlflow.store.reading import load_checkpoint
+from grok_mlflow.store.recorder import Recorder
 from grok_mlflow.tracker.run_log import DivergenceError, RunLog
 
 

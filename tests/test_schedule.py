@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from grok_mlflow.tracker.schedule import MeasureSchedule, log_schedule
 from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.schedule import MeasureSchedule, log_schedule
 
 
 def test_schedule_is_log_spaced_with_init_interval_and_last_step():

@@ -8,7 +8,8 @@ import pytest
 from grok_mlflow.settings import SettingsError
 from grok_mlflow.sweeps.spec import load_spec, trial_name
 
-from conftest import REPO, write_spec as write
+from conftest import REPO
+from conftest import write_spec as write
 
 
 def test_shipped_specs_are_valid():

@@ -13,14 +13,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from grok_mlflow.tracker.stacked import StackedTracker, align_checkpoints
-from grok_mlflow.measures.evaluation import accuracy_and_loss
 from grok_mlflow.findings.history import read_history_csv
-from grok_mlflow.store.reading import run_artifact_text
-from grok_mlflow.tracker.schedule import log_schedule
-from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
+from grok_mlflow.measures.evaluation import accuracy_and_loss
 from grok_mlflow.runner.stacking import member_views
 from grok_mlflow.runner.training import train, train_stacked
+from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
+from grok_mlflow.store.reading import run_artifact_text
+from grok_mlflow.tracker.schedule import log_schedule
+from grok_mlflow.tracker.stacked import StackedTracker, align_checkpoints
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 SMALL = Settings(steps=100, width=24, depth=2, lc_samples=20, lc_directions=4, adv_points=2,

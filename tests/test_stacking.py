@@ -8,8 +8,8 @@ from torch import nn
 
 from grok_mlflow.measures.evaluation import loss_function
 from grok_mlflow.runner.models import build_model
-from grok_mlflow.settings import Settings, SettingsError
 from grok_mlflow.runner.stacking import StackedAdamW, StackedModules, check_stackable
+from grok_mlflow.settings import Settings, SettingsError
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 

@@ -13,9 +13,16 @@ from torch import nn
 from grok_mlflow.settings import TrackerSettings
 from grok_mlflow.store.recorder import Recorder
 from grok_mlflow.tracker.schedule import MeasureSchedule
-from grok_mlflow.tracker.starting import (_same_value, analysis_points, check_choices,
-                                          measured_loss, open_run, prepare, run_config_json,
-                                          settings_params)
+from grok_mlflow.tracker.starting import (
+    _same_value,
+    analysis_points,
+    check_choices,
+    measured_loss,
+    open_run,
+    prepare,
+    run_config_json,
+    settings_params,
+)
 
 SETTINGS = TrackerSettings(steps=20, eval_points=4, lc_samples=10, adv_points=2, adv_samples=10,
                            partition_every=0)

@@ -8,9 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from grok_mlflow.findings.statistics import (decode, encode, gehan_scores, km_median,
-                                             percentile_interval, slope, stratified_bootstrap,
-                                             trend_test)
+from grok_mlflow.findings.statistics import (
+    decode,
+    encode,
+    gehan_scores,
+    km_median,
+    percentile_interval,
+    slope,
+    stratified_bootstrap,
+    trend_test,
+)
 
 
 def test_the_kaplan_meier_median_of_censored_steps():

@@ -7,10 +7,10 @@ from torch import nn
 
 from grok_mlflow.measures.complexity import local_complexity
 from grok_mlflow.measures.evaluation import accuracy_and_loss
-from grok_mlflow.tracker.step import adv_budgets, lc_prefix, measure_step
-from grok_mlflow.tracker.probes import draw_probes
 from grok_mlflow.measures.robustness import robust_accuracy
 from grok_mlflow.settings import TrackerSettings
+from grok_mlflow.tracker.probes import draw_probes
+from grok_mlflow.tracker.step import adv_budgets, lc_prefix, measure_step
 
 
 def setup(radii=(0.05,)):

@@ -14,8 +14,8 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     line over the last stretch alone held at 17,270, the peak and the first of the fall inside
     one stretch: the whole-stretch check keeps that run going.)"""
     from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.tracker.stopping import Settling
     from grok_mlflow.settings import TrackerSettings
+    from grok_mlflow.tracker.stopping import Settling
 
     class Replay:                 # what Settling reads of a tracker, and what it calls
         settings = TrackerSettings(steps=200_000, until="settled", lc_radius=(0.005, 0.05))

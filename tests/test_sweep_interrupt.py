@@ -16,10 +16,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.settings import Settings
 from grok_mlflow.sweeps.spec import load_spec
 from grok_mlflow.sweeps.sweep import resumable_parent
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import subprocess_env
 

@@ -13,10 +13,10 @@ from torch import nn
 
 from grok_mlflow import GrokTracker, TrackerSettings
 from grok_mlflow.measures.complexity import local_complexity, sample_directions
+from grok_mlflow.measures.partition import partition_slice
 from grok_mlflow.runner.batches import training_batches
 from grok_mlflow.runner.data import load_dataset
 from grok_mlflow.runner.models import build_model
-from grok_mlflow.measures.partition import partition_slice
 from grok_mlflow.settings import Settings, load_preset
 
 from conftest import REPO, subprocess_env

@@ -8,9 +8,9 @@ import json
 import time
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.utils.data import DataLoader
 

@@ -8,9 +8,16 @@ import json
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from grok_mlflow.store.tracking_store import (KIND, KIND_TAG, absolute_tracking_uri, create_run,
-                                              create_sqlite_store_once, end_runs, import_metrics,
-                                              use_experiment)
+from grok_mlflow.store.tracking_store import (
+    KIND,
+    KIND_TAG,
+    absolute_tracking_uri,
+    create_run,
+    create_sqlite_store_once,
+    end_runs,
+    import_metrics,
+    use_experiment,
+)
 
 
 def test_relative_sqlite_uri_becomes_absolute(tmp_path, monkeypatch):

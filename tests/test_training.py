@@ -11,13 +11,13 @@ import subprocess
 import sys
 
 import mlflow
-from mlflow.tracking import MlflowClient
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
-from grok_mlflow.tracker.schedule import log_schedule
-from grok_mlflow.settings import Settings
 from grok_mlflow.runner.training import train, train_stacked, warmup_factor
+from grok_mlflow.settings import Settings
+from grok_mlflow.tracker.schedule import log_schedule
 
 from conftest import REPO, only_run, subprocess_env
 

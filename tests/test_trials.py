@@ -25,9 +25,9 @@ def test_a_trial_killed_once_resumes_into_the_same_child_run(tmp_path, monkeypat
     import sys
     import time
 
-    from grok_mlflow.tracker.schedule import log_schedule
-    from grok_mlflow.settings import Settings
     from grok_mlflow.runner.training import train_stacked
+    from grok_mlflow.settings import Settings
+    from grok_mlflow.tracker.schedule import log_schedule
 
     from conftest import subprocess_env
 

@@ -30,7 +30,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-
 from ..settings import SettingsError
 from .phases import BOUNDARY_KEYS, LC_KEYS, PHASE_KEYS, SHAPE_KEYS
 from .statistics import ALPHA, N_PERMUTATIONS, N_RESAMPLES
@@ -194,49 +193,52 @@ def parse_claims(data: Any, grid: Mapping[str, Sequence[Any]]) -> list[Claim]:
         return []
     if not isinstance(data, list):
         raise SettingsError("claims: must be a list of {text, quantity, trend, ...} mappings")
-    out = []
-    allowed = {"text", "figure", "quantity", "trend", "versus", "tolerance", "where", "radius",
+    return [_claim(item, f"claims[{i}]", grid) for i, item in enumerate(data, start=1)]
+
+
+_CLAIM_KEYS = {"text", "figure", "quantity", "trend", "versus", "tolerance", "where", "radius",
                "paper"}
-    for i, item in enumerate(data, start=1):
-        label = f"claims[{i}]"
-        if not isinstance(item, dict):
-            raise SettingsError(f"{label}: must be a mapping with text, quantity and trend")
-        label += f" ({str(item.get('text', ''))[:60]!r})"
-        unknown = sorted(set(item) - allowed)
-        if unknown:
-            raise SettingsError(f"{label}: unknown key(s) {', '.join(unknown)}; valid: "
-                                + ", ".join(sorted(allowed)))
-        for key in ("text", "quantity", "trend"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise SettingsError(f"{label}: needs '{key}:' (a string)")
-        if not _known_quantity(item["quantity"]):
-            raise SettingsError(f"{label}: unknown quantity {item['quantity']!r}; valid: "
-                                + ", ".join(QUANTITIES) + ", lc_r<radius>/<set>, "
-                                "adv/acc/eps_<eps>, grok_eps<eps>/robustness_onset_step, "
-                                "grok_eps<eps>/delay_steps")
-        if item["trend"] not in TRENDS:
-            raise SettingsError(f"{label}: unknown trend {item['trend']!r}; valid: "
-                                + ", ".join(TRENDS))
-        versus = item.get("versus", next(iter(grid)))
-        if versus not in grid:
-            raise SettingsError(f"{label}: versus {versus!r} is not swept; swept: "
-                                + ", ".join(grid))
-        tolerance = item.get("tolerance", 0.25)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) \
-                or not 0 <= tolerance < math.inf:
-            raise SettingsError(f"{label}: tolerance must be a number >= 0")
-        where = item.get("where") or {}
-        if not isinstance(where, dict) or any(k not in grid or v not in grid[k]
-                                              for k, v in where.items()):
-            raise SettingsError(f"{label}: where must map swept settings to swept values; "
-                                f"got {where!r}")
-        radius = item.get("radius")
-        out.append(Claim(text=item["text"], quantity=item["quantity"], trend=item["trend"],
-                         versus=versus, figure=str(item.get("figure", "")),
-                         tolerance=float(tolerance), where=dict(where),
-                         radius=None if radius is None else _number(radius, label, "radius"),
-                         paper=_paper(item.get("paper"), label)))
-    return out
+
+
+def _claim(item: Any, label: str, grid: Mapping[str, Sequence[Any]]) -> Claim:
+    """One entry of ``claims:`` as a ``Claim``; ``SettingsError`` naming it (``label``)."""
+    if not isinstance(item, dict):
+        raise SettingsError(f"{label}: must be a mapping with text, quantity and trend")
+    label += f" ({str(item.get('text', ''))[:60]!r})"
+    unknown = sorted(set(item) - _CLAIM_KEYS)
+    if unknown:
+        raise SettingsError(f"{label}: unknown key(s) {', '.join(unknown)}; valid: "
+                            + ", ".join(sorted(_CLAIM_KEYS)))
+    for key in ("text", "quantity", "trend"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise SettingsError(f"{label}: needs '{key}:' (a string)")
+    if not _known_quantity(item["quantity"]):
+        raise SettingsError(f"{label}: unknown quantity {item['quantity']!r}; valid: "
+                            + ", ".join(QUANTITIES) + ", lc_r<radius>/<set>, "
+                            "adv/acc/eps_<eps>, grok_eps<eps>/robustness_onset_step, "
+                            "grok_eps<eps>/delay_steps")
+    if item["trend"] not in TRENDS:
+        raise SettingsError(f"{label}: unknown trend {item['trend']!r}; valid: "
+                            + ", ".join(TRENDS))
+    versus = item.get("versus", next(iter(grid)))
+    if versus not in grid:
+        raise SettingsError(f"{label}: versus {versus!r} is not swept; swept: "
+                            + ", ".join(grid))
+    tolerance = item.get("tolerance", 0.25)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) \
+            or not 0 <= tolerance < math.inf:
+        raise SettingsError(f"{label}: tolerance must be a number >= 0")
+    where = item.get("where") or {}
+    if not isinstance(where, dict) or any(k not in grid or v not in grid[k]
+                                          for k, v in where.items()):
+        raise SettingsError(f"{label}: where must map swept settings to swept values; "
+                            f"got {where!r}")
+    radius = item.get("radius")
+    return Claim(text=item["text"], quantity=item["quantity"], trend=item["trend"],
+                 versus=versus, figure=str(item.get("figure", "")), tolerance=float(tolerance),
+                 where=dict(where),
+                 radius=None if radius is None else _number(radius, label, "radius"),
+                 paper=_paper(item.get("paper"), label))
 
 
 def claims_markdown(verdicts: Sequence[Verdict], sweep: str) -> str:

@@ -22,6 +22,10 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from PIL import Image
+
+from .phases import PHASE_KEYS, detect_phases
+from .report import train_lc_keys
 
 __all__ = ["COLORS", "claims_figure", "grokking_figure", "history_figure", "partition_figure",
            "partition_gif", "radius_figure", "regions_figure", "sweep_figures"]
@@ -62,18 +66,7 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
                           squeeze=False)
     axes = axes[:, 0]
     for ax, prefix in zip(axes, prefixes):
-        for split, color in COLORS.items():
-            steps, mean = _curve(history, f"{prefix}/{split}")
-            if not len(steps):
-                continue
-            ax.plot(steps, mean, color=color, label=split)
-            _, low = _curve(history, f"{prefix}/{split}/ci_low")
-            _, high = _curve(history, f"{prefix}/{split}/ci_high")
-            if len(low) == len(steps) and len(high) == len(steps):
-                ax.fill_between(steps, low, high, color=color, alpha=0.25, linewidth=0)
-        radius = prefix[4:] if prefix.startswith("lc_r") else ""
-        ax.set_ylabel("local complexity" + (f"\nr = {radius}" if radius else ""))
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        _lc_panel(ax, history, prefix)
     ax = axes[-1]
     for split, color in (("train", COLORS["train"]), ("test", COLORS["test"])):
         steps, acc = _curve(history, f"acc/{split}")
@@ -96,25 +89,36 @@ def grokking_figure(history: Mapping[int, Mapping[str, float]],
             if phases and key in phases:
                 ax.axvline(phases[key], color=color, linestyle="--", linewidth=1,
                            label=None)
-    if phases:
-        handles = [Line2D([], [], color=c, linestyle="--", label=lab)
-                   for k, (lab, c) in _PHASE_STYLE.items() if k in phases]
-        if handles:
-            axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles,
-                           fontsize=8, frameon=False, loc="best")
+    handles = [Line2D([], [], color=c, linestyle="--", label=lab)
+               for k, (lab, c) in _PHASE_STYLE.items() if phases and k in phases]
+    if handles:
+        axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles,
+                       fontsize=8, frameon=False, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+def _lc_panel(ax, history: Mapping[int, Mapping[str, float]], prefix: str) -> None:
+    """One radius's LC around train / test / random points, with their 99% CI bands."""
+    for split, color in COLORS.items():
+        steps, mean = _curve(history, f"{prefix}/{split}")
+        if not len(steps):
+            continue
+        ax.plot(steps, mean, color=color, label=split)
+        _, low = _curve(history, f"{prefix}/{split}/ci_low")
+        _, high = _curve(history, f"{prefix}/{split}/ci_high")
+        if len(low) == len(steps) and len(high) == len(steps):
+            ax.fill_between(steps, low, high, color=color, alpha=0.25, linewidth=0)
+    radius = prefix[4:] if prefix.startswith("lc_r") else ""
+    ax.set_ylabel("local complexity" + (f"\nr = {radius}" if radius else ""))
+    ax.legend(loc="best", fontsize=8, frameon=False)
 
 
 def history_figure(history: Mapping[int, Mapping[str, float]], lc_key: str | None = None,
                    title: str = "") -> Figure:
     """``grokking_figure`` of a history with the phases read off it (``lc_key``: the train-LC
     curve that decides them; default the first radius's)."""
-    from .phases import detect_phases
-    from .report import train_lc_keys
-
     key = lc_key or train_lc_keys(history)[0]
     return grokking_figure(history, phases=detect_phases(history, lc_key=key), title=title)
 
@@ -141,8 +145,6 @@ def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str
         {artifact path: figure}: LC curves (train, test, random), accuracy and adversarial
         accuracy (mean over eps), and phase steps against the first swept setting.
     """
-    from .phases import PHASE_KEYS
-
     names = list(histories)
     shades = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, max(len(names), 1)))
     figures: dict[str, Figure] = {}
@@ -342,8 +344,6 @@ def partition_gif(frames: list, path: str, frame_ms: int = 500) -> None:
         path: output ``.gif`` path.
         frame_ms: display time of each frame in milliseconds (> 0).
     """
-    from PIL import Image
-
     if not frames:
         raise ValueError("partition_gif needs at least one frame")
     images = [Image.open(f).convert("RGB") for f in frames]

@@ -49,8 +49,15 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .curves import Curve, NoiseRule, curve, moving_at_end, series, smooth
-from .phases import (DELAY_FACTOR, adversarial_keys, boundary_shift, generalization, interpolation,
-                     read_lc, read_robustness)
+from .phases import (
+    DELAY_FACTOR,
+    adversarial_keys,
+    boundary_shift,
+    generalization,
+    interpolation,
+    read_lc,
+    read_robustness,
+)
 
 __all__ = ["Finding", "ReportThresholds", "train_lc_keys", "report_markdown", "report_table",
            "reproduction_report"]

@@ -29,8 +29,18 @@ import numpy as np
 from scipy.stats import binomtest, spearmanr
 
 from .claims import MIN_VALUES, Claim, Verdict, radius_dependent
-from .statistics import (ALPHA, N_PERMUTATIONS, decode, encode, gehan_scores, km_median,
-                         percentile_interval, slope, stratified_bootstrap, trend_test)
+from .statistics import (
+    ALPHA,
+    N_PERMUTATIONS,
+    decode,
+    encode,
+    gehan_scores,
+    km_median,
+    percentile_interval,
+    slope,
+    stratified_bootstrap,
+    trend_test,
+)
 
 __all__ = ["censored_step", "evaluate", "evaluate_all", "measured_radii", "spearman"]
 

@@ -48,9 +48,17 @@ import torch
 from torch import Tensor, nn
 
 from .flags import evaluating, full_float32
-from .network import (NonlinearityHooks, Plan, accepts_channels_last, check_radii,
-                      default_max_vertices, has_nonlinearity, plan_for, prepare_input,
-                      widest_activation)
+from .network import (
+    NonlinearityHooks,
+    Plan,
+    accepts_channels_last,
+    check_radii,
+    default_max_vertices,
+    has_nonlinearity,
+    plan_for,
+    prepare_input,
+    widest_activation,
+)
 
 __all__ = ["DEFAULT_DIRECTIONS", "LocalComplexity", "default_directions", "local_complexity",
            "mean_confidence_interval", "sample_directions"]

@@ -37,8 +37,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .flags import evaluating, full_float32
 from .complexity import mean_confidence_interval, sample_directions
+from .flags import evaluating, full_float32
 from .network import NonlinearityHooks, check_radii, default_max_vertices, prepare_input
 
 __all__ = ["Deformation", "deformation", "graph_statistics", "recommend_radius"]

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .flags import evaluating
 from ..settings import SettingsError
+from .flags import evaluating
 
 __all__ = ["LOSSES", "accuracy_and_loss", "label_accuracy", "loss_function", "multilabel_loss",
            "regression_loss"]

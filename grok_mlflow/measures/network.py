@@ -45,7 +45,6 @@ NONLINEARITIES: tuple[type[nn.Module], ...] = (
 )
 
 
-
 def register_nonlinearity(module_type: type[nn.Module]) -> None:
     """Count the input of ``module_type`` as a pre-activation too (for a custom activation module).
 
@@ -86,11 +85,9 @@ _LINEAR_COMBINATIONS = {operator.add, operator.sub, torch.add, torch.sub, operat
 _SCALINGS = {operator.mul, torch.mul, operator.truediv, torch.div}
 
 
-
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, NONLINEARITIES + _AFFINE_MODULES) or super().is_leaf_module(m, qualname)
-
 
 
 @dataclass
@@ -107,7 +104,6 @@ class Plan:
 
 _PLANS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], Plan]]" = (
     weakref.WeakKeyDictionary())
-
 
 
 def _is_affine_node(node: fx.Node, module_of: Callable[[str], nn.Module],
@@ -132,7 +128,6 @@ def _is_affine_node(node: fx.Node, module_of: Callable[[str], nn.Module],
     return False
 
 
-
 def _build_plan(model: nn.Module) -> Plan:
     """Split ``model`` at its first nonlinearity when the part before it is provably affine."""
     try:
@@ -150,16 +145,9 @@ def _build_plan(model: nn.Module) -> Plan:
     if not isinstance(pre, fx.Node):
         return Plan(head=None, body=model)
 
-    # Everything the first pre-activation depends on must be affine in the input.
-    depends: set[fx.Node] = set()
-    for node in nodes:
-        if node.op == "placeholder" or any(a in depends for a in node.all_input_nodes):
-            depends.add(node)
     ancestors = _ancestors(pre)
-    for node in ancestors:
-        if node in depends and node.op != "placeholder" and not _is_affine_node(
-                node, module_of, depends):
-            return Plan(head=None, body=model)
+    if not _affine_in_input(nodes, ancestors, module_of):
+        return Plan(head=None, body=model)
 
     # Head: input -> first pre-activation.
     head_graph = fx.Graph()
@@ -184,6 +172,15 @@ def _build_plan(model: nn.Module) -> Plan:
     return Plan(head=fx.GraphModule(model, head_graph), body=fx.GraphModule(model, body_graph))
 
 
+def _affine_in_input(nodes: list[fx.Node], ancestors: set[fx.Node], module_of) -> bool:
+    """Whether every node among ``ancestors`` that depends on the input is affine in it."""
+    depends: set[fx.Node] = set()
+    for node in nodes:
+        if node.op == "placeholder" or any(a in depends for a in node.all_input_nodes):
+            depends.add(node)
+    return all(node not in depends or node.op == "placeholder"
+               or _is_affine_node(node, module_of, depends) for node in ancestors)
+
 
 def _ancestors(node: fx.Node, stop: fx.Node | None = None) -> set[fx.Node]:
     """``node`` and every node it depends on; the walk does not go past ``stop``."""
@@ -198,7 +195,6 @@ def _ancestors(node: fx.Node, stop: fx.Node | None = None) -> set[fx.Node]:
     return seen
 
 
-
 def plan_for(model: nn.Module) -> Plan:
     signature = tuple(id(m) for m in model.modules())
     cached = _PLANS.get(model)
@@ -209,7 +205,6 @@ def plan_for(model: nn.Module) -> Plan:
     return plan
 
 
-
 def call_names(names: dict[nn.Module, str], calls: list[nn.Module]) -> list[str]:
     """Layer names of nonlinearity calls in order; a module's k-th call (k > 1) gets ``#k``."""
     seen: dict[nn.Module, int] = {}
@@ -218,7 +213,6 @@ def call_names(names: dict[nn.Module, str], calls: list[nn.Module]) -> list[str]
         seen[module] = seen.get(module, 0) + 1
         out.append(names[module] + (f"#{seen[module]}" if seen[module] > 1 else ""))
     return out
-
 
 
 class NonlinearityHooks:
@@ -258,7 +252,6 @@ class NonlinearityHooks:
             handle.remove()
 
 
-
 def default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
     """Vertices per chunk: a quarter of free CUDA memory; 32 MiB on CPU, where chunks that stay
     in cache run 2-3x faster than large ones (measured in benchmarks/bench_complexity.py)."""
@@ -268,7 +261,6 @@ def default_max_vertices(device: torch.device, bytes_per_vertex: int) -> int:
     else:
         budget = 32 << 20
     return max(1, budget // max(1, bytes_per_vertex))
-
 
 
 def find_module(model: nn.Module, name: str) -> nn.Module:
@@ -281,12 +273,10 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
                          + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")) from None
 
 
-
 def input_module_of(model: nn.Module, name: str = "") -> str:
     """The module LC starts from: ``name`` when given, else the model's own ``lc_input``
     attribute (the transformer's ``embed``), else "" (the model's input)."""
     return name or getattr(model, "lc_input", "") or ""
-
 
 
 class FromModule(nn.Module):
@@ -331,7 +321,6 @@ class FromModule(nn.Module):
             self._z = None
 
 
-
 def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor]:
     """``(FromModule(model, name), e(x))``: the model from ``name`` on, and the points there.
 
@@ -347,7 +336,6 @@ def embedded(model: nn.Module, name: str, x: Tensor) -> tuple[FromModule, Tensor
     return run, z
 
 
-
 def accepts_channels_last(body: nn.Module, pre: Tensor) -> bool:
     """Whether ``body`` runs on 4-D channels-last input (a ``.view`` in user code may refuse)."""
     if pre.dim() != 4:
@@ -359,7 +347,6 @@ def accepts_channels_last(body: nn.Module, pre: Tensor) -> bool:
     return True
 
 
-
 def check_radii(radius: float | Sequence[float]) -> list[float]:
     radii = list(radius) if isinstance(radius, Sequence) else [radius]
     if not radii:
@@ -368,7 +355,6 @@ def check_radii(radius: float | Sequence[float]) -> list[float]:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
             raise ValueError(f"radius must be a finite number > 0 (input units), got {r!r}")
     return [float(r) for r in radii]
-
 
 
 def widest_activation(model: nn.Module, rows: Tensor, run: nn.Module | None = None) -> int:

@@ -55,8 +55,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .flags import evaluating, full_float32
-from .network import (NonlinearityHooks, Plan, default_max_vertices, has_nonlinearity, plan_for,
-                      prepare_input, widest_activation)
+from .network import (
+    NonlinearityHooks,
+    Plan,
+    default_max_vertices,
+    has_nonlinearity,
+    plan_for,
+    prepare_input,
+    widest_activation,
+)
 
 __all__ = ["PartitionSlice", "partition_slice", "plane_grid", "count_regions"]
 

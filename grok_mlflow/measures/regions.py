@@ -26,9 +26,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 
-from .flags import evaluating
 from .boundary import boundary_points, top_two_gap
 from .complexity import sample_directions
+from .flags import evaluating
 from .partition import partition_slice
 
 __all__ = ["NearAndAway", "local_region_count", "rank_correlation", "regions_near_and_away"]

@@ -21,6 +21,7 @@ import torch
 import torchattacks
 from torch import Tensor, nn
 
+from .evaluation import regression_loss
 from .flags import evaluating
 
 __all__ = ["check_box", "data_box", "pgd_attack", "robust_accuracy", "robust_loss",
@@ -153,8 +154,6 @@ def robust_loss(model: nn.Module, x: Tensor, y: Tensor, *, eps: float | Sequence
     Example:
         robust_loss(regressor, x_test[:200], y_test[:200], eps=[0.05, 0.1])
     """
-    from .evaluation import regression_loss
-
     fn = loss_fn or regression_loss
     return _attack_on_loss(model, x, y, eps, steps, alpha, seed, domain, fn,
                            lambda out, labels: torch.as_tensor(fn(out, labels)).double())

@@ -45,6 +45,8 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
+from .flags import evaluating
+
 __all__ = ["TASKS", "MeasuredModel", "OutputSpec", "TensorOutput", "TwoLogits",
            "describe_output", "infer_task", "measured_model", "select_output"]
 
@@ -204,8 +206,6 @@ def measured_model(model: nn.Module, x: Tensor, y: Tensor, task: str | None = No
     ``TwoLogits`` with its labels as 0/1 integers (cross-entropy over [0, z] is its binary
     cross-entropy). Raises ``ValueError`` (one line) for a bad ``output`` or ``task``.
     """
-    from .flags import evaluating
-
     with evaluating(model), torch.no_grad():
         out = model(x)
     tensor = select_output(out, output)

@@ -14,12 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from .data import DataSplits, UnreadableImage, reraise_clean, workers_for
 from ..settings import Settings
+from .data import DataSplits, UnreadableImage, reraise_clean, workers_for
 
 __all__ = ["StackedBatches", "StreamedBatches", "TensorBatches", "training_batches"]
 
@@ -167,7 +169,6 @@ def _ignore_ctrl_c(worker_id: int) -> None:
     """In a worker: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group, and a
     worker dying of it would fail the main process inside ``next`` instead of letting the loop
     stop at a step boundary (``training._interrupt_at_step_boundary``); ``close`` stops them."""
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

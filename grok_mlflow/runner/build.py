@@ -18,9 +18,9 @@ import os
 import torch
 
 from ..measures.network import find_module
+from ..settings import Settings, SettingsError, load_preset
 from .data import check_dataset, dataset_spec, load_dataset, torch_dtype
 from .models import build_model
-from ..settings import Settings, SettingsError, load_preset
 
 __all__ = ["check_settings", "data_and_model", "resolve_device", "run_name_for"]
 

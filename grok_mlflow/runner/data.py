@@ -20,11 +20,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import gzip
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+import torch.utils.data as tud
 from torch import Tensor
 
 from ..settings import Settings, SettingsError
@@ -98,7 +103,7 @@ def _load_digits(settings: Settings):
     There is no official split: a seeded permutation gives ``train_size`` training images and
     the rest (797 at the default 1,000) as the test set.
     """
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # noqa: PLC0415 - scikit-learn: the digits dataset only
 
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]      # (1797, 1, 8, 8) in [0, 1]
@@ -147,7 +152,7 @@ def _missing(settings: Settings, err: Exception) -> SettingsError:
 
 def _load_mnist(settings: Settings):
     """torchvision's MNIST: ``train_size`` seeded images of the 60,000, all 10,000 test images."""
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     return _grey_split(MNIST, settings.data_root, settings)
 
@@ -179,11 +184,6 @@ def _fashion_root(root: str) -> str:
     ``dataset-fashion-mnist`` installs them in ``/usr/share/datasets/fashion-mnist``), a cache
     they are unpacked into once: ``$XDG_CACHE_HOME/grok_mlflow`` (default ``~/.cache``), the
     package's files left untouched."""
-    import gzip
-    import os
-    import shutil
-    from pathlib import Path
-
     base = Path(root)
     if all((base / "FashionMNIST" / "raw" / f).exists() for f in FASHION_FILES):
         return root
@@ -210,7 +210,7 @@ def _load_fashion_mnist(settings: Settings):
     """torchvision's FashionMNIST (Zalando, 28x28 grey, 10 classes): ``train_size`` seeded
     images of the 60,000, all 10,000 test images; the official gzip files are accepted where
     they lie (``_fashion_root``)."""
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     try:
         root = _fashion_root(settings.data_root)
@@ -226,9 +226,7 @@ def _cifar(class_name: str):
     a local copy is read as it is (so that a re-packed or test copy of the files is accepted).
     """
     def load(settings: Settings):
-        import os
-
-        import torchvision.datasets
+        import torchvision.datasets  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
         cls = getattr(torchvision.datasets, class_name)
 
@@ -259,9 +257,8 @@ def _load_imagenette(settings: Settings):
     antialiased) and centre-cropped to S = ``image_size`` (default 160). No augmentation (the
     paper names none). The labels come from the file list, so nothing is decoded here.
     """
-    import torch.utils.data as tud
-    from torchvision import transforms
-    from torchvision.datasets import Imagenette
+    from torchvision import transforms  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
+    from torchvision.datasets import Imagenette  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     size = settings.image_size or 160
     folder = "160px" if size <= 160 else "320px" if size <= 320 else "full"
@@ -301,11 +298,8 @@ def _load_imagenet(settings: Settings):
     ``image_size`` (default 224), the standard evaluation transform; no augmentation. Classes
     are the training folders, sorted (1,000 for ImageNet-1k); ``val`` may hold fewer, not others.
     """
-    import os
-
-    import torch.utils.data as tud
-    from torchvision import transforms
-    from torchvision.datasets import DatasetFolder
+    from torchvision import transforms  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
+    from torchvision.datasets import DatasetFolder  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     size = settings.image_size or 224
     transform = transforms.Compose([transforms.Resize(round(size * 256 / 224)),
@@ -358,7 +352,7 @@ class UnreadableImage(SettingsError):
 def _read_rgb(path: str):
     """torchvision's PIL loader (RGB); a file that does not decode raises ``UnreadableImage``
     naming it (in a worker process: ``reraise_clean`` unwraps it in the training process)."""
-    from torchvision.datasets.folder import pil_loader
+    from torchvision.datasets.folder import pil_loader  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     try:
         return pil_loader(path)
@@ -381,13 +375,11 @@ def reraise_clean():
 
 def _imagenette_folder(settings: Settings, folder: str, split: str) -> str:
     """Where torchvision looks for an Imagenette split (for error messages)."""
-    import os
     name = {"160px": "imagenette2-160", "320px": "imagenette2-320", "full": "imagenette2"}[folder]
     return os.path.join(settings.data_root, name, split)
 
 
 def _cpu_count() -> int:
-    import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -412,8 +404,6 @@ class _Relabelled(torch.utils.data.Dataset):
 def _decode(images: torch.utils.data.Dataset, index: np.ndarray, workers: int) -> np.ndarray:
     """Images ``index`` of a uint8 image dataset, decoded by ``workers`` processes, as float32
     (n, C, H, W) in [0, 1]."""
-    import torch.utils.data as tud
-
     loader = tud.DataLoader(tud.Subset(images, index.tolist()), batch_size=256,
                             num_workers=workers)
     with reraise_clean():

@@ -12,10 +12,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Callable
 
-import math
 import torch
 from torch import nn
 
@@ -163,7 +163,7 @@ def build_resnet18(settings: Settings, input_shape: tuple[int, ...], num_classes
     """torchvision's standard ResNet-18 (the paper's Imagenette runs); ``batchnorm=false`` gives
     identity norms. Its ReLU module is reused within each block: LC counts 17 layers. ``width``
     is ignored (torchvision's widths 64..512)."""
-    import torchvision
+    import torchvision  # noqa: PLC0415 - torchvision: image datasets and ResNet only (heavy)
 
     norm = nn.BatchNorm2d if settings.batchnorm else (lambda channels: nn.Identity())
     net = torchvision.models.resnet18(num_classes=num_classes, norm_layer=norm)

@@ -22,15 +22,30 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..measures.network import input_module_of
-from .data import DataSplits
 from ..findings.history import read_history_csv
-from ..store.tracking_store import log_run_figure, log_run_text, tracking_uri
+from ..findings.plots import history_figure, partition_figure, radius_figure, regions_figure
 from ..findings.report import report_markdown, reproduction_report
-from .build import check_settings, data_and_model, resolve_device
+from ..findings.statistics import mean_with_interval, ratio_of_means
+from ..measures.complexity import local_complexity
+from ..measures.network import input_module_of
+from ..measures.partition import partition_slice
+from ..measures.radius import DEFAULT_RADII, radius_study
+from ..measures.regions import local_region_count, rank_correlation, regions_near_and_away
+from ..measures.tasks import measured_model
 from ..settings import Settings, SettingsError, TrackerSettings, load_preset
-from ..store.reading import (load_checkpoint, load_snapshot_weights, run_artifact_text, run_config,
-                     run_tags, snapshot_steps)
+from ..store.reading import (
+    load_checkpoint,
+    load_logged_model,
+    load_recorded_points,
+    load_snapshot_weights,
+    run_artifact_text,
+    run_config,
+    run_tags,
+    snapshot_steps,
+)
+from ..store.tracking_store import log_run_figure, log_run_text, tracking_uri
+from .build import check_settings, data_and_model, resolve_device
+from .data import DataSplits
 
 __all__ = ["RecordedRun", "boundary_regions", "choose_radius", "compare_regions", "draw_partition",
            "plot", "resume_settings", "run_report"]
@@ -91,8 +106,6 @@ class RecordedRun:
     @classmethod
     def _from_tracker(cls, run_id: str, command: str, config: dict,
                       device: str) -> "RecordedRun":
-        from ..store.reading import load_logged_model, load_recorded_points
-
         where = f"{command}: run {run_id}"
         resolved = resolve_device(device)
         try:
@@ -121,8 +134,6 @@ class RecordedRun:
 
     @classmethod
     def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
-        from ..measures.tasks import measured_model
-
         settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
                                       for k, v in config["tracker_settings"].items()})
         x, y = points["train_x"].to(device), points["train_y"].to(device)
@@ -142,8 +153,6 @@ class RecordedRun:
         Example:
             study, png = choose_radius(RecordedRun.from_run(run_id, MyNet()))
         """
-        from ..store.reading import load_recorded_points
-
         config = run_config(run_id, command)
         if "settings" in config:
             raise SettingsError(f"{command}: run {run_id} was trained by grok_mlflow's train: "
@@ -268,9 +277,6 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
         SettingsError: unknown run, a run without snapshots, or a step it has none for (the
             message lists the available steps).
     """
-    from ..measures.partition import partition_slice
-    from ..findings.plots import partition_figure
-
     run = _recorded(run_id, "partition", device)
     run_id = run.run_id
     if not run.config.get("partition_points"):
@@ -301,9 +307,6 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         SettingsError: neither or both of run_id/preset, an unknown run, a step without a
             snapshot (the message lists them), bad radii/directions.
     """
-    from ..findings.plots import radius_figure
-    from ..measures.radius import DEFAULT_RADII, radius_study
-
     if (run_id is None) == (preset is None):
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
     if run_id is not None:
@@ -343,10 +346,6 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
     Returns:
         (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
     """
-    from ..measures.complexity import local_complexity
-    from ..findings.plots import regions_figure
-    from ..measures.regions import local_region_count, rank_correlation
-
     run = _recorded(run_id, "compare-regions", device)
     run_id = run.run_id
     steps = run.snapshot_steps()
@@ -407,9 +406,6 @@ def boundary_regions(run: "str | RecordedRun", steps: list[int] | None = None, p
     Returns:
         (one ``NearAndAwayRow`` per step, the Markdown table).
     """
-    from ..findings.statistics import mean_with_interval, ratio_of_means
-    from ..measures.regions import regions_near_and_away
-
     run = _recorded(run, "boundary-regions", device)
     if run.data.tokens:
         raise SettingsError("boundary-regions: counts regions in input space; token models "
@@ -479,8 +475,6 @@ def plot(run, title: str | None = None):
     Example:
         grok_mlflow.plot(tracker.run_id)       # or grok_mlflow.plot(tracker)
     """
-    from ..findings.plots import history_figure
-
     if isinstance(run, str):
         try:
             history = read_history_csv(run_artifact_text(run, "history.csv"))

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .data import dataset_spec
 from ..measures.evaluation import loss_function
 from ..settings import Settings, SettingsError
+from .data import dataset_spec
 
 __all__ = ["STACKABLE", "StackedAdamW", "StackedModules", "check_stackable", "member_views",
            "stack_key"]

@@ -22,15 +22,15 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .batches import StackedBatches, TensorBatches, training_batches
-from .data import dataset_spec
-from ..tracker.stacked import StackedTracker, align_checkpoints
 from ..measures.evaluation import loss_function
-from .build import check_settings, data_and_model, run_name_for
 from ..settings import Settings
-from .stacking import StackedAdamW, StackedModules, check_stackable
 from ..store.reading import load_checkpoint
+from ..tracker.stacked import StackedTracker, align_checkpoints
 from ..tracker.tracking import GrokTracker
+from .batches import StackedBatches, TensorBatches, training_batches
+from .build import check_settings, data_and_model, run_name_for
+from .data import dataset_spec
+from .stacking import StackedAdamW, StackedModules, check_stackable
 
 __all__ = ["TrainResult", "train", "train_stacked", "warmup_factor"]
 

@@ -24,6 +24,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import Tensor
 
+from ..settings import SettingsError
+
 __all__ = ["load_checkpoint", "load_snapshot_weights", "run_artifact_text", "run_config",
            "run_name", "snapshot_steps"]
 
@@ -53,8 +55,6 @@ def run_artifact_text(run_id: str, path: str) -> str:
 
 def run_config(run_id: str, what: str) -> dict:
     """A grok_mlflow run's ``config.json``; ``SettingsError`` (naming ``what``) if there is none."""
-    from ..settings import SettingsError
-
     try:
         return json.loads(run_artifact_text(run_id, "config.json"))
     except Exception as err:  # noqa: BLE001 - any lookup failure means: not a usable run id
@@ -127,7 +127,7 @@ def load_recorded_points(run_id: str) -> dict[str, Tensor]:
 
 def load_logged_model(run_id: str, device: torch.device) -> torch.nn.Module:
     """The model a tracked run logged (``mlflow.pytorch``), on ``device``."""
-    import mlflow.pytorch
+    import mlflow.pytorch  # noqa: PLC0415 - mlflow.pytorch imports Lightning (~5 s, see recorder)
 
     with quiet_downloads():
         return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location=device)

@@ -32,10 +32,17 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
+from ..findings.plots import partition_gif
 from ..run_tags import managed_run, version_tags
 from .reading import quiet_downloads
-from .tracking_store import (DEFAULT_EXPERIMENT, MAX_BATCH, create_sqlite_store_once,
-                             log_run_figure, use_experiment, user_experiment_id)
+from .tracking_store import (
+    DEFAULT_EXPERIMENT,
+    MAX_BATCH,
+    create_sqlite_store_once,
+    log_run_figure,
+    use_experiment,
+    user_experiment_id,
+)
 
 __all__ = ["MetricBuffer", "NullRecorder", "Recorder", "TrackingUnavailable"]
 
@@ -399,8 +406,6 @@ class Recorder:
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
-        from ..findings.plots import partition_gif
-
         frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
                         if a.path.endswith(".png"))
         if not frames:

@@ -8,6 +8,7 @@ back). ``grok_mlflow.sweeps`` decides what a sweep runs; this module only record
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextlib import contextmanager
 from typing import Iterator, Mapping
@@ -68,8 +69,6 @@ def unfinished_sweeps(experiment: str | None, sweep: str) -> list:
     """The parent runs of ``sweep`` in ``experiment`` (by name; None: ``mlflow run``'s, from
     ``$MLFLOW_EXPERIMENT_ID``) that did not finish (RUNNING: a driver killed hard; KILLED:
     interrupted; FAILED), newest first; [] where the experiment does not exist."""
-    import os
-
     client = MlflowClient()
     if experiment is None:
         experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID", "0")

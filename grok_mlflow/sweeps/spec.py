@@ -166,6 +166,18 @@ def load_spec(path: str) -> SweepSpec:
                 apply_values(base, {key: value})
     except SettingsError as err:
         raise SettingsError(f"spec {path}: {err}") from None
+    options = _spec_options(data, path)
+    try:
+        claims = tuple(parse_claims(data.get("claims"), grid))
+    except SettingsError as err:
+        raise SettingsError(f"spec {path}: {err}") from None
+    return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
+                     source=str(path), claims=claims, **options)
+
+
+def _spec_options(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """The spec's run options (resources, concurrency, failures, stacking, pending timeout) as
+    ``SweepSpec`` fields, each checked: ``SettingsError`` naming the file and the key."""
     resources = {"cpu": 1.0, "gpu": 0.0, **(data.get("resources") or {})}
     if set(resources) - {"cpu", "gpu"} or any(
             not isinstance(v, (int, float)) or v < 0 for v in resources.values()):
@@ -187,15 +199,9 @@ def load_spec(path: str) -> SweepSpec:
     pending = data.get("pending_timeout_s", 0)
     if isinstance(pending, bool) or not isinstance(pending, (int, float)) or pending < 0:
         raise SettingsError(f"spec {path}: pending_timeout_s must be a number of seconds >= 0")
-    try:
-        claims = tuple(parse_claims(data.get("claims"), grid))
-    except SettingsError as err:
-        raise SettingsError(f"spec {path}: {err}") from None
-    return SweepSpec(name=str(data.get("name") or Path(path).stem), base=base, grid=grid,
-                     resources={k: float(v) for k, v in resources.items()},
-                     max_concurrent=max_concurrent, max_failures=max_failures,
-                     source=str(path), ensemble=ensemble, max_members=max_members,
-                     claims=claims, pending_timeout_s=float(pending))
+    return dict(resources={k: float(v) for k, v in resources.items()},
+                max_concurrent=max_concurrent, max_failures=max_failures, ensemble=ensemble,
+                max_members=max_members, pending_timeout_s=float(pending))
 
 
 def _stop_values(stop: Any, path: str) -> dict[str, Any]:
@@ -210,7 +216,6 @@ def _stop_values(stop: Any, path: str) -> dict[str, Any]:
         raise SettingsError(f"spec {path}: stop must be settled or {{rule: settled, min_steps: "
                             f"N}}; got {stop!r}")
     return {"until": "settled", **rest}
-
 
 
 def trial_steps(spec: SweepSpec, overrides: dict[str, Any]) -> int:

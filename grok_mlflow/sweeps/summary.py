@@ -10,14 +10,14 @@ import io
 from typing import Mapping
 
 from ..findings.claims import claims_markdown, radius_dependent
-from ..findings.verdicts import evaluate_all
 from ..findings.history import read_history_csv
 from ..findings.phases import BRACKETED, PHASE_KEYS, SHAPE_KEYS
 from ..findings.plots import claims_figure, sweep_figures
 from ..findings.report import report_table, reproduction_report
-from ..store.tracking_store import log_run_figure, log_run_text, tag_run
+from ..findings.verdicts import evaluate_all
 from ..store.reading import run_artifact_text
 from ..store.sweep_runs import child_runs
+from ..store.tracking_store import log_run_figure, log_run_text, tag_run
 from .spec import SweepSpec, trial_name
 
 __all__ = ["NOTE_LIMIT", "judge_claims", "parent_note", "summarise", "trial_metrics"]

@@ -47,11 +47,18 @@ from ray import tune
 from ray.tune import Callback
 
 from ..settings import SettingsError
-from ..store.tracking_store import absolute_tracking_uri, use_tracking_uri
 from ..store.reading import run_artifact_text
-from ..store.sweep_runs import (SweepInterrupted, child_runs, end_interrupted_children, get_run,
-                                publish_sweep_view, sweep_parent_run, sweep_view_url,
-                                unfinished_sweeps)
+from ..store.sweep_runs import (
+    SweepInterrupted,
+    child_runs,
+    end_interrupted_children,
+    get_run,
+    publish_sweep_view,
+    sweep_parent_run,
+    sweep_view_url,
+    unfinished_sweeps,
+)
+from ..store.tracking_store import absolute_tracking_uri, use_tracking_uri
 from .progress import SweepProgress
 from .spec import SweepSpec, format_value, load_spec, select_trials, trial_name, trial_steps
 from .summary import judge_claims, summarise, trial_metrics

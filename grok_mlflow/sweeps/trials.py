@@ -22,8 +22,8 @@ from ray import tune
 
 from ..runner.training import train, train_stacked
 from ..settings import Settings, apply_values
-from ..store.tracking_store import tag_run, use_tracking_uri
 from ..store.sweep_runs import child_run, run_statuses, trial_run_id
+from ..store.tracking_store import tag_run, use_tracking_uri
 from .spec import SweepSpec, trial_name
 
 __all__ = ["TrialConfig", "TrialGroup", "run_trial", "stop_flag", "trial_configs"]

@@ -15,8 +15,8 @@ from torch import nn
 
 from ..settings import TrackerSettings
 from ..store.recorder import Recorder
-from .starting import settings_params
 from .probes import Data
+from .starting import settings_params
 from .tracking import GrokTracker
 
 __all__ = ["TrackerCallback"]

@@ -21,7 +21,9 @@ import threading
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 __all__ = ["Shards", "Terminated", "Termination", "unwrap"]
 
@@ -36,8 +38,6 @@ class Shards:
     @classmethod
     def current(cls) -> "Shards":
         """The default process group's rank and size, or (0, 1) without one."""
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             return cls(dist.get_rank(), dist.get_world_size())
         return cls()
@@ -57,7 +57,6 @@ class Shards:
         rank, on ``x``'s device."""
         if self.size == 1:
             return x
-        import torch.distributed as dist
 
         parts: list = [None] * self.size
         dist.all_gather_object(parts, x.cpu())
@@ -68,7 +67,6 @@ class Shards:
         same order on every rank, so every rank gets the same value)."""
         if self.size == 1:
             return x
-        import torch.distributed as dist
 
         parts: list = [None] * self.size
         dist.all_gather_object(parts, float(x))
@@ -78,8 +76,6 @@ class Shards:
 def unwrap(model: nn.Module) -> nn.Module:
     """The module a ``DistributedDataParallel`` (or ``DataParallel``) wrapper holds, else
     ``model``: the tracker measures the replica, not the wrapper."""
-    from torch.nn.parallel import DataParallel, DistributedDataParallel
-
     return model.module if isinstance(model, (DistributedDataParallel, DataParallel)) else model
 
 

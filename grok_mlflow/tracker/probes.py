@@ -178,22 +178,9 @@ def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torc
     limit = s.eval_size or DATASET_LIMIT
     x_train, y_train = as_tensors(train, limit, s.seed + 3)
     x_test, y_test = as_tensors(test, limit, s.seed + 3)
-    for name, x in (("training", x_train), ("test", x_test)):
-        if not len(x):
-            raise ValueError(f"the {name} set is empty: it needs at least one (input, label)")
+    _check_inputs(x_train, x_test)
     dtype = dtype or (x_train.dtype if x_train.is_floating_point() else torch.float32)
-    for name, x in (("training", x_train), ("test", x_test)):
-        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"the {name} inputs hold {bad} NaN or infinite value(s)")
-    if x_train.is_floating_point():
-        if domain is None:
-            domain = data_box(x_train, x_test)
-        else:
-            check_box(domain, "the training and test inputs", x_train, x_test)
-    elif domain is None:                        # token ids: the ids the data holds
-        domain = (int(min(x_train.min(), x_test.min())), int(max(x_train.max(), x_test.max())))
-    domain = (float(domain[0]), float(domain[1]))
+    domain = _input_box(x_train, x_test, domain)
     gen = torch.Generator().manual_seed(s.seed + 1)
 
     def subset(x: Tensor, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -225,7 +212,43 @@ def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torc
     accuracy = {k: (x.to(device), y.to(device)) for k, (x, y) in accuracy.items()}
     # the partition plane: three seeded training points of distinct classes where the labels
     # are classes (one integer each), else the first three of the seeded order
-    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(s.seed + 2))
+    chosen = _plane_points(y_train, s.seed + 2)
+    return Probes(lc=lc, accuracy=accuracy, adv=adv, partition_index=chosen,
+                  partition_x=x_train[chosen].to(device),
+                  partition_labels=y_train.cpu()[chosen].tolist(),
+                  input_shape=tuple(x_train.shape[1:]), n_train=len(x_train),
+                  n_test=len(x_test), domain=domain)
+
+
+def _check_inputs(x_train: Tensor, x_test: Tensor) -> None:
+    """``ValueError`` in one line for an empty split or inputs holding NaN or infinity."""
+    for name, x in (("training", x_train), ("test", x_test)):
+        if not len(x):
+            raise ValueError(f"the {name} set is empty: it needs at least one (input, label)")
+    for name, x in (("training", x_train), ("test", x_test)):
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"the {name} inputs hold {bad} NaN or infinite value(s)")
+
+
+def _input_box(x_train: Tensor, x_test: Tensor,
+               domain: tuple[float, float] | None) -> tuple[float, float]:
+    """The inputs' box: ``domain`` checked against the inputs, else the data's own (token ids:
+    the ids the data holds)."""
+    if x_train.is_floating_point():
+        if domain is None:
+            domain = data_box(x_train, x_test)
+        else:
+            check_box(domain, "the training and test inputs", x_train, x_test)
+    elif domain is None:
+        domain = (int(min(x_train.min(), x_test.min())), int(max(x_train.max(), x_test.max())))
+    return float(domain[0]), float(domain[1])
+
+
+def _plane_points(y_train: Tensor, seed: int) -> list[int]:
+    """The partition plane's three training points: seeded, of distinct classes where the labels
+    are classes (one integer each), else the first three of the seeded order."""
+    order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))
     labels = y_train.cpu()
     classes = labels.dim() == 1 and not labels.is_floating_point()
     chosen: list[int] = []
@@ -234,9 +257,4 @@ def draw_probes(train: Data, test: Data, settings: TrackerSettings, device: torc
             chosen.append(i)
         if len(chosen) == 3:
             break
-    chosen += [i for i in order.tolist() if i not in chosen][:3 - len(chosen)]
-    return Probes(lc=lc, accuracy=accuracy, adv=adv, partition_index=chosen,
-                  partition_x=x_train[chosen].to(device),
-                  partition_labels=labels[chosen].tolist(),
-                  input_shape=tuple(x_train.shape[1:]), n_train=len(x_train),
-                  n_test=len(x_test), domain=domain)
+    return chosen + [i for i in order.tolist() if i not in chosen][:3 - len(chosen)]

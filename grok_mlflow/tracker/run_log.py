@@ -17,9 +17,11 @@ from torch import Tensor, nn
 
 from ..findings.history import history_csv
 from ..findings.phases import PHASE_KEYS, detect_phases
+from ..findings.plots import grokking_figure
 from ..findings.report import report_markdown, reproduction_report
 from ..store.recorder import MetricBuffer, Recorder, TrackingUnavailable
 from ..store.tracking_store import tracking_uri
+from .distributed import Terminated
 
 __all__ = ["DivergenceError", "RunLog"]
 
@@ -45,8 +47,6 @@ class RunLog:
     def fail(self, err: BaseException, step: int | None) -> None:
         """Say on the run why it failed, in one line (tags ``grok_mlflow.failure``,
         ``grok_mlflow.failure_step``); a Ctrl-C is not a failure (a distributed SIGTERM is)."""
-        from .distributed import Terminated
-
         if (isinstance(err, KeyboardInterrupt) and not isinstance(err, Terminated)
                 or not self.recorder.run_id):
             return
@@ -111,8 +111,6 @@ class RunLog:
 
     def _artifacts(self) -> tuple[dict[str, str], dict[str, Any]]:
         """history.csv and the figure, as {artifact path: content} (none off the main rank)."""
-        from ..findings.plots import grokking_figure
-
         if not self.main:
             return {}, {}
         return ({"history.csv": history_csv(self.history)},

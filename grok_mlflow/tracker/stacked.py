@@ -33,10 +33,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
-from .probes import Data
+from ..settings import Settings, SettingsError, TrackerSettings
 from ..store.recorder import Recorder
 from ..store.tracking_store import create_run, end_runs, reopen_runs, use_experiment
-from ..settings import Settings, SettingsError, TrackerSettings
+from .probes import Data
 from .progress_bar import step_bar
 from .run_log import DivergenceError
 from .tracking import GrokTracker

@@ -25,6 +25,7 @@ import math
 import platform
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -153,8 +154,6 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
     forward over copies of ``x`` (one point) timed here, the best of three. Said once on stderr;
     the settings (``config.json``) record the value. Members of one stacked group, same model
     and input shape, get the first one's choice (one process), so their snapshots compare."""
-    import time
-
     key = (type(net).__name__, sum(p.numel() for p in net.parameters()), tuple(x.shape[1:]),
            lc_input)
     if key in _RESOLUTIONS:

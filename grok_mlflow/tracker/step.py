@@ -36,18 +36,21 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..measures.flags import evaluating
+from ..findings.plots import partition_figure
 from ..measures.boundary import boundary_points, top_two_gap
 from ..measures.complexity import LocalComplexity, local_complexity
 from ..measures.deformation import deformation
-from .distributed import Shards
 from ..measures.evaluation import accuracy_and_loss, label_accuracy
-from .probes import Probes
+from ..measures.flags import evaluating
+from ..measures.partition import partition_slice
 from ..measures.robustness import robust_accuracy, robust_loss, robust_multilabel_accuracy
 from ..settings import TrackerSettings
 from .costs import MeasureCosts
+from .distributed import Shards
+from .probes import Probes
 
 __all__ = ["adv_budgets", "has_boundary", "lc_prefix", "measure_step"]
 
@@ -208,8 +211,6 @@ def _local_complexity(model, points: Tensor, s: TrackerSettings,
 
 
 def _gather_names(lc, shards: Shards) -> list:
-    import torch.distributed as dist
-
     names: list = [None] * shards.size
     dist.all_gather_object(names, lc.layer_names if lc is not None else None)
     return names
@@ -219,9 +220,6 @@ def partition_snapshot(net: nn.Module, probes: Probes, settings: TrackerSettings
                        title: str) -> tuple[object, dict[str, Tensor]]:
     """The partition on the probes' plane (``partition.partition_slice``) drawn as a figure,
     and its ``partition/*`` metrics (a regression has no decision boundary to be near)."""
-    from ..findings.plots import partition_figure
-    from ..measures.partition import partition_slice
-
     part = partition_slice(net, probes.partition_x, resolution=settings.partition_resolution,
                            seed=settings.seed, input_module=settings.lc_input or None)
     metrics = part.metrics()

@@ -23,6 +23,8 @@ import sys
 import warnings
 from typing import Any, Mapping
 
+from ..findings.phases import settled
+
 __all__ = ["Settling", "in_tune_trial", "report_to_tune"]
 
 
@@ -52,8 +54,6 @@ class Settling:
 
     def check(self, step: int) -> bool:
         """Ask the rule at measured ``step`` (from ``min_steps`` on, before the cap)."""
-        from ..findings.phases import settled
-
         s = self.tracker.settings
         if not self.on or self.settled or step < s.min_steps or step >= s.steps:
             return self.settled
@@ -68,8 +68,6 @@ class Settling:
     def at_the_cap(self) -> None:
         """A run that reached ``steps`` says whether the rule holds there (the cap is never
         asked during training: the run ends there anyway) and, if not, why."""
-        from ..findings.phases import settled
-
         s = self.tracker.settings
         if not self.on or self.settled or (self.tracker.last_step or 0) < s.steps:
             return
@@ -84,7 +82,7 @@ def in_tune_trial() -> bool:
     """Whether this code runs inside a Ray Tune trial (never imports Ray itself)."""
     if "ray.tune" not in sys.modules:
         return False
-    from ray import tune
+    from ray import tune  # noqa: PLC0415 - Ray: inside a Ray Tune trial only
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # Ray warns when asked outside a trial
@@ -94,7 +92,7 @@ def in_tune_trial() -> bool:
 def report_to_tune(step: int, carried: Mapping[str, float], settled: bool, until: str) -> None:
     """One Tune result: every metric's last measured value, the step, ``grok/settled`` and
     ``grok/until`` (1.0 when the tracker stops on ``until: settled``)."""
-    from ray import tune
+    from ray import tune  # noqa: PLC0415 - Ray: inside a Ray Tune trial only
 
     tune.report({**carried, "step": step, "grok/settled": float(settled),
                  "grok/until": float(until == "settled")})

@@ -38,19 +38,19 @@ from typing import Any, Callable, Mapping
 
 from torch import Tensor, nn
 
+from ..findings.phases import detect_phases
 from ..measures.tasks import OutputSpec
 from ..settings import Settings, TrackerSettings
 from ..store.recorder import NullRecorder, Recorder
 from .costs import MeasureCosts
 from .distributed import Shards, Termination, unwrap
-from .step import lc_prefix, measure_step, partition_snapshot
-from .starting import open_run, settings_params
-from .starting import check_choices, prepare
 from .probes import Data
+from .progress_bar import step_bar
 from .run_log import DivergenceError, RunLog
 from .schedule import MeasureSchedule
+from .starting import check_choices, open_run, prepare, settings_params
+from .step import lc_prefix, measure_step, partition_snapshot
 from .stopping import Settling, in_tune_trial
-from .progress_bar import step_bar
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
 
@@ -321,8 +321,6 @@ class GrokTracker:
 
     def detect_phases(self) -> dict[str, int]:
         """Grokking phases of the history so far (see ``grok_mlflow.findings.phases``)."""
-        from ..findings.phases import detect_phases
-
         return detect_phases(self.history, lc_key=self.lc_key)
 
     # ------------------------------------------------------------------ end
