@@ -99,6 +99,7 @@ class GrokCallback(TrackerCallback, Callback):
             return                     # gradient accumulation: no optimizer step yet
         self._last_step = step
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        assert self.tracker is not None          # opened in on_train_start
         self.tracker.step(step, loss=loss)
 
     def on_train_end(self, trainer, pl_module) -> None:

@@ -34,9 +34,10 @@ settled (``phases.settled``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import linregress, median_abs_deviation
 
 __all__ = ["Curve", "EndTrend", "NoiseRule", "Step", "Z99", "curve", "curve_of", "jitter",
@@ -138,7 +139,7 @@ class Curve:
         return Step(int(round(est)), int(self.steps[lo]), int(self.steps[hi]), k)
 
 
-def smooth(values: Sequence[float], window: int = 5) -> np.ndarray:
+def smooth(values: ArrayLike, window: int = 5) -> np.ndarray:
     """Centred moving average; the window shrinks at the ends (no padding, no phase shift)."""
     v = np.asarray(values, dtype=float)
     if window <= 1 or len(v) < 3:

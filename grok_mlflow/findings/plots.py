@@ -50,7 +50,7 @@ def _curve(history: Mapping[int, Mapping[str, float]], key: str):
 
 
 def grokking_figure(history: Mapping[int, Mapping[str, float]],
-                    phases: Mapping[str, int] | None = None, title: str = "") -> Figure:
+                    phases: Mapping[str, float] | None = None, title: str = "") -> Figure:
     """LC around train/test/random points with 99% CI bands (one panel per radius), above clean
     and adversarial accuracy; detected phases as vertical lines.
 

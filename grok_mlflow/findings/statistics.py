@@ -26,9 +26,10 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import CensoredData, bootstrap, ecdf, permutation_test
 
 __all__ = ["ALPHA", "KMMedian", "N_PERMUTATIONS", "N_RESAMPLES", "decode", "encode",
@@ -85,7 +86,7 @@ def _first_at_half(times: np.ndarray, survival: np.ndarray) -> float:
     return float(times[k])
 
 
-def km_median(steps: Sequence[float], censored: Sequence[bool]) -> KMMedian:
+def km_median(steps: ArrayLike, censored: ArrayLike) -> KMMedian:
     """The Kaplan-Meier median of ``steps`` with the ``censored`` ones right-censored there
     (``scipy.stats.ecdf``), with the interval where the survival function's log-log confidence
     band crosses 0.5 (Brookmeyer-Crowley's construction). Without censoring the estimate is the
@@ -106,7 +107,7 @@ def km_median(steps: Sequence[float], censored: Sequence[bool]) -> KMMedian:
     return KMMedian(estimate, min(low, estimate), max(high, estimate))
 
 
-def gehan_scores(steps: Sequence[float], censored: Sequence[bool]) -> np.ndarray:
+def gehan_scores(steps: ArrayLike, censored: ArrayLike) -> np.ndarray:
     """Each trial's Gehan score: the trials it is certainly later than minus those it is
     certainly earlier than. Trial i is certainly later than j when j's step was seen (not
     censored) and is smaller than i's (i seen or censored there). Without censoring this is
@@ -117,7 +118,7 @@ def gehan_scores(steps: Sequence[float], censored: Sequence[bool]) -> np.ndarray
     return later.sum(axis=1) - later.sum(axis=0).astype(float)
 
 
-def trend_test(x: Sequence[float], scores: Sequence[float]) -> tuple[float, float]:
+def trend_test(x: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     """One-sided p-values (rising, falling) of a trend of ``scores`` along ``x``: the statistic
     sum((x - mean x) * score), its null distribution by permuting the scores over the trials
     (``scipy.stats.permutation_test``, ``pairings``: the x stay; exact when n! <=
@@ -149,7 +150,7 @@ def slope(x: Sequence[float], ys: np.ndarray) -> np.ndarray:
 
 
 def stratified_bootstrap(groups: Sequence[np.ndarray],
-                         statistic: Callable[..., np.ndarray],
+                         statistic: Callable[..., Any],
                          vectorized: bool = True) -> np.ndarray | None:
     """``statistic(*groups)`` over a stratified bootstrap: each group (a swept value's trials)
     resampled within itself, ``N_RESAMPLES`` seeded resamples (``scipy.stats.bootstrap``;

@@ -322,7 +322,7 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
                 for _, m in chosen)
     wrong = k if claim.trend == "absent" else n - k - open_
     ci = binomtest(k, n).proportion_ci(1 - ALPHA, method="exact")
-    later = [censored_step(m, q) for _, m in chosen if censored_step(m, q) is not None]
+    later = [step for _, m in chosen if (step := censored_step(m, q)) is not None]
     said = (f"{claim.quantity} present in {k / n:.0%} of trials [{1 - ALPHA:.0%} interval {ci.low:.0%}, "
             f"{ci.high:.0%}] ({k} of {n}; Clopper-Pearson; {len(later)} of {n} censored)")
     if later:                    # not seen by the last step is not the same as absent

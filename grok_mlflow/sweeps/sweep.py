@@ -428,7 +428,7 @@ def _check_fits(spec: SweepSpec, nodes: list[dict]) -> None:
     have = [n.get("Resources", {}) for n in nodes]
     if any(all(r.get(k, 0.0) >= v for k, v in want.items() if v) for r in have):
         return
-    best = max(have, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)), default={})
+    best: dict = max(have, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)), default={})
     asked = (f"a trial asks for {want['CPU']:g} CPU(s) and {want['GPU']:g} GPU(s), but the "
              f"largest Ray node has {best.get('CPU', 0.0):g} CPU(s) and "
              f"{best.get('GPU', 0.0):g} GPU(s) ({len(nodes)} node(s))")

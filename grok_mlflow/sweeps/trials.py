@@ -133,7 +133,7 @@ class _StopAsked:
     def at(self, step: int) -> None:
         if self():
             stop = KeyboardInterrupt(f"the sweep was stopped after step {step}")
-            stop.at_step_boundary = True       # the tracker checkpoints this step's state
+            stop.at_step_boundary = True  # type: ignore[attr-defined]  # the tracker checkpoints this step
             raise stop
 
     @contextlib.contextmanager

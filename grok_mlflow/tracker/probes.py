@@ -121,7 +121,8 @@ def as_tensors(data: Data, limit: int = DATASET_LIMIT, seed: int = 0) -> tuple[T
         xs, ys, n = [], [], 0
         for batch in source:
             x, y = _pair(batch)
-            xs.append(x), ys.append(y)
+            xs.append(x)
+            ys.append(y)
             n += len(x)
             if n >= limit:
                 break

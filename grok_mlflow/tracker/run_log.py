@@ -40,7 +40,7 @@ class RunLog:
         self.recorder, self.main, self.run_name = recorder, main, run_name
         self.checkpoint_fn, self.artifact_every_s = checkpoint, artifact_every_s
         self.history: dict[int, dict[str, float]] = {}
-        self.phases: dict[str, int] = {}
+        self.phases: dict[str, float] = {}
         self.logged: dict[str, int] = {}    # key -> last step already in the store (on resume)
         self._artifacts_written = time.monotonic()
 

@@ -87,7 +87,7 @@ class MeasureSchedule:
 
     def due(self, step: int) -> bool:
         """Whether anything is measured at ``step``."""
-        return step in self._due
+        return step in self._due      # type: ignore[attr-defined]  # set in __post_init__
 
     def as_dict(self) -> dict[str, list[int]]:
         """The schedule as ``config.json`` records it."""

@@ -319,7 +319,7 @@ class GrokTracker:
         self.stop_note = note
         self.recorder.set_tags({**tags, "grok_mlflow.stop_note": note})
 
-    def detect_phases(self) -> dict[str, int]:
+    def detect_phases(self) -> dict[str, float]:
         """Grokking phases of the history so far (see ``grok_mlflow.findings.phases``)."""
         return detect_phases(self.history, lc_key=self.lc_key)
 
