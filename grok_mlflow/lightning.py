@@ -29,7 +29,6 @@ not on PyPI), or ``pip install lightning``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 try:
@@ -40,6 +39,7 @@ except ImportError as err:  # pragma: no cover - the optional extra is missing
                       "pip install lightning (or pip install -e '.[lightning]' in the grok_mlflow "
                       "repository)") from err
 
+from .console import logger
 from .settings import TrackerSettings
 from .store.recorder import Recorder
 from .tracker.callbacks import TrackerCallback
@@ -128,5 +128,4 @@ class GrokCallback(TrackerCallback, Callback):
         except Exception as err:
             if exception is None:
                 raise
-            print(f"grok-mlflow: warning: {type(err).__name__} while closing the tracker",
-                  file=sys.stderr)
+            logger.warning(f"grok-mlflow: warning: {type(err).__name__} while closing the tracker")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from contextlib import contextmanager
 from typing import Iterator
@@ -24,6 +23,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import Tensor
 
+from ..console import logger
 from ..settings import SettingsError
 
 __all__ = ["load_checkpoint", "load_snapshot_weights", "run_artifact_text", "run_config",
@@ -91,9 +91,9 @@ def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
         try:
             return torch.load(path, map_location=device, weights_only=False)
         except Exception as err:  # noqa: BLE001 - torn: zip, pickle or EOF errors
-            print(f"grok-mlflow: warning: run {run_id}'s checkpoints/last.pt does not load "
-                  f"({type(err).__name__}; a kill while it was written?): it is taken as no "
-                  "checkpoint", file=sys.stderr)
+            logger.warning(f"grok-mlflow: warning: run {run_id}'s checkpoints/last.pt does not load "
+                           f"({type(err).__name__}; a kill while it was written?): it is taken as no "
+                           "checkpoint")
             return None
 
 

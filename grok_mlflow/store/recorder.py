@@ -19,7 +19,6 @@ import importlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
+from ..console import logger
 from ..findings.plots import partition_gif
 from ..run_tags import managed_run, version_tags
 from .reading import quiet_downloads
@@ -308,8 +308,7 @@ class Recorder:
                 for path, fig in (figures or {}).items():
                     log_run_figure(self.run_id, fig, path, self.client)
             except Exception as err:  # noqa: BLE001 - refreshed later; never stops training
-                print(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})",
-                      file=sys.stderr)
+                logger.warning(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})")
 
         self._writer = threading.Thread(target=write, name="grok-mlflow-writer", daemon=True)
         self._writer.start()
@@ -322,17 +321,17 @@ class Recorder:
 
     def _warn_unavailable(self, err: Exception) -> None:
         if not self._warned_unavailable:
-            print(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
-                  "retrying", file=sys.stderr)
+            logger.warning(f"grok-mlflow: warning: tracking store unavailable ({err}); buffering and "
+                           "retrying")
             self._warned_unavailable = True
 
     def save_unsent(self) -> str:
         """Buffered points to ``unsent_metrics_<run>.jsonl``; says so on stderr; returns the
         path. The run is then left as it is (ending it would fail the same way)."""
         path = self.buffer.save_unsent()
-        print(f"grok-mlflow: error: the tracking store did not answer; "
-              f"{len(self.buffer.pending)} metric points saved to {path}. When it is back: "
-              f"grok-mlflow import {path}", file=sys.stderr)
+        logger.error(f"grok-mlflow: error: the tracking store did not answer; "
+                     f"{len(self.buffer.pending)} metric points saved to {path}. When it is back: "
+                     f"grok-mlflow import {path}")
         self.owns_run = False
         return path
 
@@ -373,8 +372,8 @@ class Recorder:
         except Exception as err:
             if retry:
                 raise
-            print(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
-                  "retrying at the next flush", file=sys.stderr)
+            logger.warning(f"grok-mlflow: warning: checkpoint not written ({type(err).__name__}); "
+                           "retrying at the next flush")
             return
         finally:
             tmp.cleanup()
@@ -401,8 +400,8 @@ class Recorder:
                         self.client.log_image(self.run_id, image.convert("RGB"),
                                               key="partition", step=step)
         except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
-            print(f"grok-mlflow: warning: partition snapshot {name} not stored "
-                  f"({type(err).__name__})", file=sys.stderr)
+            logger.warning(f"grok-mlflow: warning: partition snapshot {name} not stored "
+                           f"({type(err).__name__})")
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
@@ -446,16 +445,16 @@ class Recorder:
             extra = {"input_example": example.detach().cpu().numpy()}
         else:     # MLflow cannot infer a signature of a tuple or dict: say so once, not warn
             extra = {}
-            print("grok-mlflow: the model returns several outputs: logged without a signature "
-                  "or input example (mlflow.pytorch.load_model loads it)", file=sys.stderr)
+            logger.info("grok-mlflow: the model returns several outputs: logged without a signature "
+                        "or input example (mlflow.pytorch.load_model loads it)")
         # pickled (cloudpickle; a class defined in your script travels by value): the module
         # itself comes back, which the analysis commands need (LC hooks its nonlinearity
         # modules and loads snapshot weights; a pt2 export has neither). Said in one line
         # instead of MLflow's warning; grok_mlflow's own classes travel as code (code_paths),
         # so the model loads where only its requirements are installed
-        print("grok-mlflow: the model is logged pickled: mlflow.pytorch.load_model gives the "
-              "module back for partition, radius and compare-regions (a pt2 export has no "
-              "modules to hook); load only models you trust", file=sys.stderr)
+        logger.info("grok-mlflow: the model is logged pickled: mlflow.pytorch.load_model gives the "
+                    "module back for partition, radius and compare-regions (a pt2 export has no "
+                    "modules to hook); load only models you trust")
         with _quiet_pickle_warning():
             mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
                                      pip_requirements=[

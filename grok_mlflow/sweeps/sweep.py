@@ -37,7 +37,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from typing import Any, Iterator
@@ -46,6 +45,7 @@ import ray
 from ray import tune
 from ray.tune import Callback
 
+from ..console import logger
 from ..settings import SettingsError
 from ..store.reading import run_artifact_text
 from ..store.sweep_runs import (
@@ -124,9 +124,8 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
             again = f"grok-mlflow sweep {spec.source or spec.name} --resume" + (
                 f" --experiment {experiment}" if experiment else "") + "".join(
                 f" --only {part}" for part in spec.only.split(";") if part)
-            print(f"Sweep {spec.name}: parent run {parent_id}"
-                  f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.",
-                  file=sys.stderr)
+            logger.info(f"Sweep {spec.name}: parent run {parent_id}"
+                        f"{' (resumed)' if resumed else ''}. Ctrl-C stops it; `{again}` continues it.")
             configs, trials = trial_configs(spec, groups, uri, parent_id, experiment_id)
             stops.flag = stop_flag(parent_id)
             name = f"{spec.name}-{parent_id[:8]}" + (
@@ -433,9 +432,8 @@ def _check_fits(spec: SweepSpec, nodes: list[dict]) -> None:
              f"largest Ray node has {best.get('CPU', 0.0):g} CPU(s) and "
              f"{best.get('GPU', 0.0):g} GPU(s) ({len(nodes)} node(s))")
     if spec.pending_timeout_s:          # an autoscaling cluster may add the node it needs
-        print(f"grok-mlflow: warning: resources: {asked}; waiting up to "
-              f"{spec.pending_timeout_s:g} s (pending_timeout_s) for the autoscaler",
-              file=sys.stderr)
+        logger.warning(f"grok-mlflow: warning: resources: {asked}; waiting up to "
+                       f"{spec.pending_timeout_s:g} s (pending_timeout_s) for the autoscaler")
         return
     raise SettingsError(
         f"resources: {asked}; lower resources: or join a bigger cluster (--ray-address; on an "
@@ -487,22 +485,21 @@ def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None
                            experiment=experiment, verbose=verbose,
                            progress_every_s=progress_every_s, resume=resume or None)
     except SettingsError as err:
-        print(f"grok-mlflow: error: {err}", file=sys.stderr)
+        logger.error(f"grok-mlflow: error: {err}")
         return 2
     except SweepInterrupted as stop:
-        print(str(stop), file=sys.stderr)
+        logger.info(str(stop))
         return 128 + stop.signum
     except KeyboardInterrupt:                # before any run existed
-        print("Sweep interrupted before it started; no run was left.", file=sys.stderr)
+        logger.info("Sweep interrupted before it started; no run was left.")
         return 130
     uri = absolute_tracking_uri()
     serve = "" if uri.startswith(("http://", "https://")) else \
         f"  mlflow ui --backend-store-uri {uri}\n"
-    print(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
-          f"{serve}  then open {sweep_view_url(parent)}", file=sys.stderr)
+    logger.info(f"Sweep {spec.name}: parent run {parent}, {len(spec.trials())} trials. Compare them:\n"
+                f"{serve}  then open {sweep_view_url(parent)}")
     if spec.claims:                      # the verdicts: the sweep's last lines
-        print("The paper's claims:\n" + "\n".join(
-            line[2:].replace("**", "") for line in
-            run_artifact_text(parent, "claims.md").splitlines() if line.startswith("- **")),
-            file=sys.stderr)
+        logger.info("The paper's claims:\n" + "\n".join(
+                  line[2:].replace("**", "") for line in
+                  run_artifact_text(parent, "claims.md").splitlines() if line.startswith("- **")))
     return 0

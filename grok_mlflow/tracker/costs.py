@@ -22,12 +22,13 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
+
+from ..console import logger
 
 __all__ = ["MeasureCosts", "device_sync"]
 
@@ -100,7 +101,7 @@ class MeasureCosts:
         line = self.forecast(len(schedule.eval_steps), len(schedule.adv_steps),
                              len(schedule.partition_steps))
         if line and main:
-            print(line, file=sys.stderr)
+            logger.info(line)
 
     def metrics(self) -> dict[str, float]:
         """The totals logged at the end of the run."""

@@ -8,13 +8,13 @@ the end writes the phases, the report, the artifacts and the model, then ends th
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from ..console import logger
 from ..findings.history import history_csv
 from ..findings.phases import PHASE_KEYS, detect_phases
 from ..findings.plots import grokking_figure
@@ -159,9 +159,8 @@ class RunLog:
             if clean and model_example is not None:
                 self.recorder.log_model(model, model_example, tensor_output=tensor_output)
             if clean and self.main:
-                print(f"\nRun {self.recorder.run_id} recorded. To look at it:\n"
-                      f"  mlflow ui --backend-store-uri {self.recorder.uri or tracking_uri()}",
-                      file=sys.stderr)
+                logger.info(f"\nRun {self.recorder.run_id} recorded. To look at it:\n"
+                            f"  mlflow ui --backend-store-uri {self.recorder.uri or tracking_uri()}")
         finally:
             self.recorder.end(status)
 
@@ -175,6 +174,6 @@ class RunLog:
         self.recorder.set_tags({"mlflow.note.content": text})
         self.recorder.log_text(text, "report.md")
         seen = [f.phase for f in findings if f.seen]
-        print(f"\nWhat run {self.recorder.run_id} showed: "
-              + (", ".join(seen) if seen else "none of the paper's phases")
-              + " (report.md has every phase, seen or not, and why)", file=sys.stderr)
+        logger.info(f"\nWhat run {self.recorder.run_id} showed: "
+                    + (", ".join(seen) if seen else "none of the paper's phases")
+                    + " (report.md has every phase, seen or not, and why)")

@@ -27,12 +27,12 @@ For your own ``torch.func`` ensembles::
 from __future__ import annotations
 
 import math
-import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
+from ..console import logger
 from ..settings import Settings, SettingsError, TrackerSettings
 from ..store.recorder import Recorder
 from ..store.tracking_store import create_run, end_runs, reopen_runs, use_experiment
@@ -201,8 +201,8 @@ class StackedTracker:
     def _fail(self, k: int, err: DivergenceError) -> None:
         """Member k diverged: its run ends FAILED (last good checkpoint kept); the rest go on."""
         self.failed[k] = err
-        print(f"grok-mlflow: {self.run_names[k]} diverged ({err}); its run ends FAILED, "
-              f"{len(self.alive)} other member(s) go on", file=sys.stderr)
+        logger.info(f"grok-mlflow: {self.run_names[k]} diverged ({err}); its run ends FAILED, "
+                    f"{len(self.alive)} other member(s) go on")
         self.trackers[k].finish(err)
 
     # ------------------------------------------------------------------ end

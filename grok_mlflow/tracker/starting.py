@@ -24,7 +24,6 @@ import dataclasses
 import math
 import platform
 import re
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..console import logger
 from ..measures.complexity import default_directions, local_complexity
 from ..measures.flags import evaluating
 from ..measures.network import embedded, input_module_of
@@ -110,8 +110,8 @@ def prepare(model: nn.Module, train: Data, test: Data, settings: TrackerSettings
         adv_eps, schedule = (), schedule.without_adversarial()
     dtype = next(model.parameters()).dtype
     if probes.lc["train"].is_floating_point() and probes.lc["train"].dtype != dtype:
-        print(f"grok-mlflow: the inputs are {probes.lc['train'].dtype} and the model "
-              f"{dtype}: the measured points are cast to {dtype}", file=sys.stderr)
+        logger.info(f"grok-mlflow: the inputs are {probes.lc['train'].dtype} and the model "
+                    f"{dtype}: the measured points are cast to {dtype}")
         probes = probes.to_dtype(dtype)
     x, y = probes.accuracy["train"]
     chosen = measured_model(model, x[:8], y[:8], task, output)
@@ -122,9 +122,9 @@ def prepare(model: nn.Module, train: Data, test: Data, settings: TrackerSettings
     if chosen.relabel is not None:
         probes = probes.with_labels(chosen.relabel)
     if settings.lc_boundary and not has_boundary(probes, chosen.measure_task):
-        print(f"grok-mlflow: no decision boundary to measure LC at ("
-              f"{'token inputs' if tokens else f'a {chosen.measure_task} task'}): lc/boundary "
-              f"is not measured", file=sys.stderr)
+        logger.info(f"grok-mlflow: no decision boundary to measure LC at ("
+                    f"{'token inputs' if tokens else f'a {chosen.measure_task} task'}): lc/boundary "
+                    f"is not measured")
     x = probes.lc["train"][:1]
     with evaluating(chosen.net), torch.no_grad():     # LC's input space: the embedding's
         dim = (embedded(chosen.net, lc_input, x)[1][0].numel() if lc_input
@@ -171,9 +171,9 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
             seconds.append((time.perf_counter() - start) / n)
     per_point = min(seconds)
     resolution = _RESOLUTIONS[key] = resolution_for(per_point, SNAPSHOT_BUDGET_S)
-    print(f"grok-mlflow: partition snapshots at {resolution}x{resolution} (a forward costs "
-          f"{per_point * 1e6:.3g} us per point here: ~{SNAPSHOT_BUDGET_S:g} s per snapshot at "
-          f"most; partition_resolution sets it)", file=sys.stderr)
+    logger.info(f"grok-mlflow: partition snapshots at {resolution}x{resolution} (a forward costs "
+                f"{per_point * 1e6:.3g} us per point here: ~{SNAPSHOT_BUDGET_S:g} s per snapshot at "
+                f"most; partition_resolution sets it)")
     return resolution
 
 
@@ -184,12 +184,12 @@ def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: d
     notes a user should see on stderr (PGD off for tokens, the data's own box)."""
     s = ready.settings
     if ready.tokens and s.adv_points:
-        print("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
-              "for continuous inputs in [0, 1]", file=sys.stderr)
+        logger.info("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
+                    "for continuous inputs in [0, 1]")
     elif tuple(ready.domain) != (0.0, 1.0) and s.adv_points:
-        print(f"grok-mlflow: the inputs lie outside [0, 1]: PGD and LC's random points use "
-              f"their box {tuple(round(v, 6) for v in ready.domain)} (budgets "
-              f"{', '.join(f'{e:g}' for e in ready.adv_eps)} in input units)", file=sys.stderr)
+        logger.info(f"grok-mlflow: the inputs lie outside [0, 1]: PGD and LC's random points use "
+                    f"their box {tuple(round(v, 6) for v in ready.domain)} (budgets "
+                    f"{', '.join(f'{e:g}' for e in ready.adv_eps)} in input units)")
     existing = recorder.params()
     device = next(model.parameters()).device
     tags = {"seed": str(s.seed),
@@ -205,13 +205,13 @@ def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: d
     if stale:
         tags["grok_mlflow.stale_params"] = ",".join(stale)
         tags.update({f"setting.{k}": params[k] for k in stale})
-        print(f"grok-mlflow: warning: MLflow logged {', '.join(stale)} before the preset was "
-              "applied; the true values are in the tags setting.<name> and config.json. Use "
-              "`mlflow run . -e preset -P preset=...` for exact params.", file=sys.stderr)
+        logger.warning(f"grok-mlflow: warning: MLflow logged {', '.join(stale)} before the preset was "
+                       "applied; the true values are in the tags setting.<name> and config.json. Use "
+                       "`mlflow run . -e preset -P preset=...` for exact params.")
     recorder.log_params({k: v for k, v in params.items() if k not in existing})
     recorder.set_tags(tags)
     if ready.output_note:
-        print(f"grok-mlflow: {ready.output_note}", file=sys.stderr)
+        logger.info(f"grok-mlflow: {ready.output_note}")
     config = run_config_json(model, s, ready.probes, ready.schedule, layers=ready.lc_layers,
                              adv_eps=ready.adv_eps, task=ready.task,
                              output=ready.output_note or "the model's tensor",
