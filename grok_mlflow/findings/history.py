@@ -29,13 +29,11 @@ def history_csv(history: Mapping[int, Mapping[str, float]]) -> str:
     return out.getvalue()
 
 
-
 def read_history_csv(text: str) -> dict[int, dict[str, float]]:
     """The inverse of ``history_csv``: {step: {key: value}}, empty cells left out."""
     rows = list(csv.DictReader(io.StringIO(text)))
     return {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step" and v != ""}
             for r in rows}
-
 
 
 def _csv_value(value: float | None) -> str:

@@ -77,9 +77,7 @@ _RESHAPES = {"flatten", "reshape", "view", "permute", "transpose", "contiguous",
              "squeeze", "unflatten", "float", "to", "type_as"}
 
 
-
 _LINEAR_COMBINATIONS = {operator.add, operator.sub, torch.add, torch.sub, operator.neg, torch.neg}
-
 
 
 _SCALINGS = {operator.mul, torch.mul, operator.truediv, torch.div}

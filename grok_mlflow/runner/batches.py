@@ -75,7 +75,6 @@ class TensorBatches:
         pass
 
 
-
 class StackedBatches:
     """Minibatches for K stacked members (``stacking.StackedModules``): member k gets exactly the
     batches its own ``TensorBatches`` would give (its data, its seeded epoch permutations), and
@@ -145,7 +144,6 @@ class StackedBatches:
         pass
 
 
-
 class _EpochOrder(torch.utils.data.Sampler):
     """Batch indices for ever: epoch e is ``default_rng((seed, e)).permutation(n)`` cut into
     ``n // batch_size`` full batches, starting after ``done`` batches. The order is a function of
@@ -164,13 +162,11 @@ class _EpochOrder(torch.utils.data.Sampler):
             epoch, start = epoch + 1, 0
 
 
-
 def _ignore_ctrl_c(worker_id: int) -> None:
     """In a worker: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group, and a
     worker dying of it would fail the main process inside ``next`` instead of letting the loop
     stop at a step boundary (``training._interrupt_at_step_boundary``); ``close`` stops them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
 
 
 class StreamedBatches:
@@ -228,7 +224,6 @@ class StreamedBatches:
     def close(self) -> None:
         """Stop the worker processes (a later ``next`` starts new ones where this left off)."""
         self._batches = None   # the last reference: the iterator's finaliser joins its workers
-
 
 
 def training_batches(data: DataSplits, settings: Settings,

@@ -30,7 +30,6 @@ _NOT_IN_NAMES = {"preset", "data_root", "download", "data_workers", "device",
                  "checkpoint_every_s", "tracking_retry_s", "log_model"}
 
 
-
 def run_name_for(settings: Settings) -> str:
     """A run name that tells runs apart: the preset's file name (else ``dataset_model``), then
     every setting that differs from the preset (else from the defaults), e.g. ``digits_mlp``,
@@ -49,7 +48,6 @@ def run_name_for(settings: Settings) -> str:
     return name if len(name) <= 250 else name[:249] + "…"   # MLflow's run-name limit
 
 
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU raises SettingsError."""
     if name == "auto":
@@ -60,13 +58,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-
 def check_settings(settings: Settings) -> torch.device:
     """Every check that needs the environment (device, dataset size), before any work starts."""
     device = resolve_device(settings.device)
     check_dataset(settings)
     return device
-
 
 
 def data_and_model(settings: Settings, device: torch.device,

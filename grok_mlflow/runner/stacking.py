@@ -291,7 +291,6 @@ STACKABLE = frozenset({
     "data_workers"})
 
 
-
 def stack_key(settings: Settings) -> tuple | None:
     """What must be equal for runs to train as one stacked model (``train_stacked``), or None
     for a run that cannot be stacked (a streamed dataset: each member would need its own
@@ -303,7 +302,6 @@ def stack_key(settings: Settings) -> tuple | None:
     if settings.batch_size == 0:
         key.update(train_size=params["train_size"], train_fraction=params["train_fraction"])
     return tuple(sorted(key.items()))
-
 
 
 def check_stackable(members: Sequence[Settings]) -> None:

@@ -45,12 +45,10 @@ def quiet_downloads() -> Iterator[None]:
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = saved
 
 
-
 def run_artifact_text(run_id: str, path: str) -> str:
     """The text of a run's artifact (raises MLflow's error when there is none)."""
     with quiet_downloads():
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-
 
 
 def run_config(run_id: str, what: str) -> dict:
@@ -62,7 +60,6 @@ def run_config(run_id: str, what: str) -> dict:
                             f"{mlflow.get_tracking_uri()} ({type(err).__name__})") from None
 
 
-
 def run_name(run_id: str) -> str:
     """The run's name (its id when it has none)."""
     return run_tags(run_id).get("mlflow.runName", run_id)
@@ -71,7 +68,6 @@ def run_name(run_id: str) -> str:
 def run_tags(run_id: str) -> dict[str, str]:
     """The run's tags."""
     return dict(MlflowClient().get_run(run_id).data.tags)
-
 
 
 def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
@@ -97,7 +93,6 @@ def load_checkpoint(run_id: str, device: torch.device) -> dict | None:
             return None
 
 
-
 def snapshot_steps(run_id: str) -> list[int]:
     """Steps of the run's stored partition weights (``partition/weights/step_*.pt``)."""
     try:
@@ -105,7 +100,6 @@ def snapshot_steps(run_id: str) -> list[int]:
     except Exception:  # noqa: BLE001 - no such folder
         stored = []
     return sorted(int(os.path.basename(a.path)[5:-3]) for a in stored if a.path.endswith(".pt"))
-
 
 
 def load_snapshot_weights(run_id: str, step: int) -> dict[str, Tensor]:

@@ -115,7 +115,6 @@ def end_interrupted_children(parent_id: str, why: str) -> list[tuple[str, int | 
     return ended
 
 
-
 def trial_run_id(experiment_id: str, parent_id: str, trial: str) -> str | None:
     """The child run of ``parent_id`` that ``trial`` already started (a restarted trial), if
     any."""
@@ -123,7 +122,6 @@ def trial_run_id(experiment_id: str, parent_id: str, trial: str) -> str | None:
         [experiment_id], f"tags.mlflow.parentRunId = '{parent_id}' and "
                          f"tags.`grok_mlflow.trial` = '{trial}'")
     return runs[0].info.run_id if runs else None
-
 
 
 @contextmanager
@@ -139,12 +137,10 @@ def child_run(name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterato
             raise
 
 
-
 def run_statuses(run_ids: list[str]) -> list[str]:
     """Each run's status (RUNNING, FINISHED, FAILED, KILLED)."""
     client = MlflowClient()
     return [client.get_run(r).info.status for r in run_ids]
-
 
 
 def child_runs(parent_id: str) -> list:
@@ -167,18 +163,14 @@ def child_runs(parent_id: str) -> list:
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 
 
-
 SWEEP_LINE_PREFIX = "**Sweep "
-
 
 
 SWEEP_CHARTS = ["acc/train", "acc/test"]      # after lc/{train,test,random} (every radius)
 
 
-
 SWEEP_COLUMNS = ["acc/test", "acc/train", "lc/train", "grok/interpolation_step",
                  "grok/generalization_step"]
-
 
 
 def sweep_view_link(experiment_id: str, key: str, chart: bool = True) -> str:
@@ -186,7 +178,6 @@ def sweep_view_link(experiment_id: str, key: str, chart: bool = True) -> str:
     mode = "CHART" if chart else "TABLE"
     return (f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
             f"&compareRunsMode={mode}&viewStateShareKey={key}")
-
 
 
 def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int,
@@ -244,12 +235,10 @@ def publish_sweep_view(parent_id: str, sweep: str, swept: list[str], trials: int
     return link
 
 
-
 def sweep_view_url(parent_id: str) -> str:
     """The full address of a sweep's comparison view (``publish_sweep_view``)."""
     experiment_id = MlflowClient().get_run(parent_id).info.experiment_id
     return ui_base_url() + sweep_view_link(experiment_id, parent_id)
-
 
 
 def ui_base_url(default: str = "http://127.0.0.1:5000/") -> str:

@@ -63,7 +63,6 @@ def use_experiment(name: str) -> str:
     return experiment.experiment_id
 
 
-
 def active_run_id() -> str | None:
     """The id of this process's active MLflow run (e.g. the one transformers' ``MLflowCallback``
     started), or None."""

@@ -197,11 +197,8 @@ def _cluster_slots(spec: SweepSpec, uri: str) -> tuple[float, int]:
     return float(resources.get("CPU", 1.0)), _slots(spec, resources)
 
 
-
-
 def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
-
 
 
 def _loop_watch(*watchers: Any):
@@ -450,8 +447,6 @@ def _resources(spec: SweepSpec, config: dict[str, Any], cpus: float, slots: int 
     return tune.PlacementGroupFactory([bundle])
 
 
-
-
 def _experiment_for(spec: SweepSpec, experiment: str | None) -> str | None:
     """The sweep's experiment: the one asked for, ``$MLFLOW_EXPERIMENT_NAME``, else the sweep's
     name. None under ``mlflow run`` (its launcher run, which becomes the parent, already lives in
@@ -469,7 +464,6 @@ def _spec_params(spec: SweepSpec, groups: list[list[dict[str, Any]]]) -> dict[st
     params["ensemble"], params["max_members"] = spec.ensemble, str(spec.max_members)
     params["stacked_groups"] = str(sum(len(g) > 1 for g in groups))
     return params
-
 
 
 def main_sweep(spec_path: str, ray_address: str | None, storage_path: str | None,

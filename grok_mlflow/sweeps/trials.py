@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import ray
 from ray import tune
@@ -80,36 +80,57 @@ def run_trial(space: dict[str, Any]) -> None:
     use_tracking_uri(config.tracking_uri)
     settings = _trial_settings(config)
     tags = _trial_tags(config)
-    stop_asked = _stop_asked(config.parent_run_id)
-    if stop_asked(force=True):                 # the sweep is being stopped: do not start
+    report = _Reporter(_stop_asked(config.parent_run_id), settings.steps)
+    if report.stop_asked(force=True):          # the sweep is being stopped: do not start
         return
     # A restarted trial (FailureConfig) continues its own child run from its last checkpoint.
-    def report_progress(step: int, metrics) -> None:   # the driver's live table (progress.py)
-        stop_asked.at(step)
-        tune.report({"step": step, "steps": settings.steps,
-                     **{k.replace("/", "_"): v for k, v in metrics.items()
-                        if k in ("acc/test", "lc/train")}})
-
     node = _ray_node()
     earlier = trial_run_id(config.experiment_id, config.parent_run_id, config.name)
     if earlier:
         if run_statuses([earlier]) == ["FINISHED"]:   # a resumed sweep: this trial is done
             return
         tag_run(earlier, {"grok_mlflow.ray_node_resumed": node})   # where it continued
-        with stop_asked.ends_trial():
+        with report.stop_asked.ends_trial():
             result = train(settings, run_name=config.name, progress=False, resume=earlier,
-                           on_progress=report_progress, progress_every_s=1.0)
+                           on_progress=report.progress, progress_every_s=1.0)
     else:
-        with stop_asked.ends_trial(), child_run(config.name, config.experiment_id,
-                                                {**tags, "grok_mlflow.ray_node": node}):
+        with report.stop_asked.ends_trial(), child_run(config.name, config.experiment_id,
+                                                       {**tags, "grok_mlflow.ray_node": node}):
             result = train(settings, run_name=config.name, progress=False,
-                           on_progress=report_progress, progress_every_s=1.0)
-    if stop_asked.stopped:
-        tune.report({"stopped": 1})            # the live table: STOPPED at its step
-        return
-    tune.report({"step": settings.steps, "steps": settings.steps,
-                 **{k.replace("/", "_"): v for k, v in result.metrics.items()
-                    if not k.startswith("lc") or k.count("/") == 1}})
+                           on_progress=report.progress, progress_every_s=1.0)
+    # the end: every final metric but LC per layer (Ray's result table)
+    report.end({k.replace("/", "_"): v for k, v in result.metrics.items()
+                if not k.startswith("lc") or k.count("/") == 1})
+
+
+class _Reporter:
+    """What a trial (one run, or a stacked group's members) tells the driver's live table
+    (``progress.SweepProgress``) through ``ray.tune.report``: its step and the shown metrics at
+    every measured step (``progress``: the ``on_progress`` of ``train`` and ``train_stacked``,
+    where the sweep's stop flag is also looked at), then STOPPED or its last report (``end``)."""
+
+    SHOWN = ("acc/test", "lc/train")
+
+    def __init__(self, stop_asked: _StopAsked, steps: int, stacked: bool = False):
+        self.stop_asked, self.steps, self.stacked = stop_asked, steps, stacked
+
+    def shown(self, latest: Mapping[str, Any]) -> dict[str, Any]:
+        """The shown metrics: of the run, or of every member under ``members``."""
+        def pick(metrics: Mapping[str, float]) -> dict[str, float]:
+            return {k.replace("/", "_"): v for k, v in metrics.items() if k in self.SHOWN}
+        if self.stacked:
+            return {"members": {name: pick(metrics) for name, metrics in latest.items()}}
+        return pick(latest)
+
+    def progress(self, step: int, latest: Mapping[str, Any]) -> None:
+        self.stop_asked.at(step)
+        tune.report({"step": step, "steps": self.steps, **self.shown(latest)})
+
+    def end(self, final: Mapping[str, Any]) -> None:
+        if self.stop_asked.stopped:
+            tune.report({"stopped": 1})        # the live table: STOPPED at its step
+        else:
+            tune.report({"step": self.steps, "steps": self.steps, **final})
 
 
 class _StopAsked:
@@ -191,34 +212,21 @@ def run_stacked_trial(group: TrialGroup) -> None:
     names = [m.name for m, _ in todo]
     steps = settings[0].steps
 
-    stop_asked = _stop_asked(first.parent_run_id)
-    if stop_asked(force=True):                 # the sweep is being stopped: do not start
+    report = _Reporter(_stop_asked(first.parent_run_id), steps, stacked=True)
+    if report.stop_asked(force=True):          # the sweep is being stopped: do not start
         return
-
-    def report_progress(step: int, latest) -> None:   # the driver's live table (progress.py)
-        stop_asked.at(step)
-        tune.report({"step": step, "steps": steps, "members": {
-            name: {k.replace("/", "_"): v for k, v in metrics.items()
-                   if k in ("acc/test", "lc/train")} for name, metrics in latest.items()}})
-
-    with stop_asked.ends_trial():
+    with report.stop_asked.ends_trial():
         results = train_stacked(
             settings, run_names=names, experiment_id=first.experiment_id,
             tags=[{**_trial_tags(m), "grok_mlflow.stack": group.name} for m, _ in todo],
             resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
-            on_progress=report_progress, progress_every_s=1.0)
-    if stop_asked.stopped:
-        tune.report({"stopped": 1})            # the live table: STOPPED at its step
-        return
-    tune.report({"step": steps, "steps": steps, "members": {
-        name: {k.replace("/", "_"): v for k, v in r.metrics.items()
-               if k in ("acc/test", "lc/train")} for name, r in zip(names, results)}})
+            on_progress=report.progress, progress_every_s=1.0)
+    report.end(report.shown({name: r.metrics for name, r in zip(names, results)}))
 
 
 def _group_name(members: list[dict[str, Any]], index: int, groups: int) -> str:
     """``stack 1/2 (4 runs)``: a stacked group's name in Ray and in the members' tags."""
     return f"stack {index}/{groups} ({len(members)} runs)"
-
 
 
 def trial_configs(spec: SweepSpec, groups: list[list[dict[str, Any]]], uri: str,

@@ -177,7 +177,6 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
     return resolution
 
 
-
 def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: dict[str, str],
              run_name: str, extra_config: Mapping[str, Any], output: Any) -> None:
     """Params (stale ones kept as tags), tags, ``config.json`` and the analysis points; the
