@@ -423,7 +423,12 @@ def load_preset(path: str, base: Settings | None = None) -> Settings:
 
     Raises ``SettingsError`` naming the file for an unreadable file, unknown names or bad values.
     """
-    data = read_yaml(find_preset(path), "preset")
+    found = find_preset(path)
+    if not Path(found).is_file() and not (PROJECT_ROOT / "projects").is_dir():
+        raise SettingsError(f"preset: cannot read {path!r}: no such file, and this install has "
+                            "no projects/ folder (the presets and sweep specs ship with the "
+                            "repository: install from a clone, pip install -e .)")
+    data = read_yaml(found, "preset")
     if not isinstance(data, dict):
         raise SettingsError(f"preset: {path!r} must be a mapping of setting: value")
     if "preset" in data:

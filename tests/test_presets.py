@@ -31,6 +31,21 @@ def test_every_preset_is_valid_and_documented(path: Path):
     assert any(f"-P preset=projects/{path.name}" in line for line in header)
 
 
+def test_a_preset_name_without_the_repositorys_projects_says_where_presets_come_from(
+        tmp_path, monkeypatch):
+    """An install without ``projects/`` (a built wheel): a preset by name is refused in one line
+    that says the presets ship with the repository."""
+    import grok_mlflow.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(SettingsError) as info:
+        load_preset("fig1_mnist_mlp")
+    assert str(info.value) == (
+        "preset: cannot read 'fig1_mnist_mlp': no such file, and this install has no projects/ "
+        "folder (the presets and sweep specs ship with the repository: install from a clone, "
+        "pip install -e .)")
+
+
 def test_explicit_settings_override_the_preset_and_defaults_do_not():
     path = str(REPO / "projects" / "fig1_mnist_mlp.yaml")
     s = Settings.from_strings({"preset": path, "steps": "500", "width": "64",
