@@ -1,5 +1,6 @@
 """The tracker's side of until: settled (grok_mlflow.tracker.stopping): the rule asked measurement by
-measurement on a real recorded run; a run that never settles, end to end, is in test_training."""
+measurement on a real recorded run, deciding (never acting); a run that never settles, end to end,
+is in test_training."""
 
 from __future__ import annotations
 
@@ -17,26 +18,22 @@ def test_until_settled_stops_a_real_double_descent_after_it_settles_and_never_be
     from grok_mlflow.settings import TrackerSettings
     from grok_mlflow.tracker.stopping import Settling
 
-    class Replay:                 # what Settling reads of a tracker, and what it calls
-        settings = TrackerSettings(steps=200_000, until="settled", lc_radius=(0.005, 0.05))
-        history, last_step, notes = {}, None, []
-
-        def stopped(self, note, tags):
-            self.notes.append((note, dict(tags)))
-
+    settings = TrackerSettings(steps=200_000, until="settled", lc_radius=(0.005, 0.05))
     full = read_history_csv((REPO / "tests" / "data" / "fig1_mnist_cpu_history.csv").read_text())
-    tracker = Replay()
-    settling = Settling(tracker, "lc_r0.005/train")
-    stopped_at = None
+    settling, history, decisions = Settling("lc_r0.005/train"), {}, []
     for step in sorted(full):
-        tracker.history[step], tracker.last_step = full[step], step
-        if settling.check(step):
-            stopped_at = step
+        history[step] = full[step]
+        decision = settling.decide(step, history, settings)
+        if decision is not None:
+            decisions.append((step, decision))
             break
-    assert stopped_at == 100_000
-    note, tags = tracker.notes[0]
-    assert note.startswith("Stopped at step 100,000 of 200,000 (until: settled): "
-                           "settled: after the second descent (onset step 9,139")
+    assert settling.settled and [s for s, _ in decisions] == [100_000]
+    stopped_at, decision = decisions[0]
+    note, tags = decision.note, decision.tags
+    assert decision.stop and note.startswith(
+        "Stopped at step 100,000 of 200,000 (until: settled): settled: after the second descent "
+        "(onset step 9,139")
+    assert settling.decide(stopped_at, history, settings) is None      # decided once
     from grok_mlflow.findings.phases import settled
 
     ok, why = settled({s: v for s, v in full.items() if s <= 17_270}, lc_key="lc_r0.005/train")
@@ -57,15 +54,12 @@ def test_a_run_at_its_cap_says_whether_the_rule_holds_there():
     full = read_history_csv((REPO / "tests" / "data" / "fig1_mnist_cpu_history.csv").read_text())
     notes = {}
     for cap in (3_000, max(full)):
-        class Capped:
-            settings = TrackerSettings(steps=cap, until="settled", lc_radius=(0.005, 0.05))
-            history = {s: v for s, v in full.items() if s <= cap}
-            last_step = cap
-
-            def stopped(self, note, tags, cap=cap):
-                notes[cap] = note
-
-        Settling(Capped(), "lc_r0.005/train").at_the_cap()
+        settings = TrackerSettings(steps=cap, until="settled", lc_radius=(0.005, 0.05))
+        decision = Settling("lc_r0.005/train").at_the_cap(
+            cap, {s: v for s, v in full.items() if s <= cap}, settings)
+        assert decision is not None and not decision.stop
+        assert decision.tags == {"grok_mlflow.stop_rule": "settled"}
+        notes[cap] = decision.note
     assert notes[3_000].startswith("Ran to the cap, step 3,000 (until: settled), without "
                                    "settling: ")
     assert notes[max(full)].startswith(f"Ran to the cap, step {max(full):,} (until: settled), "

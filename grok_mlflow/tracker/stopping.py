@@ -21,61 +21,67 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from ..findings.phases import settled
+from ..settings import TrackerSettings
 
-__all__ = ["Settling", "in_tune_trial", "report_to_tune"]
+__all__ = ["Decision", "Settling", "in_tune_trial", "report_to_tune"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the settled rule decided at a step, for the tracker to act on: ``stop`` (training
+    may end here), the ``note`` that opens the run's report and the ``tags`` for the run."""
+
+    stop: bool
+    note: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Settling:
-    """The tracker's side of ``until: settled``: ``check(step)`` at measured steps; once the
-    rule holds, ``settled`` is True and the run is tagged (``grok_mlflow.stop_step``,
-    ``grok_mlflow.stop_rule``, ``grok_mlflow.stop_note``) and its report opens with the note."""
+    """``until: settled``, asked by the tracker at its measured steps; it decides and never acts:
+    ``decide`` returns a ``Decision`` when the rule first holds (the tracker records it and
+    ``settled`` stays True), ``at_the_cap`` what a run that reached ``steps`` says about the
+    rule. Inside a Ray Tune trial (``tune_report``) ``carry`` keeps every metric's last value
+    for ``report_to_tune``."""
 
-    def __init__(self, tracker: Any, lc_key: str, tune_report: bool = False) -> None:
-        self.tracker, self.lc_key, self.tune_report = tracker, lc_key, tune_report
+    def __init__(self, lc_key: str, tune_report: bool = False) -> None:
+        self.lc_key, self.tune_report = lc_key, tune_report
         self.settled = False
         self.carried: dict[str, float] = {}     # every metric's last measured value (Tune)
 
-    @property
-    def on(self) -> bool:
-        return self.tracker.settings.until == "settled"
+    def decide(self, step: int, history: Mapping[int, Mapping[str, float]],
+               settings: TrackerSettings) -> Decision | None:
+        """Ask the rule at measured ``step`` (from ``min_steps`` on, before the cap): the
+        decision when it first holds, else None."""
+        s = settings
+        if s.until != "settled" or self.settled or step < s.min_steps or step >= s.steps:
+            return None
+        ok, why = settled(history, lc_key=self.lc_key)
+        if not ok:
+            return None
+        self.settled = True
+        return Decision(True, f"Stopped at step {step:,} of {s.steps:,} (until: settled): {why}.",
+                        {"grok_mlflow.stop_step": str(step), "grok_mlflow.stop_rule": "settled"})
 
-    def at_measured(self, step: int, values: Mapping[str, float]) -> None:
-        """After the tracker measured ``step``: ask the rule; inside a Ray Tune trial report
-        the step to Tune, ending the run first when it settled (Tune may stop the trial then)."""
-        self.check(step)
-        if self.tune_report:
-            self.carried.update(values)
-            if self.settled:
-                self.tracker.finish()
-            report_to_tune(step, self.carried, self.settled, self.tracker.settings.until)
-
-    def check(self, step: int) -> bool:
-        """Ask the rule at measured ``step`` (from ``min_steps`` on, before the cap)."""
-        s = self.tracker.settings
-        if not self.on or self.settled or step < s.min_steps or step >= s.steps:
-            return self.settled
-        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
-        if ok:
-            self.settled = True
-            self.tracker.stopped(f"Stopped at step {step:,} of {s.steps:,} (until: settled): "
-                                 f"{why}.", {"grok_mlflow.stop_step": str(step),
-                                             "grok_mlflow.stop_rule": "settled"})
-        return self.settled
-
-    def at_the_cap(self) -> None:
+    def at_the_cap(self, last_step: int, history: Mapping[int, Mapping[str, float]],
+                   settings: TrackerSettings) -> Decision | None:
         """A run that reached ``steps`` says whether the rule holds there (the cap is never
         asked during training: the run ends there anyway) and, if not, why."""
-        s = self.tracker.settings
-        if not self.on or self.settled or (self.tracker.last_step or 0) < s.steps:
-            return
-        ok, why = settled(self.tracker.history, lc_key=self.lc_key)
-        self.tracker.stopped(f"Ran to the cap, step {s.steps:,} (until: settled), "
-                             + (f"where the rule holds: {why}." if ok else
-                                f"without settling: {why}."),
-                             {"grok_mlflow.stop_rule": "settled"})
+        s = settings
+        if s.until != "settled" or self.settled or last_step < s.steps:
+            return None
+        ok, why = settled(history, lc_key=self.lc_key)
+        return Decision(False, f"Ran to the cap, step {s.steps:,} (until: settled), "
+                        + (f"where the rule holds: {why}." if ok else
+                           f"without settling: {why}."), {"grok_mlflow.stop_rule": "settled"})
+
+    def carry(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Every metric's last measured value, ``values`` included (what Tune is told)."""
+        self.carried.update(values)
+        return self.carried
 
 
 def in_tune_trial() -> bool:

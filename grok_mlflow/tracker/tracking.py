@@ -50,7 +50,7 @@ from .run_log import DivergenceError, RunLog
 from .schedule import MeasureSchedule
 from .starting import check_choices, open_run, prepare, settings_params
 from .step import lc_prefix, measure_step, partition_snapshot
-from .stopping import Settling, in_tune_trial
+from .stopping import Settling, in_tune_trial, report_to_tune
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
 
@@ -157,7 +157,7 @@ class GrokTracker:
         self.stop_note = ""                 # why training stopped before its last step (report)
         self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
         # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.stopping)
-        self.settling = Settling(self, self.lc_key, tune_report=(
+        self.settling = Settling(self.lc_key, tune_report=(
             in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
         self._ended = False
         self.last_step: int | None = None   # the last step seen (``step``), None before any
@@ -258,7 +258,7 @@ class GrokTracker:
             if not math.isfinite(value):
                 raise DivergenceError(f"training loss is {value} at step {step}")
         values = self.measure(step)
-        self.settling.at_measured(step, values)    # until: settled; a Ray Tune trial's report
+        self._settle(step, values)       # until: settled; a Ray Tune trial's report
         if self._bar is not None:
             shown = {k: values[k] for k in ("acc/train", "acc/test", "lc/train") if k in values}
             if loss is not None:
@@ -266,6 +266,19 @@ class GrokTracker:
             self._bar.set_postfix({k.replace("/", "_"): f"{v:.3g}" for k, v in shown.items()},
                                   refresh=False)
         return values
+
+    def _settle(self, step: int, values: Mapping[str, float]) -> None:
+        """Act on the settled rule at measured ``step``: record where and why training may stop;
+        inside a Ray Tune trial report the step, ending the run first when it settled (Tune may
+        stop the trial at that report)."""
+        decision = self.settling.decide(step, self.history, self.settings)
+        if decision is not None:
+            self.stopped(decision.note, decision.tags)
+        if self.settling.tune_report:
+            carried = self.settling.carry(values)
+            if self.settling.settled:
+                self.finish()
+            report_to_tune(step, carried, self.settling.settled, self.settings.until)
 
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Your own metrics at ``step``, through the same batched writes (numbers or 0-dim
@@ -334,7 +347,9 @@ class GrokTracker:
         status = ("FINISHED" if exc is None else
                   "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
         if exc is None:
-            self.settling.at_the_cap()
+            decision = self.settling.at_the_cap(self.last_step or 0, self.history, self.settings)
+            if decision is not None:
+                self.stopped(decision.note, decision.tags)
         if self._bar is not None:
             self._bar.close()
         terminate, self._terminate = self._terminate, None
