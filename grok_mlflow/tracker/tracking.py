@@ -48,9 +48,9 @@ from .probes import Data
 from .progress_bar import step_bar
 from .run_log import DivergenceError, RunLog
 from .schedule import MeasureSchedule
-from .starting import check_choices, open_run, prepare, settings_params
+from .starting import Prepared, check_choices, open_run, prepare, settings_params
 from .step import lc_prefix, measure_step, partition_snapshot
-from .stopping import Settling, in_tune_trial, report_to_tune
+from .stopping import Decision, Settling, in_tune_trial, report_to_tune
 
 __all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
 
@@ -60,6 +60,18 @@ def model_run_name(model: nn.Module) -> str:
     n = sum(p.numel() for p in model.parameters())
     size = f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else str(n)
     return f"{type(model).__name__}_{size}"
+
+
+def _settled(name: str, given: str = "") -> property:
+    """A tracker attribute that the checks settle (``starting.Prepared``): read from
+    ``tracker.ready``, its one holder; before the checks, the value the caller gave (``given``)."""
+    def get(tracker: "GrokTracker") -> Any:
+        if tracker.ready is not None:
+            return getattr(tracker.ready, name)
+        if given:
+            return getattr(tracker, given)
+        raise AttributeError(f"{name}: known once the tracker has started")
+    return property(get, doc=f"``Prepared.{name}``")
 
 
 class GrokTracker:
@@ -133,49 +145,46 @@ class GrokTracker:
                  loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
                  tune_report: bool | None = None):
         check_choices(task, output)
-        self.task, self.output, self.loss_fn = task, output, loss_fn
+        self._task, self.output, self.loss_fn = task, output, loss_fn
         if isinstance(settings, Settings):
             settings = settings.tracker_settings()
-        s = self.settings = settings or TrackerSettings()
+        s = self._settings = settings or TrackerSettings()
         model = unwrap(model)                 # a DistributedDataParallel wrapper: its replica
         self.shards = Shards.current()        # under torch.distributed: this rank's share
-        self.model, self.train_data, self.test_data, self.domain = model, train, test, domain
+        self.model, self.train_data, self.test_data, self._domain = model, train, test, domain
+        self.ready: Prepared | None = None    # what the checks settled: set by ``start``
         self.run_name = run_name or model_run_name(model)
         self.params = dict(params) if params is not None else settings_params(s)
         self._own_params = params is None          # the loss param then follows the task
         self.log_model, self.progress = log_model, progress and self.shards.main
-        self.extra_config = dict(extra_config or {})
-        self.resume = resume
+        self.extra_config, self.resume = dict(extra_config or {}), resume
         # one run, written by rank 0; the other ranks measure their shares and write nothing
         self.recorder = recorder or (Recorder(self.run_name, experiment, run_id,
                                               s.checkpoint_every_s)
                                      if self.shards.main else NullRecorder())
         self.log = RunLog(self.recorder, main=self.shards.main, run_name=self.run_name,
                           checkpoint=checkpoint, artifact_every_s=artifact_every_s)
-        self.adv_eps: tuple[float, ...] = ()       # the PGD budgets, once the box is known
-        self.schedule = MeasureSchedule.from_settings(s)
+        self._schedule, self._adv_eps = MeasureSchedule.from_settings(s), ()
         self.stop_note = ""                 # why training stopped before its last step (report)
         self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
         # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.stopping)
         self.settling = Settling(self.lc_key, tune_report=(
             in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
-        self._ended = False
+        self._ended, self._bar = False, None
         self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._terminate: Termination | None = None   # SIGTERM handling under torch.distributed
-        self._bar = None
         self.costs = MeasureCosts()         # what measuring costs: a forecast, the totals
 
-    @property
-    def run_id(self) -> str | None:
-        return self.recorder.run_id
-
-    @property
-    def history(self) -> dict[int, dict[str, float]]:
-        return self.log.history
-
-    @property
-    def phases(self) -> dict[str, int]:
-        return self.log.phases
+    # what the checks settled, held once (``self.ready``); before them, what the caller gave
+    settings, schedule = _settled("settings", "_settings"), _settled("schedule", "_schedule")
+    domain, task = _settled("domain", "_domain"), _settled("task", "_task")
+    adv_eps, probes, net = _settled("adv_eps", "_adv_eps"), _settled("probes"), _settled("net")
+    measured_task, output_note = _settled("measured_task"), _settled("output_note")
+    lc_layers, tokens = _settled("lc_layers"), _settled("tokens")
+    # the run, and its record so far (``run_log.RunLog``)
+    run_id = property(lambda self: self.recorder.run_id, doc="The MLflow run's id.")
+    history = property(lambda self: self.log.history, doc="{step: {key: value}} measured.")
+    phases = property(lambda self: self.log.phases, doc="The phases found at the end.")
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "GrokTracker":
@@ -220,14 +229,9 @@ class GrokTracker:
     def _prepare(self) -> None:
         """``starting.prepare``: everything that can fail on the user's model or data, before
         any run exists; then the loss param names the loss ``loss/*`` really is."""
-        ready = self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
-                                     self.schedule, domain=self.domain, task=self.task,
-                                     output=self.output, loss_fn=self.loss_fn)
-        self.probes, self.domain, self.adv_eps = ready.probes, ready.domain, ready.adv_eps
-        self.schedule, self.settings, self.net = ready.schedule, ready.settings, ready.net
-        self.task, self.measured_task = ready.task, ready.measured_task
-        self.output_note, self.lc_layers, self.tokens = (ready.output_note, ready.lc_layers,
-                                                         ready.tokens)
+        self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
+                             self.schedule, domain=self.domain, task=self.task,
+                             output=self.output, loss_fn=self.loss_fn)
         if self._own_params and (self.loss_fn is not None
                                  or self.task in ("regression", "multilabel")):
             self.params["loss"] = ("loss_fn: " + getattr(self.loss_fn, "__name__", "custom")
@@ -268,17 +272,13 @@ class GrokTracker:
         return values
 
     def _settle(self, step: int, values: Mapping[str, float]) -> None:
-        """Act on the settled rule at measured ``step``: record where and why training may stop;
-        inside a Ray Tune trial report the step, ending the run first when it settled (Tune may
-        stop the trial at that report)."""
-        decision = self.settling.decide(step, self.history, self.settings)
-        if decision is not None:
-            self.stopped(decision.note, decision.tags)
-        if self.settling.tune_report:
-            carried = self.settling.carry(values)
-            if self.settling.settled:
+        """Act on ``stopping.Settling``'s decision at measured ``step`` (see ``settled``)."""
+        self._record_stop(self.settling.decide(step, self.history, self.settings))
+        if self.settling.tune_report:       # a Ray Tune trial: the step reported, the run ended
+            if self.settling.settled:       # first when settled (Tune may stop the trial then)
                 self.finish()
-            report_to_tune(step, carried, self.settling.settled, self.settings.until)
+            report_to_tune(step, self.settling.carry(values), self.settling.settled,
+                           self.settings.until)
 
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
         """Your own metrics at ``step``, through the same batched writes (numbers or 0-dim
@@ -316,8 +316,7 @@ class GrokTracker:
         return metrics
 
     def flush(self, step: int) -> None:
-        """Write the buffered metrics and the checkpoint at ``step`` now, whatever the clock
-        (``StackedTracker`` flushes its members together)."""
+        """Write the buffered metrics and the checkpoint at ``step`` now, whatever the clock."""
         self.log.flush(step, self.model)
 
     @property
@@ -326,11 +325,12 @@ class GrokTracker:
         asked at every measured step from ``min_steps`` on; your loop may stop there."""
         return self.settling.settled
 
-    def stopped(self, note: str, tags: Mapping[str, str]) -> None:
-        """Record why training stopped where it did (``until: settled``, a sweep's stopper):
-        ``note`` opens the run's report, ``tags`` go on the run."""
-        self.stop_note = note
-        self.recorder.set_tags({**tags, "grok_mlflow.stop_note": note})
+    def _record_stop(self, decision: Decision | None) -> None:
+        """Why training stopped where it did (``stopping.Decision``): its note opens the run's
+        report, its tags go on the run."""
+        if decision is not None:
+            self.stop_note = decision.note
+            self.recorder.set_tags({**decision.tags, "grok_mlflow.stop_note": decision.note})
 
     def detect_phases(self) -> dict[str, float]:
         """Grokking phases of the history so far (see ``grok_mlflow.findings.phases``)."""
@@ -347,9 +347,8 @@ class GrokTracker:
         status = ("FINISHED" if exc is None else
                   "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
         if exc is None:
-            decision = self.settling.at_the_cap(self.last_step or 0, self.history, self.settings)
-            if decision is not None:
-                self.stopped(decision.note, decision.tags)
+            self._record_stop(self.settling.at_the_cap(self.last_step or 0, self.history,
+                                                       self.settings))
         if self._bar is not None:
             self._bar.close()
         terminate, self._terminate = self._terminate, None
