@@ -15,12 +15,15 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, fields
-from typing import Callable
+from typing import Any, Callable
 
 from .settings import DEVICE_NAMES, Settings, SettingsError
 
 __all__ = ["COMMANDS", "main"]
 
+
+# a boolean flag's other spelling takes an optional value (``--log-model`` or ``--log-model false``)
+_OPTIONAL_VALUE: dict[str, Any] = {"nargs": "?", "const": "true"}
 
 @dataclass(frozen=True)
 class Command:
@@ -28,7 +31,7 @@ class Command:
     status; raises ``SettingsError`` for a bad value)."""
 
     help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
+    arguments: Callable[[argparse.ArgumentParser], Any]
     run: Callable[[argparse.Namespace], int]
     description: str = ""
     interrupted: str = ""        # what Ctrl-C leaves behind (said on exit 130), if it matters
@@ -76,8 +79,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         if "_" in f.name:                                  # the other spelling, unlisted
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
                                help=argparse.SUPPRESS,
-                               **({"nargs": "?", "const": "true"}
-                                  if f.type in (bool, "bool") else {}))
+                               **(_OPTIONAL_VALUE if f.type in (bool, "bool") else {}))
     run = groups["run"]
     run.add_argument("--experiment", default=None,
                      help="MLflow experiment for a new run (default: grok_mlflow)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from scipy.stats import spearmanr
@@ -86,7 +87,7 @@ def regions_near_and_away(model: nn.Module, a: Tensor, b: Tensor, candidates: Te
     with evaluating(model), torch.no_grad():
         gap = top_two_gap(model(candidates))
     farthest = gap.argsort(descending=True)[:len(near)]
-    count = dict(radius=radius, resolution=resolution, seed=seed)
+    count: dict[str, Any] = dict(radius=radius, resolution=resolution, seed=seed)
     return NearAndAway(local_region_count(model, near, **count),
                        local_region_count(model, candidates[farthest], **count),
                        found.margin[:points], gap[farthest])

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import mlflow
 from mlflow.entities import Param
@@ -46,7 +46,7 @@ def sweep_parent_run(name: str, params: Mapping[str, str], tags: Mapping[str, st
         mlflow.set_experiment(experiment_id=MlflowClient().get_run(resume).info.experiment_id)
     elif experiment:
         use_experiment(experiment)
-    start = dict(run_id=resume) if resume else dict(run_name=name)
+    start: dict[str, Any] = dict(run_id=resume) if resume else dict(run_name=name)
     with managed_run(), mlflow.start_run(**start) as parent:
         run_id = parent.info.run_id
         client = MlflowClient()

@@ -187,7 +187,8 @@ def stop_flag(parent_id: str) -> Any:
         def get(self) -> bool:
             return self.value
 
-    return StopFlag.options(name=f"grok_mlflow_stop_{parent_id}").remote()
+    return StopFlag.options(  # type: ignore[attr-defined]  # ray.remote made it an ActorClass
+        name=f"grok_mlflow_stop_{parent_id}").remote()
 
 
 def _ray_node() -> str:
