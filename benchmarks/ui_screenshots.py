@@ -9,6 +9,10 @@ store, starts a real ``mlflow ui`` on 127.0.0.1, and photographs it with headles
 - ``ui_compare_charts.png``: the comparison link: every trial's curves overlaid in the chart view;
 - ``ui_compare_table.png``: the same view as a table (swept settings and final metrics as columns).
 
+With ``--store URI --run RUN_ID`` one run's page is photographed (``ui_run.png``) and its
+charts (``ui_run_charts.png``: the partition snapshots, logged with ``log_image(key=, step=)``, as
+MLflow's image chart with its step slider).
+
 With ``--store URI --parent RUN_ID`` nothing is run: an existing sweep (e.g. one of
 ``benchmarks/reproduce_sweep.py``'s) is photographed instead, with its parent run's page too
 (``ui_parent.png``: the description with the verdicts on the paper's claims), under ``--prefix``.
@@ -17,6 +21,7 @@ Usage::
 
     python benchmarks/ui_screenshots.py [--out docs] [--port 5077] [--spec SPEC.yaml]
     python benchmarks/ui_screenshots.py --store sqlite:///mlflow.db --parent RUN_ID --prefix depth_
+    python benchmarks/ui_screenshots.py --store sqlite:///mlflow.db --run RUN_ID
 """
 
 from __future__ import annotations
@@ -105,10 +110,13 @@ def main() -> int:
     parser.add_argument("--spec", help="a sweep spec to run instead of the built-in one")
     parser.add_argument("--store", help="an existing tracking store (with --parent)")
     parser.add_argument("--parent", help="an existing sweep's parent run id (with --store)")
+    parser.add_argument("--run", help="one run's page and charts instead (with --store)")
     parser.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     args = parser.parse_args()
-    if bool(args.store) != bool(args.parent):
-        sys.exit("ui_screenshots: --store and --parent go together")
+    if bool(args.store) != bool(args.parent or args.run):
+        sys.exit("ui_screenshots: --store goes with --parent or --run")
+    if args.run:
+        return photograph_run(args)
     browser = _browser()
     if not _free(args.port):
         sys.exit(f"ui_screenshots: port {args.port} is in use; pass --port")
@@ -144,6 +152,37 @@ def main() -> int:
             screenshot(browser, f"{base}#/{route}", name("ui_compare_charts"))
             screenshot(browser, f"{base}#/{route.replace('CHART', 'TABLE')}",
                        name("ui_compare_table"), budget_ms=15000)
+        finally:
+            os.killpg(ui.pid, 15)
+            ui.wait(30)
+    return 0
+
+
+def photograph_run(args: argparse.Namespace) -> int:
+    """One run's page and its model-metrics charts (the image slider over the partition
+    snapshots) in a real ``mlflow ui``."""
+    from mlflow.tracking import MlflowClient
+
+    browser = _browser()
+    if not _free(args.port):
+        sys.exit(f"ui_screenshots: port {args.port} is in use; pass --port")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    experiment = MlflowClient(args.store).get_run(args.run).info.experiment_id
+    base = f"http://127.0.0.1:{args.port}/"
+    with tempfile.TemporaryDirectory() as tmp:
+        ui = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+                               args.store, "--host", "127.0.0.1", "--port", str(args.port)],
+                              cwd=tmp, env={**os.environ, "MLFLOW_TRACKING_URI": args.store},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+        try:
+            _wait_for(base)
+            page = f"{base}#/experiments/{experiment}/runs/{args.run}"
+            screenshot(browser, page, out / f"{args.prefix}ui_run.png", size="1800,1400",
+                       budget_ms=15000)
+            screenshot(browser, f"{page}/model-metrics", out / f"{args.prefix}ui_run_charts.png",
+                       size="1800,2400", budget_ms=25000)
         finally:
             os.killpg(ui.pid, 15)
             ui.wait(30)
