@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import matplotlib
 import numpy as np
@@ -134,7 +134,7 @@ def _finish_step_axes(fig: Figure, axes) -> Figure:
     return fig
 
 
-def sweep_figures(histories: Mapping[str, tuple[object, Mapping[int, Mapping[str, float]]]],
+def sweep_figures(histories: Mapping[str, tuple[Any, Mapping[int, Mapping[str, float]]]],
                   swept: list[str]) -> dict[str, Figure]:
     """Comparison figures of a sweep, one curve per trial (colour = trial order).
 

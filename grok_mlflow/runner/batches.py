@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import signal
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -193,14 +194,15 @@ class StreamedBatches:
                  dtype: torch.dtype = torch.float32):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.device, self.workers, self.done, self.dtype = device, workers, done, dtype
-        self._batches = None
+        self._batches: Iterator[tuple[Tensor, Tensor]] | None = None
 
     def __iter__(self) -> "StreamedBatches":
         return self
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         if self._batches is None:
-            order = _EpochOrder(len(self.dataset), self.batch_size, self.seed, self.done)
+            order = _EpochOrder(len(self.dataset),  # type: ignore[arg-type]  # a map-style set
+                                self.batch_size, self.seed, self.done)
             self._batches = iter(torch.utils.data.DataLoader(
                 self.dataset, batch_sampler=order, num_workers=self.workers,
                 pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_ctrl_c,

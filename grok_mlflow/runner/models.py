@@ -44,6 +44,9 @@ class Normalize(nn.Module):
     """(x - mean) / std per channel, as the model's first module, so that attacks and LC work in
     [0, 1] pixel space. Affine, so LC's fast path sees through it."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))

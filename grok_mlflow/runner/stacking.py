@@ -309,12 +309,13 @@ def check_stackable(members: Sequence[Settings]) -> None:
     changes a tensor's shape (see ``STACKABLE``)."""
     if not members:
         raise SettingsError("stacked training needs at least one member")
-    if any(stack_key(s) is None for s in members):
+    keys = [stack_key(s) for s in members]
+    if any(key is None for key in keys):
         raise SettingsError(f"dataset: {members[0].dataset} is streamed; stacked training needs "
                             "a dataset held as tensors (use ensemble: off)")
-    first = dict(stack_key(members[0]))
-    for s in members[1:]:
-        for k, v in stack_key(s):
+    first = dict(keys[0] or ())
+    for key in keys[1:]:
+        for k, v in key or ():
             if first.get(k) != v:
                 raise SettingsError(f"{k}: stacked members must share it (it changes a tensor's "
                                     f"shape), got {first.get(k)!r} and {v!r}")

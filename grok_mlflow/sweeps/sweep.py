@@ -148,7 +148,7 @@ def run_sweep(spec: SweepSpec, *, ray_address: str | None = None,
                 stops.caught = stops.caught or [signal.SIGINT]
             if stops.caught or pending.expired:
                 _stopped(spec, parent_id, stops, pending, again, started_here)
-            errors = [str(r.error) for r in results if r.error]
+            errors = [str(results[i].error) for i in range(len(results)) if results[i].error]
             failed = summarise(parent_id, spec)
             publish_sweep_view(parent_id, spec.name, list(spec.grid), len(configs))
             if errors or failed:
