@@ -144,16 +144,17 @@ class GrokTrainerCallback(TrackerCallback, TrainerCallback):
         if not self._open or not state.is_world_process_zero:
             return
         folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-        if os.path.isdir(folder):
-            torch.save({**self.tracker.state(), "run_id": self.tracker.run_id},
+        tracker = self.tracker
+        if os.path.isdir(folder) and tracker is not None:
+            torch.save({**tracker.state(), "run_id": tracker.run_id},
                        os.path.join(folder, TRACKER_FILE))
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
-        if self._open:
+        if self._open and self.tracker is not None:
             self.tracker.step(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs) -> None:
-        if not self._open:
+        if not self._open or self.tracker is None:
             return
         self._open = False
         self.tracker.finish()

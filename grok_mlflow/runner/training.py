@@ -141,7 +141,7 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
 def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | None = None,
                   experiment: str | None = None, experiment_id: str | None = None,
                   tags: Sequence[Mapping[str, str]] | None = None,
-                  resume: Sequence[str] | None = None, progress: bool = True,
+                  resume: Sequence[str | None] | None = None, progress: bool = True,
                   on_progress: Callable[[int, Mapping[str, Mapping[str, float]]], None]
                   | None = None, progress_every_s: float = 5.0,
                   track: bool = True) -> list[TrainResult]:
