@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, overload
 
 import torch
 from torch import Tensor, nn
@@ -188,6 +188,23 @@ DEFAULT_DIRECTIONS = 25     # the paper's P
 def default_directions(dim: int) -> int:
     """LC's default number of directions P for inputs of dimension ``dim``: min(25, dim)."""
     return min(DEFAULT_DIRECTIONS, dim)
+
+
+@overload
+def local_complexity(model: nn.Module, x: Tensor, *, radius: float,
+                     n_directions: int | None = ..., directions: Tensor | None = ...,
+                     seed: int = ..., per_point: bool = ...,
+                     max_batch_vertices: int | None = ...,
+                     input_module: str | None = ...) -> LocalComplexity: ...
+
+
+@overload
+def local_complexity(model: nn.Module, x: Tensor, *, radius: Sequence[float],
+                     n_directions: int | None = ..., directions: Tensor | None = ...,
+                     seed: int = ..., per_point: bool = ...,
+                     max_batch_vertices: int | None = ...,
+                     input_module: str | None = ...
+                     ) -> dict[float, LocalComplexity]: ...
 
 
 def local_complexity(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, overload
 
 import torch
 from torch import Tensor, nn
@@ -117,6 +117,19 @@ class _Outputs(NonlinearityHooks):
         values, self.values = self.values, []
         self.last_modules, self.modules = self.modules, []
         return values
+
+
+@overload
+def deformation(model: nn.Module, x: Tensor, *, radius: float,
+                n_directions: int = ..., directions: Tensor | None = ..., seed: int = ...,
+                input_module: str | None = ..., max_batch_vertices: int | None = ...) -> Deformation: ...
+
+
+@overload
+def deformation(model: nn.Module, x: Tensor, *, radius: Sequence[float],
+                n_directions: int = ..., directions: Tensor | None = ..., seed: int = ...,
+                input_module: str | None = ..., max_batch_vertices: int | None = ...
+                ) -> dict[float, Deformation]: ...
 
 
 def deformation(model: nn.Module, x: Tensor, *, radius: float | Sequence[float],
