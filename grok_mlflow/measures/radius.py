@@ -44,7 +44,7 @@ class RadiusStudy:
     directions: list[int]
     lc: Tensor
     deformation: dict[float, Deformation]
-    recommended: float
+    recommended: float | None
     tolerance: float
 
     def table(self) -> str:

@@ -37,6 +37,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..findings.plots import partition_figure
@@ -197,7 +198,7 @@ def _local_complexity(model, points: Tensor, s: TrackerSettings,
                                      n_directions=s.lc_directions, seed=s.seed,
                                      input_module=s.lc_input or None)
     else:                          # more ranks than points: this one has none
-        by_radius = {r: None for r in s.lc_radius}
+        by_radius = {r: None for r in s.lc_radius}  # type: ignore[misc]  # filled by the gather
     if shards.size == 1:
         return by_radius
     any_lc = next(iter(by_radius.values()))
@@ -217,7 +218,7 @@ def _gather_names(lc, shards: Shards) -> list:
 
 
 def partition_snapshot(net: nn.Module, probes: Probes, settings: TrackerSettings, task: str,
-                       title: str) -> tuple[object, dict[str, Tensor]]:
+                       title: str) -> tuple[Figure, dict[str, float]]:
     """The partition on the probes' plane (``partition.partition_slice``) drawn as a figure,
     and its ``partition/*`` metrics (a regression has no decision boundary to be near)."""
     part = partition_slice(net, probes.partition_x, resolution=settings.partition_resolution,
