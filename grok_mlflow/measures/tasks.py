@@ -76,6 +76,7 @@ def select_output(out: Any, output: OutputSpec = None) -> Tensor:
     Raises:
         ValueError: one line naming what was asked for and what the output holds.
     """
+    chosen: Any
     if callable(output):
         chosen = output(out)
     elif output is None:
@@ -89,11 +90,11 @@ def select_output(out: Any, output: OutputSpec = None) -> Tensor:
             raise ValueError(f"output: the model returned a {type(out).__name__} with no tensor "
                              "in it; pass output= (a key, an index or a callable)")
     else:
-        items = dict(_items(out))
-        if output not in items:
+        keyed = dict(_items(out))
+        if output not in keyed:
             raise ValueError(f"output: {output!r} is not in the model's {type(out).__name__} "
-                             f"output; it has: {', '.join(map(repr, items)) or 'nothing'}")
-        chosen = items[output]
+                             f"output; it has: {', '.join(map(repr, keyed)) or 'nothing'}")
+        chosen = keyed[output]
     if not isinstance(chosen, Tensor):
         raise ValueError(f"output: {output!r} gives a {type(chosen).__name__}, not a tensor")
     return chosen

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -206,7 +206,7 @@ class StackedTracker:
         self.trackers[k].finish(err)
 
     # ------------------------------------------------------------------ end
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if self._bar is not None:
             self._bar.close()
         first: BaseException | None = None
