@@ -98,6 +98,8 @@ def run_trial(space: dict[str, Any]) -> None:
                                                        {**tags, "grok_mlflow.ray_node": node}):
             result = train(settings, run_name=config.name, progress=False,
                            on_progress=report.progress, progress_every_s=1.0)
+    if report.stop_asked.stopped:            # stopped mid-run: no result to report
+        return report.end({})
     # the end: every final metric but LC per layer (Ray's result table)
     report.end({k.replace("/", "_"): v for k, v in result.metrics.items()
                 if not k.startswith("lc") or k.count("/") == 1})
@@ -222,6 +224,8 @@ def run_stacked_trial(group: TrialGroup) -> None:
             tags=[{**_trial_tags(m), "grok_mlflow.stack": group.name} for m, _ in todo],
             resume=[r for _, r in todo] if any(r for _, r in todo) else None, progress=False,
             on_progress=report.progress, progress_every_s=1.0)
+    if report.stop_asked.stopped:            # stopped mid-run: no results to report
+        return report.end({})
     report.end(report.shown({name: r.metrics for name, r in zip(names, results)}))
 
 
