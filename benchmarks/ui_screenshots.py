@@ -111,6 +111,8 @@ def main() -> int:
     parser.add_argument("--store", help="an existing tracking store (with --parent)")
     parser.add_argument("--parent", help="an existing sweep's parent run id (with --store)")
     parser.add_argument("--run", help="one run's page and charts instead (with --store)")
+    parser.add_argument("--charts-size", default="1800,2400",
+                        help="window of the run's charts page (width,height in pixels)")
     parser.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     args = parser.parse_args()
     if bool(args.store) != bool(args.parent or args.run):
@@ -181,8 +183,9 @@ def photograph_run(args: argparse.Namespace) -> int:
             page = f"{base}#/experiments/{experiment}/runs/{args.run}"
             screenshot(browser, page, out / f"{args.prefix}ui_run.png", size="1800,1400",
                        budget_ms=15000)
+            # the sections run alphabetically: the partition images (the slider) need a tall window
             screenshot(browser, f"{page}/model-metrics", out / f"{args.prefix}ui_run_charts.png",
-                       size="1800,2400", budget_ms=25000)
+                       size=args.charts_size, budget_ms=25000)
         finally:
             os.killpg(ui.pid, 15)
             ui.wait(30)
