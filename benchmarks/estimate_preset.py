@@ -84,7 +84,8 @@ def estimate(settings: Settings, train_steps: int) -> dict[str, float]:
                                                        or t in due.partition_steps, t))
         evaluation = _timed(lambda: tracker.measure(plain, adversarial=False), device)
         with_pgd = _timed(lambda: tracker.measure(plain, adversarial=True), device)
-        snapshot = _timed(lambda: tracker.partition_snapshot(plain), device)
+        snapshot = (_timed(lambda: tracker.partition_snapshot(plain), device)
+                    if tracker.schedule.partition_steps else 0.0)    # partition_every: 0
     counts = {"steps": settings.steps, "evals": len(tracker.schedule.eval_steps),
               "pgd": len(tracker.schedule.adv_steps),
               "partition": len(tracker.schedule.partition_steps)}
