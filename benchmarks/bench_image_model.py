@@ -42,7 +42,7 @@ def data(n: int = 5000):
 
 
 def loop(steps: int, tracked: bool, settings=None, device: str = "cpu"):
-    from grok_mlflow import GrokTracker, TrackerSettings
+    from grok_mlflow import GrokTracker, RunOptions, TrackerSettings
 
     (x, y), (xt, yt) = data()
     x, y, test = x.to(device), y.to(device), (xt.to(device), yt.to(device))
@@ -50,8 +50,8 @@ def loop(steps: int, tracked: bool, settings=None, device: str = "cpu"):
     model = cnn().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     settings = settings or TrackerSettings(steps=steps)
-    tracker = (GrokTracker(model, train=(x, y), test=test, settings=settings, progress=False,
-                           log_model=False) if tracked else None)
+    tracker = (GrokTracker(model, train=(x, y), test=test, settings=settings,
+                           run=RunOptions(progress=False, log_model=False)) if tracked else None)
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     if tracker is not None:

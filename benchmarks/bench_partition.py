@@ -73,15 +73,15 @@ def snapshot_time(model, x, resolution: int, repeats: int, device) -> float:
     import tempfile
 
     from grok_mlflow.settings import TrackerSettings
-    from grok_mlflow.tracker.tracking import GrokTracker
+    from grok_mlflow.tracker.tracking import GrokTracker, RunOptions
 
     labels = torch.arange(len(x)) % 10
     settings = TrackerSettings(steps=10, eval_points=2, lc_samples=3, adv_points=0,
                                partition_every=0, partition_resolution=resolution)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
-        tracker = GrokTracker(model, (x, labels), (x, labels), settings, progress=False,
-                              log_model=False, experiment="bench_partition")
+        tracker = GrokTracker(model, (x, labels), (x, labels), settings,
+                              run=RunOptions(progress=False, log_model=False, experiment="bench_partition"))
         with tracker:
             step = iter(range(1, 10**6))
             return best_time(lambda: tracker.partition_snapshot(next(step)), repeats, device)

@@ -37,7 +37,7 @@ from grok_mlflow.runner.data import dataset_spec, load_dataset
 from grok_mlflow.runner.models import build_model
 from grok_mlflow.runner.training import train
 from grok_mlflow.settings import Settings, load_preset
-from grok_mlflow.tracker.tracking import GrokTracker
+from grok_mlflow.tracker.tracking import GrokTracker, RunOptions
 
 
 def _timed(fn, device: torch.device) -> float:
@@ -76,8 +76,8 @@ def estimate(settings: Settings, train_steps: int) -> dict[str, float]:
                         dataset_spec(settings.dataset).normalization).to(device)
     tracker = GrokTracker(model, (data.x_train, data.y_train), (data.x_test, data.y_test),
                           settings.tracker_settings(dataset_spec(settings.dataset).default_adv_eps),
-                          domain=data.domain, progress=False, log_model=False,
-                          experiment="estimate")
+                          domain=data.domain,
+                          run=RunOptions(progress=False, log_model=False, experiment="estimate"))
     with tracker:                                           # measures step 0: the warm-up
         due = tracker.schedule
         plain = min(due.eval_steps[1:], key=lambda t: (t in due.adv_steps

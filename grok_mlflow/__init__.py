@@ -21,6 +21,7 @@ _EXPORTS = {
     "GrokTracker": "tracker.tracking",
     "LocalComplexity": "measures.complexity",
     "PartitionSlice": "measures.partition",
+    "RunOptions": "tracker.tracking",
     "SettledStopper": "sweeps.stopper",
     "Settings": "settings",
     "SettingsError": "settings",

@@ -73,8 +73,10 @@ def within(low: float, high: float, closed_high: bool = True, closed_low: bool =
 def each(valid: Valid, at_least_one: bool) -> Valid:
     """For a list of numbers: every one ``valid`` (``at_least_one``: and not empty)."""
     text = ("one or more, each " if at_least_one else "empty, or each ") + valid.text
+    check = valid.check
+    assert check is not None, "each() needs a Valid that checks"
     return Valid(text, lambda v: (len(v) >= 1 or not at_least_one)
-                 and all(valid.check(x) for x in v))
+                 and all(check(x) for x in v))
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,
@@ -397,8 +399,8 @@ def apply_values(base: Settings, values: Mapping[str, Any]) -> Settings:
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid: "
                             + ", ".join(known))
-    typed = {k: tuple(v) if isinstance(v, list) else _parse(known[k], v) if isinstance(v, str)
-             else v for k, v in values.items()}
+    typed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else _parse(known[k], v)
+                             if isinstance(v, str) else v for k, v in values.items()}
     return dataclasses.replace(base, **typed)
 
 
@@ -457,7 +459,7 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)     # resolving the annotations: ~1 ms, once per class
 
 
-def _base_type(f: dataclasses.Field, cls: type = None) -> type:
+def _base_type(f: dataclasses.Field, cls: type | None = None) -> type:
     hint = _type_hints(cls or Settings)[f.name]
     return typing.get_origin(hint) or hint
 

@@ -54,7 +54,7 @@ def test_a_tracked_run_measures_lc_at_the_boundary(tracking_uri, capsys):
     settings = grok_mlflow.TrackerSettings(steps=120, eval_points=8, lc_samples=80,
                                            adv_points=0, partition_every=0)
     with grok_mlflow.GrokTracker(model, train=(x[:1000], y[:1000]), test=(x[1000:], y[1000:]),
-                                 settings=settings, progress=False) as tracker:
+                                 settings=settings, run=grok_mlflow.RunOptions(progress=False)) as tracker:
         for step in range(1, settings.steps + 1):
             idx = torch.randint(0, 1000, (100,))
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
@@ -76,7 +76,7 @@ def test_a_tracked_run_measures_lc_at_the_boundary(tracking_uri, capsys):
     off = grok_mlflow.TrackerSettings(steps=2, eval_points=2, lc_samples=20, adv_points=0,
                                       partition_every=0, lc_boundary=False)
     with grok_mlflow.GrokTracker(model, train=(x[:1000], y[:1000]), test=(x[1000:], y[1000:]),
-                                 settings=off, progress=False) as quiet:
+                                 settings=off, run=grok_mlflow.RunOptions(progress=False)) as quiet:
         for step in (1, 2):
             quiet.step(step)
     assert not any(k.startswith(("lc/boundary", "boundary/")) for row in quiet.history.values()
@@ -93,7 +93,7 @@ def test_a_regression_has_no_boundary_and_says_so_once(tracking_uri, capsys):
     settings = grok_mlflow.TrackerSettings(steps=2, eval_points=2, lc_samples=16, adv_points=0,
                                            partition_every=0)
     with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
-                                 task="regression", progress=False) as tracker:
+                                 task="regression", run=grok_mlflow.RunOptions(progress=False)) as tracker:
         for step in (1, 2):
             tracker.step(step)
     err = capsys.readouterr().err

@@ -105,7 +105,7 @@ def test_same_vertices_as_lc_and_bad_arguments():
 def test_the_tracker_logs_deformation_on_its_own_cadence(tracking_uri):
     from mlflow.tracking import MlflowClient
 
-    from grok_mlflow import GrokTracker, TrackerSettings
+    from grok_mlflow import GrokTracker, RunOptions, TrackerSettings
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(),
@@ -113,7 +113,7 @@ def test_the_tracker_logs_deformation_on_its_own_cadence(tracking_uri):
     x, y = torch.rand(40, 1, 4, 4), torch.randint(0, 3, (40,))
     s = TrackerSettings(steps=20, eval_points=6, deform_points=2, lc_samples=10,
                         lc_directions=4, adv_points=0, partition_every=0)
-    with GrokTracker(net, (x, y), (x, y), s, progress=False) as tracker:
+    with GrokTracker(net, (x, y), (x, y), s, run=RunOptions(progress=False)) as tracker:
         opt = torch.optim.SGD(net.parameters(), lr=0.5)
         for step in range(1, 21):
             loss = nn.functional.cross_entropy(net(x), y)

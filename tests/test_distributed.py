@@ -19,7 +19,7 @@ import json, sys
 import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from grok_mlflow import GrokTracker, TrackerSettings
+from grok_mlflow import GrokTracker, RunOptions, TrackerSettings
 from grok_mlflow.tracker.distributed import Shards
 from grok_mlflow.tracker.step import measure_step
 
@@ -32,7 +32,8 @@ model = DDP(net)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
 settings = TrackerSettings(steps=20, eval_points=5, lc_samples=41, lc_directions=5,
                            adv_samples=30, adv_points=2, adv_steps=2, partition_every=0)
-with GrokTracker(model, (x, y), (x, y), settings, run_name="ddp", log_model=False) as tracker:
+with GrokTracker(model, (x, y), (x, y), settings,
+                 run=RunOptions(name="ddp", log_model=False)) as tracker:
     for step in range(1, 21):
         idx = torch.arange(rank * 100, rank * 100 + 100)     # this rank's half of a batch
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])

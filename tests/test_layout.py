@@ -164,6 +164,30 @@ def test_no_function_is_longer_than_80_lines():
     assert long == []
 
 
+def _parameters(fn: ast.FunctionDef) -> int:
+    """Named parameters a caller can pass (``self`` and a ``**`` catch-all not counted)."""
+    a = fn.args
+    return len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (a.args[:1] != []
+                                                                   and a.args[0].arg == "self")
+
+
+def test_no_public_constructor_takes_more_than_10_parameters():
+    """Options come in typed groups (``TrackerSettings``, ``RunOptions``), not long lists."""
+    wide = [f"{path.name}:{cls.name} ({_parameters(fn)})"
+            for path in PACKAGE.rglob("*.py")
+            for cls in ast.walk(ast.parse(path.read_text()))
+            if isinstance(cls, ast.ClassDef) and not cls.name.startswith("_")
+            for fn in cls.body
+            if isinstance(fn, ast.FunctionDef) and fn.name == "__init__" and _parameters(fn) > 10]
+    assert wide == []
+
+
+def test_the_parameter_count_sees_a_wide_constructor():
+    code = "class Wide:\n    def __init__(self, a, b, c, d, e, f, g, h, i, j, *, k, **rest): ..."
+    fn = ast.parse(code).body[0].body[0]
+    assert _parameters(fn) == 11
+
+
 # modules without behaviour of their own to test apart: entry points, context managers tested
 # through the measures, drawing (every figure is drawn by a run in the suite), the progress bar
 UNTESTED_APART = {"__init__", "__main__", "run_tags", "flags", "plots", "progress_bar"}

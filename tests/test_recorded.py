@@ -100,7 +100,7 @@ def test_partition_radius_and_compare_regions_on_a_users_own_loop_run(tmp_path, 
         model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
-                                     progress=False, log_model=log_model) as tracker:
+                                     run=grok_mlflow.RunOptions(progress=False, log_model=log_model)) as tracker:
             for step in range(1, settings.steps + 1):
                 loss = nn.functional.cross_entropy(model(x), y)
                 opt.zero_grad()
@@ -147,7 +147,7 @@ def test_a_run_records_at_most_16_mib_of_points_for_its_analysis(tracking_uri):
                                            lc_directions=2, adv_points=0, partition_every=0,
                                            eval_size=40)
     with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
-                                 progress=False, log_model=False) as tracker:
+                                 run=grok_mlflow.RunOptions(progress=False, log_model=False)) as tracker:
         tracker.step(1)
         tracker.step(2)
     points = load_recorded_points(tracker.run_id)

@@ -192,7 +192,7 @@ def test_a_flat_noisy_lc_is_reported_flat_within_its_noise_through_the_public_ap
     settings = grok_mlflow.TrackerSettings(steps=300, lc_samples=100, adv_points=0,
                                            partition_every=0)
     with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
-                                 log_model=False) as tracker:
+                                 run=grok_mlflow.RunOptions(log_model=False)) as tracker:
         for step in range(1, settings.steps + 1):
             idx = torch.randint(0, 400, (32,), generator=g)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])

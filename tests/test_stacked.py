@@ -21,6 +21,7 @@ from grok_mlflow.settings import Settings, SettingsError, TrackerSettings
 from grok_mlflow.store.reading import run_artifact_text
 from grok_mlflow.tracker.schedule import log_schedule
 from grok_mlflow.tracker.stacked import StackedTracker, align_checkpoints
+from grok_mlflow.tracker.tracking import RunOptions
 
 # small and fast, every measure on: LC, PGD, partition snapshots
 SMALL = Settings(steps=100, width=24, depth=2, lc_samples=20, lc_directions=4, adv_points=2,
@@ -138,7 +139,7 @@ def test_stacked_tracker_on_a_users_own_vmapped_ensemble():
         return nn.functional.cross_entropy(functional_call(base, (p, buffers), (xb,)), yb)
 
     with StackedTracker(members, train=(x, y), test=(x_test, y_test), settings=settings,
-                        run_names=["a", "b", "c"], progress=False) as tracker:
+                        progress=False, runs=[RunOptions(name=n) for n in ["a", "b", "c"]]) as tracker:
         for step in range(1, 61):
             idx = torch.randint(0, 300, (3, 32))
             losses = vmap(losses_of)(params, x[idx], y[idx])          # (3,)
@@ -247,8 +248,8 @@ def test_members_that_settle_end_at_their_own_step_and_the_rest_go_on(tracking_u
         models.append(m)
     settings = TrackerSettings(steps=2_000, eval_points=40, lc_samples=50, adv_points=6,
                                adv_samples=50, partition_every=0, until="settled")
-    with StackedTracker(models, (x, y), (x, y), settings, run_names=["settles", "rises"],
-                        log_model=False, progress=False) as stacked:
+    with StackedTracker(models, (x, y), (x, y), settings, progress=False,
+                        runs=[RunOptions(name=n, log_model=False) for n in ["settles", "rises"]]) as stacked:
         for step in range(1, 2_001):
             for k, m in enumerate(models):
                 n = near(step, k == 0)

@@ -44,8 +44,7 @@ def trainable(config):
                                            adv_points=6, adv_samples=50, partition_every=0,
                                            until="settled")
     with grok_mlflow.GrokTracker(model, train=(x, y), test=(x, y), settings=settings,
-                                 run_name=f"settles={config['settles']}",
-                                 log_model=False, progress=False) as tracker:
+                                 run=grok_mlflow.RunOptions(name=f"settles={config['settles']}", log_model=False, progress=False)) as tracker:
         for step in range(1, STEPS + 1):
             k = near_neurons(step, config["settles"])
             with torch.no_grad():

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from grok_mlflow import GrokTracker, TrackerSettings
+from grok_mlflow import GrokTracker, RunOptions, TrackerSettings
 from grok_mlflow.measures.tasks import TensorOutput, TwoLogits, infer_task, select_output
 
 SMALL = TrackerSettings(steps=30, eval_points=3, lc_samples=20, adv_samples=20, adv_points=2,
@@ -30,8 +30,8 @@ def fit(model, x, y, loss_fn, settings=SMALL, **tracker):
     """The README's loop: full-batch AdamW, the tracker stepped every step."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     tracker.setdefault("log_model", False)
-    with GrokTracker(model, train=(x, y), test=(x, y), settings=settings, progress=False,
-                     **tracker) as t:
+    with GrokTracker(model, train=(x, y), test=(x, y), settings=settings, **tracker,
+                     run=RunOptions(progress=False)) as t:
         for step in range(1, settings.steps + 1):
             loss = loss_fn(model(x), y)
             opt.zero_grad()
@@ -180,7 +180,8 @@ def test_a_failure_after_the_start_leaves_a_failed_run_that_says_why():
     settings = TrackerSettings(steps=20, eval_points=2, eval_every=10, lc_samples=10,
                                adv_points=0, partition_every=0)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        with GrokTracker(model, (x, y), (x, y), settings, log_model=False, progress=False) as t:
+        with GrokTracker(model, (x, y), (x, y), settings,
+                         run=RunOptions(log_model=False, progress=False)) as t:
             for step in range(1, 21):
                 model.broken = step >= 10        # measured at step 10: the measure fails
                 t.step(step)

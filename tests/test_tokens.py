@@ -11,7 +11,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from grok_mlflow import GrokTracker, TrackerSettings
+from grok_mlflow import GrokTracker, RunOptions, TrackerSettings
 from grok_mlflow.measures.complexity import local_complexity, sample_directions
 from grok_mlflow.measures.partition import partition_slice
 from grok_mlflow.runner.batches import training_batches
@@ -192,10 +192,10 @@ def test_the_tracker_on_a_users_token_model(tracking_uri, capsys):
     settings = TrackerSettings(steps=10, eval_points=3, lc_samples=16, lc_directions=5,
                                partition_every=1, partition_resolution=16)
     with pytest.raises(ValueError, match="token ids.*set lc_input"):
-        with GrokTracker(model, (x, y), (x, y), settings, progress=False):
+        with GrokTracker(model, (x, y), (x, y), settings, run=RunOptions(progress=False)):
             pass
     settings = TrackerSettings(**{**settings.__dict__, "lc_input": "emb"})
-    with GrokTracker(model, (x, y), (x, y), settings, progress=False) as tracker:
+    with GrokTracker(model, (x, y), (x, y), settings, run=RunOptions(progress=False)) as tracker:
         for step in range(1, 11):
             tracker.step(step)
     assert "PGD off: the inputs are token ids" in capsys.readouterr().err

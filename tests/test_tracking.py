@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.utils.data import DataLoader
 
-from grok_mlflow import GrokTracker, Settings, TrackerSettings, train
+from grok_mlflow import GrokTracker, RunOptions, Settings, StackedTracker, TrackerSettings, train
 from grok_mlflow.findings.phases import PHASE_KEYS, SHAPE_KEYS
 from grok_mlflow.tracker.schedule import log_schedule
 
@@ -25,7 +25,7 @@ def user_loop(model, settings, fail_at=None, exc=RuntimeError):
     x, y = torch.rand(100, 1, 8, 8), torch.randint(0, 10, (100,))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     with GrokTracker(model, train=(x, y), test=(x[:50], y[:50]), settings=settings,
-                     progress=False, log_model=False) as tracker:
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         for step in range(1, settings.steps + 1):
             loss = nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
@@ -68,8 +68,8 @@ def test_a_loop_that_stops_early_still_measures_its_last_step():
     settings = Settings(steps=1000, eval_points=3, lc_samples=10, lc_directions=3, adv_points=0,
                         train_size=100, batch_size=50)
     x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
-    with GrokTracker(small_net(), (x, y), (x, y), settings, progress=False,
-                     log_model=False) as tracker:
+    with GrokTracker(small_net(), (x, y), (x, y), settings,
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         for step in range(1, 38):
             tracker.step(step)
     assert max(tracker.history) == 37
@@ -101,8 +101,8 @@ def test_long_runs_refresh_their_figure_and_history_while_running():
                         train_size=100, batch_size=50)
     x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
     client = MlflowClient()
-    with GrokTracker(small_net(), (x, y), (x, y), settings, progress=False, log_model=False,
-                     artifact_every_s=0.0) as tracker:
+    with GrokTracker(small_net(), (x, y), (x, y), settings,
+                     run=RunOptions(progress=False, log_model=False, artifact_every_s=0.0)) as tracker:
         tracker.step(1)
         # written behind training (Recorder.write_behind): there within moments, while running
         deadline = time.monotonic() + 60
@@ -132,8 +132,8 @@ def test_eval_size_measures_accuracy_on_a_fixed_subset_and_leaves_lc_alone():
     measured = {}
     for eval_size in (0, 20):
         settings = dataclasses.replace(base, eval_size=eval_size)
-        with GrokTracker(net, (x, y), (xt, yt), settings, progress=False,
-                         log_model=False) as tracker:
+        with GrokTracker(net, (x, y), (xt, yt), settings,
+                         run=RunOptions(progress=False, log_model=False)) as tracker:
             measured[eval_size] = tracker.history[0]
             run_id = tracker.run_id
     config = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json"))
@@ -164,7 +164,7 @@ def test_a_users_own_model_loop_and_dataloaders_with_default_measures():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     settings = TrackerSettings(steps=200)   # how long the loop trains; every measure at default
     with GrokTracker(model, train=loader, test=test_set, settings=settings,
-                     progress=False, log_model=False) as tracker:
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         step = 0
         while step < settings.steps:
             for x, y in loader:
@@ -204,7 +204,7 @@ def test_a_users_own_model_loop_and_dataloaders_with_default_measures():
 def test_data_that_is_not_pairs_is_a_clear_error():
     with pytest.raises(TypeError, match="must be"):
         GrokTracker(TinyResNet(), train=[1, 2, 3], test=digits()[1], settings=SMALL,
-                    progress=False).__enter__()
+                    run=RunOptions(progress=False)).__enter__()
 
 
 
@@ -215,7 +215,7 @@ def test_standardized_inputs_get_their_own_box_for_pgd_and_random_points(capsys)
     train_set, test_set = digits()
     x, y = train_set.tensors
     with GrokTracker(TinyResNet(), train=(2 * x - 1, y), test=(2 * x[:100] - 1, y[:100]),
-                     settings=SMALL, progress=False, log_model=False) as tracker:
+                     settings=SMALL, run=RunOptions(progress=False, log_model=False)) as tracker:
         random = tracker.probes.lc["random"]
     assert tracker.domain == (-1.0, 1.0)
     assert float(random.min()) >= -1.0 and float(random.max()) <= 1.0
@@ -232,8 +232,8 @@ def test_a_given_box_the_data_leaves_is_one_line_before_any_run(tracking_uri):
     x = torch.randn(200, 64)
     y = torch.randint(0, 10, (200,))
     with pytest.raises(ValueError) as info:
-        GrokTracker(TinyResNet(), train=(x, y), test=(x, y), settings=SMALL,
-                    domain=(0.0, 1.0), progress=False).__enter__()
+        GrokTracker(TinyResNet(), train=(x, y), test=(x, y), settings=SMALL, domain=(0.0, 1.0),
+                    run=RunOptions(progress=False)).__enter__()
     assert str(info.value).startswith("the training and test inputs lie outside domain (0, 1): "
                                       "min -")
     assert "\n" not in str(info.value)
@@ -242,7 +242,45 @@ def test_a_given_box_the_data_leaves_is_one_line_before_any_run(tracking_uri):
     x[3, 5] = float("nan")
     with pytest.raises(ValueError, match="the training inputs hold 1 NaN or infinite value"):
         GrokTracker(TinyResNet(), train=(x, y), test=(x, y), settings=SMALL,
-                    progress=False).__enter__()
+                    run=RunOptions(progress=False)).__enter__()
+
+
+def test_run_options_name_the_run_its_experiment_and_its_tags(tracking_uri):
+    x, y = torch.rand(60, 1, 8, 8), torch.randint(0, 10, (60,))
+    options = RunOptions(name="named", experiment="grouped", tags={"team": "vision", "seed": "9"},
+                         progress=False, log_model=False)
+    with GrokTracker(small_net(), (x, y), (x, y), SMALL, run=options) as tracker:
+        tracker.step(SMALL.steps)
+    run = MlflowClient().get_run(tracker.run_id)
+    assert run.info.run_name == "named"
+    assert MlflowClient().get_experiment(run.info.experiment_id).name == "grouped"
+    assert run.data.tags["team"] == "vision"
+    assert run.data.tags["seed"] == str(SMALL.seed)      # the package's own tag wins
+
+
+@pytest.mark.parametrize("owner, kwargs, message", [
+    ("GrokTracker", {"progress": False},
+     "GrokTracker: progress= is now a run option: run=RunOptions(progress=...)"),
+    ("GrokTracker", {"run_name": "a"},
+     "GrokTracker: run_name= is now a run option: run=RunOptions(name=...)"),
+    ("StackedTracker", {"run_names": ["a"]},
+     "StackedTracker: run_names= is now a run option: runs=[RunOptions(name=...) for each "
+     "member]"),
+    ("GrokTracker", {"colour": "red"},
+     "GrokTracker.__init__() got an unexpected keyword argument 'colour'"),
+])
+def test_an_earlier_versions_keyword_says_where_it_went_before_any_run(owner, kwargs, message,
+                                                                        tracking_uri):
+    x, y = torch.rand(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    with pytest.raises(TypeError) as info:
+        if owner == "GrokTracker":
+            GrokTracker(small_net(), (x, y), (x, y), SMALL, **kwargs)
+        else:
+            StackedTracker([small_net()], (x, y), (x, y), SMALL, runs=[RunOptions(name="a")],
+                           **kwargs)
+    assert str(info.value) == message
+    assert not [r for e in MlflowClient().search_experiments()
+                for r in MlflowClient().search_runs([e.experiment_id])]
 
 
 def _four_class_net():
@@ -262,7 +300,7 @@ def test_bad_evaluation_data_is_one_line_before_any_run(train, test, message, tr
     x, y = torch.rand(100, 12), torch.randint(0, 10, (100,))
     with pytest.raises(ValueError) as info:
         GrokTracker(_four_class_net(), train=train(x, y), test=test(x, y), settings=SMALL,
-                    progress=False).__enter__()
+                    run=RunOptions(progress=False)).__enter__()
     assert str(info.value) == message
     assert not [r for e in MlflowClient().search_experiments()
                 for r in MlflowClient().search_runs([e.experiment_id])]
@@ -272,7 +310,7 @@ def test_float64_data_into_a_float32_model_is_cast_with_a_note(capsys):
     torch.manual_seed(0)
     x, y = torch.rand(100, 12, dtype=torch.float64), torch.randint(0, 4, (100,))
     with GrokTracker(_four_class_net(), train=(x, y), test=(x, y), settings=SMALL,
-                     progress=False, log_model=False) as tracker:
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         pass
     assert "the inputs are torch.float64 and the model torch.float32: the measured points are " \
            "cast to torch.float32" in capsys.readouterr().err
@@ -287,8 +325,8 @@ def test_multi_output_regression_targets_are_measured_without_classes():
     x = torch.rand(120, 12)
     y = torch.stack([x.sum(1), x[:, 0] - x[:, 1], x[:, 2] ** 2], dim=1)       # (N, 3)
     model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
-    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL, progress=False,
-                     log_model=False) as tracker:
+    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL,
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         pass
     assert tracker.task == "regression" and len(tracker.probes.partition_index) == 3
     metrics = only_run().data.metrics
@@ -305,8 +343,8 @@ def test_a_multi_label_model_is_measured_with_exact_match_and_per_label_accuracy
     y = (x[:, :5] > 0.5).float()                                   # label j: feature j > 0.5
     model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 5))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL, progress=False,
-                     log_model=False) as tracker:
+    with GrokTracker(model, train=(x, y), test=(x, y), settings=SMALL,
+                     run=RunOptions(progress=False, log_model=False)) as tracker:
         for step in range(1, SMALL.steps + 1):
             loss = nn.functional.binary_cross_entropy_with_logits(model(x), y)
             opt.zero_grad()

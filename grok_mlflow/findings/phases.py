@@ -99,7 +99,8 @@ class LCReading:
         return float(s[self.peak.index] - s[self.first_min.index])
 
 
-def _largest_rise(s: np.ndarray, first_peak: int, last_peak: int) -> tuple[float, tuple | None]:
+def _largest_rise(s: np.ndarray, first_peak: int, last_peak: int
+                  ) -> tuple[float, tuple[int, int] | None]:
     """The pair i < j with the largest s[j] - s[i] (i the lowest point before j), j in
     [first_peak, last_peak]."""
     low, rise, ascent = 0, 0.0, None           # running minimum, best rise, its (i, j)
@@ -182,15 +183,16 @@ def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5, rel_tol: fl
     reading = read_lc(c if c is not None else curve_of(steps, lc, window), rule,
                       rel_tol=rel_tol, after=after, window=window)
     out: dict[str, float] = {}
-    if reading.peak is None:
+    peak, first_min = reading.peak, reading.first_min
+    if peak is None or first_min is None:    # a peak always comes with its first minimum
         return out
-    _put(out, "grok/lc_first_min_step", reading.first_min)
+    _put(out, "grok/lc_first_min_step", first_min)
     if reading.open_peak:            # the ascent still going at the last points: no peak yet
         return out
-    _put(out, "grok/lc_peak_step", reading.peak)
-    out["grok/lc_peak_value"] = float(reading.curve.smoothed[reading.peak.index])
-    out["grok/ascent_steps"] = reading.peak.estimate - reading.first_min.estimate
-    if reading.second_descent:
+    _put(out, "grok/lc_peak_step", peak)
+    out["grok/lc_peak_value"] = float(reading.curve.smoothed[peak.index])
+    out["grok/ascent_steps"] = peak.estimate - first_min.estimate
+    if reading.second_descent and reading.onset is not None:
         _put(out, "grok/migration_onset_step", reading.onset)
         out["grok/descent_depth"] = reading.fallen
     return out
@@ -340,7 +342,7 @@ def boundary_shift(history: Mapping[int, Mapping[str, float]], lc_key: str, onse
         value = b / t
         rel = [((row.get(f"{k}/ci_high", v) - row.get(f"{k}/ci_low", v)) / (2 * Z99)) / v
                if v > 0 else 0.0 for k, v in ((boundary, b), (lc_key, t))]
-        half = 1.959963984540054 * value * float(np.hypot(*rel))
+        half = 1.959963984540054 * value * float(np.hypot(rel[0], rel[1]))
         return value, (value - half, value + half)
 
     (a, ai), (b, bi) = ratio(start), ratio(end)
@@ -433,9 +435,8 @@ def read_robustness(steps: np.ndarray, adv: np.ndarray, interpolation: int, *,
     s, start = c.smoothed, int(after[0])
     low = start + int(np.argmin(s[start:]))
     floor = float(s[low])
-    rise = np.flatnonzero(s[low:] >= floor + rule.adv_rise)
-    rise = [low + int(r) for r in rise if c.counts(low, low + int(r), rule,
-                                                   absolute=rule.adv_rise)]
+    rise = [low + int(r) for r in np.flatnonzero(s[low:] >= floor + rule.adv_rise)
+            if c.counts(low, low + int(r), rule, absolute=rule.adv_rise)]
     last = len(s) - 1
     if rise == [last] and c.values[-2] < floor + rule.adv_rise / 2:
         rise = []          # one raw jump at the last measurement: not yet confirmed
@@ -568,7 +569,8 @@ def settled(history: Mapping[int, Mapping[str, float]], *, lc_key: str = "lc/tra
         return False, "training accuracy has not reached 0.99"
     after_fit = fitted.estimate if fitted is not None else 0
     reading = read_lc(curve(history, lc_key), rule, after=after_fit)
-    if reading.second_descent and reading.onset.estimate >= after_fit:
+    if (reading.second_descent and reading.onset is not None
+            and reading.onset.estimate >= after_fit):
         after = f"after the second descent (onset step {reading.onset.text()})"
     elif reading.peak is not None and reading.peak.estimate >= after_fit:
         return False, "no second descent yet"

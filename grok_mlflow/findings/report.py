@@ -157,6 +157,7 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
         return fell + [Finding(p, False, None, None, None, label, flat + transient)
                        for p in names[1:]]
     fmin, peak = r.first_min, r.peak
+    assert fmin is not None, "read_lc sets the first minimum with the peak"
     v = float(lc[fmin.index])
     if r.first_descent:
         out = [Finding(names[0], True, fmin.estimate, first, v, label,
@@ -186,7 +187,7 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
     # smoothed, before the last points' smoothing (phases.read_lc): a last-step loss spike must not
     # decide or misreport
     end = float(c.smoothed[max(len(c.smoothed) - 2 - t.window // 2, 1)])
-    if r.second_descent:
+    if r.second_descent and r.onset is not None:
         out.append(Finding(names[2], True, r.onset.estimate, hi, end, label,
                            f"region migration: {label} fell from its peak {hi:.3g} (step "
                            f"{peak.text()}) from step {r.onset.text()} on, to {end:.3g} at the "
@@ -221,7 +222,7 @@ def _boundary_findings(history: Mapping[int, Mapping[str, float]], key: str, suf
     phase, label = "migration toward the boundary" + suffix, "LC(boundary) / LC(train)"
     r = read_lc(curve(history, key, t.window), t.rule, rel_tol=t.rel_tol,
                 descent_frac=t.descent_frac, after=interp, window=t.window)
-    if not r.second_descent:
+    if not r.second_descent or r.onset is None:
         return [Finding(phase, False, None, None, None, label,
                         "no second descent to read it over")]
     shift = boundary_shift(history, key, r.onset.estimate, window=t.window)
@@ -313,7 +314,7 @@ def _robustness_finding(history: Mapping[int, Mapping[str, float]], key: str,
         return Finding(phase, False, None, None, None, label,
                        f"{label} measured at {len(adv)} steps (3 needed)")
     r = read_robustness(steps, adv, interp, window=t.window, rule=t.rule)
-    if r.start is None:
+    if r.start is None or r.low is None:      # a reading after interpolation has its floor
         return Finding(phase, False, None, None, None, label,
                        f"{label} not measured after interpolation (step {interp})")
     s = r.curve.smoothed

@@ -124,7 +124,8 @@ def trend_test(x: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     (``scipy.stats.permutation_test``, ``pairings``: the x stay; exact when n! <=
     ``N_PERMUTATIONS``, else that many seeded resamples, so p >= 1 / (N_PERMUTATIONS + 1)).
     Ranks as scores make this Spearman's test; Gehan scores make it censoring-aware."""
-    xc = np.asarray(x, dtype=float) - float(np.mean(x))
+    xc = np.asarray(x, dtype=float)
+    xc = xc - float(np.mean(xc))
     s = np.asarray(scores, dtype=float)
     if np.ptp(s) == 0 or np.ptp(xc) == 0:
         return 1.0, 1.0
@@ -143,7 +144,8 @@ def trend_test(x: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
 
 def slope(x: Sequence[float], ys: np.ndarray) -> np.ndarray:
     """The least-squares slope of each row of ``ys`` on ``x`` (the last axis)."""
-    xc = np.asarray(x, dtype=float) - float(np.mean(x))
+    xc = np.asarray(x, dtype=float)
+    xc = xc - float(np.mean(xc))
     ys = np.asarray(ys, dtype=float)
     centred = ys - np.mean(ys, axis=-1, keepdims=True)
     return np.sum(centred * xc, axis=-1) / float(np.sum(xc ** 2))
@@ -179,21 +181,21 @@ def percentile_interval(distribution: np.ndarray | None) -> tuple[float, float] 
     return float(lo), float(hi)
 
 
-def mean_with_interval(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
+def mean_with_interval(values: ArrayLike) -> tuple[float, tuple[float, float] | None]:
     """The mean and its ``1 - ALPHA`` percentile bootstrap interval (None under 2 values)."""
-    values = np.asarray(values, dtype=float)
-    dist = stratified_bootstrap([values], lambda v, axis=-1: np.mean(v, axis=axis))
-    return float(np.mean(values)), percentile_interval(dist)
+    array = np.asarray(values, dtype=float)
+    dist = stratified_bootstrap([array], lambda v, axis=-1: np.mean(v, axis=axis))
+    return float(np.mean(array)), percentile_interval(dist)
 
 
-def ratio_of_means(a: Sequence[float], b: Sequence[float]
+def ratio_of_means(a: ArrayLike, b: ArrayLike
                    ) -> tuple[float, tuple[float, float] | None]:
     """mean(a) / mean(b) and its percentile bootstrap interval, the two samples resampled
     independently (nan when mean(b) is 0)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
 
     def ratio(x, y, axis=-1):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.mean(x, axis=axis) / np.mean(y, axis=axis)
 
-    return float(ratio(a, b)), percentile_interval(stratified_bootstrap([a, b], ratio))
+    return float(ratio(xa, xb)), percentile_interval(stratified_bootstrap([xa, xb], ratio))

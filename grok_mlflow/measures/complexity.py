@@ -359,16 +359,19 @@ def _count_fast(job: _Job, plan: Plan, run: nn.Module,
     g(x) +- r A v_p, so only the body runs on (N, 2P, ...) first pre-activations, and the first
     layer's count is its closed form."""
     x, per_point, n_vertices = job.x, job.per_point, 2 * job.n_directions
+    head = plan.head
+    assert head is not None, "the fast path runs only on a plan with an affine head"
     input_shape = x.shape[1:]
     # With shared directions the vertex offsets r * (+-A v_p) are the same for every chunk:
     # compute them once per radius.                                       (2P, *S_1) each
     shared_offsets: dict[float, Tensor] = {}
     if not per_point:
-        shift = _head_shift(plan.head, job.directions.view(-1, *input_shape), x)
+        assert job.directions is not None, "shared directions are drawn once per job"
+        shift = _head_shift(head, job.directions.view(-1, *input_shape), x)
         shared_offsets = {r: r * torch.cat([shift, -shift]) for r in job.radii}
         shared_reach = shift.abs().amax(dim=0)                               # (*S_1)
     if plan.channels_last is None:
-        first_pre = plan.head(x[:1])
+        first_pre = head(x[:1])
         plan.channels_last = accepts_channels_last(
             plan.body, first_pre.expand(n_vertices, *first_pre.shape[1:]))
         counter.values, counter.modules = [], []
@@ -379,9 +382,9 @@ def _count_fast(job: _Job, plan: Plan, run: nn.Module,
     counter.skip_first = True
     results: dict[float, list[Tensor]] = {r: [] for r in job.radii}
     for start, stop, vb in job.chunks():
-        centre = plan.head(x[start:stop]).unsqueeze(1)                       # (B, 1, *S_1)
+        centre = head(x[start:stop]).unsqueeze(1)                       # (B, 1, *S_1)
         if per_point:
-            shift = _head_shift(plan.head, vb.reshape(-1, *input_shape), x[start:stop]).view(
+            shift = _head_shift(head, vb.reshape(-1, *input_shape), x[start:stop]).view(
                 stop - start, job.n_directions, *centre.shape[2:])           # (B, P, *S_1)
         reach = (shared_reach.unsqueeze(0) if not per_point else
                  shift.abs().amax(dim=1))                                    # (B|1, *S_1)

@@ -109,7 +109,7 @@ def _is_affine_node(node: fx.Node, module_of: Callable[[str], nn.Module],
     """True when ``node`` is an affine, row-independent function of the input-dependent nodes."""
     inputs = [a for a in node.all_input_nodes if a in depends_on_input]
     if node.op == "call_module":
-        return isinstance(module_of(node.target), _AFFINE_MODULES)
+        return isinstance(module_of(str(node.target)), _AFFINE_MODULES)
     if node.op == "call_method" and node.target in _RESHAPES:
         return True
     if node.op == "call_function":
@@ -287,6 +287,9 @@ class FromModule(nn.Module):
         torch.allclose(run(transformer.embed(tokens[:1])), transformer(tokens[:1]))
         # -> True
     """
+
+    _model: nn.Module                              # set in __dict__: not a submodule
+    _z: Tensor | None
 
     def __init__(self, model: nn.Module, name: str, like: Tensor):
         super().__init__()

@@ -262,21 +262,22 @@ def partition_slice(model: nn.Module, points: Tensor, *, resolution: int = 512,
             if max_batch_points is None:
                 max_batch_points = default_max_vertices(
                     device, 4 * max(widest, math.prod(input_shape)) * points.element_size())
-            codes, logits = [], []
+            code_rows: list[Tensor] = []
+            logit_rows: list[Tensor] = []
             for start in range(0, len(ab), max(1, max_batch_points)):
                 chunk = ab[start:start + max_batch_points]                      # (B, 2)
                 rows = torch.addmm(g0.flatten(1), chunk, g_span.flatten(1)      # g0 + a u + b v
                                    ).view(-1, *g0.shape[1:])                    # (B, *S_1)
                 out = plan.body(rows)                                           # (B, classes)
-                codes.append(hasher.take())                                     # (B, L)
-                logits.append(out.float())
+                code_rows.append(hasher.take())                                 # (B, L)
+                logit_rows.append(out.float())
             layer_names = hasher.layer_names()
     finally:
         hasher.remove()
 
     R = resolution
-    codes = torch.cat(codes).view(R, R, -1)                                     # (R, R, L)
-    logits = torch.cat(logits).view(R, R, -1)                                   # (R, R, C)
+    codes = torch.cat(code_rows).view(R, R, -1)                                 # (R, R, L)
+    logits = torch.cat(logit_rows).view(R, R, -1)                               # (R, R, C)
     region, n_regions = count_regions(codes)
     # first layer whose pattern changes towards the right or upper neighbour (0 = none)
     boundary = torch.zeros(R, R, dtype=torch.long, device=device)

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import signal
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class TensorBatches:
     def state_dict(self) -> dict:
         return {"batches_rng": self.generator.get_state(), "order": self.order}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["batches_rng"])
         self.order = state["order"].to(self.x.device)
 
@@ -220,7 +220,7 @@ class StreamedBatches:
     def state_dict(self) -> dict:
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         pass
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -75,7 +75,9 @@ class DataSplits:
     @property
     def n_train(self) -> int:
         """Training samples that minibatches are drawn from."""
-        return len(self.train_stream) if self.train_stream is not None else len(self.x_train)
+        if self.train_stream is not None:
+            return len(self.train_stream)  # type: ignore[arg-type]  # a map-style Dataset: sized
+        return len(self.x_train)
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def _cifar(class_name: str):
 
         cls = getattr(torchvision.datasets, class_name)
 
-        class LocalCopy(cls):
+        class LocalCopy(cls):  # type: ignore[valid-type,misc]  # the class torchvision names
             meta = {**cls.meta, "md5": None}   # None: check_integrity tests existence only
 
             def _check_integrity(self) -> bool:
@@ -319,13 +321,14 @@ def _load_imagenet(settings: Settings):
     for split, folder in (("train", train_dir), ("val", val_dir)):
         samples = DatasetFolder.make_dataset(folder, index, IMAGE_EXTENSIONS,
                                              allow_empty=split == "val")
-        ds = _Images(samples, transform)
+        images = _Images(samples, transform)
+        ds: tud.Dataset = images
         labels = np.array([label for _, label in samples], dtype=np.int64)
         if split == "train":
-            if settings.train_size > len(ds):
-                raise SettingsError(f"train_size: must be <= the {len(ds)} training images in "
+            if settings.train_size > len(images):
+                raise SettingsError(f"train_size: must be <= the {len(images)} training images in "
                                     f"{train_dir}, got {settings.train_size}")
-            idx = _seeded_subset(len(ds), settings.train_size, settings.seed)
+            idx = _seeded_subset(len(images), settings.train_size, settings.seed)
             ds, labels = tud.Subset(ds, idx.tolist()), labels[idx]
         splits += [ds, labels]
     return (*splits, len(classes))
@@ -413,8 +416,9 @@ def _decode(images: torch.utils.data.Dataset, index: np.ndarray, workers: int) -
 _CIFAR_GET = ("Use download=true (default) with internet, or put the extracted python version "
               "({folder}/data_batch_1..5, test_batch, batches.meta) under data_root.")
 # ImageNet's photographs: streamed, ImageNet's normalisation, PGD budgets of 1-4 grey levels
-_IMAGENET_FAMILY = dict(default_adv_eps=(1 / 255, 2 / 255, 4 / 255), streamed=True,
-                        normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+_IMAGENET_FAMILY: dict[str, Any] = dict(
+    default_adv_eps=(1 / 255, 2 / 255, 4 / 255), streamed=True,
+    normalization=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
 
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(_load_digits, max_train_size=1797 - 1,

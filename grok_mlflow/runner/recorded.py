@@ -63,8 +63,9 @@ class RecordedPoints:
 
 
 def _config_settings(config: Mapping[str, Any]) -> Settings:
-    return Settings(**{k: tuple(v) if isinstance(v, list) else v
-                       for k, v in config["settings"].items()})
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in config["settings"].items()}
+    return Settings(**values)
 
 
 def resume_settings(run_id: str) -> Settings:
@@ -134,8 +135,9 @@ class RecordedRun:
 
     @classmethod
     def _tracked(cls, run_id, command, config, points, base, device) -> "RecordedRun":
-        settings = TrackerSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in config["tracker_settings"].items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in config["tracker_settings"].items()}
+        settings = TrackerSettings(**values)
         x, y = points["train_x"].to(device), points["train_y"].to(device)
         output = config.get("analysis", {}).get("output")
         net = measured_model(base, x[:8], y[:8], config.get("task"), output).net
@@ -195,8 +197,16 @@ class RecordedRun:
         """LC's input module (the embedding of a token model), or None for the input itself."""
         return input_module_of(self.model, self.settings.lc_input) or None
 
+    @property
+    def stored_id(self) -> str:
+        """The run's id; ``SettingsError`` for a preset's network, which has no run."""
+        if self.run_id is None:
+            raise SettingsError(f"{self.command}: a preset's network at initialisation has no "
+                                "recorded run to read")
+        return self.run_id
+
     def snapshot_steps(self) -> list[int]:
-        return snapshot_steps(self.run_id)
+        return snapshot_steps(self.stored_id)
 
     def weights_at(self, step: int | None, checkpoint: bool = False) -> int:
         """Load the weights of the partition snapshot at ``step`` (default the last), or with
@@ -204,7 +214,7 @@ class RecordedRun:
         the step loaded. ``SettingsError`` listing the snapshot steps when there is none at
         ``step``."""
         if checkpoint and step is None:
-            state = load_checkpoint(self.run_id, self.device)
+            state = load_checkpoint(self.stored_id, self.device)
             if state is not None and self.base is None:
                 self.model.load_state_dict(state["model"])
                 return int(state["step"])
@@ -220,7 +230,7 @@ class RecordedRun:
         if step not in steps:
             raise SettingsError(f"{self.command}: run {self.run_id} has no snapshot at step "
                                 f"{step}; snapshot steps: {', '.join(map(str, steps)) or 'none'}")
-        (self.base or self.model).load_state_dict(load_snapshot_weights(self.run_id, step))
+        (self.base or self.model).load_state_dict(load_snapshot_weights(self.stored_id, step))
         return step
 
     def partition_points(self) -> tuple[Tensor, list]:
@@ -278,7 +288,7 @@ def draw_partition(run_id: str, step: int | None = None, resolution: int | None 
             message lists the available steps).
     """
     run = _recorded(run_id, "partition", device)
-    run_id = run.run_id
+    run_id = run.run_id or run_id
     if not run.config.get("partition_points"):
         raise SettingsError(f"partition: run {run_id} has no partition snapshots "
                             "(it was trained with partition_every 0)")
@@ -311,10 +321,11 @@ def choose_radius(run_id: str | None = None, preset: str | None = None, step: in
         raise SettingsError("radius: give a RUN_ID or --preset FILE (one of them)")
     if run_id is not None:
         run = _recorded(run_id, "radius", device)
-        run_id = run.run_id
+        run_id = run.run_id or run_id
         what = f"run {run_id[:8]}, step {run.weights_at(step, checkpoint=True)}"
         name = run_id
     else:
+        assert preset is not None            # one of the two, checked above
         run = RecordedRun.from_preset(preset, "radius", device)
         what = f"{os.path.basename(preset)} at initialisation"
         name = os.path.splitext(os.path.basename(preset))[0]
@@ -347,7 +358,7 @@ def compare_regions(run_id: str, points: int = 20, resolution: int = 64,
         (rows [(step, mean regions, mean LC)], rank correlation, PNG path).
     """
     run = _recorded(run_id, "compare-regions", device)
-    run_id = run.run_id
+    run_id = run.run_id or run_id
     steps = run.snapshot_steps()
     if len(steps) < 2:
         raise SettingsError(f"compare-regions: run {run_id} has {len(steps)} partition "

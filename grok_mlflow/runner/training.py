@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +26,7 @@ from ..measures.evaluation import loss_function
 from ..settings import Settings
 from ..store.reading import load_checkpoint
 from ..tracker.stacked import StackedTracker, align_checkpoints
-from ..tracker.tracking import GrokTracker
+from ..tracker.tracking import GrokTracker, RunOptions, StepBoundaryInterrupt
 from .batches import StackedBatches, TensorBatches, training_batches
 from .build import check_settings, data_and_model, run_name_for
 from .data import dataset_spec
@@ -41,7 +41,7 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 class TrainResult:
     """What ``train`` returns: the trained model, its MLflow run, the last measured metrics."""
     model: nn.Module
-    run_id: str
+    run_id: str | None          # None with track=False
     metrics: dict[str, float]
     error: str = ""      # why a stacked member stopped early (it diverged); empty otherwise
 
@@ -50,16 +50,20 @@ class _Untracked:
     """Stands in for ``GrokTracker`` (``members`` None) or ``StackedTracker`` when nothing is
     measured (``track=False``)."""
 
+    settled = False
+
     def __init__(self, members: int | None = None) -> None:
-        self.run_id, self.history, self.last_step = None, {}, None
-        if members is not None:
-            self.alive, self.failed = list(range(members)), {}
-            self.run_ids, self.history = [None] * members, [{} for _ in range(members)]
+        self.run_id: str | None = None
+        self.last_step: int | None = None
+        self.history: Any = {} if members is None else [{} for _ in range(members or 0)]
+        self.alive = list(range(members or 0))
+        self.failed: dict[int, BaseException] = {}
+        self.run_ids: list[str | None] = [None] * (members or 0)
 
     def __enter__(self) -> "_Untracked":
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         return False
 
     def step(self, step: int, loss=None) -> None:
@@ -120,20 +124,22 @@ def train(settings: Settings, *, experiment: str | None = None, run_name: str | 
     tracker = GrokTracker(
         model, train=(data.x_train, data.y_train), test=(data.x_test, data.y_test),
         settings=settings.tracker_settings(dataset_spec(settings.dataset).default_adv_eps),
-        params=settings.to_params(), domain=data.domain,
-        run_name=run_name or run_name_for(settings), experiment=experiment,
-        progress=progress, checkpoint=checkpoint, resume=state, run_id=resume,
-        log_model=settings.log_model, tune_report=False,     # a sweep's trial reports itself
-        # the project's settings (resume and partition rebuild the run from them); a streamed
-        # dataset's x_train is only its evaluation subset
-        extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train},
+        domain=data.domain,
+        run=RunOptions(
+            name=run_name or run_name_for(settings), experiment=experiment,
+            params=settings.to_params(), run_id=resume, progress=progress,
+            checkpoint=checkpoint, resume=state,
+            log_model=settings.log_model, tune_report=False,    # a sweep's trial reports itself
+            # the project's settings (resume and partition rebuild the run from them); a
+            # streamed dataset's x_train is only its evaluation subset
+            extra_config={"settings": dataclasses.asdict(settings), "n_train": data.n_train}),
     ) if track else _Untracked()
     # the stream's workers stop before the tracker's final measurement and artifacts
     with tracker, contextlib.closing(batches):
         model.train()
         _loop(range(done + 1, settings.steps + 1), one_step, tracker, on_progress,
               progress_every_s, latest=lambda latest, measured: measured or latest,
-              stop=lambda step, measured: getattr(tracker, "settled", False))
+              stop=lambda step, measured: tracker.settled)
         final = tracker.history.get(tracker.last_step, {})
     return TrainResult(model=model, run_id=tracker.run_id, metrics=final)
 
@@ -191,7 +197,7 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
     group.start()
     models = list(group.stack.members)          # the K modules the trackers measure, for good
 
-    def latest(latest: dict, measured: Mapping[int, Mapping[str, float]]) -> dict:
+    def latest(latest: Mapping, measured: Mapping[int, Mapping[str, float]]) -> dict:
         return {**latest, **{names[k]: v for k, v in measured.items()}}
 
     spec = [dataset_spec(s.dataset) for s in members]
@@ -199,15 +205,16 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
         models, train=[(d.x_train, d.y_train) for d in data],
         test=[(d.x_test, d.y_test) for d in data],
         settings=[s.tracker_settings(sp.default_adv_eps) for s, sp in zip(members, spec)],
-        run_names=names, experiment=experiment, experiment_id=experiment_id,
-        tags=list(tags) if tags is not None else None,
-        params=[s.to_params() for s in members], domain=data[0].domain,
-        extra_config=[{"settings": dataclasses.asdict(s), "n_train": d.n_train,
-                       "stacked": {"members": names, "index": k}}
-                      for k, (s, d) in enumerate(zip(members, data))],
-        checkpoint=group.checkpoint, resume=states,
-        run_ids=list(resume) if resume else None, progress=progress,
-        log_model=members[0].log_model,        # equal within a group (not in STACKABLE)
+        runs=[RunOptions(
+            name=names[k], experiment=experiment,
+            tags=tags[k] if tags is not None else None, params=s.to_params(),
+            run_id=resume[k] if resume else None,
+            log_model=members[0].log_model,     # equal within a group (not in STACKABLE)
+            extra_config={"settings": dataclasses.asdict(s), "n_train": d.n_train,
+                          "stacked": {"members": names, "index": k}})
+            for k, (s, d) in enumerate(zip(members, data))],
+        experiment_id=experiment_id, domain=data[0].domain,
+        checkpoint=group.checkpoint, resume=states, progress=progress,
     ) if track else _Untracked(len(members))
     def one_step(step: int) -> Tensor:
         alive = tracker.alive
@@ -220,7 +227,8 @@ def train_stacked(members: Sequence[Settings], *, run_names: Sequence[str] | Non
         for model in models:
             model.train()
         _loop(range(done + 1, members[0].steps + 1), one_step, tracker, on_progress,
-              progress_every_s, latest=latest)
+              progress_every_s, latest=latest,
+              stop=lambda step, measured: not tracker.alive)    # every member diverged
     return [TrainResult(model=models[k], run_id=tracker.run_ids[k],
                         metrics=tracker.history[k].get(max(tracker.history[k], default=0), {}),
                         error=str(tracker.failed.get(k, "")))
@@ -302,21 +310,17 @@ def _loop(steps: range, one_step: Callable[[int], Tensor], tracker: Any,
     """The training loop for one run or a stacked group: ``one_step(step)`` takes an
     optimisation step and returns the loss (or the K members' losses), ``tracker.step``
     measures what is due, ``on_progress(step, latest(...))`` reports at measured steps and at
-    least every ``progress_every_s`` seconds. Ctrl-C stops it between two steps; a group whose
-    every member diverged stops early (``tracker.alive`` empty), and ``stop(step, measured)``
-    True stops it after that step."""
+    least every ``progress_every_s`` seconds. Ctrl-C stops it between two steps
+    (``StepBoundaryInterrupt``: the tracker checkpoints that step); ``stop(step, measured)``
+    True stops it after that step (a settled run, a group whose every member diverged)."""
     with _interrupt_at_step_boundary() as interrupted:
         shown: Mapping = {}
         next_progress = time.monotonic() + progress_every_s
         for step in steps:
             if interrupted:
-                stop = KeyboardInterrupt(f"interrupted after step {step - 1}")
-                stop.at_step_boundary = True   # the tracker checkpoints a consistent state
-                raise stop
+                raise StepBoundaryInterrupt(f"interrupted after step {step - 1}")
             loss = one_step(step)
             measured = tracker.step(step, loss)
-            if not getattr(tracker, "alive", True):
-                break                          # every stacked member diverged
             if on_progress is not None and (measured or time.monotonic() >= next_progress):
                 shown = latest(shown, measured)
                 on_progress(step, shown)

@@ -82,7 +82,8 @@ class MetricBuffer:
         tensors = [k for k in keys if isinstance(metrics[k], Tensor)]
         values: dict[str, float] = {}
         if tensors:
-            host = torch.stack([metrics[k].detach().reshape(()).double().cpu() for k in tensors])
+            host = torch.stack([torch.as_tensor(metrics[k]).detach().reshape(()).double().cpu()
+                                for k in tensors])
             values.update(zip(tensors, host.tolist()))
         for key in keys:
             if key in values:
@@ -193,10 +194,19 @@ class Recorder:
                             use_experiment(experiment)
                     mlflow.start_run(run_name=self.run_name)
                     self.owns_run = True
-            self.run_id = mlflow.active_run().info.run_id
+            active = mlflow.active_run()
+            assert active is not None, "a run was started or joined just above"
+            self.run_id = active.info.run_id
             self.client = MlflowClient()
-        self.buffer = MetricBuffer(self.client, self.run_id, self.flush_every_s)
+        self.buffer = MetricBuffer(self.client, self._id, self.flush_every_s)
         self.set_tags(version_tags())    # also on a run someone else started
+        return self._id
+
+    @property
+    def _id(self) -> str:
+        """The run's id, once ``start`` has started or joined it."""
+        if self.run_id is None:
+            raise RuntimeError(f"Recorder {self.run_name!r}: start() it before writing")
         return self.run_id
 
     def end(self, status: str) -> None:
@@ -205,30 +215,30 @@ class Recorder:
         if self.owns_run:
             mlflow.end_run(status)
         elif self.attach and self.end_attached:
-            self.client.set_terminated(self.run_id, status)
+            self.client.set_terminated(self._id, status)
 
     # ---------------------------------------------------------------- params, tags, config
     def params(self) -> dict[str, str]:
         """The params the run already holds (``mlflow run`` logs its own before we start)."""
-        return dict(self.client.get_run(self.run_id).data.params)
+        return dict(self.client.get_run(self._id).data.params)
 
     def log_params(self, params: Mapping[str, str]) -> None:
         """Log params in one batch (those the run already holds must be left out: MLflow params
         cannot change)."""
         if params:
-            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000])
+            self.client.log_batch(self._id, params=[Param(k, str(v)[:6000])
                                                        for k, v in params.items()],
                                   synchronous=True)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+            self.client.set_tag(self._id, key, str(value))
 
     def log_dict(self, obj: Mapping[str, Any], path: str) -> None:
-        self.client.log_dict(self.run_id, dict(obj), path)
+        self.client.log_dict(self._id, dict(obj), path)
 
     def log_text(self, text: str, path: str) -> None:
-        self.client.log_text(self.run_id, text, path)
+        self.client.log_text(self._id, text, path)
 
     def log_tensors(self, tensors: Mapping[str, Any], path: str) -> None:
         """``torch.save`` of a mapping of CPU tensors as the artifact ``path`` (e.g.
@@ -236,11 +246,11 @@ class Recorder:
         with tempfile.TemporaryDirectory() as tmp:
             file = os.path.join(tmp, os.path.basename(path))
             torch.save(dict(tensors), file)
-            self.client.log_artifact(self.run_id, file, os.path.dirname(path) or None)
+            self.client.log_artifact(self._id, file, os.path.dirname(path) or None)
 
     def log_figure(self, fig, path: str) -> None:
         """Log a matplotlib figure."""
-        log_run_figure(self.run_id, fig, path, self.client)
+        log_run_figure(self._id, fig, path, self.client)
 
     # ---------------------------------------------------------------- metrics
     def add_metrics(self, metrics: Mapping[str, float | Tensor], step: int) -> dict[str, float]:
@@ -304,9 +314,9 @@ class Recorder:
                 self._upload_checkpoint(*saved)
             try:
                 for path, text in (texts or {}).items():
-                    self.client.log_text(self.run_id, text, path)
+                    self.client.log_text(self._id, text, path)
                 for path, fig in (figures or {}).items():
-                    log_run_figure(self.run_id, fig, path, self.client)
+                    log_run_figure(self._id, fig, path, self.client)
             except Exception as err:  # noqa: BLE001 - refreshed later; never stops training
                 logger.warning(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})")
 
@@ -337,8 +347,8 @@ class Recorder:
 
     def logged_steps(self) -> dict[str, int]:
         """Last logged step of every metric of the run (a resumed run does not log them again)."""
-        keys = self.client.get_run(self.run_id).data.metrics
-        return {k: max(m.step for m in self.client.get_metric_history(self.run_id, k))
+        keys = self.client.get_run(self._id).data.metrics
+        return {k: max(m.step for m in self.client.get_metric_history(self._id, k))
                 for k in keys}
 
     # ---------------------------------------------------------------- artifacts
@@ -368,7 +378,7 @@ class Recorder:
     def _upload_checkpoint(self, tmp: tempfile.TemporaryDirectory, path: str,
                            kept: dict | None, retry: bool = False) -> None:
         try:
-            self.client.log_artifact(self.run_id, path, "checkpoints")
+            self.client.log_artifact(self._id, path, "checkpoints")
         except Exception as err:
             if retry:
                 raise
@@ -393,11 +403,11 @@ class Recorder:
                 fig.savefig(png, dpi=100, pil_kwargs={"compress_level": 1})
                 # clone: a stacked member's tensors are views of every member's storage
                 torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, pt)
-                self.client.log_artifact(self.run_id, png, "partition")
-                self.client.log_artifact(self.run_id, pt, "partition/weights")
+                self.client.log_artifact(self._id, png, "partition")
+                self.client.log_artifact(self._id, pt, "partition/weights")
                 if step is not None:
                     with PIL.Image.open(png) as image:
-                        self.client.log_image(self.run_id, image.convert("RGB"),
+                        self.client.log_image(self._id, image.convert("RGB"),
                                               key="partition", step=step)
         except Exception as err:  # noqa: BLE001 - an unreachable store must not stop training
             logger.warning(f"grok-mlflow: warning: partition snapshot {name} not stored "
@@ -405,7 +415,7 @@ class Recorder:
 
     def log_partition_gif(self) -> None:
         """``partition/partition.gif`` from every stored snapshot (also those before a resume)."""
-        frames = sorted(a.path for a in self.client.list_artifacts(self.run_id, "partition")
+        frames = sorted(a.path for a in self.client.list_artifacts(self._id, "partition")
                         if a.path.endswith(".png"))
         if not frames:
             return
@@ -415,7 +425,7 @@ class Recorder:
                      for f in frames]
             path = os.path.join(tmp, "partition.gif")
             partition_gif(local, path)
-            self.client.log_artifact(self.run_id, path, "partition")
+            self.client.log_artifact(self._id, path, "partition")
 
     def log_model(self, model: nn.Module, example: Tensor, tensor_output: bool = True) -> None:
         """The trained model with ``mlflow.pytorch``, as a CPU copy (it loads on machines

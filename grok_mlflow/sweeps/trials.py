@@ -24,6 +24,7 @@ from ..runner.training import train, train_stacked
 from ..settings import Settings, apply_values
 from ..store.sweep_runs import child_run, run_statuses, trial_run_id
 from ..store.tracking_store import tag_run, use_tracking_uri
+from ..tracker.tracking import StepBoundaryInterrupt
 from .spec import SweepSpec, trial_name
 
 __all__ = ["TrialConfig", "TrialGroup", "run_trial", "stop_flag", "trial_configs"]
@@ -155,9 +156,8 @@ class _StopAsked:
 
     def at(self, step: int) -> None:
         if self():
-            stop = KeyboardInterrupt(f"the sweep was stopped after step {step}")
-            stop.at_step_boundary = True  # type: ignore[attr-defined]  # the tracker checkpoints this step
-            raise stop
+            # the tracker checkpoints this step
+            raise StepBoundaryInterrupt(f"the sweep was stopped after step {step}")
 
     @contextlib.contextmanager
     def ends_trial(self) -> Iterator[None]:

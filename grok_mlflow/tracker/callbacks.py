@@ -17,7 +17,7 @@ from ..settings import TrackerSettings
 from ..store.recorder import Recorder
 from .probes import Data
 from .starting import settings_params
-from .tracking import GrokTracker
+from .tracking import GrokTracker, RunOptions
 
 __all__ = ["TrackerCallback"]
 
@@ -51,10 +51,10 @@ class TrackerCallback:
         into it (our params namespaced ``grok.``: the trainer's are there too), else in a run
         of its own."""
         params = settings_params(settings, "grok." if recorder is not None else "")
-        self.tracker = GrokTracker(model, self.train, self.test, settings, params=params,
-                                   domain=self.domain, run_name=name, log_model=self.log_model,
-                                   progress=self.progress, resume=resume, recorder=recorder,
-                                   **self.task_options)
+        run = RunOptions(name=name, params=params, recorder=recorder, resume=resume,
+                         log_model=self.log_model, progress=self.progress)
+        self.tracker = GrokTracker(model, self.train, self.test, settings, domain=self.domain,
+                                   run=run, **self.task_options)
         self.tracker.start()
         self._open = True
         return self.tracker

@@ -19,7 +19,7 @@ from ..findings.history import history_csv
 from ..findings.phases import PHASE_KEYS, detect_phases
 from ..findings.plots import grokking_figure
 from ..findings.report import report_markdown, reproduction_report
-from ..store.recorder import MetricBuffer, Recorder, TrackingUnavailable
+from ..store.recorder import MetricBuffer, NullRecorder, Recorder, TrackingUnavailable
 from ..store.tracking_store import tracking_uri
 from .distributed import Terminated
 
@@ -31,11 +31,17 @@ class DivergenceError(RuntimeError):
     (from before the divergence) kept."""
 
 
+class StepBoundaryInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or a sweep's stop) caught between two optimisation steps: the training state is
+    consistent there, so the run ends KILLED *with* a checkpoint of that step (a plain
+    ``KeyboardInterrupt`` may land mid-step: no checkpoint then)."""
+
+
 class RunLog:
     """History, buffered metrics, checkpoints and artifacts of one run (rank 0 writes; the
     other ranks' recorder is a ``NullRecorder``)."""
 
-    def __init__(self, recorder: Recorder, *, main: bool, run_name: str,
+    def __init__(self, recorder: Recorder | NullRecorder, *, main: bool, run_name: str,
                  checkpoint: Callable[[], dict[str, Any]] | None, artifact_every_s: float):
         self.recorder, self.main, self.run_name = recorder, main, run_name
         self.checkpoint_fn, self.artifact_every_s = checkpoint, artifact_every_s

@@ -17,7 +17,7 @@ For your own ``torch.func`` ensembles::
     members = stacking.member_views(models[0], params, buffers)      # K nn.Modules (views)
     with StackedTracker(members, train=(x, y), test=(x_te, y_te),
                         settings=TrackerSettings(steps=5000),
-                        run_names=[f"seed={k}" for k in range(K)]) as tracker:
+                        runs=[RunOptions(name=f"seed={k}") for k in range(K)]) as tracker:
         for step in range(1, 5001):
             losses = ...                                             # (K,) per-member losses
             ...one optimizer step on params...
@@ -26,6 +26,7 @@ For your own ``torch.func`` ensembles::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -39,7 +40,7 @@ from ..store.tracking_store import create_run, end_runs, reopen_runs, use_experi
 from .probes import Data
 from .progress_bar import step_bar
 from .run_log import DivergenceError
-from .tracking import GrokTracker
+from .tracking import GrokTracker, RunOptions, refuse_earlier_options
 
 __all__ = ["StackedTracker", "align_checkpoints"]
 
@@ -67,17 +68,15 @@ class StackedTracker:
         train, test: one dataset for every member (``(x, y)``, a Dataset or a DataLoader, as
             ``GrokTracker`` takes it), or a ``list`` of K of them.
         settings: one ``TrackerSettings`` (or ``Settings``) for all, or a list of K.
-        run_names: K run names.
-        experiment: experiment name of new runs (default ``$MLFLOW_EXPERIMENT_NAME``, else
-            ``grok_mlflow``); ``experiment_id`` instead, when known.
-        tags: tags of the new runs: one mapping for all, or a list of K (e.g. a sweep's
-            ``mlflow.parentRunId`` and trial names).
-        params, extra_config: one mapping or K (as ``GrokTracker``'s).
-        domain, log_model: as ``GrokTracker``'s.
+        runs: K ``RunOptions``, one per member: its ``name`` (required), and as
+            ``GrokTracker`` takes them its ``tags`` (e.g. a sweep's ``mlflow.parentRunId``),
+            ``params``, ``extra_config``, ``run_id`` (continue that run) and ``log_model``; the
+            experiment is the first member's (``experiment_id`` instead, when known); each
+            member's ``progress`` is off (the group has one bar, ``progress``).
+        domain: as ``GrokTracker``'s.
         checkpoint: ``checkpoint(k)`` returns member k's training state to save (as
             ``GrokTracker``'s ``checkpoint``); called for every member at every group flush.
         resume: K checkpoints to continue from (``align_checkpoints``), None for a fresh member.
-        run_ids: K existing runs to continue (None: create them).
         progress: one progress bar for the group on stderr.
 
     Attributes:
@@ -87,31 +86,28 @@ class StackedTracker:
 
     def __init__(self, models: Sequence[nn.Module], train: Data | list, test: Data | list,
                  settings: TrackerSettings | Settings | list | None = None, *,
-                 run_names: Sequence[str], experiment: str | None = None,
-                 experiment_id: str | None = None, tags: Mapping[str, str] | list | None = None,
-                 params: Mapping[str, str] | list | None = None,
-                 extra_config: Mapping[str, Any] | list | None = None,
-                 domain: tuple[float, float] | None = None, log_model: bool = True,
+                 runs: Sequence[RunOptions], experiment_id: str | None = None,
+                 domain: tuple[float, float] | None = None,
                  checkpoint: Callable[[int], dict[str, Any]] | None = None,
                  resume: Sequence[Mapping[str, Any] | None] | None = None,
-                 run_ids: Sequence[str | None] | None = None, progress: bool = True):
+                 progress: bool = True, **earlier: Any):
+        refuse_earlier_options("StackedTracker", earlier)
         k = len(models)
-        if k < 1 or len(run_names) != k:
-            raise ValueError(f"StackedTracker: {k} models and {len(run_names)} run names; "
-                             "give one name per member")
-        self.models, self.run_names, self.domain = list(models), list(run_names), domain
+        if k < 1 or len(runs) != k or any(not r.name for r in runs):
+            raise ValueError(f"StackedTracker: {k} models and {len(runs)} runs; give one "
+                             "RunOptions(name=...) per member")
+        self.models, self.domain = list(models), domain
+        self.runs = list(runs)
+        self.run_names = [str(r.name) for r in runs]
         self.train_data = _per_member(train, k, "train", _is_data)
         self.test_data = _per_member(test, k, "test", _is_data)
         settings = _per_member(settings, k, "settings", lambda v: False)
         self.settings = [s.tracker_settings() if isinstance(s, Settings) else
                          (s or TrackerSettings()) for s in settings]
-        self.tags = _per_member(tags or {}, k, "tags", lambda v: False)
-        self.params = _per_member(params, k, "params", lambda v: False)
-        self.extra_config = _per_member(extra_config, k, "extra_config", lambda v: False)
         self.resume = list(resume) if resume is not None else [None] * k
-        self.run_ids: list[str | None] = list(run_ids) if run_ids is not None else [None] * k
-        self.experiment, self.experiment_id = experiment, experiment_id
-        self.log_model, self.checkpoint_fn, self.progress = log_model, checkpoint, progress
+        self.run_ids: list[str | None] = [r.run_id for r in runs]
+        self.experiment, self.experiment_id = runs[0].experiment, experiment_id
+        self.checkpoint_fn, self.progress = checkpoint, progress
         self.flush_every_s = min(s.checkpoint_every_s for s in self.settings)
         self.trackers: list[GrokTracker] = []
         self.failed: dict[int, BaseException] = {}
@@ -130,23 +126,21 @@ class StackedTracker:
         if self.experiment_id is None and self.experiment:
             self.experiment_id = use_experiment(self.experiment)
         reopen_runs([r for r in self.run_ids if r])       # continued runs: RUNNING again
+        save = self.checkpoint_fn
         try:
             for k, model in enumerate(self.models):
                 run_id = self.run_ids[k] or create_run(self.run_names[k], self.experiment_id,
-                                                       self.tags[k])
+                                                       dict(self.runs[k].tags or {}))
                 self.run_ids[k] = run_id
                 # the group decides when members flush (one clock): never by themselves
                 recorder = Recorder(self.run_names[k], run_id=run_id, flush_every_s=math.inf,
                                     attach=True, end_attached=True, keep_previous=True)
-                checkpoint = ((lambda k=k: self.checkpoint_fn(k))
-                              if self.checkpoint_fn is not None else None)
+                checkpoint = (lambda k=k: save(k)) if save is not None else None
+                run = dataclasses.replace(self.runs[k], run_id=None, recorder=recorder,
+                                          tags=None, progress=False, tune_report=False,
+                                          checkpoint=checkpoint, resume=self.resume[k])
                 tracker = GrokTracker(model, self.train_data[k], self.test_data[k],
-                                      self.settings[k], domain=self.domain,
-                                      run_name=self.run_names[k], params=self.params[k],
-                                      log_model=self.log_model, progress=False,
-                                      extra_config=self.extra_config[k], checkpoint=checkpoint,
-                                      resume=self.resume[k], recorder=recorder,
-                                      tune_report=False)
+                                      self.settings[k], domain=self.domain, run=run)
                 self.trackers.append(tracker.start())
         except BaseException as err:
             for tracker in self.trackers:
@@ -243,12 +237,13 @@ def align_checkpoints(states: Sequence[Mapping[str, Any] | None],
     Raises:
         SettingsError: the checkpoints are more than one flush apart.
     """
-    if any(s is None for s in states):
+    present = [s for s in states if s is not None]
+    if len(present) < len(states):
         return [None] * len(states)
-    steps = [int(s["step"]) for s in states]
+    steps = [int(s["step"]) for s in present]
     target = min(steps)
-    aligned = []
-    for state, step, name in zip(states, steps, names):
+    aligned: list[Mapping[str, Any] | None] = []
+    for state, step, name in zip(present, steps, names):
         previous = state.get("previous")
         if step == target:
             aligned.append(state)

@@ -39,7 +39,7 @@ from ..measures.partition import resolution_for
 from ..measures.tasks import TASKS, OutputSpec, measured_model
 from ..run_tags import package_version
 from ..settings import TrackerSettings, format_value
-from ..store.recorder import Recorder
+from ..store.recorder import NullRecorder, Recorder
 from .costs import device_sync
 from .probes import Data, Probes, draw_probes
 from .schedule import MeasureSchedule
@@ -177,10 +177,12 @@ def auto_resolution(net: nn.Module, x: Tensor, lc_input: str = "") -> int:
     return resolution
 
 
-def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: dict[str, str],
-             run_name: str, extra_config: Mapping[str, Any], output: Any) -> None:
-    """Params (stale ones kept as tags), tags, ``config.json`` and the analysis points; the
-    notes a user should see on stderr (PGD off for tokens, the data's own box)."""
+def open_run(recorder: Recorder | NullRecorder, model: nn.Module, ready: Prepared, *, params: dict[str, str],
+             run_name: str, extra_config: Mapping[str, Any], output: Any,
+             tags: Mapping[str, str] | None = None) -> None:
+    """Params (stale ones kept as tags), tags (the caller's ``tags`` under the package's own),
+    ``config.json`` and the analysis points; the notes a user should see on stderr (PGD off for
+    tokens, the data's own box)."""
     s = ready.settings
     if ready.tokens and s.adv_points:
         logger.info("grok-mlflow: PGD off: the inputs are token ids; robustness is measured only "
@@ -191,6 +193,7 @@ def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: d
                     f"{', '.join(f'{e:g}' for e in ready.adv_eps)} in input units)")
     existing = recorder.params()
     device = next(model.parameters()).device
+    given = dict(tags or {})
     tags = {"seed": str(s.seed),
             # the model is on this device already: naming it initialises nothing new
             "grok_mlflow.device": (torch.cuda.get_device_name(device)
@@ -208,7 +211,7 @@ def open_run(recorder: Recorder, model: nn.Module, ready: Prepared, *, params: d
                        "applied; the true values are in the tags setting.<name> and config.json. Use "
                        "`mlflow run . -e preset -P preset=...` for exact params.")
     recorder.log_params({k: v for k, v in params.items() if k not in existing})
-    recorder.set_tags(tags)
+    recorder.set_tags({**given, **tags})
     if ready.output_note:
         logger.info(f"grok-mlflow: {ready.output_note}")
     config = run_config_json(model, s, ready.probes, ready.schedule, layers=ready.lc_layers,

@@ -34,7 +34,8 @@ weights and ``partition/partition.gif``, and the model (``mlflow.pytorch``, on a
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Literal, Mapping
 
 from torch import Tensor, nn
 
@@ -46,13 +47,76 @@ from .costs import MeasureCosts
 from .distributed import Shards, Termination, unwrap
 from .probes import Data
 from .progress_bar import step_bar
-from .run_log import DivergenceError, RunLog
+from .run_log import DivergenceError, RunLog, StepBoundaryInterrupt
 from .schedule import MeasureSchedule
 from .starting import Prepared, check_choices, open_run, prepare, settings_params
 from .step import lc_prefix, measure_step, partition_snapshot
 from .stopping import Decision, Settling, in_tune_trial, report_to_tune
 
-__all__ = ["DivergenceError", "GrokTracker", "model_run_name", "settings_params"]
+__all__ = ["DivergenceError", "GrokTracker", "RunOptions", "StepBoundaryInterrupt",
+           "model_run_name", "refuse_earlier_options", "settings_params"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how a tracker writes its MLflow run: one typed group (cleanrl's ``Args``).
+
+    Example:
+        GrokTracker(model, train, test, settings,
+                    run=RunOptions(name="wide", experiment="ablations", log_model=False))
+
+    Attributes:
+        name: name of a new run (default: the model's class and size, ``model_run_name``).
+        experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME`` or
+            ``grok_mlflow``).
+        tags: more tags for the run (the package's own, e.g. ``seed``, take precedence).
+        params: params to log (default: the tracker settings); a value the run already holds
+            differently (``mlflow run`` logs its defaults first) is kept as tag
+            ``setting.<name>`` and listed in ``grok_mlflow.stale_params``.
+        run_id: continue this existing run (and end it at exit); steps whose metrics already
+            reached its store are measured again but not logged twice.
+        recorder: write through this ``Recorder`` instead (e.g. one attached to another
+            integration's run, as the Lightning callback does).
+        extra_config: more entries for ``config.json``.
+        log_model: log the trained model with ``mlflow.pytorch`` on a clean exit.
+        progress: show a progress bar on stderr.
+        artifact_every_s: during long runs, refresh ``history.csv`` and the figure this often.
+        checkpoint: returns the training state to save; called at every metric flush (every
+            ``checkpoint_every_s`` at a measured step, and at a clean end). Saved as the run's
+            artifact ``checkpoints/last.pt`` with the tracker's own state under ``"tracker"``.
+        resume: a checkpoint to continue from: no step-0 measurement, the history restored.
+        tune_report: report every measured step to Ray Tune (default: inside a Tune trial).
+    """
+
+    name: str | None = None
+    experiment: str | None = None
+    tags: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = None
+    run_id: str | None = None
+    recorder: Recorder | None = None
+    extra_config: Mapping[str, Any] | None = None
+    log_model: bool = True
+    progress: bool = True
+    artifact_every_s: float = 300.0
+    checkpoint: Callable[[], dict[str, Any]] | None = None
+    resume: Mapping[str, Any] | None = None
+    tune_report: bool | None = None
+
+
+_EARLIER_NAMES = {**{f.name: f.name for f in fields(RunOptions)}, "run_name": "name",
+                  "run_names": "name", "run_ids": "run_id"}
+
+
+def refuse_earlier_options(owner: str, earlier: Mapping[str, Any]) -> None:
+    """One line for a keyword an earlier version took: where it went (``RunOptions``), or
+    Python's own error for a name that never existed."""
+    for key in earlier:
+        field = _EARLIER_NAMES.get(key)
+        if field is None:
+            raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {key!r}")
+        where = ("runs=[RunOptions(" + field + "=...) for each member]"
+                 if owner == "StackedTracker" else f"run=RunOptions({field}=...)")
+        raise TypeError(f"{owner}: {key}= is now a run option: {where}")
 
 
 def model_run_name(model: nn.Module) -> str:
@@ -90,24 +154,8 @@ class GrokTracker:
             data's own, (0, 1) for inputs in [0, 1], else the training and test inputs' global
             (min, max) (``robustness.data_box``). A given box is checked: inputs outside it are
             refused in one line before any run exists (never clamped).
-        run_name: name of a new run (default: the model's class and size, ``model_run_name``).
-        experiment: experiment of a new run (default ``$MLFLOW_EXPERIMENT_NAME`` or
-            ``grok_mlflow``).
-        params: params to log (default: the tracker settings); a value the run already holds
-            differently (``mlflow run`` logs its defaults first) is kept as tag
-            ``setting.<name>`` and listed in ``grok_mlflow.stale_params``.
-        log_model: log the trained model with ``mlflow.pytorch`` on a clean exit.
-        progress: show a progress bar on stderr.
-        artifact_every_s: during long runs, refresh ``history.csv`` and the figure this often.
-        extra_config: more entries for ``config.json``.
-        checkpoint: returns the training state to save; called at every metric flush (every
-            ``checkpoint_every_s`` at a measured step, and at a clean end). Saved as the run's
-            artifact ``checkpoints/last.pt`` with the tracker's own state under ``"tracker"``.
-        resume: a checkpoint to continue from: no step-0 measurement, the history restored.
-        run_id: continue this existing run (and end it at exit); steps whose metrics already
-            reached its store are measured again but not logged twice.
-        recorder: write through this ``Recorder`` instead (e.g. one attached to another
-            integration's run, as the Lightning callback does).
+        run: where and how the run is written (``RunOptions``: name, experiment, tags, params,
+            an existing run or recorder, checkpoints and resuming, the model, the progress bar).
         task: ``multiclass``, ``binary`` or ``regression`` (``grok_mlflow.measures.tasks``); default:
             inferred from the model's outputs and the labels. Sets which metrics exist: no
             ``acc/*`` for regression, whose PGD reports ``adv/loss/eps_*``.
@@ -134,16 +182,11 @@ class GrokTracker:
 
     def __init__(self, model: nn.Module, train: Data, test: Data,
                  settings: TrackerSettings | Settings | None = None, *,
-                 domain: tuple[float, float] | None = None, run_name: str | None = None,
-                 experiment: str | None = None, params: Mapping[str, str] | None = None,
-                 log_model: bool = True, progress: bool = True, artifact_every_s: float = 300.0,
-                 extra_config: Mapping[str, Any] | None = None,
-                 checkpoint: Callable[[], dict[str, Any]] | None = None,
-                 resume: Mapping[str, Any] | None = None, run_id: str | None = None,
-                 recorder: Recorder | None = None, task: str | None = None,
+                 domain: tuple[float, float] | None = None, task: str | None = None,
                  output: OutputSpec = None,
                  loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-                 tune_report: bool | None = None):
+                 run: RunOptions | None = None, **earlier: Any):
+        refuse_earlier_options("GrokTracker", earlier)
         check_choices(task, output)
         self._task, self.output, self.loss_fn = task, output, loss_fn
         if isinstance(settings, Settings):
@@ -153,23 +196,24 @@ class GrokTracker:
         self.shards = Shards.current()        # under torch.distributed: this rank's share
         self.model, self.train_data, self.test_data, self._domain = model, train, test, domain
         self.ready: Prepared | None = None    # what the checks settled: set by ``start``
-        self.run_name = run_name or model_run_name(model)
-        self.params = dict(params) if params is not None else settings_params(s)
-        self._own_params = params is None          # the loss param then follows the task
-        self.log_model, self.progress = log_model, progress and self.shards.main
-        self.extra_config, self.resume = dict(extra_config or {}), resume
+        run = self.run_options = run or RunOptions()
+        self.run_name = run.name or model_run_name(model)
+        self.params = dict(run.params) if run.params is not None else settings_params(s)
+        self._own_params = run.params is None      # the loss param then follows the task
+        self.log_model, self.progress = run.log_model, run.progress and self.shards.main
+        self.extra_config, self.resume = dict(run.extra_config or {}), run.resume
         # one run, written by rank 0; the other ranks measure their shares and write nothing
-        self.recorder = recorder or (Recorder(self.run_name, experiment, run_id,
-                                              s.checkpoint_every_s)
-                                     if self.shards.main else NullRecorder())
+        self.recorder = run.recorder or (Recorder(self.run_name, run.experiment, run.run_id,
+                                                  s.checkpoint_every_s) if self.shards.main
+                                         else NullRecorder())
         self.log = RunLog(self.recorder, main=self.shards.main, run_name=self.run_name,
-                          checkpoint=checkpoint, artifact_every_s=artifact_every_s)
+                          checkpoint=run.checkpoint, artifact_every_s=run.artifact_every_s)
         self._schedule, self._adv_eps = MeasureSchedule.from_settings(s), ()
         self.stop_note = ""                 # why training stopped before its last step (report)
         self.lc_key = f"{lc_prefix(s.lc_radius[0], s.lc_radius)}/train"
         # inside a Ray Tune trial: every measured step is reported to Tune (grok_mlflow.tracker.stopping)
         self.settling = Settling(self.lc_key, tune_report=(
-            in_tune_trial() if tune_report is None else tune_report) and self.shards.main)
+            in_tune_trial() if run.tune_report is None else run.tune_report) and self.shards.main)
         self._ended, self._bar = False, None
         self.last_step: int | None = None   # the last step seen (``step``), None before any
         self._terminate: Termination | None = None   # SIGTERM handling under torch.distributed
@@ -181,6 +225,7 @@ class GrokTracker:
     adv_eps, probes, net = _settled("adv_eps", "_adv_eps"), _settled("probes"), _settled("net")
     measured_task, output_note = _settled("measured_task"), _settled("output_note")
     lc_layers, tokens = _settled("lc_layers"), _settled("tokens")
+    measured_loss_fn = _settled("loss_fn")      # the user's loss_fn, as measured
     # the run, and its record so far (``run_log.RunLog``)
     run_id = property(lambda self: self.recorder.run_id, doc="The MLflow run's id.")
     history = property(lambda self: self.log.history, doc="{step: {key: value}} measured.")
@@ -190,21 +235,21 @@ class GrokTracker:
     def __enter__(self) -> "GrokTracker":
         return self.start()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         self.finish(exc)
         return False
 
     def start(self) -> "GrokTracker":
         """What entering the context does (for integrations that cannot use ``with``: the
         Lightning callback, ``StackedTracker``): the checks, the run, step 0's measurement."""
-        self._prepare()                 # every check that can fail, before the run exists
+        ready = self._prepare()         # every check that can fail, before the run exists
         self._terminate = Termination() if self.shards.size > 1 else None
         self.recorder.start()
         try:
             if self.shards.main:
-                open_run(self.recorder, self.model, self.ready, params=self.params,
+                open_run(self.recorder, self.model, ready, params=self.params,
                          run_name=self.run_name, extra_config=self.extra_config,
-                         output=self.output)
+                         output=self.output, tags=self.run_options.tags)
             if self.recorder.continue_run is not None:
                 self.log.logged = self.recorder.logged_steps()
             if self.resume is None:
@@ -222,14 +267,14 @@ class GrokTracker:
         return self
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the tracker: ``{"history", "step"}``; ``resume=`` takes
+        """What a checkpoint keeps of the tracker: ``{"history", "step"}``; ``RunOptions(resume=...)`` takes
         it back as ``{"tracker": {"history": ...}, "step": ...}``."""
         return {"history": self.history, "step": self.last_step or 0}
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> Prepared:
         """``starting.prepare``: everything that can fail on the user's model or data, before
         any run exists; then the loss param names the loss ``loss/*`` really is."""
-        self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
+        ready = self.ready = prepare(self.model, self.train_data, self.test_data, self.settings,
                              self.schedule, domain=self.domain, task=self.task,
                              output=self.output, loss_fn=self.loss_fn)
         if self._own_params and (self.loss_fn is not None
@@ -237,6 +282,7 @@ class GrokTracker:
             self.params["loss"] = ("loss_fn: " + getattr(self.loss_fn, "__name__", "custom")
                                    if self.loss_fn is not None else
                                    "mse" if self.task == "regression" else "bce")
+        return ready
 
     # ------------------------------------------------------------------ per step
     def step(self, step: int, loss: Tensor | float | None = None) -> dict[str, float] | None:
@@ -295,10 +341,11 @@ class GrokTracker:
             adversarial = step in self.schedule.adv_steps
         device = self.probes.accuracy["train"][0].device
         with self.costs.timed("measure", device):
-            metrics = measure_step(self.net, self.probes, self.settings,
-                              adversarial=adversarial and bool(self.adv_eps),
-                              deform=step in self.schedule.deform_steps, task=self.measured_task,
-                              loss_fn=self.ready.loss_fn, shards=self.shards, costs=self.costs)
+            metrics: dict[str, Tensor | float] = {**measure_step(
+                self.net, self.probes, self.settings,
+                adversarial=adversarial and bool(self.adv_eps),
+                deform=step in self.schedule.deform_steps, task=self.measured_task,
+                loss_fn=self.measured_loss_fn, shards=self.shards, costs=self.costs)}
         if step in self.schedule.partition_steps and self.shards.main:
             with self.costs.timed("partition", device):
                 metrics.update(self.partition_snapshot(step))
@@ -307,7 +354,7 @@ class GrokTracker:
         self.log.after_measure(step, self.model)
         return values
 
-    def partition_snapshot(self, step: int) -> dict[str, Tensor]:
+    def partition_snapshot(self, step: int) -> dict[str, float]:
         """Draw and log the partition snapshot at ``step`` now (``partition/step_*.png`` and its
         weights), whatever the schedule; returns its ``partition/*`` metrics."""
         fig, metrics = partition_snapshot(self.net, self.probes, self.settings, self.task,
@@ -355,7 +402,7 @@ class GrokTracker:
         if terminate is not None:
             terminate.defer()           # a launcher's SIGTERM now waits for the run's end
         # Ctrl-C caught at a step boundary (``train`` does that): the state is consistent there
-        consistent = exc is None or getattr(exc, "at_step_boundary", False)
+        consistent = exc is None or isinstance(exc, StepBoundaryInterrupt)
         try:
             if exc is None and self.last_step is not None and (
                     self.last_step not in self.history):
