@@ -140,14 +140,18 @@ def _device_argument(parser: argparse.ArgumentParser) -> None:
                         help="auto (cuda if available), cpu or cuda (default auto, as train's)")
 
 
+def _figure_arguments(parser: argparse.ArgumentParser, where: str) -> None:
+    """``--out`` (the figure also as a file; ``where``: where it always goes) and ``--device``."""
+    parser.add_argument("--out", default=None, help=f"also save the PNG to this file ({where})")
+    _device_argument(parser)
+
+
 def _partition_arguments(part: argparse.ArgumentParser) -> None:
     part.add_argument("run_id", metavar="RUN_ID")
     part.add_argument("--step", type=int, default=None, help="snapshot step (default: the last)")
     part.add_argument("--resolution", type=int, default=None,
                       help="pixels per side (default: the run's partition_resolution)")
-    part.add_argument("--out", default=None, help="also save the PNG to this file (it always "
-                      "goes into the run, partition/redrawn_step_N.png)")
-    _device_argument(part)
+    _figure_arguments(part, "it always goes into the run, partition/redrawn_step_N.png")
 
 
 def _partition(args: argparse.Namespace) -> int:
@@ -171,9 +175,8 @@ def _radius_arguments(rad: argparse.ArgumentParser) -> None:
     rad.add_argument("--points", type=int, default=200, help="training points (default 200)")
     rad.add_argument("--tolerance", type=float, default=0.1,
                      help="relative change of deformation still counted as unbent (default 0.1)")
-    rad.add_argument("--out", default=None, help="also save the PNG to this file (a run's goes "
-                     "into the run, radius/radius.png; a preset's default radius_<preset>.png)")
-    _device_argument(rad)
+    _figure_arguments(rad, "a run's goes into the run, radius/radius.png; a preset's default "
+                           "radius_<preset>.png")
 
 
 def _radius(args: argparse.Namespace) -> int:
@@ -200,9 +203,7 @@ def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
                       help="grid points per side of each square (default 64)")
     cmp_.add_argument("--radius", type=float, default=None,
                       help="half the square's side and LC's radius (default: the run's)")
-    cmp_.add_argument("--out", default=None, help="also save the PNG to this file (it always "
-                      "goes into the run, regions/compare.png)")
-    _device_argument(cmp_)
+    _figure_arguments(cmp_, "it always goes into the run, regions/compare.png")
 
 
 def _compare_regions(args: argparse.Namespace) -> int:

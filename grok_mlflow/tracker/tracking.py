@@ -267,8 +267,8 @@ class GrokTracker:
         return self
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the tracker: ``{"history", "step"}``; ``RunOptions(resume=...)`` takes
-        it back as ``{"tracker": {"history": ...}, "step": ...}``."""
+        """What a checkpoint keeps of the tracker: ``{"history", "step"}``;
+        ``RunOptions(resume=...)`` takes it back as ``{"tracker": {"history": ...}, "step": ...}``."""
         return {"history": self.history, "step": self.last_step or 0}
 
     def _prepare(self) -> Prepared:
