@@ -7,7 +7,8 @@ optionally at other radii. Nothing is trained and nothing is written to the stor
     python benchmarks/reread_sweep.py PARENT_RUN_ID --settled   # where `stop: settled` stops
 
 Prints the claims' Markdown (``claims.claims_markdown``) and, per trial, the phase steps with
-their brackets; the spec is the one the parent run stored (its ``spec/`` artifact).
+their brackets (trials whose runs are not FINISHED, e.g. a sweep stopped halfway, are left out
+and named); the spec is the one the parent run stored (its ``spec/`` artifact).
 ``--settled`` replays the settled rule (``phases.settled``, as the tracker asks it: at every
 measured step from ``min_steps`` on, before the cap) on each trial's history and prints where
 a ``stop: settled`` sweep would have stopped it, and the trial steps that saves.
@@ -55,10 +56,13 @@ def main() -> int:
     by_name = {trial_name(o): o for o in spec.trials()}
     radii = spec.base.lc_radius
     key = f"{lc_prefix(radii[0], radii)}/train"
-    trials, rows = [], []
+    trials, rows, unfinished = [], [], []
     for run in child_runs(args.parent):
         name = run.data.tags.get("grok_mlflow.trial", run.data.tags.get("mlflow.runName"))
         if name not in by_name:
+            continue
+        if run.info.status != "FINISHED":        # still training, or stopped: not read
+            unfinished.append(f"{name} ({run.info.status})")
             continue
         history = read_history_csv(run_artifact_text(run.info.run_id, "history.csv"))
         phases = detect_phases(history, lc_key=key)
@@ -75,6 +79,8 @@ def main() -> int:
         else:
             verdicts += evaluate_all(claim, trials, spec.grid[claim.versus],
                                      setting=f"{spec.base.model} on {spec.base.dataset}")
+    if unfinished:
+        print(f"Not read (not FINISHED): {', '.join(sorted(unfinished))}\n")
     print(claims_markdown(verdicts, spec.name).split("\nHow the verdicts")[0])
     print("| trial | " + " | ".join(_SHOWN) + " |")
     print("|---" * (len(_SHOWN) + 1) + "|")

@@ -11,7 +11,10 @@ store, starts a real ``mlflow ui`` on 127.0.0.1, and photographs it with headles
 
 With ``--store URI --run RUN_ID`` one run's page is photographed (``ui_run.png``) and its
 charts (``ui_run_charts.png``: the partition snapshots, logged with ``log_image(key=, step=)``, as
-MLflow's image chart with its step slider).
+MLflow's image chart with its step slider). The charts page draws its sections lazily, in
+alphabetical order, so the browser is driven over the DevTools protocol (``aiohttp``'s
+websocket client, a dependency of Ray): the page's chart search gets ``--charts-search``
+(default ``partition``) typed in, as a user would, before the photograph.
 
 With ``--store URI --parent RUN_ID`` nothing is run: an existing sweep (e.g. one of
 ``benchmarks/reproduce_sweep.py``'s) is photographed instead, with its parent run's page too
@@ -27,6 +30,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import json
 import os
 import shutil
 import socket
@@ -36,6 +42,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = """name: ui_demo
@@ -83,6 +91,71 @@ def screenshot(browser: str, url: str, path: Path, size: str = "1800,1100",
     print(f"  {path}  <- {url}")
 
 
+_TYPE_IN_SEARCH = """
+(() => {
+  const box = [...document.querySelectorAll('input')].find(
+      i => /search/i.test(i.placeholder || '') || /search/i.test(i.getAttribute('aria-label') || ''));
+  if (!box) return 'no search box';
+  const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  set.call(box, %s);
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+  return box.placeholder || 'search';
+})()
+"""
+
+
+async def _drive(port: int, url: str, path: Path, search: str, wait_s: float) -> str:
+    """Open ``url`` in the running browser, type ``search`` into the page's search box, wait,
+    photograph the viewport; returns the search box's placeholder (or why it was not found)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/json/list") as answer:
+                    pages = [p for p in await answer.json() if p.get("type") == "page"]
+                if pages:
+                    break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            ids = iter(range(1, 10**6))
+
+            async def call(method: str, **params) -> dict:
+                n = next(ids)
+                await ws.send_str(json.dumps({"id": n, "method": method, "params": params}))
+                async for message in ws:
+                    data = json.loads(message.data)
+                    if data.get("id") == n:
+                        return data.get("result", {})
+                return {}
+
+            await call("Page.enable")
+            await call("Page.navigate", url=url)
+            await asyncio.sleep(wait_s)
+            found = await call("Runtime.evaluate", expression=_TYPE_IN_SEARCH % json.dumps(search),
+                               returnByValue=True)
+            await asyncio.sleep(wait_s)
+            shot = await call("Page.captureScreenshot", format="png")
+            path.write_bytes(base64.b64decode(shot["data"]))
+            return str(found.get("result", {}).get("value"))
+
+
+def screenshot_searched(browser: str, url: str, path: Path, search: str,
+                        size: str = "1800,1400", wait_s: float = 12.0, port: int = 9233) -> None:
+    """``url`` with ``search`` typed into its search box (a first visit, as a new user's)."""
+    with tempfile.TemporaryDirectory() as profile:
+        chrome = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                   f"--window-size={size}", f"--remote-debugging-port={port}",
+                                   "about:blank"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            found = asyncio.run(_drive(port, url, path, search, wait_s))
+        finally:
+            chrome.terminate()
+            chrome.wait(30)
+    print(f"  {path}  <- {url} (searched {search!r} in: {found})")
+
+
 def _run_sweep(spec: str | None, tmp: str) -> tuple[str, str, None]:
     """Run the demo sweep (or ``spec``) into a store under ``tmp``: (store, view route, None)."""
     spec = spec and os.path.abspath(spec)
@@ -111,8 +184,10 @@ def main() -> int:
     parser.add_argument("--store", help="an existing tracking store (with --parent)")
     parser.add_argument("--parent", help="an existing sweep's parent run id (with --store)")
     parser.add_argument("--run", help="one run's page and charts instead (with --store)")
-    parser.add_argument("--charts-size", default="1800,2400",
+    parser.add_argument("--charts-size", default="1800,1400",
                         help="window of the run's charts page (width,height in pixels)")
+    parser.add_argument("--charts-search", default="partition",
+                        help="typed into the run's chart search before the photograph")
     parser.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     args = parser.parse_args()
     if bool(args.store) != bool(args.parent or args.run):
@@ -183,9 +258,11 @@ def photograph_run(args: argparse.Namespace) -> int:
             page = f"{base}#/experiments/{experiment}/runs/{args.run}"
             screenshot(browser, page, out / f"{args.prefix}ui_run.png", size="1800,1400",
                        budget_ms=15000)
-            # the sections run alphabetically: the partition images (the slider) need a tall window
-            screenshot(browser, f"{page}/model-metrics", out / f"{args.prefix}ui_run_charts.png",
-                       size=args.charts_size, budget_ms=25000)
+            # the sections load lazily, alphabetically: search for the partition images (the
+            # slider), as a user would
+            screenshot_searched(browser, f"{page}/model-metrics",
+                                out / f"{args.prefix}ui_run_charts.png", args.charts_search,
+                                size=args.charts_size)
         finally:
             os.killpg(ui.pid, 15)
             ui.wait(30)
