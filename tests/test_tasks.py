@@ -26,12 +26,11 @@ def runs():
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
-def fit(model, x, y, loss_fn, settings=SMALL, **tracker):
+def fit(model, x, y, loss_fn, settings=SMALL, log_model=False, **tracker):
     """The README's loop: full-batch AdamW, the tracker stepped every step."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    tracker.setdefault("log_model", False)
     with GrokTracker(model, train=(x, y), test=(x, y), settings=settings, **tracker,
-                     run=RunOptions(progress=False)) as t:
+                     run=RunOptions(progress=False, log_model=log_model)) as t:
         for step in range(1, settings.steps + 1):
             loss = loss_fn(model(x), y)
             opt.zero_grad()
