@@ -14,7 +14,8 @@ charts (``ui_run_charts.png``: the partition snapshots, logged with ``log_image(
 MLflow's image chart with its step slider). The charts page draws its sections lazily, in
 alphabetical order, so the browser is driven over the DevTools protocol (``aiohttp``'s
 websocket client, a dependency of Ray): the page's chart search gets ``--charts-search``
-(default ``partition``) typed in, as a user would, before the photograph.
+(default ``partition``) typed in and the last chart of that title (the image chart) is opened
+full screen, as a user would, before the photograph.
 
 With ``--store URI --parent RUN_ID`` nothing is run: an existing sweep (e.g. one of
 ``benchmarks/reproduce_sweep.py``'s) is photographed instead, with its parent run's page too
@@ -103,10 +104,25 @@ _TYPE_IN_SEARCH = """
 })()
 """
 
+# the last chart titled exactly as the search (MLflow's image chart for ``log_image(key=...)``
+# comes after the metric sections), opened full screen: its image and its step slider
+_OPEN_CHART = """
+(() => {
+  const titles = [...document.querySelectorAll('h4')].filter(e => e.textContent.trim() === %s);
+  if (!titles.length) return 'no chart titled so';
+  const card = titles[titles.length - 1].closest('[data-testid="experiment-view-compare-runs-card"]');
+  const full = card && card.querySelector('button[data-component-id="fullscreen_button_chartcard"]');
+  if (!full) return 'no full-screen button';
+  full.click();
+  return 'opened';
+})()
+"""
+
 
 async def _drive(port: int, url: str, path: Path, search: str, wait_s: float) -> str:
     """Open ``url`` in the running browser, type ``search`` into the page's search box, wait,
-    photograph the viewport; returns the search box's placeholder (or why it was not found)."""
+    open the last chart titled ``search`` full screen, photograph the viewport; returns the
+    search box's placeholder (or why it was not found)."""
     async with aiohttp.ClientSession() as http:
         for _ in range(100):
             try:
@@ -134,6 +150,9 @@ async def _drive(port: int, url: str, path: Path, search: str, wait_s: float) ->
             await asyncio.sleep(wait_s)
             found = await call("Runtime.evaluate", expression=_TYPE_IN_SEARCH % json.dumps(search),
                                returnByValue=True)
+            await asyncio.sleep(wait_s)
+            await call("Runtime.evaluate", expression=_OPEN_CHART % json.dumps(search),
+                       returnByValue=True)
             await asyncio.sleep(wait_s)
             shot = await call("Page.captureScreenshot", format="png")
             path.write_bytes(base64.b64decode(shot["data"]))
@@ -184,7 +203,7 @@ def main() -> int:
     parser.add_argument("--store", help="an existing tracking store (with --parent)")
     parser.add_argument("--parent", help="an existing sweep's parent run id (with --store)")
     parser.add_argument("--run", help="one run's page and charts instead (with --store)")
-    parser.add_argument("--charts-size", default="1800,1400",
+    parser.add_argument("--charts-size", default="1400,1300",
                         help="window of the run's charts page (width,height in pixels)")
     parser.add_argument("--charts-search", default="partition",
                         help="typed into the run's chart search before the photograph")
