@@ -55,7 +55,7 @@ class _Untracked:
     def __init__(self, members: int | None = None) -> None:
         self.run_id: str | None = None
         self.last_step: int | None = None
-        self.history: Any = {} if members is None else [{} for _ in range(members or 0)]
+        self.history: Any = {} if members is None else [{} for _ in range(members)]
         self.alive = list(range(members or 0))
         self.failed: dict[int, BaseException] = {}
         self.run_ids: list[str | None] = [None] * (members or 0)

@@ -200,8 +200,6 @@ class GrokTracker:
         self.run_name = run.name or model_run_name(model)
         self.params = dict(run.params) if run.params is not None else settings_params(s)
         self._own_params = run.params is None      # the loss param then follows the task
-        self.log_model, self.progress = run.log_model, run.progress and self.shards.main
-        self.extra_config, self.resume = dict(run.extra_config or {}), run.resume
         # one run, written by rank 0; the other ranks measure their shares and write nothing
         self.recorder = run.recorder or (Recorder(self.run_name, run.experiment, run.run_id,
                                                   s.checkpoint_every_s) if self.shards.main
@@ -248,21 +246,22 @@ class GrokTracker:
         try:
             if self.shards.main:
                 open_run(self.recorder, self.model, ready, params=self.params,
-                         run_name=self.run_name, extra_config=self.extra_config,
+                         run_name=self.run_name, extra_config=self.run_options.extra_config or {},
                          output=self.output, tags=self.run_options.tags)
             if self.recorder.continue_run is not None:
                 self.log.logged = self.recorder.logged_steps()
-            if self.resume is None:
+            resume = self.run_options.resume
+            if resume is None:
                 self.measure(0)  # the network at initialisation, before the first step
             else:
-                state = self.resume["tracker"]
+                state = resume["tracker"]
                 self.log.restore(state["history"])
-                self.last_step = int(self.resume["step"])
+                self.last_step = int(resume["step"])
         except BaseException as err:
             self.log.fail(err, self.last_step)
             self._close("FAILED")
             raise
-        if self.progress:
+        if self.run_options.progress and self.shards.main:
             self._bar = step_bar(self.settings.steps, self.run_name, self.last_step or 0)
         return self
 
@@ -425,5 +424,5 @@ class GrokTracker:
                        final_metrics=self.costs.metrics(),
                        stop_note=self.stop_note, partition=bool(self.schedule.partition_steps),
                        model_example=(self.probes.accuracy["train"][0][:2]
-                                      if self.log_model else None),
+                                      if self.run_options.log_model else None),
                        tensor_output=not self.output_note)
