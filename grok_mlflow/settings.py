@@ -354,9 +354,10 @@ def _check_types(obj: Any) -> None:
         value = getattr(obj, f.name)
         kind = _base_type(f, type(obj))
         if kind is tuple:
-            if not isinstance(value, tuple) or not all(
+            if not isinstance(value, (tuple, list)) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                raise SettingsError(f"{f.name}: expected a list of numbers, got {value!r}")
+                raise SettingsError(f"{f.name}: expected a list of numbers, e.g. (0.05,), "
+                                    f"got {value!r}")
             object.__setattr__(obj, f.name, tuple(float(v) for v in value))
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):

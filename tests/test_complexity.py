@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -377,3 +378,34 @@ def test_float32_and_float64_counts_agree_on_the_papers_mlp():
     double = local_complexity(copy.deepcopy(net).double(), x.double(), radius=0.05,
                               n_directions=25).per_layer
     assert single.sum() > 0 and torch.equal(single, double)
+
+
+def test_lc_by_channel_finds_a_channel_at_its_kink_on_the_background(monkeypatch):
+    """benchmarks/lc_by_channel.py: a CNN whose second layer's channel 0 sits 2^-12 below zero
+    on a zero background (every position whose 3x3 window misses the bright 2x2 patch) is cut
+    there at r = 0.01, and only there: 48 of 64 positions of an 8x8 image; channel 1 (far from
+    its kink everywhere) never. The per-channel counts add up to local_complexity's layer LC."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "lc_by_channel", REPO / "benchmarks" / "lc_by_channel.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "lc_by_channel", module)   # its dataclass looks itself up
+    spec.loader.exec_module(module)
+
+    first, second = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+    model = nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), nn.Flatten(), nn.Linear(128, 3))
+    with torch.no_grad():
+        first.weight.fill_(0.5)
+        first.bias.fill_(1.0)                               # layer 1: 1 on the background
+        second.weight.fill_(1.0)
+        second.bias.copy_(torch.tensor([-2.0 - 2.0 ** -12, 5.0]))
+    x = torch.zeros(4, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = torch.tensor([0.6, 0.7, 0.8, 0.9]).view(4, 1, 1, 1)
+    found = module.channel_cuts(model, x, radius=0.01)
+    assert found.layer == "3"
+    assert found.per_channel.tolist() == [48.0, 0.0]
+    assert found.layer_lc == 48.0 and found.background_share == 1.0
+    assert torch.all(found.background == -(2.0 ** -12))

@@ -92,6 +92,15 @@ def test_bad_values_raise_one_line_naming_the_setting(values, message):
     assert "\n" not in str(info.value)
 
 
+def test_lists_of_numbers_are_taken_as_tuples():
+    # Settings written back from config.json (or by hand) carry JSON lists
+    s = Settings(lc_radius=[0.005, 0.05], adv_eps=[0.1])
+    assert s.lc_radius == (0.005, 0.05) and s.adv_eps == (0.1,)
+    assert Settings.from_strings(s.to_params()) == s
+    with pytest.raises(SettingsError, match=r"lc_radius: expected a list of numbers, e\.g\. "):
+        Settings(lc_radius=0.05)
+
+
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().width = 3

@@ -87,8 +87,8 @@ How the verdicts are decided (grok_mlflow.findings.claims, .verdicts, .statistic
   contradicted when the trend is monotone (two-sided p < {ALPHA}); else inconclusive.
 - Censoring: a trial whose phase was under way or not yet seen at its last step
   (`grok/<name>_censored` = 1) is right-censored there, not dropped and never averaged. Every
-  verdict says how many trials were censored; one that rests on censored trials alone is
-  inconclusive.
+  verdict says how many trials were censored; a trend that rests on censored trials alone is
+  inconclusive (an absent claim reads them as absent by their last step, below).
 - absent / present: over the trials `where` selects (default all), the fraction that show the
   quantity with its Clopper-Pearson {1 - ALPHA:.0%} interval (scipy.stats.binomtest): supported
   when the quantity is absent (present) in every one ("not seen by step N" is named: it may
