@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from grok_mlflow.findings.phases import detect_phases
+from grok_mlflow.findings.report import ReportThresholds, reproduction_report
 from grok_mlflow.tracker.schedule import log_schedule
 
 STEPS = log_schedule(100_000, points=80)
@@ -453,3 +454,27 @@ def test_a_late_rise_of_robustness_is_seen_per_eps_and_a_flat_curve_invents_none
     onset = phases["grok_eps0.1/robustness_onset_step"]
     assert 5_000 < onset < 15_000 and phases["grok_eps0.1/robustness_onset_censored"] == 0.0
     assert phases["grok_eps0.1/delay_steps"] == onset - phases["grok/interpolation_step"]
+
+
+@pytest.mark.parametrize("end, peak_behind", [(16.8, True), (19.8, False)])
+def test_a_peak_is_behind_the_run_when_lc_falls_at_the_end_and_under_way_when_it_rises(
+        end, peak_behind):
+    """LC 10 -> 4 (step 100) -> 20 (step 5,000), then 20% of the ascent undone by 1e5, most
+    of it after 3e4 (16.8: short of a second descent, 25%, and still falling) or a dip to 17 at 1e4 and back up to
+    19.8 (rising at the end). Falling at the end, the peak is behind the run: its step stands
+    and only the second descent is censored. Rising again, the peak may yet be passed: it is
+    censored. The report's table and the grok/* metrics read the same (one reading)."""
+    ls = np.log10(np.maximum(np.array(STEPS, dtype=float), 1))
+    knots = [0, 2, np.log10(5_000), np.log10(30_000) if peak_behind else 4, 5]
+    levels = [10, 4, 20, 19.8 if peak_behind else 17, end]
+    table = dict(zip(STEPS, np.interp(ls, knots, levels)))
+    history = history_from(lc__train=lambda s: table[s])
+    phases = detect_phases(history, window=1)
+    assert phases["grok/migration_onset_censored"] == 1.0
+    assert phases["grok/lc_peak_censored"] == (0.0 if peak_behind else 1.0)
+    assert ("grok/lc_peak_step" in phases) == peak_behind
+    if peak_behind:
+        assert 5_000 <= phases["grok/lc_peak_step"] <= 6_000   # the slow start of the fall
+    ascent = next(f for f in reproduction_report(history, thresholds=ReportThresholds(window=1)) if f.phase == "ascent")
+    assert ascent.seen == peak_behind
+    assert ascent.text.startswith("LC(train) rose" if peak_behind else "under way")

@@ -506,8 +506,9 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
 
     - interpolation, the first minimum, the migration onset, the robustness onset: censored
       when not seen (they are events: once seen, they are behind the run);
-    - the peak: censored when not seen, or when no second descent followed and LC still moves
-      at the end (the ascent goes on); its value and length then too;
+    - the peak: censored when not seen, or when no second descent followed and LC still rises
+      at the end (the ascent goes on; a fall at the end puts the peak behind the run); its
+      value and length then too;
     - generalization: censored when test accuracy never rose ``min_gain`` or still moves at
       the end (it is read against the level where test accuracy settles);
     - the descent depth: censored when LC still moves at the end (the descent goes on).
@@ -521,13 +522,15 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
     if adv and "interpolation" in last and len(series(history, adv[0])[0]):
         last["robustness_onset"] = int(series(history, adv[0])[0][-1])
     lc_moving = "lc" in trends and trends["lc"].moving
+    # the ascent goes on only while LC rises at the end; a fall at the end is the descent
+    lc_rising = lc_moving and trends["lc"].end > trends["lc"].start
     for name, end in last.items():
         if name not in names:
             continue
         key = CENSORED[name]
         under_way = key not in found
         if name == "lc_peak" and not under_way:
-            under_way = "grok/migration_onset_step" not in found and lc_moving
+            under_way = "grok/migration_onset_step" not in found and lc_rising
         if name == "generalization" and not under_way:
             under_way = "test" in trends and trends["test"].moving
         found[f"grok/{name}_censored"] = float(under_way)

@@ -39,7 +39,9 @@ from .tracking_store import (
     DEFAULT_EXPERIMENT,
     MAX_BATCH,
     create_sqlite_store_once,
+    figure_png,
     log_run_figure,
+    log_run_png,
     use_experiment,
     user_experiment_id,
 )
@@ -290,7 +292,9 @@ class Recorder:
         """The writes of a training step, on a background thread so that training never waits
         for the store (MLflow's own HTTP retries can hold one call for minutes while a
         server is down): the buffered metrics, then the checkpoint (serialised here, so it is
-        the state of this step), then ``texts`` and ``figures`` ({artifact path: content}).
+        the state of this step), then ``texts`` and ``figures`` ({artifact path: content};
+        the figures drawn into PNG here, in the caller's thread: matplotlib is not
+        thread-safe).
         One write at a time: while the previous one still waits for the store this returns
         False and starts nothing (the metrics stay buffered for the next; checkpoints and
         artifacts are refreshed later). A recorder with ``keep_previous`` (stacked members,
@@ -301,6 +305,11 @@ class Recorder:
                 return False
             self._writer.join()
         saved = self._checkpoint_file(checkpoint) if checkpoint is not None else None
+        try:
+            pngs = {path: figure_png(fig) for path, fig in (figures or {}).items()}  # drawn here
+        except Exception as err:  # noqa: BLE001 - a figure is refreshed later; never stops training
+            logger.warning(f"grok-mlflow: warning: figure not drawn ({type(err).__name__})")
+            pngs = {}
 
         def write() -> None:
             try:
@@ -315,8 +324,8 @@ class Recorder:
             try:
                 for path, text in (texts or {}).items():
                     self.client.log_text(self._id, text, path)
-                for path, fig in (figures or {}).items():
-                    log_run_figure(self._id, fig, path, self.client)
+                for path, data in pngs.items():
+                    log_run_png(self._id, data, path, self.client)
             except Exception as err:  # noqa: BLE001 - refreshed later; never stops training
                 logger.warning(f"grok-mlflow: warning: artifacts not refreshed ({type(err).__name__})")
 

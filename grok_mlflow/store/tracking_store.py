@@ -10,8 +10,10 @@ back, ``sweep_runs`` keeps a sweep's runs).
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
+import tempfile
 from typing import Mapping
 
 import mlflow
@@ -23,8 +25,8 @@ from mlflow.tracking.context.registry import resolve_tags
 from ..run_tags import managed_run
 
 __all__ = ["DEFAULT_EXPERIMENT", "MAX_BATCH", "absolute_tracking_uri", "active_run_id",
-           "create_run", "create_sqlite_store_once", "end_runs", "import_metrics",
-           "log_run_figure", "log_run_text", "reopen_runs", "tag_run", "tracking_uri",
+           "create_run", "create_sqlite_store_once", "end_runs", "figure_png", "import_metrics",
+           "log_run_figure", "log_run_png", "log_run_text", "reopen_runs", "tag_run", "tracking_uri",
            "use_experiment", "use_tracking_uri", "user_experiment_id"]
 
 DEFAULT_EXPERIMENT = "grok_mlflow"
@@ -182,3 +184,22 @@ def log_run_text(run_id: str, text: str, path: str) -> None:
 def log_run_figure(run_id: str, fig, path: str, client: MlflowClient | None = None) -> None:
     """Log a matplotlib figure into a run (a pyplot-free ``Figure``: nothing to close)."""
     (client or MlflowClient()).log_figure(run_id, fig, path)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure drawn into PNG bytes, in the calling thread. Matplotlib's drawing is
+    not thread-safe (two threads laying out tick labels at once break its shared mathtext
+    parser), so a figure is drawn in the thread that built it and only its bytes go to a
+    writer thread (``log_run_png``)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def log_run_png(run_id: str, data: bytes, path: str, client: MlflowClient | None = None) -> None:
+    """Log PNG bytes (``figure_png``) into a run as the artifact ``path``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        with open(local, "wb") as f:
+            f.write(data)
+        (client or MlflowClient()).log_artifact(run_id, local, os.path.dirname(path) or None)

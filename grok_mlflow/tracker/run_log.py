@@ -89,7 +89,16 @@ class RunLog:
         refresh = time.monotonic() - self._artifacts_written > self.artifact_every_s
         if not (refresh or self.recorder.flush_due()) or not self.recorder.can_write_behind():
             return
-        texts, figures = self._artifacts() if refresh else ({}, {})
+        texts: dict[str, str] = {}
+        figures: dict[str, Any] = {}
+        if refresh:
+            try:
+                texts, figures = self._artifacts()
+            except Exception as err:  # noqa: BLE001 - a refresh never stops training; the
+                # final write (write_artifacts) raises, and the metrics still go out below
+                said = (str(err).strip().splitlines() or [""])[0][:120]
+                logger.warning(f"grok-mlflow: warning: history.csv and the figure not refreshed "
+                               f"at step {step} ({type(err).__name__}: {said})")
         if self.recorder.write_behind(self._checkpoint(step, model), texts, figures) and refresh:
             self._artifacts_written = time.monotonic()
 
