@@ -507,8 +507,7 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
     - interpolation, the first minimum, the migration onset, the robustness onset: censored
       when not seen (they are events: once seen, they are behind the run);
     - the peak: censored when not seen, or when no second descent followed and LC still rises
-      at the end (the ascent goes on; a fall at the end puts the peak behind the run); its
-      value and length then too;
+      at the end (the ascent goes on; falling, the peak is behind); its value and length too;
     - generalization: censored when test accuracy never rose ``min_gain`` or still moves at
       the end (it is read against the level where test accuracy settles);
     - the descent depth: censored when LC still moves at the end (the descent goes on).
