@@ -198,6 +198,11 @@ class EndTrend:
     p_value: float
     moving: bool
 
+    @property
+    def rising(self) -> bool:
+        """Still moving, upward (an ascent that goes on; a fall is a descent under way)."""
+        return bool(self.moving) and self.end > self.start
+
     def text(self, label: str) -> str:
         return (f"{label} {self.start:.3g} -> {self.end:.3g} over steps {self.first_step:,}-"
                 f"{self.last_step:,}")

@@ -521,8 +521,7 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
     if adv and "interpolation" in last and len(series(history, adv[0])[0]):
         last["robustness_onset"] = int(series(history, adv[0])[0][-1])
     lc_moving = "lc" in trends and trends["lc"].moving
-    # the ascent goes on only while LC rises at the end; a fall at the end is the descent
-    lc_rising = lc_moving and trends["lc"].end > trends["lc"].start
+    lc_rising = "lc" in trends and trends["lc"].rising      # the ascent goes on
     for name, end in last.items():
         if name not in names:
             continue

@@ -171,7 +171,7 @@ def _lc_findings(c: Curve, label: str, suffix: str, t: ReportThresholds,
     trend = moving_at_end(steps, lc, t.rule)
     # one reading with phases.censor: the peak is under way while LC still rises at the end
     # and no second descent followed
-    rising = trend is not None and bool(trend.moving) and trend.end > trend.start
+    rising = trend is not None and trend.rising
     if r.open_peak or (not (r.second_descent and r.onset is not None) and rising):
         still = (f"still moves, {trend.start:.3g} -> {trend.end:.3g} over steps "
                  f"{trend.first_step:,}-{trend.last_step:,}" if trend is not None
