@@ -1,9 +1,11 @@
-"""Helpers shared by the benchmarks: timing and the real MNIST test images when available."""
+"""Helpers shared by the benchmarks: timing, the real MNIST test images when available, and a
+sweep's finished trials exported from the store into the repository."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,8 +13,45 @@ from typing import Callable
 
 import numpy as np
 import torch
+from mlflow import MlflowClient
+
+from grok_mlflow.findings.history import history_csv, read_history_csv
+from grok_mlflow.store.reading import run_artifact_text
 
 MNIST_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
+# the phase curves a trial's exported CSV keeps: accuracy, loss, LC per set and radius (with its
+# interval), PGD per eps, the decision boundary's measures
+KEPT_CURVES = re.compile(r"^(acc/(train|test)|loss/(train|test)|adv/acc/eps_[0-9.e-]+|boundary/\w+"
+                         r"|lc_r[0-9.e-]+/(train|test|random|boundary)(/ci_(low|high))?)$")
+
+
+def export_trials(experiment: str, folder: Path) -> int:
+    """Every finished trial (a child run with a ``grok_mlflow.trial`` tag) of the MLflow
+    ``experiment`` as ``folder/<trial>.csv``, its history's ``KEPT_CURVES``: batches run in
+    different sessions, each perhaps with its own store, add up in the repository. A trial
+    finished in more than one run keeps the latest, and is named."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        print(f"no experiment {experiment} in this store", file=sys.stderr)
+        return 1
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                              max_results=10_000, order_by=["attributes.start_time ASC"])
+    written: dict[str, int] = {}
+    for run in runs:
+        trial = run.data.tags.get("grok_mlflow.trial")
+        if not trial or "mlflow.parentRunId" not in run.data.tags:
+            continue
+        history = read_history_csv(run_artifact_text(run.info.run_id, "history.csv"))
+        kept = {s: {k: v for k, v in row.items() if KEPT_CURVES.match(k)}
+                for s, row in history.items()}
+        (folder / f"{trial}.csv").write_text(history_csv(kept))
+        written[trial] = written.get(trial, 0) + 1
+    twice = sorted(t for t, n in written.items() if n > 1)
+    print(f"{len(written)} trials written to {folder}"
+          + (f"; finished more than once, the latest kept: {', '.join(twice)}" if twice else ""))
+    return 0
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:

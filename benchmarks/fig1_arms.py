@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -32,42 +31,15 @@ import numpy as np
 from scipy.stats import binomtest
 
 from grok_mlflow.findings.curves import series
-from grok_mlflow.findings.history import history_csv, read_history_csv
+from grok_mlflow.findings.history import read_history_csv
 from grok_mlflow.findings.phases import boundary_shift, detect_phases
 from grok_mlflow.findings.statistics import km_median
 
+from common import export_trials
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "runs" / "fig1_arms"
-KEPT = re.compile(r"^(acc/(train|test)|loss/(train|test)|adv/acc/eps_[0-9.e-]+|boundary/\w+"
-                  r"|lc_r[0-9.e-]+/(train|test|random|boundary)(/ci_(low|high))?)$")
 LC_KEY = "lc_r0.005/train"
 EPS = ("0.05", "0.1", "0.2")
-
-
-def export(folder: Path) -> int:
-    """Every finished ``fig1_arms`` trial in the store as ``folder/<trial>.csv``."""
-    from mlflow import MlflowClient
-
-    from grok_mlflow.store.reading import run_artifact_text
-
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name("fig1_arms")
-    if experiment is None:
-        print("no experiment fig1_arms in this store", file=sys.stderr)
-        return 1
-    folder.mkdir(parents=True, exist_ok=True)
-    runs = client.search_runs([experiment.experiment_id],
-                              "attributes.status = 'FINISHED'", max_results=1000)
-    written = 0
-    for run in runs:
-        trial = run.data.tags.get("grok_mlflow.trial")
-        if not trial or "mlflow.parentRunId" not in run.data.tags:
-            continue
-        history = read_history_csv(run_artifact_text(run.info.run_id, "history.csv"))
-        kept = {s: {k: v for k, v in row.items() if KEPT.match(k)} for s, row in history.items()}
-        (folder / f"{trial}.csv").write_text(history_csv(kept))
-        written += 1
-    print(f"{written} trials written to {folder}")
-    return 0
 
 
 def loss_floor(history: dict) -> tuple[int | None, float, list[tuple[int, float]]]:
@@ -181,7 +153,7 @@ def main() -> int:
     parser.add_argument("--figures", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     if args.export:
-        return export(args.export)
+        return export_trials("fig1_arms", args.export)
     arms = read_trials(args.folder)
     if not arms:
         print(f"no trials in {args.folder}", file=sys.stderr)

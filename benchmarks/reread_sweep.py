@@ -5,6 +5,9 @@ optionally at other radii. Nothing is trained and nothing is written to the stor
     python benchmarks/reread_sweep.py PARENT_RUN_ID
     python benchmarks/reread_sweep.py PARENT_RUN_ID --radius 0.005 0.05   # each claim at each r
     python benchmarks/reread_sweep.py PARENT_RUN_ID --settled   # where `stop: settled` stops
+    python benchmarks/reread_sweep.py --spec projects/sweeps/depth.yaml --export docs/runs/depth
+    python benchmarks/reread_sweep.py --spec projects/sweeps/depth.yaml --trials docs/runs/depth \
+        --radius 0.005 0.05                     # every batch of the spec, from the exported CSVs
 
 Prints the claims' Markdown (``claims.claims_markdown``) and, per trial, the phase steps with
 their brackets (trials whose runs are not FINISHED, e.g. a sweep stopped halfway, are left out
@@ -12,6 +15,13 @@ and named); the spec is the one the parent run stored (its ``spec/`` artifact).
 ``--settled`` replays the settled rule (``phases.settled``, as the tracker asks it: at every
 measured step from ``min_steps`` on, before the cap) on each trial's history and prints where
 a ``stop: settled`` sweep would have stopped it, and the trial steps that saves.
+
+A spec run in batches (``--only``: each batch its own parent run, sessions apart, perhaps in
+stores that are gone by the time the last batch ends) is read whole from exported trials:
+``--export DIR`` writes every finished trial of the spec's experiment in the store as
+``DIR/<trial>.csv`` (``common.export_trials``: the phase curves only), and ``--trials DIR``
+judges the spec's claims over every trial there (files of trials the spec does not list are
+named and left out).
 """
 
 from __future__ import annotations
@@ -20,67 +30,115 @@ import argparse
 import dataclasses
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from grok_mlflow.findings.claims import claims_markdown
+from grok_mlflow.findings.history import read_history_csv
+from grok_mlflow.findings.phases import detect_phases, settled
+from grok_mlflow.findings.verdicts import evaluate_all
+from grok_mlflow.settings import Settings, SettingsError
+from grok_mlflow.store.reading import run_artifact_text
+from grok_mlflow.store.sweep_runs import child_runs
+from grok_mlflow.sweeps.spec import SweepSpec, load_spec, trial_name
+from grok_mlflow.sweeps.summary import trial_metrics
+from grok_mlflow.tracker.step import lc_prefix
+
+from common import export_trials
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parent")
+    parser.add_argument("parent", nargs="?", help="a finished sweep's parent run")
     parser.add_argument("--radius", type=float, nargs="*", default=None,
                         help="judge every LC claim at each of these radii")
     parser.add_argument("--settled", action="store_true",
                         help="replay the settled rule on each trial instead")
+    parser.add_argument("--spec", type=Path, default=None, help="the sweep spec YAML "
+                        "(with --export or --trials)")
+    parser.add_argument("--export", type=Path, default=None, metavar="DIR",
+                        help="write every finished trial of the spec's experiment there")
+    parser.add_argument("--trials", type=Path, default=None, metavar="DIR",
+                        help="judge the spec's claims over the trials exported there")
     args = parser.parse_args()
-
-    import mlflow
-
-    from grok_mlflow.findings.claims import claims_markdown
-    from grok_mlflow.findings.history import read_history_csv
-    from grok_mlflow.findings.phases import detect_phases
-    from grok_mlflow.findings.verdicts import evaluate_all
-    from grok_mlflow.store.reading import run_artifact_text
-    from grok_mlflow.store.sweep_runs import child_runs
-    from grok_mlflow.sweeps.spec import load_spec, trial_name
-    from grok_mlflow.sweeps.summary import trial_metrics
-    from grok_mlflow.tracker.step import lc_prefix
-
+    if (args.spec is None) == (args.parent is None) or \
+            (args.spec is not None and (args.export is None) == (args.trials is None)):
+        parser.error("give a PARENT_RUN_ID, or --spec with one of --export DIR, --trials DIR")
+    if args.spec is not None:
+        try:
+            spec = load_spec(str(args.spec))
+        except (OSError, SettingsError) as err:
+            parser.error(f"--spec {args.spec}: {err}")
+        if args.export is not None:
+            return export_trials(spec.name, args.export)
+        return _judge(spec, list(_exported(spec, args.trials)), args.radius)
     if args.settled:
         return _print_stops([(run.info.run_name, *_replay_settled(run)) for run in
                              sorted(child_runs(args.parent), key=lambda r: r.info.run_name)])
-
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(run_id=args.parent, artifact_path="spec",
                                                     dst_path=tmp)
-        spec_file = next(Path(local).glob("*.yaml"))
-        spec = load_spec(str(spec_file))
-    by_name = {trial_name(o): o for o in spec.trials()}
-    radii = spec.base.lc_radius
-    key = f"{lc_prefix(radii[0], radii)}/train"
-    trials, rows, unfinished = [], [], []
-    for run in child_runs(args.parent):
+        spec = load_spec(str(next(Path(local).glob("*.yaml"))))
+    return _judge(spec, list(_stored(spec, args.parent)), args.radius)
+
+
+def _stored(spec: SweepSpec, parent: str) -> Iterator[tuple[str, dict | None, dict, dict]]:
+    """(trial, history or None where the run is not FINISHED, its last metrics, its params) of
+    the parent's child runs that the spec lists."""
+    names = {trial_name(o) for o in spec.trials()}
+    for run in child_runs(parent):
         name = run.data.tags.get("grok_mlflow.trial", run.data.tags.get("mlflow.runName"))
-        if name not in by_name:
+        if name not in names:
             continue
         if run.info.status != "FINISHED":        # still training, or stopped: not read
-            unfinished.append(f"{name} ({run.info.status})")
+            yield f"{name} ({run.info.status})", None, {}, {}
             continue
         history = read_history_csv(run_artifact_text(run.info.run_id, "history.csv"))
+        yield name, history, dict(run.data.metrics), dict(run.data.params)
+
+
+def _exported(spec: SweepSpec, folder: Path) -> Iterator[tuple[str, dict | None, dict, dict]]:
+    """The same from ``folder/<trial>.csv``: the last metrics are each curve's last value, the
+    params the spec's radii; a file of a trial the spec does not list is named and left out."""
+    names = {trial_name(o) for o in spec.trials()}
+    params = {"lc_radius": ",".join(f"{r:g}" for r in spec.base.lc_radius)}
+    for path in sorted(folder.glob("*.csv")):
+        if path.stem not in names:
+            yield f"{path.name} (not a trial of {spec.name})", None, {}, {}
+            continue
+        history = read_history_csv(path.read_text())
+        last = {k: v for step in sorted(history) for k, v in history[step].items()}
+        yield path.stem, history, last, params
+
+
+def _judge(spec: SweepSpec, found: list[tuple[str, dict | None, dict, dict]],
+           radii: list[float] | None) -> int:
+    """Print the spec's claims over the trials found and each trial's phase steps."""
+    by_name = {trial_name(o): o for o in spec.trials()}
+    key = f"{lc_prefix(spec.base.lc_radius[0], spec.base.lc_radius)}/train"
+    left_out = sorted(name for name, history, _, _ in found if history is None)
+    if left_out:
+        print(f"Not read: {', '.join(left_out)}\n")
+    trials, rows = [], []
+    for name, history, metrics, params in found:
+        if history is None:
+            continue
         phases = detect_phases(history, lc_key=key)
-        metrics = {k: v for k, v in run.data.metrics.items() if not k.startswith("grok")}
-        trials.append((by_name[name], trial_metrics({**metrics, **phases}, run.data.params)))
+        kept = {k: v for k, v in metrics.items() if not k.startswith("grok")}
+        trials.append((by_name[name], trial_metrics({**kept, **phases}, params)))
         rows.append((name, phases))
-    verdicts = []
-    for claim in spec.claims:
-        if args.radius:
-            for r in args.radius:
-                verdicts += evaluate_all(dataclasses.replace(claim, radius=r), trials,
-                                         spec.grid[claim.versus],
-                                         setting=f"{spec.base.model} on {spec.base.dataset}")
-        else:
-            verdicts += evaluate_all(claim, trials, spec.grid[claim.versus],
-                                     setting=f"{spec.base.model} on {spec.base.dataset}")
-    if unfinished:
-        print(f"Not read (not FINISHED): {', '.join(sorted(unfinished))}\n")
+    if not trials:
+        print("no finished trial of this spec found", file=sys.stderr)
+        return 1
+    setting = f"{spec.base.model} on {spec.base.dataset}"
+    claims = [dataclasses.replace(c, radius=r) for c in spec.claims for r in radii] if radii \
+        else spec.claims
+    verdicts = [v for c in claims for v in evaluate_all(c, trials, spec.grid[c.versus],
+                                                        setting=setting)]
+    print(f"{len(trials)} trials read\n")
     print(claims_markdown(verdicts, spec.name).split("\nHow the verdicts")[0])
     print("| trial | " + " | ".join(_SHOWN) + " |")
     print("|---" * (len(_SHOWN) + 1) + "|")
@@ -93,12 +151,6 @@ def main() -> int:
 def _replay_settled(run) -> tuple[int | None, int, str]:
     """(the step the rule first holds before the cap or None, the cap, why), from the run's
     metric histories in the store (its artifacts are not needed)."""
-    from mlflow.tracking import MlflowClient
-
-    from grok_mlflow.findings.phases import settled
-    from grok_mlflow.settings import Settings
-    from grok_mlflow.tracker.step import lc_prefix
-
     client, history = MlflowClient(), {}
     for name in run.data.metrics:
         if not name.startswith("grok"):

@@ -288,3 +288,84 @@ def test_absent_where_a_setting_holds_needs_the_others_to_have_it():
 
 def test_a_rho_of_exactly_0_8_counts_as_one():
     assert spearman([0, 1, 2, 3], [9052, 10160, 9962, 10320]) == 0.8       # one swap in four
+
+
+def _benchmark(name):
+    """A benchmarks/ script as a module (its folder on sys.path, as when it runs)."""
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_spec_run_in_batches_is_judged_whole_from_its_exported_trials(tmp_path):
+    """Issue 50: a spec's batches (`--only`) are their own parent runs; `reread_sweep.py --spec
+    SPEC --trials DIR` judges the claims over every exported trial. On the fig. 1 arms as the
+    repository keeps them (docs/paper-on-mnist.md: float64 + MSE migrates in 5 of 5 seeds,
+    float64 + cross-entropy in none); a file the spec does not list is named and left out."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO, subprocess_env
+
+    folder = tmp_path / "trials"
+    shutil.copytree(REPO / "docs" / "runs" / "fig1_arms", folder)
+    shutil.copy(folder / "dtype=float64,loss=mse,seed=0.csv", folder / "width=25,seed=0.csv")
+    done = subprocess.run([sys.executable, "benchmarks/reread_sweep.py", "--spec",
+                           "projects/sweeps/fig1_arms.yaml", "--trials", str(folder)],
+                          cwd=REPO, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "Not read: width=25,seed=0.csv (not a trial of fig1_arms)" in out
+    assert "20 trials read" in out
+    lines = {line.split(" (fig. 1)")[0]: line for line in out.splitlines() if "(fig. 1)" in line}
+    assert "(5 of 5;" in lines["- **SUPPORTED**: float64, mse: region migration (LC's second "
+                                "descent)"]
+    assert "(0 of 5;" in lines["- **INCONCLUSIVE**: float64, cross_entropy: region migration "
+                                "(LC's second descent)"]
+    bad = subprocess.run([sys.executable, "benchmarks/reread_sweep.py", "--spec",
+                          "projects/sweeps/fig1_arms.yaml"], cwd=REPO, capture_output=True,
+                         text=True, env=subprocess_env(), timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "reread_sweep.py: error: give a PARENT_RUN_ID, or --spec with one of --export DIR, "
+        "--trials DIR")
+
+
+def test_export_trials_keeps_each_finished_trial_once_with_its_phase_curves(tracking_uri,
+                                                                           tmp_path, capsys):
+    """`common.export_trials`: every finished child run with a trial tag, as <trial>.csv with
+    the phase curves only; a trial finished twice keeps the later run and is named; a run not
+    FINISHED and the parent are left out."""
+    import time
+
+    import mlflow
+
+    from grok_mlflow.findings.history import history_csv, read_history_csv
+
+    common = _benchmark("common")
+    assert common.export_trials("nowhere", tmp_path / "x") == 1
+    mlflow.set_experiment("depth")
+    with mlflow.start_run(run_name="depth[depth=2]"):
+        for value, status in ((1.0, "FINISHED"), (2.0, "FINISHED"), (3.0, "KILLED")):
+            with mlflow.start_run(nested=True, tags={"grok_mlflow.trial": "depth=2,seed=0"}):
+                mlflow.log_text(history_csv({10: {"lc_r0.005/train": value, "acc/test": 0.5,
+                                                  "lr": 1e-3}}), "history.csv")
+                if status != "FINISHED":
+                    mlflow.end_run(status)
+            time.sleep(0.01)           # start times a millisecond apart at least: "latest"
+    assert common.export_trials("depth", tmp_path / "out") == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["depth=2,seed=0.csv"]
+    kept = read_history_csv((tmp_path / "out" / "depth=2,seed=0.csv").read_text())
+    assert kept == {10: {"lc_r0.005/train": 2.0, "acc/test": 0.5}}
+    assert capsys.readouterr().out.strip() == (
+        f"1 trials written to {tmp_path / 'out'}; finished more than once, the latest kept: "
+        "depth=2,seed=0")
