@@ -99,6 +99,15 @@ def test_where_selects_the_trials_an_absent_claim_is_about():
         == "inconclusive"                                            # all trials: 2 of 4 have it
 
 
+def test_a_present_claim_on_one_arm_versus_seed_shows_that_arms_share_per_seed():
+    """`versus: seed` with `where: {arm: a}`: each seed's point is arm a's own (1.0 where a has
+    the phase), not the share over both arms at that seed (0.5 before)."""
+    trials = [({"arm": arm, "seed": s}, {Q: 500.0} if arm == "a" else {})
+              for arm in ("a", "b") for s in range(3)]
+    v = evaluate(Claim("a migrates", Q, "present", "seed", where={"arm": "a"}), trials, [0, 1, 2])
+    assert v.status == "supported" and v.points == ((0, 1.0), (1, 1.0), (2, 1.0))
+
+
 FIVE = [16, 32, 64, 128, 256]
 
 

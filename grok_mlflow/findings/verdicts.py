@@ -309,12 +309,14 @@ def _presence(claim: Claim, trials, chosen, order: list, q: str, verdict) -> Ver
     """absent / present: the fraction of trials that show the quantity, with its interval."""
     n = len(chosen)
     k = sum(m.get(q) is not None and np.isfinite(m[q]) for _, m in chosen)
-    # points: the fraction of trials at each swept value that show the quantity (over every
-    # trial, so a `where` claim is seen against the trials it leaves out)
-    shown = [o for o, m in trials if m.get(q) is not None and np.isfinite(m[q])]
+    # points: the fraction of trials at each swept value that show the quantity: over every
+    # trial when `versus` is a `where` setting (the claim's arm seen beside the trials it leaves
+    # out), else over the claim's own trials (``versus: seed`` within one arm)
+    among = trials if claim.versus in claim.where else chosen
+    shown = [o for o, m in among if m.get(q) is not None and np.isfinite(m[q])]
     points = tuple((x, sum(o[claim.versus] == x for o in shown)
-                    / sum(o[claim.versus] == x for o, _ in trials))
-                   for x in order if any(o[claim.versus] == x for o, _ in trials))
+                    / sum(o[claim.versus] == x for o, _ in among))
+                   for x in order if any(o[claim.versus] == x for o, _ in among))
     # a trial without the quantity whose phase was not yet seen at its last step is no
     # evidence against 'present': it may come later
     open_ = sum(censored_step(m, q) is not None and not (m.get(q) is not None
