@@ -4,7 +4,12 @@
 # no MLflow), are installed to /tmp/site, then in parallel, each in its own SQLite store:
 #   1. the paper's fig. 10 preset (30% of the pairs) on cuda, until settled, 25,000 at most;
 #   2. the fig. 10 CPU preset (40%, until settled, 8,000 at most), seeds 0-4, on cuda;
-#   3. the image-model benchmark (a ~1.5k-parameter CNN on 3x32x32, tracked / untracked) on cuda.
+#   3. the image-model benchmark (a ~1.5k-parameter CNN on 3x32x32, tracked / untracked) on cuda;
+#   4. width2000: one trial of projects/sweeps/width.yaml at its widest (width 2,000, seed 0, the
+#      spec's base: 1e5 steps, LC around 1,000 points at two radii, PGD per eps) on cuda, for the
+#      wall time a GPU batch of the width spec needs (Ray is not on that machine: the trial runs
+#      as the sweep's trainable would, runner.training.train on the spec's settings). Needs the
+#      real MNIST test set carried: cp -r ../shared/data/mnist-t10k .devdata/ (git-ignored).
 # Each job ends by SIGINT at its limit (the run is then KILLED with what it measured); the
 # stores come back as one tarball, the logs' tails and a summary of every run as text.
 # LIMIT=seconds per job (480); ONLY="cpu40_seed1 cnn" runs the jobs named (paper30,
@@ -41,6 +46,16 @@ for s in 0 1 2 3 4; do
   job cpu40_seed$s python3 -m grok_mlflow train --preset $REPO/projects/fig10_modular_addition_cpu.yaml --seed $s --device cuda
 done
 job cnn python3 $REPO/benchmarks/bench_image_model.py --device cuda
+if [ -d $REPO/.devdata/mnist-t10k ]; then
+  (cd $REPO/benchmarks && python3 -c "from pathlib import Path; from reproduce import write_mnist_split
+write_mnist_split(Path('$REPO/.devdata/mnist-t10k'), Path('/tmp/mnist'))") > $W/mnist_split.txt 2>&1
+  job width2000 python3 -c "import dataclasses
+from grok_mlflow.runner.training import train
+from grok_mlflow.sweeps.spec import load_spec
+base = load_spec('$REPO/projects/sweeps/width.yaml').base
+train(dataclasses.replace(base, width=2000, seed=0, data_root='/tmp/mnist', device='cuda'),
+      experiment='width', run_name='width=2000,seed=0')"
+fi
 wait
 for d in $W/*/; do echo "== $(basename $d)"; tail -c 1500 $d/log.txt | tr '\r' '\n' | tail -8; done > "$OUT/logs.txt"
 for d in $W/*/; do
