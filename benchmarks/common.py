@@ -4,6 +4,7 @@ sweep's finished trials exported from the store into the repository."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import sys
@@ -27,7 +28,8 @@ KEPT_CURVES = re.compile(r"^(acc/(train|test)|loss/(train|test)|adv/acc/eps_[0-9
 
 def export_trials(experiment: str, folder: Path) -> int:
     """Every finished trial (a child run with a ``grok_mlflow.trial`` tag) of the MLflow
-    ``experiment`` as ``folder/<trial>.csv``, its history's ``KEPT_CURVES``: batches run in
+    ``experiment`` as ``folder/<trial>.csv``, its history's ``KEPT_CURVES``, and its settings
+    (the run's params) as ``folder/<trial>.json``: batches run in
     different sessions, each perhaps with its own store, add up in the repository. A trial
     finished in more than one run keeps the latest, and is named."""
     client = MlflowClient()
@@ -47,6 +49,8 @@ def export_trials(experiment: str, folder: Path) -> int:
         kept = {s: {k: v for k, v in row.items() if KEPT_CURVES.match(k)}
                 for s, row in history.items()}
         (folder / f"{trial}.csv").write_text(history_csv(kept))
+        (folder / f"{trial}.json").write_text(json.dumps(dict(sorted(run.data.params.items())),
+                                                          indent=1) + "\n")
         written[trial] = written.get(trial, 0) + 1
     twice = sorted(t for t, n in written.items() if n > 1)
     print(f"{len(written)} trials written to {folder}"

@@ -8,6 +8,8 @@ optionally at other radii. Nothing is trained and nothing is written to the stor
     python benchmarks/reread_sweep.py --spec projects/sweeps/depth.yaml --export docs/runs/depth
     python benchmarks/reread_sweep.py --spec projects/sweeps/depth.yaml --trials docs/runs/depth \
         --radius 0.005 0.05                     # every batch of the spec, from the exported CSVs
+    python benchmarks/reread_sweep.py --spec projects/sweeps/mnist_weight_decay.yaml \
+        --trials docs/runs/mnist_weight_decay docs/runs/depth   # + runs of the same settings
 
 Prints the claims' Markdown (``claims.claims_markdown``) and, per trial, the phase steps with
 their brackets (trials whose runs are not FINISHED, e.g. a sweep stopped halfway, are left out
@@ -19,18 +21,22 @@ a ``stop: settled`` sweep would have stopped it, and the trial steps that saves.
 A spec run in batches (``--only``: each batch its own parent run, sessions apart, perhaps in
 stores that are gone by the time the last batch ends) is read whole from exported trials:
 ``--export DIR`` writes every finished trial of the spec's experiment in the store as
-``DIR/<trial>.csv`` (``common.export_trials``: the phase curves only), and ``--trials DIR``
-judges the spec's claims over every trial there (files of trials the spec does not list are
-named and left out).
+``DIR/<trial>.csv`` (``common.export_trials``: the phase curves only, and its settings as
+``<trial>.json``), and ``--trials DIR [DIR ...]`` judges the spec's claims over every trial in
+the first folder, taking a trial it lacks from a later folder where one has the same settings
+(all but where it ran: ``PLACE``), so that one run serves every spec it belongs to. Files of
+trials the spec does not list, or whose settings differ from the spec's, are named and left
+out.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import mlflow
@@ -61,8 +67,10 @@ def main() -> int:
                         "(with --export or --trials)")
     parser.add_argument("--export", type=Path, default=None, metavar="DIR",
                         help="write every finished trial of the spec's experiment there")
-    parser.add_argument("--trials", type=Path, default=None, metavar="DIR",
-                        help="judge the spec's claims over the trials exported there")
+    parser.add_argument("--trials", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="judge the spec's claims over the trials exported there (the "
+                        "first folder the spec's own; later ones lend trials of the same "
+                        "settings)")
     args = parser.parse_args()
     if (args.spec is None) == (args.parent is None) or \
             (args.spec is not None and (args.export is None) == (args.trials is None)):
@@ -100,18 +108,55 @@ def _stored(spec: SweepSpec, parent: str) -> Iterator[tuple[str, dict | None, di
         yield name, history, dict(run.data.metrics), dict(run.data.params)
 
 
-def _exported(spec: SweepSpec, folder: Path) -> Iterator[tuple[str, dict | None, dict, dict]]:
-    """The same from ``folder/<trial>.csv``: the last metrics are each curve's last value, the
-    params the spec's radii; a file of a trial the spec does not list is named and left out."""
-    names = {trial_name(o) for o in spec.trials()}
-    params = {"lc_radius": ",".join(f"{r:g}" for r in spec.base.lc_radius)}
-    for path in sorted(folder.glob("*.csv")):
-        if path.stem not in names:
+# settings that say where and how a trial ran, not what it trained: trials equal in every other
+# setting are the same trial (training is seeded; the data root must hold the same files)
+PLACE = frozenset({"preset", "data_root", "download", "data_workers", "checkpoint_every_s",
+                   "tracking_retry_s"})
+
+
+def _what(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in params.items() if k not in PLACE}
+
+
+def _recorded(path: Path) -> dict[str, str] | None:
+    """The settings ``--export`` recorded beside a trial's CSV (``<trial>.json``), or None."""
+    beside = path.with_suffix(".json")
+    return _what(json.loads(beside.read_text())) if beside.exists() else None
+
+
+def _exported(spec: SweepSpec, folders: list[Path]
+              ) -> Iterator[tuple[str, dict | None, dict, dict]]:
+    """The same from ``folders[0]/<trial>.csv`` (the last metrics are each curve's last value,
+    the params the spec's radii) and, for a trial missing there, from a CSV in a later folder
+    whose recorded settings equal the trial's: the same run under another spec (the fig. 1 MLP
+    at weight decay 0.01 is ``depth.yaml``'s depth 3), named as it is taken. A file of a trial
+    the spec does not list, or whose recorded settings differ from the trial's, is named and
+    left out."""
+    wanted = {trial_name(o): _what(dataclasses.replace(spec.base, **o).to_params())
+              for o in spec.trials()}
+    found: dict[str, Path] = {}
+    own, *others = folders
+    for path in sorted(own.glob("*.csv")):
+        recorded = _recorded(path)
+        if path.stem not in wanted:
             yield f"{path.name} (not a trial of {spec.name})", None, {}, {}
-            continue
-        history = read_history_csv(path.read_text())
+        elif recorded is not None and recorded != wanted[path.stem]:
+            differ = ", ".join(f"{k} {recorded.get(k)} -> {v}" for k, v in
+                               wanted[path.stem].items() if recorded.get(k) != v)
+            yield f"{path.name} (its settings differ from the spec's: {differ})", None, {}, {}
+        else:
+            found[path.stem] = path
+    same = {json.dumps(recorded, sort_keys=True): path for folder in reversed(others)
+            for path in sorted(folder.glob("*.csv")) if (recorded := _recorded(path))}
+    for name, what in wanted.items():
+        if name not in found and (path := same.get(json.dumps(what, sort_keys=True))):
+            print(f"{name}: {path} (the same settings)")
+            found[name] = path
+    params = {"lc_radius": ",".join(f"{r:g}" for r in spec.base.lc_radius)}
+    for name in (n for n in wanted if n in found):
+        history = read_history_csv(found[name].read_text())
         last = {k: v for step in sorted(history) for k, v in history[step].items()}
-        yield path.stem, history, last, params
+        yield name, history, last, params
 
 
 def _judge(spec: SweepSpec, found: list[tuple[str, dict | None, dict, dict]],

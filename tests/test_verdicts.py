@@ -352,8 +352,9 @@ def test_a_spec_run_in_batches_is_judged_whole_from_its_exported_trials(tmp_path
 def test_export_trials_keeps_each_finished_trial_once_with_its_phase_curves(tracking_uri,
                                                                            tmp_path, capsys):
     """`common.export_trials`: every finished child run with a trial tag, as <trial>.csv with
-    the phase curves only; a trial finished twice keeps the later run and is named; a run not
-    FINISHED and the parent are left out."""
+    the phase curves only and <trial>.json with its settings; a trial finished twice keeps the
+    later run and is named; a run not FINISHED and the parent are left out."""
+    import json
     import time
 
     import mlflow
@@ -368,13 +369,46 @@ def test_export_trials_keeps_each_finished_trial_once_with_its_phase_curves(trac
             with mlflow.start_run(nested=True, tags={"grok_mlflow.trial": "depth=2,seed=0"}):
                 mlflow.log_text(history_csv({10: {"lc_r0.005/train": value, "acc/test": 0.5,
                                                   "lr": 1e-3}}), "history.csv")
+                mlflow.log_params({"depth": "2", "lr": str(value)})
                 if status != "FINISHED":
                     mlflow.end_run(status)
             time.sleep(0.01)           # start times a millisecond apart at least: "latest"
     assert common.export_trials("depth", tmp_path / "out") == 0
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["depth=2,seed=0.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "depth=2,seed=0.csv", "depth=2,seed=0.json"]
+    assert json.loads((tmp_path / "out" / "depth=2,seed=0.json").read_text()) == {
+        "depth": "2", "lr": "2.0"}                                   # the later run's settings
     kept = read_history_csv((tmp_path / "out" / "depth=2,seed=0.csv").read_text())
     assert kept == {10: {"lc_r0.005/train": 2.0, "acc/test": 0.5}}
     assert capsys.readouterr().out.strip() == (
         f"1 trials written to {tmp_path / 'out'}; finished more than once, the latest kept: "
         "depth=2,seed=0")
+
+
+def test_a_trial_of_the_same_settings_is_taken_from_another_specs_export(tmp_path):
+    """`--trials OWN OTHER`: the weight-decay spec's 0.01 trials are depth.yaml's depth-3 runs
+    (every setting but where it ran equal, as exported beside each CSV): taken from
+    docs/runs/depth and named; an own file whose recorded settings differ is named and left
+    out with the difference."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO, subprocess_env
+
+    own, depth = tmp_path / "own", REPO / "docs" / "runs" / "depth"
+    own.mkdir()
+    for suffix in (".csv", ".json"):
+        shutil.copy(depth / f"depth=3,seed=0{suffix}", own / f"weight_decay=0.1,seed=0{suffix}")
+    done = subprocess.run([sys.executable, "benchmarks/reread_sweep.py", "--spec",
+                           "projects/sweeps/mnist_weight_decay.yaml", "--trials", str(own),
+                           str(depth)], cwd=REPO, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert ("Not read: weight_decay=0.1,seed=0.csv (its settings differ from the spec's: "
+            "weight_decay 0.01 -> 0.1)") in out
+    for seed in range(5):
+        assert f"weight_decay=0.01,seed={seed}: {depth}/depth=3,seed={seed}.csv (the same " \
+            "settings)" in out
+    assert "5 trials read" in out and "depth=2" not in out
