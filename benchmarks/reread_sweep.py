@@ -42,7 +42,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from grok_mlflow.findings.claims import claims_markdown
+from grok_mlflow.findings.claims import claims_markdown, radius_dependent
 from grok_mlflow.findings.history import read_history_csv
 from grok_mlflow.findings.phases import detect_phases, settled
 from grok_mlflow.findings.verdicts import evaluate_all
@@ -179,17 +179,19 @@ def _judge(spec: SweepSpec, found: list[tuple[str, dict | None, dict, dict]],
         print("no finished trial of this spec found", file=sys.stderr)
         return 1
     setting = f"{spec.base.model} on {spec.base.dataset}"
-    claims = [dataclasses.replace(c, radius=r) for c in spec.claims for r in radii] if radii \
-        else spec.claims
+    # each LC claim at each radius asked for; a claim on accuracy or PGD once
+    claims = [dataclasses.replace(c, radius=r) for c in spec.claims
+              for r in (radii if radii and radius_dependent(c.quantity) else [c.radius])]
     verdicts = [v for c in claims for v in evaluate_all(c, trials, spec.grid[c.versus],
                                                         setting=setting)]
     print(f"{len(trials)} trials read\n")
     print(claims_markdown(verdicts, spec.name).split("\nHow the verdicts")[0])
-    print("| trial | " + " | ".join(_SHOWN) + " |")
-    print("|---" * (len(_SHOWN) + 1) + "|")
+    shown = _shown(rows)
+    print("| trial | " + " | ".join(title for title, _ in shown) + " |")
+    print("|---" * (len(shown) + 1) + "|")
     order = list(by_name)
     for name, phases in sorted(rows, key=lambda row: order.index(row[0])):
-        print(f"| {name} | " + " | ".join(_cell(phases, k) for k in _SHOWN) + " |")
+        print(f"| {name} | " + " | ".join(_cell(phases, key) for _, key in shown) + " |")
     return 0
 
 
@@ -225,14 +227,24 @@ def _print_stops(stops: list) -> int:
     return 0
 
 
-_SHOWN = ("lc_peak", "migration_onset", "robustness_onset", "generalization")
+def _shown(rows: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    """The trial table's (column title, phase key): the LC phases, the robustness onset over
+    the mean of the eps and, where PGD ran at several eps, each eps's own, then generalization."""
+    heads = sorted({k.split("/")[0] for _, phases in rows for k in phases
+                    if k.startswith("grok_eps") and k.endswith("/robustness_onset_censored")},
+                   key=lambda head: float(head.removeprefix("grok_eps")))
+    per_eps = [(f"robustness_onset eps {h.removeprefix('grok_eps')}",
+                f"{h}/robustness_onset") for h in heads]
+    return [("lc_peak", "grok/lc_peak"), ("migration_onset", "grok/migration_onset"),
+            ("robustness_onset" + (" (mean of eps)" if per_eps else ""),
+             "grok/robustness_onset"), *per_eps, ("generalization", "grok/generalization")]
 
 
 def _cell(phases: dict, name: str) -> str:
-    key = f"grok/{name}_step"
+    key = f"{name}_step"
     if key in phases:
         return f"{phases[key]:,.0f} ({phases[key + '_low']:,.0f}-{phases[key + '_high']:,.0f})"
-    if phases.get(f"grok/{name}_censored") == 1.0:
+    if phases.get(f"{name}_censored") == 1.0:
         return f"> {phases.get(key + '_low', 0):,.0f}"
     return "-"
 

@@ -101,6 +101,7 @@ def test_the_dominant_ascent_wins_over_an_early_wobble():
     assert abs(phases["grok/lc_first_min_step"] - 120) <= 10
     assert abs(phases["grok/lc_peak_step"] - 300) <= 10
     assert phases["grok/lc_peak_value"] == pytest.approx(29.0)
+    assert phases["grok/ascent_height"] == pytest.approx(29.0 - 21.0)   # peak - first minimum
     assert phases["grok/ascent_steps"] == (phases["grok/lc_peak_step"]
                                            - phases["grok/lc_first_min_step"])
     assert 300 < phases["grok/migration_onset_step"] < 3_000   # 5% of the ascent: 28.6
@@ -112,6 +113,7 @@ def test_shape_quantities_are_absent_without_a_second_descent():
     rising = detect_phases(history_from(lc__train=lambda s: np.log10(s + 1) + 1.0), window=1)
     # still rising at its last step: the peak is censored there (#49), not a peak
     assert "grok/lc_peak_step" not in rising and "grok/lc_peak_value" not in rising
+    assert "grok/ascent_height" not in rising
     assert rising["grok/lc_peak_censored"] == 1.0
     assert rising["grok/lc_peak_step_low"] == STEPS[-1]
     assert "grok/migration_onset_step" not in rising and "grok/descent_depth" not in rising

@@ -251,8 +251,9 @@ def claims_markdown(verdicts: Sequence[Verdict], sweep: str) -> str:
     lines += ["", "| claim | quantity | r | trend | versus | per swept value | effect [95% "
               "interval] | censored | p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
-        values = ", ".join(f"{x}: {'-' if y is None else f'{y:.4g}'}" for x, y in v.points) \
-            or "-"
+        # a median not seen by the last step (censored) has no value to print
+        values = ", ".join(f"{x}: {'-' if y is None else 'censored' if math.isinf(y) else f'{y:.4g}'}"
+                           for x, y in v.points) or "-"
         effect = "-" if v.effect is None else f"{v.effect:+.3g}"
         if v.effect_interval is not None:
             effect += f" [{v.effect_interval[0]:+.3g}, {v.effect_interval[1]:+.3g}]"

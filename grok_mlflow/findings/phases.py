@@ -9,7 +9,7 @@ make runs comparable in the MLflow UI; ``grok_mlflow.findings.report`` words the
 ``grok/lc_first_min_step``         end of the first descent: the low point the ascent rises from
 ``grok/lc_peak_step``              ascent peak: the top of the smoothed train LC's largest rise
 ``grok/lc_peak_value``             smoothed train LC at the peak (LC units: hyperplanes per point)
-``grok/ascent_steps``              peak step - first-minimum step
+``grok/ascent_steps``, ``_height``  peak step - first-minimum step; peak - first-minimum LC (smoothed)
 ``grok/migration_onset_step``      start of the second descent: smoothed train LC crosses ``rel_tol``
                                    (5%) of the ascent's height below the peak (logged only when
                                    the second descent counts: its fall resolved and material)
@@ -57,13 +57,13 @@ PHASE_KEYS = ("grok/interpolation_step", "grok/lc_first_min_step", "grok/lc_peak
 # the phase steps logged with a bracket (``_low``, ``_high``): every phase step but the delay
 BRACKETED = PHASE_KEYS[:-1]
 # what the LC curve's phases looked like (not steps): values, lengths, fractions
-SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
+SHAPE_KEYS = ("grok/lc_peak_value", "grok/ascent_steps", "grok/ascent_height", "grok/descent_depth")
 # how LC at the decision boundary moved against LC at the data over the second descent
 BOUNDARY_KEYS = ("grok/boundary_ratio_onset", "grok/boundary_ratio_end",
                  "grok/boundary_ratio_change")
 # the LC quantities: one set per radius (``grok_r{r}/...`` when a run measures several)
 LC_KEYS = ("grok/lc_first_min_step", "grok/lc_peak_step", "grok/migration_onset_step",
-           "grok/lc_peak_value", "grok/ascent_steps", "grok/descent_depth")
+           "grok/lc_peak_value", "grok/ascent_steps", "grok/ascent_height", "grok/descent_depth")
 
 # "delayed": a phase at least this many times the interpolation step (the report, the rule)
 DELAY_FACTOR = 2.0
@@ -192,6 +192,7 @@ def lc_phases(steps: np.ndarray, lc: np.ndarray, *, window: int = 5, rel_tol: fl
     _put(out, "grok/lc_peak_step", peak)
     out["grok/lc_peak_value"] = float(reading.curve.smoothed[peak.index])
     out["grok/ascent_steps"] = peak.estimate - first_min.estimate
+    out["grok/ascent_height"] = reading.height
     if reading.second_descent and reading.onset is not None:
         _put(out, "grok/migration_onset_step", reading.onset)
         out["grok/descent_depth"] = reading.fallen
@@ -537,7 +538,7 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
                 found.pop(key + suffix, None)
             found[key + "_low"] = end
             if name == "lc_peak":
-                for shape in ("grok/lc_peak_value", "grok/ascent_steps"):
+                for shape in ("grok/lc_peak_value", "grok/ascent_steps", "grok/ascent_height"):
                     found.pop(shape, None)
             if name == "robustness_onset":
                 found.pop("grok/delay_steps", None)
