@@ -538,7 +538,7 @@ def censor(history: Mapping[int, Mapping[str, float]], found: dict[str, float], 
                 found.pop(key + suffix, None)
             found[key + "_low"] = end
             if name == "lc_peak":
-                for shape in ("grok/lc_peak_value", "grok/ascent_steps", "grok/ascent_height"):
+                for shape in (k for k in SHAPE_KEYS if k != "grok/descent_depth"):
                     found.pop(shape, None)
             if name == "robustness_onset":
                 found.pop("grok/delay_steps", None)
